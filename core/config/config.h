@@ -1,0 +1,169 @@
+// Config: the typed, validated form of schedd.toml. Loading never throws: every mistake is
+// collected as a ConfigError with file:line:col, and all of them are reported in one run.
+//
+// Loading is two-phase because helper params are checked against executor schemas, which
+// come from plugins, whose directory comes from the config:
+//   1. load_config(path)            parses and validates everything that needs no plugin;
+//   2. validate_helpers(cfg, find)  checks executors exist and params match their schemas,
+//                                   converting each helper's raw params into typed values.
+//
+// Thread-safety: plain values; immutable after loading.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/common/params.h"
+#include "core/common/status.h"
+#include "core/schedule/dst_policy.h"
+
+namespace schedd {
+
+struct SourceLoc {
+  std::string file;
+  uint32_t line = 0;  // 1-based; 0 when unknown
+  uint32_t column = 0;
+};
+
+struct ConfigError {
+  SourceLoc where;
+  std::string message;
+  // "path:line:col: message" (or "path: message" when the position is unknown).
+  std::string to_string() const;
+};
+
+// A param as written in TOML, before the executor's schema gives it a type.
+struct RawParam {
+  std::string name;
+  SourceLoc where;
+  // string, integer, float, bool, array of strings, table of strings; `kind` says which.
+  // kOther is anything else (a date, a mixed array, a nested table): `value` then holds a
+  // description of it for messages ("array containing integer").
+  enum class Kind { kString, kInt, kDouble, kBool, kStringList, kStringMap, kOther } kind;
+  std::variant<std::string, int64_t, double, bool, StringList, StringMap> value;
+};
+
+
+// Exactly one of cron / time / every is set.
+struct ScheduleConfig {
+  std::optional<std::string> cron;    // cron expression (5 or 6 fields, or @macro)
+  std::optional<std::string> time;    // daily "HH:MM[:SS]"
+  std::vector<std::string> days;      // daily: weekdays ("mon".."sun"); empty = every day
+  std::optional<std::chrono::milliseconds> every;  // interval
+  std::optional<std::string> anchor;  // interval phase, RFC 3339; default the Unix epoch
+  std::optional<std::string> tz;      // IANA zone; default daemon.timezone
+  std::chrono::milliseconds jitter{0};
+  std::optional<DstPolicy> dst;       // unset: the default per DESIGN.md §8
+  SourceLoc where;
+};
+
+struct RetryConfig {
+  uint32_t max_attempts = 3;
+  std::vector<std::chrono::milliseconds> delays = {std::chrono::seconds(0),
+                                                   std::chrono::seconds(30),
+                                                   std::chrono::seconds(300)};
+};
+
+enum class Overlap { kQueue, kSkip, kReplace, kAllow };
+enum class CatchUp { kAll, kLatest, kNone };
+
+struct HelperConfig {
+  std::string name;
+  std::string executor;
+  std::string description;
+  bool enabled = true;
+  ScheduleConfig schedule;
+  std::string key;              // default: the helper's name
+  std::string lane = "default";
+  int priority = 3;             // 1 (highest) .. 5
+  std::chrono::milliseconds expiry = std::chrono::minutes(30);
+  std::optional<std::chrono::milliseconds> timeout;  // default: the lane's timeout
+  std::optional<RetryConfig> retry;                  // default: [retry]
+  Overlap overlap = Overlap::kQueue;
+  CatchUp catch_up = CatchUp::kAll;
+  std::vector<RawParam> raw_params;
+  ParamList params;  // filled by validate_helpers
+  SourceLoc where;   // the [helpers.NAME] header
+  SourceLoc executor_where;
+  SourceLoc params_where;  // the params table; line 0 when the helper has none
+};
+
+struct LaneConfig {
+  std::string name;
+  uint32_t workers = 4;
+  std::optional<std::chrono::milliseconds> timeout;  // default timeout of executions in it
+};
+
+struct TicketsConfig {
+  std::string executor = "ticket";
+  std::string lane = "default";
+  int priority = 3;
+  std::optional<std::chrono::milliseconds> expiry;
+};
+
+struct Config {
+  std::filesystem::path file;  // the config file itself
+  // [daemon]
+  std::string timezone;  // empty: the machine's zone
+  std::filesystem::path plugin_dir;  // resolved against the config file's folder
+  enum class OnPluginError { kFail, kSkip } on_plugin_error = OnPluginError::kFail;
+  std::string log_format = "text";  // "text" | "json"
+  std::string log_level = "info";   // "debug" | "info" | "warn" | "error"
+  std::string store = "memory";     // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
+  std::string node_id;              // empty: the host name
+  std::chrono::milliseconds lookahead = std::chrono::hours(2);
+  std::chrono::milliseconds expand_every = std::chrono::minutes(5);
+  std::chrono::milliseconds history_retention = std::chrono::hours(24);
+  std::chrono::milliseconds shutdown_grace = std::chrono::seconds(30);
+  // [api]
+  std::string listen = "127.0.0.1:7878";
+  std::optional<std::string> token_file;
+  std::optional<std::string> token_env;
+  // [capacity]
+  uint64_t capacity_queued = 10000;
+  // [retry], [lanes.*], [tickets], [helpers.*]
+  RetryConfig retry;
+  std::vector<LaneConfig> lanes;  // always contains "default"
+  TicketsConfig tickets;
+  std::vector<HelperConfig> helpers;  // in file order
+
+  const LaneConfig* find_lane(std::string_view name) const;
+  const HelperConfig* find_helper(std::string_view name) const;
+};
+
+// Phase 1. Returns the config when `errors` stays empty; otherwise nullopt with every error
+// found appended to `errors`.
+std::optional<Config> load_config(const std::filesystem::path& path,
+                                  std::vector<ConfigError>& errors);
+// The same from text (tests, API bodies); `source_name` appears in error locations.
+std::optional<Config> parse_config(std::string_view text, const std::string& source_name,
+                                   std::vector<ConfigError>& errors);
+
+// Looks up an executor's schema by name; nullptr when no loaded plugin provides it.
+using ExecutorLookup = std::function<const ExecutorInfo*(std::string_view)>;
+// Names of all known executors, for did-you-mean suggestions.
+using ExecutorNames = std::function<std::vector<std::string>()>;
+
+// Phase 2. Checks every helper's executor exists and its params match the schema (unknown
+// param with did-you-mean, missing required, wrong type); fills HelperConfig::params with
+// typed values in schema order, defaults included. Appends every error found.
+void validate_helpers(Config& config, const ExecutorLookup& lookup, const ExecutorNames& names,
+                      std::vector<ConfigError>& errors);
+
+// Converts one raw param per its spec; nullopt with a message when the type does not fit.
+// Shared with the API, which validates submitted params the same way.
+std::optional<ParamValue> convert_param(const RawParam& raw, const ParamSpec& spec,
+                                        std::string& error);
+
+// The closest candidate within an edit distance that makes a typo plausible, or "".
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace schedd

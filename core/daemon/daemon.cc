@@ -1,0 +1,460 @@
+#include "core/daemon/daemon.h"
+
+#include <schedd/abi.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "core/common/clock.h"
+#include "core/common/duration.h"
+#include "core/config/config.h"
+#include "core/daemon/logging.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/schedule/schedule.h"
+
+namespace schedd {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRunFailed = 1;
+constexpr int kExitBadInput = 2;
+
+std::string version_line() {
+  return std::string("schedd ") + SCHEDD_VERSION + " (plugin ABI " +
+         std::to_string(SCHEDD_ABI_VERSION) + ")";
+}
+
+// A loaded, validated configuration with its plugins.
+struct Loaded {
+  Config config;
+  std::unique_ptr<PluginHost> plugins;
+  std::vector<PluginLoadError> skipped;  // refusals tolerated by on_plugin_error = "skip"
+};
+
+// Loads the config, its plugins and validates helpers against them. On failure prints every
+// problem found to stderr and returns nullopt. `plugin_dir_override` replaces
+// [daemon].plugin_dir when not empty (an operator's command-line choice, never a request's).
+std::optional<Loaded> load_all(const std::string& path, const std::string& plugin_dir_override) {
+  std::vector<ConfigError> errors;
+  std::optional<Config> config = load_config(path, errors);
+  if (!config) {
+    for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+    std::cerr << path << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors")
+              << "\n";
+    return std::nullopt;
+  }
+  if (!plugin_dir_override.empty()) config->plugin_dir = plugin_dir_override;
+
+  Loaded loaded;
+  loaded.plugins = std::make_unique<PluginHost>();
+  std::vector<PluginLoadError> plugin_errors;
+  auto policy = config->on_plugin_error == Config::OnPluginError::kSkip ? PluginErrorPolicy::kSkip
+                                                                        : PluginErrorPolicy::kFail;
+  Status plugins_ok = loaded.plugins->load_dir(config->plugin_dir, policy, plugin_errors);
+  bool failed = !plugins_ok.is_ok();
+  if (failed) {
+    for (const auto& e : plugin_errors) std::cerr << e.to_string() << "\n";
+    std::cerr << plugins_ok.message() << "\n";
+  } else {
+    loaded.skipped = plugin_errors;
+  }
+
+  const PluginHost& host = *loaded.plugins;
+  std::vector<ConfigError> helper_errors;
+  validate_helpers(
+      *config,
+      [&](std::string_view name) -> const ExecutorInfo* {
+        const LoadedExecutor* e = host.find(name);
+        return e == nullptr ? nullptr : &e->info();
+      },
+      [&] {
+        std::vector<std::string> names;
+        for (const auto* e : host.executors()) names.push_back(e->name);
+        return names;
+      },
+      helper_errors);
+  // With refused plugins, unknown executors are a consequence; report the cause only.
+  if (!helper_errors.empty() && !failed) {
+    for (const auto& e : helper_errors) std::cerr << e.to_string() << "\n";
+    std::cerr << path << ": " << helper_errors.size()
+              << (helper_errors.size() == 1 ? " error" : " errors") << "\n";
+    failed = true;
+  }
+  if (failed) return std::nullopt;
+  loaded.config = std::move(*config);
+  return loaded;
+}
+
+std::string describe_param(const ParamSpec& p) {
+  std::string s = std::string(param_type_name(p.type));
+  if (p.required) {
+    s += ", required";
+  } else if (p.default_toml) {
+    s += ", default " + *p.default_toml;
+  } else {
+    s += ", optional";
+  }
+  return s;
+}
+
+int cmd_plugins(const std::string& config_path, const std::string& plugin_dir) {
+  auto loaded = load_all(config_path, plugin_dir);
+  if (!loaded) return kExitBadInput;
+  for (const auto& p : loaded->plugins->plugins()) {
+    std::cout << "plugin " << p.name << " " << p.version << " (" << p.file.string() << ")"
+              << ", loaded in " << fmt::format("{:.3f}", p.load_time.count() / 1000.0) << " ms\n";
+    for (const auto& name : p.executors) {
+      const ExecutorInfo& info = loaded->plugins->find(name)->info();
+      std::cout << "  executor " << info.name << ": " << info.description << "\n";
+      for (const auto& param : info.params) {
+        std::cout << "    " << param.name << " (" << describe_param(param) << ")";
+        if (!param.description.empty()) std::cout << ": " << param.description;
+        std::cout << "\n";
+      }
+    }
+  }
+  for (const auto& e : loaded->skipped) std::cout << "skipped " << e.to_string() << "\n";
+  return kExitOk;
+}
+
+int cmd_check_config(const std::string& config_path, const std::string& plugin_dir) {
+  auto loaded = load_all(config_path, plugin_dir);
+  if (!loaded) return kExitBadInput;
+  std::size_t executors = loaded->plugins->executors().size();
+  std::cout << config_path << ": ok (" << loaded->config.helpers.size() << " helpers, "
+            << loaded->config.lanes.size() << " lanes, " << loaded->plugins->plugins().size()
+            << " plugins, " << executors << " executors)\n";
+  return kExitOk;
+}
+
+// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards, so that a
+// dedicated waiter can take them with sigwait.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
+             const std::string& helper_name, const std::string& timeout_text) {
+  sigset_t signals = block_stop_signals();
+  auto loaded = load_all(config_path, plugin_dir);
+  if (!loaded) return kExitBadInput;
+  const Config& cfg = loaded->config;
+  const HelperConfig* helper = cfg.find_helper(helper_name);
+  if (helper == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& h : cfg.helpers) names.push_back(h.name);
+    std::string hint = did_you_mean(helper_name, names);
+    std::cerr << config_path << ": unknown helper \"" << helper_name << "\""
+              << (hint.empty() ? "" : " (did you mean \"" + hint + "\"?)") << "\n";
+    return kExitBadInput;
+  }
+  std::optional<std::chrono::milliseconds> timeout = helper->timeout;
+  if (!timeout) {
+    if (const LaneConfig* lane = cfg.find_lane(helper->lane)) timeout = lane->timeout;
+  }
+  if (!timeout_text.empty()) {
+    auto t = parse_duration(timeout_text);
+    if (!t.is_ok()) {
+      std::cerr << "--timeout: " << t.status().message() << "\n";
+      return kExitBadInput;
+    }
+    timeout = *t;
+  }
+
+  const Clock& clock = SystemClock::instance();
+  TimePoint now = clock.now();
+  RunRequest req;
+  req.execution_id =
+      helper->name + "@" +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  req.origin = Origin::kHelper;
+  req.name = helper->name;
+  req.key = helper->key;
+  req.lane = helper->lane;
+  req.attempt = 1;
+  req.due = now;
+  if (timeout) req.deadline = now + *timeout;
+  req.params = helper->params;
+  req.on_progress = [&](double fraction, std::string_view message) {
+    spdlog::info("[{}] progress {:.0f}% {}", req.execution_id, fraction * 100, message);
+  };
+
+  const LoadedExecutor* executor = loaded->plugins->find(helper->executor);
+  StopSource stop;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool timed_out = false;
+  RunOutcome outcome;
+  std::thread worker([&] {
+    RunOutcome o = executor->run(req, stop);
+    std::lock_guard lock(mu);
+    outcome = std::move(o);
+    done = true;
+    cv.notify_all();
+  });
+  // Signal waiter: a SIGINT/SIGTERM requests a cooperative stop (cancelled).
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::lock_guard lock(mu);
+    if (!done) {
+      spdlog::warn("[{}] signal {}: requesting stop", req.execution_id, sig);
+      stop.request_stop();
+    }
+  });
+  {
+    std::unique_lock lock(mu);
+    if (timeout) {
+      if (!cv.wait_for(lock, *timeout, [&] { return done; })) {
+        timed_out = true;
+        spdlog::warn("[{}] timeout of {} reached: requesting stop", req.execution_id,
+                     format_duration(*timeout));
+        stop.request_stop();
+      }
+    }
+    cv.wait(lock, [&] { return done; });
+  }
+  worker.join();
+  // Wake the signal waiter so it can exit.
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+
+  std::string status = run_status_name(outcome.status);
+  if (outcome.status != RunStatus::kSucceeded && timed_out) status = "timed_out";
+  std::cout << "status: " << status << "\n";
+  std::cout << "message: " << outcome.message << "\n";
+  std::cout << "duration: "
+            << fmt::format("{:.3f}", std::chrono::duration<double>(outcome.duration).count())
+            << "s\n";
+  std::cout << "output: " << outcome.output << "\n";
+  return outcome.status == RunStatus::kSucceeded ? kExitOk : kExitRunFailed;
+}
+
+int cmd_run(const std::string& config_path, const std::string& plugin_dir,
+            const std::string& log_format_override) {
+  sigset_t signals = block_stop_signals();
+  // Log set-up needs the config; config errors are printed plainly before that.
+  auto loaded = load_all(config_path, plugin_dir);
+  if (!loaded) return kExitBadInput;
+  const Config& cfg = loaded->config;
+  std::string log_format = log_format_override.empty() ? cfg.log_format : log_format_override;
+  if (Status s = setup_logging(log_format, cfg.log_level); !s.is_ok()) {
+    std::cerr << s.message() << "\n";
+    return kExitBadInput;
+  }
+  spdlog::info("{} starting with {}", version_line(), cfg.file.string());
+  for (const auto& p : loaded->plugins->plugins()) {
+    spdlog::info("plugin {} {} loaded from {} in {:.3f} ms ({} executors)", p.name, p.version,
+                 p.file.string(), p.load_time.count() / 1000.0, p.executors.size());
+  }
+  for (const auto& e : loaded->skipped) spdlog::warn("plugin skipped: {}", e.to_string());
+  for (const auto& lane : cfg.lanes) {
+    spdlog::info("lane {}: {} workers", lane.name, lane.workers);
+  }
+  for (const auto& h : cfg.helpers) {
+    spdlog::info("helper {}: executor {}, key {}, lane {}, {}", h.name, h.executor, h.key, h.lane,
+                 h.enabled ? "enabled" : "disabled");
+  }
+  spdlog::info("store: {}; control API: not served by this build yet (configured {})", cfg.store,
+               cfg.listen);
+  spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C");
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  loaded->plugins.reset();
+  spdlog::info("schedd stopped");
+  spdlog::shutdown();
+  return kExitOk;
+}
+
+struct CalendarArgs {
+  std::string expr;
+  std::string daily;
+  std::vector<std::string> days;
+  std::string every;
+  std::string anchor;
+  std::string from;
+  std::string tz;
+  std::string dst;
+  int count = 10;
+};
+
+// Parses "gap=skip,overlap=both" (either part optional).
+StatusOr<DstPolicy> parse_dst_flag(const std::string& text, DstPolicy policy) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item == "gap=shift") {
+      policy.gap = DstPolicy::Gap::kShift;
+    } else if (item == "gap=skip") {
+      policy.gap = DstPolicy::Gap::kSkip;
+    } else if (item == "overlap=first") {
+      policy.overlap = DstPolicy::Overlap::kFirst;
+    } else if (item == "overlap=last") {
+      policy.overlap = DstPolicy::Overlap::kLast;
+    } else if (item == "overlap=both") {
+      policy.overlap = DstPolicy::Overlap::kBoth;
+    } else {
+      return invalid_argument("--dst: \"" + item +
+                              "\" is not gap=shift|skip or overlap=first|last|both");
+    }
+  }
+  return policy;
+}
+
+// Prints the next fire instants; invalid input prints nothing on stdout and exits 2.
+int cmd_calendar(const CalendarArgs& a) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "calendar: " << message << "\n";
+    return kExitBadInput;
+  };
+  int kinds = !a.expr.empty() + !a.daily.empty() + !a.every.empty();
+  if (kinds != 1) return fail("give exactly one of EXPR, --daily or --every");
+  if (a.count < 0) return fail("--count must not be negative");
+  const date::time_zone* tz = local_zone();
+  if (!a.tz.empty()) {
+    auto z = find_zone(a.tz);
+    if (!z.is_ok()) return fail("--tz: " + z.status().message());
+    tz = *z;
+  }
+  TimePoint from = SystemClock::instance().now();
+  if (!a.from.empty()) {
+    auto f = parse_rfc3339(a.from);
+    if (!f.is_ok()) return fail("--from: " + f.status().message());
+    from = *f;
+  }
+  std::optional<Schedule> schedule;
+  if (!a.expr.empty()) {
+    auto s = Schedule::cron(a.expr, tz);
+    if (!s.is_ok()) return fail(s.status().message());
+    schedule = std::move(s).value();
+  } else if (!a.daily.empty()) {
+    auto s = Schedule::daily(a.daily, a.days, tz);
+    if (!s.is_ok()) return fail(s.status().message());
+    schedule = std::move(s).value();
+  } else {
+    auto period = parse_duration(a.every);
+    if (!period.is_ok()) return fail("--every: " + period.status().message());
+    TimePoint anchor{};
+    if (!a.anchor.empty()) {
+      auto t = parse_rfc3339(a.anchor);
+      if (!t.is_ok()) return fail("--anchor: " + t.status().message());
+      anchor = *t;
+    }
+    auto s = Schedule::every(*period, anchor);
+    if (!s.is_ok()) return fail(s.status().message());
+    schedule = std::move(s).value();
+  }
+  if (!a.days.empty() && a.daily.empty()) return fail("--days needs --daily");
+  if (!a.anchor.empty() && a.every.empty()) return fail("--anchor needs --every");
+  if (!a.dst.empty()) {
+    auto p = parse_dst_flag(a.dst, schedule->dst());
+    if (!p.is_ok()) return fail(p.status().message());
+    schedule->with_dst(*p);
+  }
+  std::string out;
+  TimePoint t = from;
+  for (int i = 0; i < a.count; ++i) {
+    auto next = schedule->next_after(t);
+    if (!next) break;
+    out += format_rfc3339(*next, tz) + "\n";
+    t = *next;
+  }
+  std::cout << out;
+  return kExitOk;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{"schedd: a scheduler daemon with plugin executors", "schedd"};
+  app.set_version_flag("--version", version_line());
+  app.require_subcommand(1);
+
+  std::string config_path;
+  std::string plugin_dir;
+  std::string log_format;
+  std::string helper;
+  std::string timeout;
+
+  auto* run = app.add_subcommand("run", "Run the daemon");
+  run->add_option("-c,--config", config_path, "Config file")->required();
+  run->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  run->add_option("--log-format", log_format, "text or json (overrides [daemon].log_format)")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  auto* check = app.add_subcommand("check-config", "Validate a config file and its plugins");
+  check->add_option("file", config_path, "Config file");
+  check->add_option("-c,--config", config_path, "Config file (same as the positional FILE)");
+  check->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+
+  auto* plugins = app.add_subcommand("plugins", "List plugins, executors and their parameters");
+  plugins->add_option("-c,--config", config_path, "Config file")->required();
+  plugins->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+
+  auto* exec =
+      app.add_subcommand("exec", "Run one helper's executor once, now, and print the result");
+  exec->add_option("-c,--config", config_path, "Config file")->required();
+  exec->add_option("helper", helper, "Helper name")->required();
+  exec->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  exec->add_option("--timeout", timeout, "Override the helper's timeout (e.g. 30s)");
+
+  CalendarArgs cal;
+  auto* calendar = app.add_subcommand(
+      "calendar", "Print the next fire instants of a schedule (RFC 3339, in --tz)");
+  calendar->add_option("expr", cal.expr, "Cron expression (5 or 6 fields, or @macro)");
+  calendar->add_option("--daily", cal.daily, "Daily time HH:MM[:SS]");
+  calendar->add_option("--days", cal.days, "With --daily: weekdays (mon..sun, mon-fri)")
+      ->delimiter(',');
+  calendar->add_option("--every", cal.every, "Interval (90s, 30m, 2h)");
+  calendar->add_option("--anchor", cal.anchor, "With --every: phase instant (RFC 3339)");
+  calendar->add_option("--from", cal.from, "Start after this instant (RFC 3339; default now)");
+  calendar->add_option("--tz", cal.tz, "IANA time zone (default: the machine's)");
+  calendar->add_option("--count", cal.count, "How many instants (default 10)");
+  calendar->add_option("--dst", cal.dst, "DST override: gap=shift|skip,overlap=first|last|both");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitBadInput;
+  }
+
+  // Until run sets up the configured format, log plainly to stderr.
+  (void)setup_logging("text", "info");
+  if (run->parsed()) return cmd_run(config_path, plugin_dir, log_format);
+  if (check->parsed()) {
+    if (config_path.empty()) {
+      std::cerr << "check-config: a config FILE is required\n";
+      return kExitBadInput;
+    }
+    return cmd_check_config(config_path, plugin_dir);
+  }
+  if (plugins->parsed()) return cmd_plugins(config_path, plugin_dir);
+  if (calendar->parsed()) return cmd_calendar(cal);
+  if (exec->parsed()) return cmd_exec(config_path, plugin_dir, helper, timeout);
+  return kExitBadInput;
+}
+
+}  // namespace schedd

@@ -1,0 +1,127 @@
+// PluginHost loads executor plugins (shared libraries built against sdk/) with Boost.DLL,
+// checks each manifest before calling anything in the library, and keeps every executor
+// together with the library it came from so that no plugin object outlives its code.
+//
+// Thread-safety: loading is single-threaded (start-up). After that a PluginHost is read-only
+// and LoadedExecutor::run may be called from any number of threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/common/params.h"
+#include "core/common/status.h"
+#include "core/plugin_host/stop_source.h"
+
+namespace schedd {
+
+// Why a plugin file was refused. `message` never repeats the file.
+struct PluginLoadError {
+  std::filesystem::path file;
+  std::string message;
+  // "<file>: <message>"
+  std::string to_string() const { return file.string() + ": " + message; }
+};
+
+enum class PluginErrorPolicy {
+  kFail,  // any refusal stops start-up (default)
+  kSkip,  // refused plugins are skipped with a warning; the rest load
+};
+
+// Mirrors schedd_origin.
+enum class Origin : int32_t { kHelper = 1, kTicket = 2, kAdhoc = 3 };
+
+// Mirrors schedd_status.
+enum class RunStatus : int32_t {
+  kSucceeded = 0,
+  kFailed = 1,
+  kFailedPermanent = 2,
+  kCancelled = 3,
+};
+const char* run_status_name(RunStatus s);
+
+// One attempt to run, as handed to an executor.
+struct RunRequest {
+  std::string execution_id;
+  Origin origin = Origin::kHelper;
+  std::string name;  // helper or ticket name
+  std::string key;
+  std::string lane = "default";
+  uint32_t attempt = 1;
+  std::chrono::system_clock::time_point due;
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  ParamList params;  // validated; defaults filled in
+  // Optional observers; called from the thread running the executor (or its helpers).
+  std::function<void(double fraction, std::string_view message)> on_progress;
+};
+
+struct RunOutcome {
+  RunStatus status = RunStatus::kFailed;
+  std::string message;
+  std::string output;
+  std::chrono::nanoseconds duration{0};
+};
+
+class Plugin;
+
+// One executor of a loaded plugin. Holds a reference to its library.
+class LoadedExecutor {
+ public:
+  const ExecutorInfo& info() const { return info_; }
+  // Runs one attempt on the calling thread. `stop` is the token the executor sees. An
+  // unrecognised status from the plugin is reported as a permanent failure.
+  RunOutcome run(const RunRequest& request, StopSource& stop) const;
+
+ private:
+  friend class PluginHost;
+  LoadedExecutor() = default;
+  ExecutorInfo info_;
+  std::shared_ptr<Plugin> plugin_;  // keeps the library mapped while this exists
+  const void* def_ = nullptr;       // const schedd_executor_def*, inside the library
+  void* instance_ = nullptr;        // from def->create
+};
+
+// What `schedd plugins` prints of one loaded plugin.
+struct PluginInfo {
+  std::string name;
+  std::string version;
+  std::filesystem::path file;
+  std::vector<std::string> executors;
+  std::chrono::microseconds load_time{0};
+};
+
+class PluginHost {
+ public:
+  PluginHost();
+  ~PluginHost();
+  PluginHost(const PluginHost&) = delete;
+  PluginHost& operator=(const PluginHost&) = delete;
+
+  // Loads every regular file ending in ".so" in `dir`, in name order. Every refusal is
+  // appended to `errors` (all of them, not just the first). Returns a non-ok Status (naming
+  // the number of refusals) when `policy` is kFail and anything was refused; with kSkip the
+  // refused files are left out and the rest stay loaded.
+  Status load_dir(const std::filesystem::path& dir, PluginErrorPolicy policy,
+                  std::vector<PluginLoadError>& errors);
+
+  // Loads one plugin file. On refusal returns the error and changes nothing.
+  std::optional<PluginLoadError> load_file(const std::filesystem::path& file);
+
+  // nullptr when no loaded plugin provides `name`.
+  const LoadedExecutor* find(std::string_view name) const;
+  std::vector<const ExecutorInfo*> executors() const;
+  const std::vector<PluginInfo>& plugins() const { return plugins_; }
+
+ private:
+  std::vector<PluginInfo> plugins_;
+  std::vector<std::unique_ptr<LoadedExecutor>> executors_;
+};
+
+}  // namespace schedd

@@ -1,0 +1,303 @@
+#include "core/schedule/schedule.h"
+
+#include <cctype>
+#include <cstdio>
+
+namespace schedd {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::seconds;
+
+// How far a clock may fall back at once (see the header's assumption).
+constexpr seconds kMaxFallBack = hours(3);
+
+DstPolicy default_policy(bool fixed_time) {
+  DstPolicy p;
+  if (fixed_time) {
+    p.gap = DstPolicy::Gap::kShift;
+    p.overlap = DstPolicy::Overlap::kFirst;
+  } else {
+    p.gap = DstPolicy::Gap::kSkip;
+    p.overlap = DstPolicy::Overlap::kBoth;
+  }
+  return p;
+}
+
+// FNV-1a, 64 bit: stable across runs, machines and compilers (std::hash is not).
+uint64_t stable_hash(std::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+bool parse_2digits(std::string_view s, std::size_t pos, int& out) {
+  if (pos + 2 > s.size() || !std::isdigit(static_cast<unsigned char>(s[pos])) ||
+      !std::isdigit(static_cast<unsigned char>(s[pos + 1]))) {
+    return false;
+  }
+  out = (s[pos] - '0') * 10 + (s[pos + 1] - '0');
+  return true;
+}
+
+}  // namespace
+
+StatusOr<const date::time_zone*> find_zone(std::string_view name) {
+  try {
+    return date::locate_zone(name);
+  } catch (const std::exception&) {
+    return invalid_argument("unknown time zone \"" + std::string(name) + "\"");
+  }
+}
+
+const date::time_zone* local_zone() {
+  try {
+    return date::current_zone();
+  } catch (const std::exception&) {
+    return date::locate_zone("UTC");
+  }
+}
+
+StatusOr<Schedule> Schedule::cron(std::string_view expr, const date::time_zone* tz) {
+  auto parsed = parse_cron(expr);
+  if (!parsed.is_ok()) return parsed.status();
+  Schedule s;
+  s.kind_ = Kind::kCron;
+  s.cron_ = std::move(parsed).value();
+  s.tz_ = tz;
+  s.dst_ = default_policy(s.cron_.fixed_time);
+  return s;
+}
+
+StatusOr<Schedule> Schedule::daily(std::string_view time, const std::vector<std::string>& days,
+                                   const date::time_zone* tz) {
+  int h = 0, m = 0, sec = 0;
+  bool ok = (time.size() == 5 || time.size() == 8) && parse_2digits(time, 0, h) && time[2] == ':' &&
+            parse_2digits(time, 3, m);
+  if (ok && time.size() == 8) ok = time[5] == ':' && parse_2digits(time, 6, sec);
+  if (!ok) {
+    return invalid_argument("time: \"" + std::string(time) + "\" is not HH:MM or HH:MM:SS");
+  }
+  if (h > 23 || m > 59 || sec > 59) {
+    return invalid_argument("time: \"" + std::string(time) +
+                            "\" is out of range (00:00:00 to 23:59:59)");
+  }
+  std::string dow = "*";
+  if (!days.empty()) {
+    static const char* const kNames[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    auto valid_name = [](std::string_view d) {
+      if (d.size() != 3) return false;
+      std::string lower(d);
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (const char* n : kNames) {
+        if (lower == n) return true;
+      }
+      return false;
+    };
+    dow.clear();
+    for (const auto& d : days) {
+      std::string_view v = d;
+      std::size_t dash = v.find('-');
+      bool ok_day = dash == std::string_view::npos
+                        ? valid_name(v)
+                        : valid_name(v.substr(0, dash)) && valid_name(v.substr(dash + 1));
+      if (!ok_day) {
+        return invalid_argument("days: \"" + d + "\" is not a weekday (mon..sun) or a range " +
+                                "of them (mon-fri)");
+      }
+      if (!dow.empty()) dow += ",";
+      dow += d;
+    }
+  }
+  std::string expr =
+      std::to_string(sec) + " " + std::to_string(m) + " " + std::to_string(h) + " * * " + dow;
+  auto parsed = parse_cron(expr);
+  if (!parsed.is_ok()) return invalid_argument("days: " + parsed.status().message());
+  Schedule s;
+  s.kind_ = Kind::kDaily;
+  s.cron_ = std::move(parsed).value();
+  s.cron_.text = std::string(time);
+  s.tz_ = tz;
+  s.dst_ = default_policy(true);
+  return s;
+}
+
+StatusOr<Schedule> Schedule::every(std::chrono::milliseconds period, TimePoint anchor) {
+  if (period < seconds(1) || period.count() % 1000 != 0) {
+    return invalid_argument("every: must be a whole number of seconds, at least 1s");
+  }
+  Schedule s;
+  s.kind_ = Kind::kEvery;
+  s.period_ = std::chrono::duration_cast<seconds>(period);
+  s.anchor_ = std::chrono::floor<seconds>(anchor);
+  return s;
+}
+
+Schedule& Schedule::with_dst(DstPolicy policy) {
+  dst_ = policy;
+  return *this;
+}
+
+Schedule& Schedule::with_jitter(std::chrono::milliseconds jitter, std::string_view seed) {
+  auto whole = std::chrono::duration_cast<seconds>(jitter).count();
+  jitter_offset_ =
+      whole <= 0 ? seconds(0)
+                 : seconds(static_cast<int64_t>(stable_hash(seed) % static_cast<uint64_t>(whole)));
+  return *this;
+}
+
+std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
+  TimePoint base = t - jitter_offset_;
+  std::optional<TimePoint> next;
+  if (kind_ == Kind::kEvery) {
+    auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(base - anchor_).count();
+    int64_t period_ns = std::chrono::nanoseconds(period_).count();
+    int64_t k = floor_div(since, period_ns) + 1;
+    next = TimePoint(anchor_) +
+           std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(k * period_ns));
+  } else {
+    next = next_in_zone(base);
+  }
+  if (!next) return std::nullopt;
+  return *next + jitter_offset_;
+}
+
+bool Schedule::near_fall_back(date::sys_seconds u) const {
+  date::sys_info i = tz_->get_info(u);
+  if (u - i.begin < kMaxFallBack) {
+    date::sys_info prev = tz_->get_info(i.begin - seconds(1));
+    if (prev.offset > i.offset) return true;
+  }
+  if (i.end - u < kMaxFallBack) {
+    date::sys_info next = tz_->get_info(i.end);
+    if (next.offset < i.offset) return true;
+  }
+  return false;
+}
+
+std::optional<TimePoint> Schedule::next_in_zone(TimePoint t) const {
+  const date::sys_seconds ts = std::chrono::floor<seconds>(t);
+  const bool t_near = near_fall_back(ts);
+  // Local times before local(t) can map to instants after t only across a fall-back.
+  date::local_seconds from = tz_->to_local(ts) - (t_near ? kMaxFallBack : seconds(0));
+  const date::local_seconds give_up = from + date::days(146097 + 366);
+
+  std::optional<date::sys_seconds> best;
+  date::local_seconds best_local{};
+  bool best_near = false;
+  auto consider = [&](date::sys_seconds u, date::local_seconds l) {
+    if (TimePoint(u) <= t) return;
+    if (!best || u < *best) {
+      best = u;
+      best_local = l;
+      best_near = near_fall_back(u);
+    }
+  };
+
+  for (auto l = cron_.next_at_or_after(from); l; l = cron_.next_at_or_after(*l + seconds(1))) {
+    if (best) {
+      // In real-time order a later local time can come first only around a fall-back.
+      if (!best_near && !t_near) break;
+      if (*l > best_local + kMaxFallBack) break;
+    }
+    if (*l > give_up) break;
+    date::local_info info = tz_->get_info(*l);
+    const date::local_seconds lt = *l;
+    switch (info.result) {
+      case date::local_info::unique:
+        consider(date::sys_seconds(lt.time_since_epoch() - info.first.offset), lt);
+        break;
+      case date::local_info::nonexistent:
+        if (dst_.gap == DstPolicy::Gap::kShift) consider(info.second.begin, lt);
+        break;
+      case date::local_info::ambiguous: {
+        auto first = date::sys_seconds(lt.time_since_epoch() - info.first.offset);
+        auto second = date::sys_seconds(lt.time_since_epoch() - info.second.offset);
+        if (dst_.overlap != DstPolicy::Overlap::kLast) consider(first, lt);
+        if (dst_.overlap != DstPolicy::Overlap::kFirst) consider(second, lt);
+        break;
+      }
+    }
+  }
+  if (!best) return std::nullopt;
+  return TimePoint(*best);
+}
+
+std::string format_rfc3339(TimePoint t, const date::time_zone* tz) {
+  auto s = std::chrono::floor<seconds>(t);
+  date::sys_info info = tz->get_info(s);
+  date::local_seconds local{s.time_since_epoch() + info.offset};
+  std::string out = date::format("%FT%T", local);
+  auto off = info.offset.count();
+  char sign = off < 0 ? '-' : '+';
+  if (off < 0) off = -off;
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%c%02d:%02d", sign, static_cast<int>(off / 3600),
+                static_cast<int>(off / 60 % 60));
+  return out + buf;
+}
+
+StatusOr<TimePoint> parse_rfc3339(std::string_view s) {
+  auto bad = [&] {
+    return invalid_argument("\"" + std::string(s) +
+                            "\" is not an RFC 3339 time (like 2026-03-08T01:30:00Z or "
+                            "2026-03-08T01:30:00-05:00)");
+  };
+  int y1 = 0, y2 = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!(parse_2digits(s, 0, y1) && parse_2digits(s, 2, y2) && s.size() > 19 && s[4] == '-' &&
+        parse_2digits(s, 5, mo) && s[7] == '-' && parse_2digits(s, 8, d) &&
+        (s[10] == 'T' || s[10] == 't' || s[10] == ' ') && parse_2digits(s, 11, h) && s[13] == ':' &&
+        parse_2digits(s, 14, mi) && s[16] == ':' && parse_2digits(s, 17, sec))) {
+    return bad();
+  }
+  std::size_t pos = 19;
+  int64_t frac_ns = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+      if (digits < 9) {
+        frac_ns = frac_ns * 10 + (s[pos] - '0');
+        ++digits;
+      }
+      ++pos;
+    }
+    if (digits == 0) return bad();
+    for (; digits < 9; ++digits) frac_ns *= 10;
+  }
+  int offset_s = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh = 0, om = 0;
+    if (!(parse_2digits(s, pos + 1, oh) && pos + 3 < s.size() && s[pos + 3] == ':' &&
+          parse_2digits(s, pos + 4, om)) ||
+        oh > 23 || om > 59) {
+      return bad();
+    }
+    offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+    pos += 6;
+  } else {
+    return bad();
+  }
+  if (pos != s.size()) return bad();
+  date::year_month_day ymd{date::year(y1 * 100 + y2), date::month(static_cast<unsigned>(mo)),
+                           date::day(static_cast<unsigned>(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return bad();
+  auto tp =
+      date::sys_days(ymd) + hours(h) + std::chrono::minutes(mi) + seconds(sec) - seconds(offset_s);
+  return TimePoint(
+      std::chrono::duration_cast<TimePoint::duration>(tp.time_since_epoch()) +
+      std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(frac_ns)));
+}
+
+}  // namespace schedd

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite for each preset given
+# (default: dev). CI runs `scripts/test.sh dev asan`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+presets=("$@")
+if ((${#presets[@]} == 0)); then presets=(dev); fi
+scripts/setup.sh "${presets[@]}"
+scripts/check-format.sh
+for preset in "${presets[@]}"; do
+  echo "== tests: $preset"
+  ctest --preset "$preset"
+done

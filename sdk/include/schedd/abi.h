@@ -1,0 +1,190 @@
+/*
+ * schedd plugin ABI: the single source of truth between the daemon and a plugin.
+ *
+ * Pure C (C11, also valid C++). Only plain structs, fixed-width integers, C strings and
+ * function pointers cross this boundary: no C++ object, exception, allocator or library type
+ * from the daemon (toml++, spdlog, the HTTP server) does. A plugin built with another compiler
+ * or standard library therefore still loads.
+ *
+ * A plugin exports exactly one data symbol, `schedd_plugin_manifest`, of type
+ * `schedd_manifest`. The daemon reads it before it calls anything in the plugin and refuses
+ * the plugin, naming the file, when
+ *   - the symbol is missing                        (not a schedd plugin),
+ *   - `abi_version` differs from SCHEDD_ABI_VERSION (both versions are named),
+ *   - any `*_size` field differs from the daemon's sizeof of that struct,
+ *   - an executor name is already provided by another plugin (both files are named).
+ *
+ * Thread-safety: `run` of one executor may be called from several worker threads at once,
+ * each call with its own context. `create` and `destroy` are called once per executor, on the
+ * thread that loads or unloads the plugin. The host functions in `schedd_host_api` may be
+ * called from any thread while the `run` call they belong to has not returned.
+ *
+ * Memory: every pointer the daemon passes is valid until `run` returns; every string the
+ * plugin passes to the daemon is copied before the host function returns. Neither side ever
+ * frees the other's memory.
+ */
+#ifndef SCHEDD_ABI_H_
+#define SCHEDD_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of a struct below or of the meaning of a field. */
+#define SCHEDD_ABI_VERSION 1u
+
+/* Marks the manifest as exported even when the plugin is built with hidden visibility. */
+#if defined(_WIN32)
+#define SCHEDD_EXPORT __declspec(dllexport)
+#else
+#define SCHEDD_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Types of executor parameters. The daemon validates a helper's params against the schema
+ * (unknown names, missing required ones, wrong types) and fills in defaults before `run`. */
+typedef enum schedd_param_type {
+  SCHEDD_PARAM_STRING = 1,      /* TOML string */
+  SCHEDD_PARAM_INT = 2,         /* TOML integer (64-bit) */
+  SCHEDD_PARAM_DOUBLE = 3,      /* TOML float or integer */
+  SCHEDD_PARAM_BOOL = 4,        /* TOML boolean */
+  SCHEDD_PARAM_DURATION = 5,    /* TOML string such as "500ms", "90s", "1h30m" */
+  SCHEDD_PARAM_STRING_LIST = 6, /* TOML array of strings */
+  SCHEDD_PARAM_STRING_MAP = 7   /* TOML table of strings */
+} schedd_param_type;
+
+/* One entry of an executor's parameter schema. */
+typedef struct schedd_param_spec {
+  const char* name; /* lower_snake_case, unique within the executor */
+  int32_t type;     /* a schedd_param_type */
+  int32_t required; /* nonzero: a helper must set it */
+  const char*
+      default_value;       /* TOML text of the default (e.g. "\"/tmp\"", "5", "\"10s\""), or NULL */
+  const char* description; /* one line for `schedd plugins` and docs */
+} schedd_param_spec;
+
+/* A parameter value handed to `run`, already validated against the schema. `text` is always
+ * set: for STRING the value itself, for the others a canonical rendering. */
+typedef struct schedd_param {
+  const char* name;
+  int32_t type;                 /* a schedd_param_type */
+  int32_t bool_value;           /* BOOL */
+  int64_t int_value;            /* INT; DURATION in milliseconds */
+  double double_value;          /* DOUBLE */
+  const char* text;             /* STRING value; canonical text of the others */
+  size_t item_count;            /* STRING_LIST and STRING_MAP: number of items */
+  const char* const* items;     /* STRING_LIST items; STRING_MAP values */
+  const char* const* item_keys; /* STRING_MAP keys (NULL for lists) */
+} schedd_param;
+
+/* Log levels for schedd_host_api.log. */
+typedef enum schedd_log_level {
+  SCHEDD_LOG_DEBUG = 1,
+  SCHEDD_LOG_INFO = 2,
+  SCHEDD_LOG_WARN = 3,
+  SCHEDD_LOG_ERROR = 4
+} schedd_log_level;
+
+/* What an execution is an instance of. */
+typedef enum schedd_origin {
+  SCHEDD_ORIGIN_HELPER = 1, /* a scheduled helper from the config */
+  SCHEDD_ORIGIN_TICKET = 2, /* an ad-hoc ticket submitted for a project */
+  SCHEDD_ORIGIN_ADHOC = 3   /* another ad-hoc execution submitted through the API */
+} schedd_origin;
+
+/* Outcome of `run`. */
+typedef enum schedd_status {
+  SCHEDD_SUCCEEDED = 0,
+  SCHEDD_FAILED = 1,           /* retried per the helper's retry policy */
+  SCHEDD_FAILED_PERMANENT = 2, /* never retried */
+  SCHEDD_CANCELLED = 3 /* returned after a stop request (recorded as cancelled or timed_out) */
+} schedd_status;
+
+/* Functions the daemon offers to a running executor. `host` is the opaque pointer from the
+ * context; pass it back unchanged. */
+typedef struct schedd_host_api {
+  uint32_t struct_size; /* sizeof(schedd_host_api) as the daemon was built */
+  uint32_t reserved;
+  /* Nonzero once a stop was requested (cancel, timeout, shutdown). Cheap; poll it. */
+  int32_t (*stop_requested)(void* host);
+  /* Blocks until a stop is requested or `timeout_ms` elapses; returns nonzero if stopped.
+   * Use it instead of sleeping so that a stop request ends the wait at once. */
+  int32_t (*wait_for_stop)(void* host, int64_t timeout_ms);
+  /* Reports progress: `fraction` in [0,1] (negative: unknown), `message` may be NULL. */
+  void (*progress)(void* host, double fraction, const char* message);
+  /* Writes one line to the daemon's log, tagged with the execution id and plugin. */
+  void (*log)(void* host, int32_t level, const char* message);
+  /* Sets the human-readable message and the output text recorded with the result. Either may
+   * be NULL (unchanged). May be called several times; the last call wins. */
+  void (*set_result_text)(void* host, const char* message, const char* output);
+} schedd_host_api;
+
+/* Everything `run` knows about the execution. Valid until `run` returns. */
+typedef struct schedd_context {
+  uint32_t struct_size;     /* sizeof(schedd_context) as the daemon was built */
+  int32_t origin;           /* a schedd_origin */
+  const char* execution_id; /* unique; stable across retries of one execution */
+  const char* name;         /* the helper's name, or the ticket's name */
+  const char* key;          /* serialization key (for tickets: the project) */
+  const char* lane;
+  uint32_t attempt; /* 1 for the first attempt */
+  uint32_t reserved;
+  int64_t due_unix_ms;      /* when it was due, Unix epoch milliseconds */
+  int64_t deadline_unix_ms; /* when the timeout stops it, or 0 when it has no timeout */
+  const schedd_param* params;
+  size_t param_count;
+  void* host;                 /* opaque, for the functions in `api` */
+  const schedd_host_api* api; /* never NULL */
+} schedd_context;
+
+/* One executor a plugin provides. */
+typedef struct schedd_executor_def {
+  const char* name;        /* unique across all loaded plugins, e.g. "shell" */
+  const char* description; /* one line */
+  const schedd_param_spec* params;
+  size_t param_count;
+  /* Creates the executor's state once, after the manifest was accepted. May be NULL (then
+   * `instance` is NULL). Returns NULL on failure, which refuses the plugin. */
+  void* (*create)(void);
+  /* Destroys what `create` returned, before the library is unloaded. May be NULL. */
+  void (*destroy)(void* instance);
+  /* Runs one attempt and returns a schedd_status. Must not throw or longjmp across the
+   * boundary. Should return promptly once stop is requested. */
+  int32_t (*run)(void* instance, const schedd_context* ctx);
+} schedd_executor_def;
+
+/* The exported manifest. Sizes let the daemon refuse a plugin compiled against different
+ * struct layouts even when the version number was not bumped. */
+typedef struct schedd_manifest {
+  uint32_t abi_version;       /* SCHEDD_ABI_VERSION */
+  uint32_t manifest_size;     /* sizeof(schedd_manifest) */
+  uint32_t executor_def_size; /* sizeof(schedd_executor_def) */
+  uint32_t param_spec_size;   /* sizeof(schedd_param_spec) */
+  uint32_t param_size;        /* sizeof(schedd_param) */
+  uint32_t context_size;      /* sizeof(schedd_context) */
+  uint32_t host_api_size;     /* sizeof(schedd_host_api) */
+  uint32_t reserved;
+  const char* plugin_name;    /* e.g. "shell" */
+  const char* plugin_version; /* the plugin's own version, e.g. "1.0.0" */
+  const schedd_executor_def* executors;
+  size_t executor_count;
+} schedd_manifest;
+
+/* Initializer for the size fields, in order, for plugins written in C:
+ *   SCHEDD_EXPORT const schedd_manifest schedd_plugin_manifest = {
+ *       SCHEDD_MANIFEST_HEADER, "hello_c", "1.0.0", executors, 1};            */
+#define SCHEDD_MANIFEST_HEADER                                                                  \
+  SCHEDD_ABI_VERSION, (uint32_t)sizeof(schedd_manifest), (uint32_t)sizeof(schedd_executor_def), \
+      (uint32_t)sizeof(schedd_param_spec), (uint32_t)sizeof(schedd_param),                      \
+      (uint32_t)sizeof(schedd_context), (uint32_t)sizeof(schedd_host_api), 0u
+
+/* The name of the exported manifest symbol. */
+#define SCHEDD_MANIFEST_SYMBOL "schedd_plugin_manifest"
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SCHEDD_ABI_H_ */

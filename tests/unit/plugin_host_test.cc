@@ -1,0 +1,318 @@
+// Loader tests: real fixture .so files, built against the SDK, loaded through the real
+// PluginHost (Boost.DLL). Each refusal asserts the exact text an operator sees.
+#include "core/plugin_host/plugin_host.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <schedd/abi.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "tests/testing/temp_dir.h"
+
+namespace schedd {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+fs::path fixture(const std::string& name) { return fs::path(SCHEDD_FIXTURE_DIR) / (name + ".so"); }
+
+// A plugin folder holding copies of the named fixtures.
+class PluginDir {
+ public:
+  explicit PluginDir(std::initializer_list<std::string> names) {
+    for (const auto& n : names) fs::copy_file(fixture(n), dir_ / (n + ".so"));
+  }
+  fs::path path() const { return dir_.path(); }
+  fs::path file(const std::string& name) const { return dir_ / (name + ".so"); }
+
+ private:
+  testing::TempDir dir_;
+};
+
+RunRequest request_with(ParamList params) {
+  RunRequest r;
+  r.execution_id = "helper@1700000000";
+  r.name = "helper";
+  r.key = "k1";
+  r.lane = "fast";
+  r.attempt = 2;
+  r.due = std::chrono::system_clock::time_point(1700000000123ms);
+  r.params = std::move(params);
+  return r;
+}
+
+bool is_mapped(const fs::path& file) {
+  void* h = dlopen(file.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  if (h == nullptr) return false;
+  dlclose(h);
+  return true;
+}
+
+TEST(PluginHostTest, LoadsGoodPluginAndReadsItsManifest) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
+  ASSERT_EQ(host.plugins().size(), 1u);
+  EXPECT_EQ(host.plugins()[0].name, "fx_good");
+  EXPECT_EQ(host.plugins()[0].version, "2.3.4");
+  EXPECT_EQ(host.plugins()[0].executors, (std::vector<std::string>{"fx_echo", "fx_outcome"}));
+
+  const LoadedExecutor* echo = host.find("fx_echo");
+  ASSERT_NE(echo, nullptr);
+  const ExecutorInfo& info = echo->info();
+  EXPECT_EQ(info.description, "Echoes a message");
+  EXPECT_EQ(info.plugin_file, fixture("fx_good").string());
+  ASSERT_EQ(info.params.size(), 2u);
+  EXPECT_EQ(info.params[0].name, "message");
+  EXPECT_EQ(info.params[0].type, ParamType::kString);
+  EXPECT_TRUE(info.params[0].required);
+  EXPECT_EQ(info.params[0].default_toml, std::nullopt);
+  EXPECT_EQ(info.params[1].name, "times");
+  EXPECT_EQ(info.params[1].type, ParamType::kInt);
+  EXPECT_FALSE(info.params[1].required);
+  EXPECT_EQ(info.params[1].default_toml, "1");
+  EXPECT_EQ(host.find("nope"), nullptr);
+}
+
+TEST(PluginHostTest, RunPassesContextParamsAndProgress) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
+  auto req =
+      request_with({{"message", ParamValue::string("ab")}, {"times", ParamValue::integer(3)}});
+  std::vector<double> progress;
+  req.on_progress = [&](double f, std::string_view m) {
+    EXPECT_EQ(m, "echoed");
+    progress.push_back(f);
+  };
+  StopSource stop;
+  RunOutcome out = host.find("fx_echo")->run(req, stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output,
+            "ababab|id=helper@1700000000|name=helper|key=k1|lane=fast|attempt=2|due=1700000000123");
+  EXPECT_EQ(progress, (std::vector<double>{1.0 / 3, 2.0 / 3, 1.0}));
+}
+
+TEST(PluginHostTest, ResultKindsMapToRunStatus) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
+  const LoadedExecutor* e = host.find("fx_outcome");
+  ASSERT_NE(e, nullptr);
+  struct Case {
+    const char* outcome;
+    RunStatus status;
+    const char* message;
+    const char* output;
+  };
+  for (const Case& c :
+       {Case{"succeeded", RunStatus::kSucceeded, "", "fine"},
+        Case{"failed", RunStatus::kFailed, "asked to fail", "partial"},
+        Case{"permanent", RunStatus::kFailedPermanent, "asked to fail for good", ""},
+        Case{"cancelled", RunStatus::kCancelled, "asked to cancel", ""}}) {
+    StopSource stop;
+    RunOutcome out = e->run(request_with({{"outcome", ParamValue::string(c.outcome)}}), stop);
+    EXPECT_EQ(out.status, c.status) << c.outcome;
+    EXPECT_EQ(out.message, c.message) << c.outcome;
+    EXPECT_EQ(out.output, c.output) << c.outcome;
+  }
+}
+
+TEST(PluginHostTest, CPluginLoadsAndRuns) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_c_good")), std::nullopt);
+  const LoadedExecutor* e = host.find("fx_c");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->info().params[0].default_toml, "\"hi\"");
+  StopSource stop;
+  RunOutcome out = e->run(request_with({{"word", ParamValue::string("bonjour")}}), stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "c says bonjour (attempt 2)");
+}
+
+TEST(PluginHostTest, RefusesWrongAbiNamingFileAndBothVersions) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_wrong_abi"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(), fixture("fx_wrong_abi").string() +
+                                  ": built for plugin ABI 999, this daemon speaks ABI 1");
+  EXPECT_TRUE(host.plugins().empty());
+  EXPECT_EQ(host.find("fx_future"), nullptr);
+}
+
+TEST(PluginHostTest, RefusesWrongStructSize) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_wrong_size"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->message,
+            "struct size mismatch (rebuild the plugin against this SDK): schedd_context is " +
+                std::to_string(sizeof(schedd_context) + 8) + " bytes in the plugin, " +
+                std::to_string(sizeof(schedd_context)) + " in this daemon");
+}
+
+TEST(PluginHostTest, RefusesLibraryWithoutManifest) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_no_manifest"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(), fixture("fx_no_manifest").string() +
+                                  ": not a schedd plugin: no schedd_plugin_manifest symbol");
+}
+
+TEST(PluginHostTest, LoadFailureCarriesDlerrorText) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_not_elf"));
+  ASSERT_TRUE(err.has_value());
+  // glibc: "<path>: invalid ELF header" (or "file too short" for tiny files).
+  EXPECT_TRUE(err->message.starts_with("cannot load: " + fixture("fx_not_elf").string() + ": "))
+      << err->message;
+  EXPECT_TRUE(err->message.find("invalid ELF header") != std::string::npos ||
+              err->message.find("file too short") != std::string::npos)
+      << err->message;
+  auto missing = host.load_file(fixture("does_not_exist"));
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_NE(missing->message.find("cannot open shared object file: No such file or directory"),
+            std::string::npos)
+      << missing->message;
+}
+
+TEST(PluginHostTest, RefusesDuplicateExecutorNamingBothFiles) {
+  PluginDir dir({"fx_good", "fx_duplicate"});
+  PluginHost host;
+  std::vector<PluginLoadError> errors;
+  Status s = host.load_dir(dir.path(), PluginErrorPolicy::kFail, errors);
+  EXPECT_FALSE(s.is_ok());
+  ASSERT_EQ(errors.size(), 1u);
+  // Files load in name order: fx_duplicate.so before fx_good.so.
+  EXPECT_EQ(errors[0].to_string(), dir.file("fx_good").string() +
+                                       ": duplicate executor \"fx_echo\": already provided by " +
+                                       dir.file("fx_duplicate").string());
+}
+
+TEST(PluginHostTest, RegistrationThatThrowsYieldsNoExecutors) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_register_throws"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->message, "plugin \"fx_register_throws\" provides no executors");
+}
+
+TEST(PluginHostTest, FailPolicyListsEveryProblemAtOnce) {
+  PluginDir dir({"fx_good", "fx_wrong_abi", "fx_no_manifest", "fx_wrong_size"});
+  PluginHost host;
+  std::vector<PluginLoadError> errors;
+  Status s = host.load_dir(dir.path(), PluginErrorPolicy::kFail, errors);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(), "3 of 4 plugins in " + dir.path().string() + " were refused");
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].file, dir.file("fx_no_manifest"));
+  EXPECT_EQ(errors[1].file, dir.file("fx_wrong_abi"));
+  EXPECT_EQ(errors[2].file, dir.file("fx_wrong_size"));
+}
+
+TEST(PluginHostTest, SkipPolicyLoadsTheRest) {
+  PluginDir dir({"fx_good", "fx_wrong_abi", "fx_c_good"});
+  PluginHost host;
+  std::vector<PluginLoadError> errors;
+  Status s = host.load_dir(dir.path(), PluginErrorPolicy::kSkip, errors);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].file, dir.file("fx_wrong_abi"));
+  EXPECT_NE(host.find("fx_echo"), nullptr);
+  EXPECT_NE(host.find("fx_c"), nullptr);
+  EXPECT_EQ(host.plugins().size(), 2u);
+}
+
+TEST(PluginHostTest, MissingDirectoryIsAnError) {
+  PluginHost host;
+  std::vector<PluginLoadError> errors;
+  Status s = host.load_dir("/nonexistent/schedd/plugins", PluginErrorPolicy::kSkip, errors);
+  EXPECT_FALSE(s.is_ok());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].to_string(), "/nonexistent/schedd/plugins: plugin_dir is not a directory");
+}
+
+TEST(PluginHostTest, ExceptionFromRunBecomesFailureWithItsMessage) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_throws")), std::nullopt);
+  StopSource stop;
+  RunOutcome out = host.find("fx_throws")->run(request_with({}), stop);
+  EXPECT_EQ(out.status, RunStatus::kFailed);
+  EXPECT_EQ(out.message, "boom: the disk is on fire");
+  out = host.find("fx_throws_int")->run(request_with({}), stop);
+  EXPECT_EQ(out.status, RunStatus::kFailed);
+  EXPECT_EQ(out.message, "executor threw a non-standard exception");
+  out = host.find("fx_missing_param")->run(request_with({}), stop);
+  EXPECT_EQ(out.status, RunStatus::kFailed);
+  EXPECT_EQ(out.message, "param \"absent\" is not set");
+}
+
+TEST(PluginHostTest, ExceptionThroughRawAbiIsContained) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_raw_throw")), std::nullopt);
+  StopSource stop;
+  RunOutcome out = host.find("fx_raw_throw")->run(request_with({}), stop);
+  EXPECT_EQ(out.status, RunStatus::kFailed);
+  EXPECT_EQ(out.message, "executor threw across the plugin boundary: raw plugin threw");
+}
+
+TEST(PluginHostTest, ExecutorThatIgnoresStopKeepsItsThreadUntilItReturns) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_ignores_stop")), std::nullopt);
+  StopSource stop;
+  stop.request_stop();
+  RunOutcome out =
+      host.find("fx_stubborn")
+          ->run(request_with({{"busy", ParamValue::duration(std::chrono::milliseconds(100))}}),
+                stop);
+  // The host does not abandon the call: it returns what the plugin returned, after it did.
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "saw stop, ignored it");
+  EXPECT_GE(out.duration, std::chrono::milliseconds(100));
+}
+
+TEST(PluginHostTest, ConcurrentRunsOfOneExecutor) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
+  const LoadedExecutor* e = host.find("fx_echo");
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        StopSource stop;
+        auto req = request_with({{"message", ParamValue::string(std::to_string(t))}});
+        if (e->run(req, stop).output.starts_with(std::to_string(t) + "|")) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 200);
+}
+
+TEST(PluginHostTest, LibraryIsUnmappedWhenHostGoesAway) {
+  PluginDir dir({"fx_good"});
+  {
+    PluginHost host;
+    ASSERT_EQ(host.load_file(dir.file("fx_good")), std::nullopt);
+    EXPECT_TRUE(is_mapped(dir.file("fx_good")));
+  }
+  // No STB_GNU_UNIQUE symbol pinned it, and no executor outlived the host.
+  EXPECT_FALSE(is_mapped(dir.file("fx_good")));
+}
+
+TEST(PluginHostTest, RefusedPluginIsUnmapped) {
+  PluginDir dir({"fx_wrong_abi"});
+  PluginHost host;
+  ASSERT_TRUE(host.load_file(dir.file("fx_wrong_abi")).has_value());
+  EXPECT_FALSE(is_mapped(dir.file("fx_wrong_abi")));
+}
+
+TEST(PluginHostTest, PluginSymbolsStayLocal) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
+  // RTLD_LOCAL: the manifest is not visible in the global namespace.
+  EXPECT_EQ(dlsym(RTLD_DEFAULT, "schedd_plugin_manifest"), nullptr);
+}
+
+}  // namespace
+}  // namespace schedd
