@@ -63,8 +63,9 @@ StatusOr<std::chrono::milliseconds> parse_duration(std::string_view text) {
       }
     }
     if (i < text.size() && (text[i] == '.' || text[i] == ',')) {
-      return invalid_argument(q + ": use whole numbers of a smaller unit, e.g. \"1m30s\" "
-                                  "instead of \"1.5m\"");
+      return invalid_argument(q +
+                              ": use whole numbers of a smaller unit, e.g. \"1m30s\" "
+                              "instead of \"1.5m\"");
     }
     // The unit: the run of letters that follows.
     const size_t unit_begin = i;

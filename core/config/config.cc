@@ -1,6 +1,8 @@
-// Reading schedd.toml into a Config. toml++ is called only here, through parse_toml(), which
-// catches its exceptions; everything after that walks the parsed tree and reports each mistake
-// as a ConfigError instead of stopping, so one run lists them all.
+// Reading schedd.toml into a Config. toml++ is called only from parse_impl() and
+// default_value(), which catch its exceptions; everything else walks the parsed tree and
+// reports each mistake as a ConfigError instead of stopping, so one run lists them all.
+// Every function here is reentrant: no state is shared between calls but the date library's
+// zone database, which is safe to read from any thread.
 #include "core/config/config.h"
 
 #include <date/date.h>
@@ -20,6 +22,7 @@
 #include <toml++/toml.h>
 
 #include "core/common/duration.h"
+#include "core/schedule/cron.h"
 
 namespace schedd {
 
@@ -81,9 +84,7 @@ bool is_bare_key(std::string_view s) {
 }
 
 // A key as it would be written in a TOML table header.
-std::string key_segment(std::string_view s) {
-  return is_bare_key(s) ? std::string(s) : quote(s);
-}
+std::string key_segment(std::string_view s) { return is_bare_key(s) ? std::string(s) : quote(s); }
 
 // Helper and lane names: letters, digits, '_', '-' and '.'.
 bool is_valid_name(std::string_view s) {
@@ -164,9 +165,9 @@ std::string two_digits(int v) {
 // ---------------------------------------------------------------------------------------------
 // Value checks that need no TOML. Each returns "" when the text is fine, or why it is not.
 
-// A light syntax check of a cron expression, until the full parser (core/schedule/) is plugged
-// in here: non-empty, and either one of the @macros or 5 fields (minute hour day month weekday)
-// or 6 (seconds first), separated by whitespace.
+// Checks a cron expression: first its shape (non-empty; one of the @macros, or 5 fields, or 6
+// with seconds first), with messages that suggest the macro meant; then each field, with the
+// full parser of core/schedule/cron.h, refusing expressions that can never fire.
 std::string check_cron(std::string_view expr) {
   static const Names kMacros = {"@yearly", "@annually", "@monthly", "@weekly",
                                 "@daily",  "@midnight", "@hourly"};
@@ -184,14 +185,17 @@ std::string check_cron(std::string_view expr) {
         std::find(kMacros.begin(), kMacros.end(), fields[0]) != kMacros.end()) {
       return "";
     }
-    return quote(expr) + " is not a cron macro (use @yearly, @annually, @monthly, @weekly, " +
-           "@daily, @midnight or @hourly)" + suggestion(fields[0], kMacros);
+    return quote(expr) + " is not a cron macro" + suggestion(fields[0], kMacros) +
+           "; use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly";
   }
   if (fields.size() != 5 && fields.size() != 6) {
     return quote(expr) + " has " + std::to_string(fields.size()) +
            " fields; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 "
            "(seconds first)";
   }
+  StatusOr<CronExpr> cron = parse_cron(expr);
+  if (!cron.is_ok()) return cron.status().message();
+  if (!cron->can_fire()) return quote(expr) + " " + kNeverFires;
   return "";
 }
 
@@ -219,8 +223,8 @@ std::string check_time_of_day(std::string_view text, std::string& normalized) {
 
 // An RFC 3339 date-time with an offset: 2024-01-01T09:30:00Z, 2024-01-01 09:30:00.5+02:00.
 std::string check_rfc3339(std::string_view text) {
-  const std::string bad = quote(text) +
-                          " is not an RFC 3339 date-time such as \"2024-01-01T00:00:00Z\"";
+  const std::string bad =
+      quote(text) + " is not an RFC 3339 date-time such as \"2024-01-01T00:00:00Z\"";
   // YYYY-MM-DDTHH:MM:SS is 19 characters, followed by [.fraction] and Z or +HH:MM.
   if (text.size() < 19) return bad;
   auto digits_at = [&](size_t pos, size_t n, int& out) {
@@ -229,8 +233,8 @@ std::string check_rfc3339(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   if (!digits_at(0, 4, year) || text[4] != '-' || !digits_at(5, 2, month) || text[7] != '-' ||
       !digits_at(8, 2, day) || (text[10] != 'T' && text[10] != 't' && text[10] != ' ') ||
-      !digits_at(11, 2, hour) || text[13] != ':' || !digits_at(14, 2, minute) ||
-      text[16] != ':' || !digits_at(17, 2, second)) {
+      !digits_at(11, 2, hour) || text[13] != ':' || !digits_at(14, 2, minute) || text[16] != ':' ||
+      !digits_at(17, 2, second)) {
     return bad;
   }
   size_t i = 19;
@@ -398,9 +402,9 @@ std::string raw_kind_name(const RawParam& raw) {
 // The loader: walks the parsed document section by section.
 
 const Names kRootKeys = {"daemon", "api", "capacity", "retry", "lanes", "tickets", "helpers"};
-const Names kDaemonKeys = {"timezone",  "plugin_dir",   "on_plugin_error",   "log_format",
-                           "log_level", "store",        "node_id",           "lookahead",
-                           "expand_every", "history_retention", "shutdown_grace"};
+const Names kDaemonKeys = {
+    "timezone", "plugin_dir", "on_plugin_error", "log_format",        "log_level",     "store",
+    "node_id",  "lookahead",  "expand_every",    "history_retention", "shutdown_grace"};
 const Names kApiKeys = {"listen", "token_file", "token_env"};
 const Names kCapacityKeys = {"queued"};
 const Names kRetryKeys = {"max_attempts", "delays"};
@@ -462,8 +466,7 @@ class Loader {
   const toml::table* read_table(const Section& s, std::string_view key);
   std::optional<std::string> read_string(const Section& s, std::string_view key,
                                          bool allow_empty = true);
-  std::optional<int64_t> read_int(const Section& s, std::string_view key, int64_t lo,
-                                  int64_t hi);
+  std::optional<int64_t> read_int(const Section& s, std::string_view key, int64_t lo, int64_t hi);
   std::optional<bool> read_bool(const Section& s, std::string_view key);
   std::optional<milliseconds> read_duration(const Section& s, std::string_view key,
                                             Positive positive);
@@ -505,8 +508,8 @@ void Loader::check_keys(const Section& s, const Names& known) {
     std::string message;
     if (s.name.empty() && value.is_table()) {
       message = "unknown table [" + key_segment(k) + "]";
-      message += best.empty() ? "; expected one of: " + join(known)
-                              : " (did you mean [" + best + "]?)";
+      message +=
+          best.empty() ? "; expected one of: " + join(known) : " (did you mean [" + best + "]?)";
     } else {
       message = "unknown key " + quote(k) + (s.name.empty() ? "" : " in " + header(s));
       message += best.empty() ? "; expected one of: " + join(known)
@@ -657,7 +660,8 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
     }
     cfg.timezone = *tz;
   }
-  if (auto dir = read_string(s, "plugin_dir", /*allow_empty=*/false)) cfg.plugin_dir = resolve(*dir);
+  if (auto dir = read_string(s, "plugin_dir", /*allow_empty=*/false))
+    cfg.plugin_dir = resolve(*dir);
   if (auto v = read_enum(s, "on_plugin_error", {"fail", "skip"})) {
     cfg.on_plugin_error =
         *v == "skip" ? Config::OnPluginError::kSkip : Config::OnPluginError::kFail;
@@ -902,8 +906,8 @@ void Loader::read_schedule(const Section& s, ScheduleConfig& sc) {
         }
         const std::string& d = day.as_string()->get();
         if (std::find(kWeekdays.begin(), kWeekdays.end(), d) == kWeekdays.end()) {
-          error(day.source(), p + quote(d) + " is not a weekday; use " + join(kWeekdays) +
-                                  suggestion(d, kWeekdays));
+          error(day.source(), p + quote(d) + " is not a weekday" + suggestion(d, kWeekdays) +
+                                  "; use " + join(kWeekdays));
           continue;
         }
         if (std::find(sc.days.begin(), sc.days.end(), d) == sc.days.end()) sc.days.push_back(d);
@@ -1003,9 +1007,9 @@ std::optional<Config> parse_impl(std::string_view text, const std::string& sourc
     toml::table root = toml::parse(text, std::string_view(source_name));
     Loader(source_name, base_dir, errors).load(root, cfg);
   } catch (const toml::parse_error& e) {
-    errors.push_back(ConfigError{SourceLoc{source_name, e.source().begin.line,
-                                           e.source().begin.column},
-                                 std::string(e.description())});
+    errors.push_back(
+        ConfigError{SourceLoc{source_name, e.source().begin.line, e.source().begin.column},
+                    std::string(e.description())});
   } catch (const std::exception& e) {
     errors.push_back(
         ConfigError{SourceLoc{source_name, 0, 0}, std::string("cannot read config: ") + e.what()});
@@ -1029,9 +1033,9 @@ std::optional<Config> load_config(const std::filesystem::path& path,
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
-    errors.push_back(ConfigError{
-        SourceLoc{name, 0, 0},
-        std::string("cannot read config file: ") + (err != 0 ? std::strerror(err) : "open failed")});
+    errors.push_back(
+        ConfigError{SourceLoc{name, 0, 0}, std::string("cannot read config file: ") +
+                                               (err != 0 ? std::strerror(err) : "open failed")});
     return std::nullopt;
   }
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -1153,10 +1157,15 @@ void validate_helper(HelperConfig& h, const ExecutorLookup& lookup, const Execut
 
   Names param_names;
   for (const auto& spec : info->params) param_names.push_back(spec.name);
+  // Params some unknown param looks like a typo of: they are not reported missing as well.
+  Names suggested;
   for (const auto& raw : h.raw_params) {
     if (info->find_param(raw.name) != nullptr) continue;
+    const std::string best = did_you_mean(raw.name, param_names);
+    if (!best.empty()) suggested.push_back(best);
     std::string message = head + "unknown param " + quote(raw.name) + " for executor " +
-                          quote(info->name) + suggestion(raw.name, param_names);
+                          quote(info->name) +
+                          (best.empty() ? "" : " (did you mean " + quote(best) + "?)");
     message += param_names.empty() ? "; it takes no params" : "; it takes " + join(param_names);
     errors.push_back(ConfigError{raw.where, std::move(message)});
   }
@@ -1173,6 +1182,7 @@ void validate_helper(HelperConfig& h, const ExecutorLookup& lookup, const Execut
         errors.push_back(ConfigError{raw->where, head + error});
       }
     } else if (spec.required) {
+      if (std::find(suggested.begin(), suggested.end(), spec.name) != suggested.end()) continue;
       errors.push_back(ConfigError{h.params_where.line > 0 ? h.params_where : h.where,
                                    head + "missing required param " + quote(spec.name) +
                                        " for executor " + quote(info->name)});
@@ -1180,10 +1190,9 @@ void validate_helper(HelperConfig& h, const ExecutorLookup& lookup, const Execut
       if (auto value = default_value(spec, error)) {
         h.params.emplace_back(spec.name, std::move(*value));
       } else {
-        errors.push_back(ConfigError{h.executor_where,
-                                     head + "executor " + quote(info->name) +
-                                         " declares a bad default for param " +
-                                         quote(spec.name) + ": " + error});
+        errors.push_back(ConfigError{h.executor_where, head + "executor " + quote(info->name) +
+                                                           " declares a bad default for param " +
+                                                           quote(spec.name) + ": " + error});
       }
     }
   }
@@ -1199,8 +1208,8 @@ void validate_helpers(Config& config, const ExecutorLookup& lookup, const Execut
     try {
       validate_helper(h, lookup, names, errors);
     } catch (const std::exception& e) {
-      errors.push_back(ConfigError{h.where, "[helpers." + key_segment(h.name) +
-                                                "] cannot check params: " + e.what()});
+      errors.push_back(ConfigError{
+          h.where, "[helpers." + key_segment(h.name) + "] cannot check params: " + e.what()});
     }
   }
   sort_from(errors, first);

@@ -51,25 +51,23 @@ struct RawParam {
   std::variant<std::string, int64_t, double, bool, StringList, StringMap> value;
 };
 
-
 // Exactly one of cron / time / every is set.
 struct ScheduleConfig {
-  std::optional<std::string> cron;    // cron expression (5 or 6 fields, or @macro)
-  std::optional<std::string> time;    // daily "HH:MM[:SS]"
-  std::vector<std::string> days;      // daily: weekdays ("mon".."sun"); empty = every day
+  std::optional<std::string> cron;  // cron expression (5 or 6 fields, or @macro)
+  std::optional<std::string> time;  // daily "HH:MM[:SS]"
+  std::vector<std::string> days;    // daily: weekdays ("mon".."sun"); empty = every day
   std::optional<std::chrono::milliseconds> every;  // interval
   std::optional<std::string> anchor;  // interval phase, RFC 3339; default the Unix epoch
   std::optional<std::string> tz;      // IANA zone; default daemon.timezone
   std::chrono::milliseconds jitter{0};
-  std::optional<DstPolicy> dst;       // unset: the default per DESIGN.md §8
+  std::optional<DstPolicy> dst;  // unset: the default per DESIGN.md §8
   SourceLoc where;
 };
 
 struct RetryConfig {
   uint32_t max_attempts = 3;
-  std::vector<std::chrono::milliseconds> delays = {std::chrono::seconds(0),
-                                                   std::chrono::seconds(30),
-                                                   std::chrono::seconds(300)};
+  std::vector<std::chrono::milliseconds> delays = {
+      std::chrono::seconds(0), std::chrono::seconds(30), std::chrono::seconds(300)};
 };
 
 enum class Overlap { kQueue, kSkip, kReplace, kAllow };
@@ -81,9 +79,9 @@ struct HelperConfig {
   std::string description;
   bool enabled = true;
   ScheduleConfig schedule;
-  std::string key;              // default: the helper's name
+  std::string key;  // default: the helper's name
   std::string lane = "default";
-  int priority = 3;             // 1 (highest) .. 5
+  int priority = 3;  // 1 (highest) .. 5
   std::chrono::milliseconds expiry = std::chrono::minutes(30);
   std::optional<std::chrono::milliseconds> timeout;  // default: the lane's timeout
   std::optional<RetryConfig> retry;                  // default: [retry]
@@ -112,7 +110,7 @@ struct TicketsConfig {
 struct Config {
   std::filesystem::path file;  // the config file itself
   // [daemon]
-  std::string timezone;  // empty: the machine's zone
+  std::string timezone;              // empty: the machine's zone
   std::filesystem::path plugin_dir;  // resolved against the config file's folder
   enum class OnPluginError { kFail, kSkip } on_plugin_error = OnPluginError::kFail;
   std::string log_format = "text";  // "text" | "json"

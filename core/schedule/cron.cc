@@ -396,10 +396,6 @@ StatusOr<CronExpr> parse_cron(std::string_view text) {
   e.months = static_cast<uint32_t>(mon);
   e.dow = static_cast<uint8_t>(dow);
   e.fixed_time = plain[0] && plain[1] && plain[2];
-  if (!e.can_fire()) {
-    return invalid_argument(
-        "never fires: no date matches the day-of-month, month and day-of-week fields");
-  }
   return e;
 }
 

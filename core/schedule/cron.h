@@ -56,9 +56,12 @@ struct CronExpr {
 };
 
 // Parses `text`. Errors name the field, the value and the 1-based column:
-// `minute: 60 is out of range 0-59 (column 1)`. A schedule that can never fire is an error
-// too: `never fires: no month has day 30 of February`-style reasons are given as
-// `0 0 30 2 *: never fires (no day matches the day-of-month, month and day-of-week fields)`.
+// `minute: 60 is out of range 0-59 (column 1)`. An expression that parses but can never fire
+// (`0 0 30 2 *`) is returned; callers that must refuse it (config validation) check
+// can_fire() and report kNeverFires.
 StatusOr<CronExpr> parse_cron(std::string_view text);
+
+inline constexpr const char* kNeverFires =
+    "never fires: no date matches the day-of-month, month and day-of-week fields";
 
 }  // namespace schedd

@@ -475,8 +475,11 @@ class Shell final : public schedd::Executor {
 
     if (stopping) {
       auto waited = std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
-      std::string message = schedd::format("stopped after {} ms: {}", waited.count(), how);
-      if (killed) message += schedd::format(", SIGKILL after {} ms of grace", kill_grace.count());
+      std::string message = schedd::format("stopped after {} ms: ", waited.count());
+      if (killed) {
+        message += schedd::format("still running {} ms after SIGTERM, ", kill_grace.count());
+      }
+      message += how;
       return schedd::Result::cancelled(std::move(message), std::move(output));
     }
     if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {

@@ -287,10 +287,13 @@ TEST(ConfigErrorTest, MissingRequiredParam) {
                           "executor \"shell\""));
   // ...and at the params table when it has one.
   EXPECT_THAT(phase2("[helpers.report]\nexecutor = \"shell\"\nschedule = { every = \"1m\" }\n"
-                     "[helpers.report.params]\ncomand = \"echo\"\n"),
+                     "[helpers.report.params]\nargs = [\"hi\"]\n"),
               ElementsAre("x.toml:4:1: [helpers.report] missing required param \"command\" for "
-                          "executor \"shell\"",
-                          "x.toml:5:10: [helpers.report] unknown param \"comand\" for executor "
+                          "executor \"shell\""));
+  // A misspelt required param is one mistake, reported once.
+  EXPECT_THAT(phase2("[helpers.report]\nexecutor = \"shell\"\nschedule = { every = \"1m\" }\n"
+                     "[helpers.report.params]\ncomand = \"echo\"\n"),
+              ElementsAre("x.toml:5:10: [helpers.report] unknown param \"comand\" for executor "
                           "\"shell\" (did you mean \"command\"?); it takes command, args, env, "
                           "cwd, kill_grace, output_limit"));
 }
@@ -386,8 +389,8 @@ TEST(ConfigErrorTest, DirectoryInsteadOfFile) {
   testing::TempDir dir;
   std::vector<ConfigError> errors;
   EXPECT_FALSE(load_config(dir.path(), errors).has_value());
-  EXPECT_THAT(strings(errors), ElementsAre(dir.path().string() +
-                                           ": cannot read config file: it is a directory"));
+  EXPECT_THAT(strings(errors),
+              ElementsAre(dir.path().string() + ": cannot read config file: it is a directory"));
 }
 
 TEST(ConfigErrorTest, FileErrorsNameTheFile) {
@@ -467,8 +470,8 @@ TEST(ConfigErrorTest, ScheduleChecks) {
               ElementsAre("x.toml:3:45: [helpers.h.schedule] days[1]: \"mnday\" is not a weekday; "
                           "use mon, tue, wed, thu, fri, sat, sun"));
   EXPECT_THAT(phase1(head + "schedule = { time = \"09:00\", days = [\"thur\"] }\n"),
-              ElementsAre("x.toml:3:38: [helpers.h.schedule] days[0]: \"thur\" is not a weekday; "
-                          "use mon, tue, wed, thu, fri, sat, sun (did you mean \"thu\"?)"));
+              ElementsAre("x.toml:3:38: [helpers.h.schedule] days[0]: \"thur\" is not a weekday "
+                          "(did you mean \"thu\"?); use mon, tue, wed, thu, fri, sat, sun"));
   EXPECT_THAT(phase1(head + "schedule = { time = \"09:00\", anchor = \"2024-01-01T00:00:00Z\" }\n"),
               ElementsAre("x.toml:3:39: [helpers.h.schedule] anchor: only applies to \"every\" "
                           "schedules"));
@@ -500,7 +503,7 @@ TEST(ConfigErrorTest, ScheduleChecks) {
               ElementsAre("x.toml:3:12: [helpers.h] schedule: expected table, got string"));
 }
 
-TEST(ConfigErrorTest, CronLightCheck) {
+TEST(ConfigErrorTest, CronChecks) {
   const std::string head = "[helpers.h]\nexecutor = \"noop\"\n";
   EXPECT_THAT(phase1(head + "schedule = { cron = \"* * *\" }\n"),
               ElementsAre("x.toml:3:21: [helpers.h.schedule] cron: \"* * *\" has 3 fields; a cron "
@@ -508,10 +511,17 @@ TEST(ConfigErrorTest, CronLightCheck) {
                           "(seconds first)"));
   EXPECT_THAT(phase1(head + "schedule = { cron = \"@dayly\" }\n"),
               ElementsAre("x.toml:3:21: [helpers.h.schedule] cron: \"@dayly\" is not a cron macro "
-                          "(use @yearly, @annually, @monthly, @weekly, @daily, @midnight or "
-                          "@hourly) (did you mean \"@daily\"?)"));
+                          "(did you mean \"@daily\"?); use @yearly, @annually, @monthly, "
+                          "@weekly, @daily, @midnight or @hourly"));
   EXPECT_THAT(phase1(head + "schedule = { cron = \"  \" }\n"),
               ElementsAre("x.toml:3:21: [helpers.h.schedule] cron: empty cron expression"));
+  // Fields are checked by the cron parser.
+  EXPECT_THAT(phase1(head + "schedule = { cron = \"61 * * * *\" }\n"),
+              ElementsAre("x.toml:3:21: [helpers.h.schedule] cron: minute: 61 is out of range "
+                          "0-59 (column 1)"));
+  EXPECT_THAT(phase1(head + "schedule = { cron = \"0 0 30 2 *\" }\n"),
+              ElementsAre("x.toml:3:21: [helpers.h.schedule] cron: \"0 0 30 2 *\" never fires: "
+                          "no date matches the day-of-month, month and day-of-week fields"));
   for (const char* ok : {"*/5 * * * *", "0 30 2 * * *", "@weekly", "@midnight", " 0 0 1 1 * "}) {
     EXPECT_THAT(phase1(head + "schedule = { cron = \"" + ok + "\" }\n"), IsEmpty()) << ok;
   }
@@ -763,8 +773,9 @@ when = 2024-01-01
 
 TEST(ConfigTest, PluginDirIsRelativeToTheConfigFile) {
   testing::TempDir dir;
-  auto path = dir.write("etc/schedd.toml", "[daemon]\nplugin_dir = \"../lib/plugins\"\n"
-                                           "[api]\ntoken_file = \"token\"\n");
+  auto path = dir.write("etc/schedd.toml",
+                        "[daemon]\nplugin_dir = \"../lib/plugins\"\n"
+                        "[api]\ntoken_file = \"token\"\n");
   std::vector<ConfigError> errors;
   auto cfg = load_config(path, errors);
   ASSERT_TRUE(cfg) << strings(errors)[0];

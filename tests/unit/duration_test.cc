@@ -72,7 +72,8 @@ TEST(DurationTest, RejectsFractions) {
 }
 
 TEST(DurationTest, RejectsOverflow) {
-  EXPECT_EQ(err("99999999999999999999999s"), "\"99999999999999999999999s\": too large (at most 36500d)");
+  EXPECT_EQ(err("99999999999999999999999s"),
+            "\"99999999999999999999999s\": too large (at most 36500d)");
   EXPECT_EQ(err("9223372036854775807d"), "\"9223372036854775807d\": too large (at most 36500d)");
   EXPECT_EQ(err("36500d1ms"), "\"36500d1ms\": too large (at most 36500d)");
   EXPECT_EQ(ok("36500d"), std::chrono::hours(24) * 36500);

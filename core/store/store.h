@@ -1,0 +1,130 @@
+// Store: the seam between one machine and many (DESIGN.md "Shape"). It holds the lookahead
+// set, every execution's state, helper runtime state and history, and makes each transition
+// one call. The in-memory store serializes under one mutex; the SQLite-backed embedded store
+// adds durability; the Redis store does each call in one Lua script.
+//
+// Ordering contract for claim (DESIGN.md §1, §2): only the head of each key's queue is
+// eligible, the head being the queued execution with the smallest (due, seq); among eligible
+// heads that are ready (not_before <= now) and whose key is not running, the lane's claims
+// go by priority (1 first), then due, then seq.
+//
+// Thread-safety: every implementation is safe to call from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/common/clock.h"
+#include "core/common/status.h"
+#include "core/store/execution.h"
+
+namespace schedd {
+
+// What claim() did besides claiming.
+struct ClaimResult {
+  std::vector<Execution> claimed;  // now running, keys locked; in claim order
+  std::vector<Execution> expired;  // moved to expired (not started by due + expiry)
+  std::vector<Execution> skipped;  // overlap = skip: came due while the helper's key was running
+  // overlap = replace: came due while these were running; the caller should request a stop.
+  std::vector<std::string> replace;
+};
+
+// How an attempt ended, as the dispatcher reports it.
+struct Completion {
+  ExecStatus status = ExecStatus::kSucceeded;  // terminal status of this attempt
+  bool retry = false;  // re-queue as attempt + 1 at `retry_at` instead of finishing
+  TimePoint retry_at{};
+  TimePoint finished{};
+  std::string message;
+  std::string output;
+};
+
+struct ExecutionFilter {
+  std::optional<ExecStatus> status;
+  std::optional<std::string> name;  // helper or ticket name
+  std::optional<std::string> key;
+  std::optional<std::string> lane;
+  std::size_t limit = 100;
+  std::string after_id;  // cursor: executions strictly after this id in list order
+};
+
+struct LaneCounts {
+  std::string lane;
+  std::size_t running = 0;
+  std::size_t queued = 0;  // queued and due (not_before <= now): waiting for a worker or key
+};
+
+// Helper runtime state set through the control API; wins over the config until reset.
+struct HelperState {
+  std::string name;
+  std::optional<bool> enabled;                    // unset: the config's value
+  std::optional<std::string> schedule_override;   // serialized schedule (TOML inline table)
+  std::optional<TimePoint> planned_until;         // planner watermark
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Inserts planned executions; an id that exists already (in any state, history included)
+  // is left alone, so re-planning is idempotent. Returns how many were created.
+  virtual StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) = 0;
+
+  // Accepts one ad-hoc execution unless `capacity_queued` executions are already queued and
+  // due, in which case kResourceExhausted and nothing is stored. kAlreadyExists (with the
+  // stored execution's id in the message) when the id exists and is not terminal. Returns the
+  // stored execution (seq assigned) and its 1-based position in its key's queue.
+  virtual StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
+                                                             std::size_t capacity_queued) = 0;
+
+  // Claims up to `max` ready executions for `lane` at `now` (see the ordering contract),
+  // marks them running with a new fence, records `node`, and locks their keys. First moves
+  // queued executions past due + expiry to expired (any lane) and applies overlap = skip /
+  // replace. Returns empty vectors, not an error, when nothing is ready.
+  virtual StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
+                                      std::string_view node) = 0;
+
+  // Ends a claimed attempt. kFailedPrecondition when `id` is not running under `fence` (a
+  // lapsed lease re-queued it). Releases the key. With `retry` the execution goes back to
+  // its key's queue at its original position, attempt + 1, not_before = retry_at.
+  virtual Status complete(std::string_view id, uint64_t fence, const Completion& c) = 0;
+
+  // The earliest instant after `now` at which claim could return something new without any
+  // other call: the earliest not_before of a key head, or the earliest expiry of a queued
+  // execution. nullopt when nothing is queued.
+  virtual std::optional<TimePoint> next_event(TimePoint now) = 0;
+
+  // Queued -> cancelled. kFailedPrecondition if running (the caller may request a stop),
+  // kNotFound if unknown; terminal ones are returned unchanged with kAlreadyExists.
+  virtual StatusOr<Execution> cancel(std::string_view id, TimePoint now) = 0;
+
+  // Removes queued executions of helper `name` that were planned (origin helper). Returns
+  // how many. Used by disable and update.
+  virtual StatusOr<std::size_t> remove_planned(std::string_view name) = 0;
+
+  virtual std::optional<Execution> get(std::string_view id) = 0;
+  virtual std::vector<Execution> list(const ExecutionFilter& filter) = 0;
+  // 1-based position of a queued execution in its key's queue (running one not counted).
+  virtual std::optional<std::size_t> position(std::string_view id) = 0;
+  // Queued executions of `key` in order.
+  virtual std::vector<Execution> key_queue(std::string_view key) = 0;
+
+  // Drops terminal executions finished before `before`. Returns how many.
+  virtual std::size_t prune_history(TimePoint before) = 0;
+
+  virtual std::vector<LaneCounts> counts(TimePoint now) = 0;
+
+  virtual std::optional<HelperState> helper_state(std::string_view name) = 0;
+  virtual Status put_helper_state(const HelperState& state) = 0;
+
+  // Recovery after a crash: every running execution becomes interrupted; those the retry
+  // policy allows go back to their key's queue (attempt + 1, not_before = now). Returns the
+  // interrupted executions as they were.
+  virtual std::vector<Execution> recover(TimePoint now) = 0;
+};
+
+}  // namespace schedd
