@@ -1,9 +1,12 @@
-// Clock: the one source of "now" in core. Nothing in core calls system_clock::now() directly,
-// so tests can drive time with a manual clock (tests/testing/manual_clock.h).
+// Clock: the one source of "now" in core, and the one way core waits for a future instant.
+// Nothing in core calls system_clock::now() or sleeps on its own, so tests drive time with
+// ManualClock (tests/testing/manual_clock.h) and run a day of schedules in milliseconds.
 // Implementations are thread-safe.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 namespace schedd {
 
@@ -14,12 +17,25 @@ class Clock {
   virtual ~Clock() = default;
   // Wall-clock time (schedules, due times, records).
   virtual TimePoint now() const = 0;
+  // Blocks the caller, who holds `lock` (the mutex `cv` is used with), until `cv` is notified,
+  // the clock reaches `deadline`, or a spurious wake-up; callers re-check their condition.
+  // Returns at once when the clock no longer reads `observed` (the caller's last now()), so
+  // that a time change between the caller's reading and this call is never slept through.
+  // Like condition_variable::wait_until, `lock` is released while waiting.
+  virtual void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                          TimePoint deadline, TimePoint observed) = 0;
 };
 
 // The real wall clock.
 class SystemClock final : public Clock {
  public:
   TimePoint now() const override { return std::chrono::system_clock::now(); }
+  void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                  TimePoint deadline, TimePoint /*observed: real time always moves*/) override {
+    // Wake at least once a minute so that a wall-clock step is noticed promptly.
+    TimePoint cap = now() + std::chrono::minutes(1);
+    cv.wait_until(lock, deadline < cap ? deadline : cap);
+  }
   static SystemClock& instance() {
     static SystemClock clock;
     return clock;

@@ -426,6 +426,15 @@ class Loader {
       : file_(std::move(file)), base_dir_(std::move(base_dir)), errors_(errors) {}
 
   void load(const toml::table& root, Config& cfg);
+  // Reads the inline table under key "schedule" of `root` (an API or CLI schedule update).
+  void load_schedule(const toml::table& root, ScheduleConfig& sc) {
+    const toml::node* node = root.get("schedule");
+    if (node == nullptr || !node->is_table()) {
+      error(SourceLoc{file_, 1, 1}, "schedule: expected a table such as { cron = \"0 * * * *\" }");
+      return;
+    }
+    read_schedule(Section{*node->as_table(), "schedule"}, sc);
+  }
 
  private:
   // One table of the document, named as its header would be ("lanes.default"); "" is the root.
@@ -814,7 +823,14 @@ void Loader::read_helper(const Section& s, const toml::key& name, HelperConfig& 
   if (s.table.get("schedule") == nullptr) {
     error(s.table.source(), header(s) + " missing required key \"schedule\"");
   } else if (const toml::table* t = read_table(s, "schedule")) {
-    read_schedule(child(s, *t, "schedule"), h.schedule);
+    const size_t before = errors_.size();
+    const Section ss = child(s, *t, "schedule");
+    read_schedule(ss, h.schedule);
+    // Whatever the field checks let through must also build an evaluable schedule.
+    if (errors_.size() == before) {
+      auto built = build_schedule(h.schedule, cfg.timezone, h.name);
+      if (!built.is_ok()) error(t->source(), header(ss) + " " + built.status().message());
+    }
   }
   if (auto v = read_string(s, "key", /*allow_empty=*/false)) h.key = *v;
   lane_ref(s, "lane", h.lane);
@@ -955,11 +971,13 @@ void Loader::read_schedule(const Section& s, ScheduleConfig& sc) {
       DstPolicy dst;
       if (auto v = read_enum(ds, "gap", {"shift", "skip"})) {
         dst.gap = *v == "skip" ? DstPolicy::Gap::kSkip : DstPolicy::Gap::kShift;
+        sc.dst_gap_set = true;
       }
       if (auto v = read_enum(ds, "overlap", {"first", "last", "both"})) {
         dst.overlap = *v == "last"   ? DstPolicy::Overlap::kLast
                       : *v == "both" ? DstPolicy::Overlap::kBoth
                                      : DstPolicy::Overlap::kFirst;
+        sc.dst_overlap_set = true;
       }
       sc.dst = dst;
     }
@@ -1049,6 +1067,24 @@ std::optional<Config> load_config(const std::filesystem::path& path,
 std::optional<Config> parse_config(std::string_view text, const std::string& source_name,
                                    std::vector<ConfigError>& errors) {
   return parse_impl(text, source_name, std::filesystem::path(source_name).parent_path(), errors);
+}
+
+std::optional<ScheduleConfig> parse_schedule(std::string_view inline_table,
+                                             const std::string& source_name,
+                                             std::vector<ConfigError>& errors) {
+  const size_t first = errors.size();
+  ScheduleConfig sc;
+  const std::string text = "schedule = " + std::string(inline_table);
+  try {
+    toml::table root = toml::parse(text, std::string_view(source_name));
+    Loader(source_name, std::filesystem::path(), errors).load_schedule(root, sc);
+  } catch (const toml::parse_error& e) {
+    errors.push_back(
+        ConfigError{SourceLoc{source_name, e.source().begin.line, e.source().begin.column},
+                    std::string(e.description())});
+  }
+  if (errors.size() != first) return std::nullopt;
+  return sc;
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {

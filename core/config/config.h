@@ -24,6 +24,7 @@
 #include "core/common/params.h"
 #include "core/common/status.h"
 #include "core/schedule/dst_policy.h"
+#include "core/schedule/schedule.h"
 
 namespace schedd {
 
@@ -61,6 +62,9 @@ struct ScheduleConfig {
   std::optional<std::string> tz;      // IANA zone; default daemon.timezone
   std::chrono::milliseconds jitter{0};
   std::optional<DstPolicy> dst;  // unset: the default per DESIGN.md §8
+  // Which parts of `dst` were written; the others keep the schedule kind's default.
+  bool dst_gap_set = false;
+  bool dst_overlap_set = false;
   SourceLoc where;
 };
 
@@ -160,6 +164,18 @@ void validate_helpers(Config& config, const ExecutorLookup& lookup, const Execut
 // Shared with the API, which validates submitted params the same way.
 std::optional<ParamValue> convert_param(const RawParam& raw, const ParamSpec& spec,
                                         std::string& error);
+
+// Parses a schedule given as a TOML inline table (`{ cron = "0 * * * *", tz = "UTC" }`), as
+// an API update or `schedd calendar` might; validated exactly like a helper's `schedule` in a
+// config file. Errors are located in `source_name`, column counted from the table's start + 11.
+std::optional<ScheduleConfig> parse_schedule(std::string_view inline_table,
+                                             const std::string& source_name,
+                                             std::vector<ConfigError>& errors);
+
+// Builds the evaluable Schedule of a validated ScheduleConfig. `default_tz` is
+// [daemon].timezone ("" = the machine's zone); `seed` (the helper's name) derives the jitter.
+StatusOr<Schedule> build_schedule(const ScheduleConfig& config, const std::string& default_tz,
+                                  std::string_view seed);
 
 // The closest candidate within an edit distance that makes a typo plausible, or "".
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <condition_variable>
@@ -18,9 +19,11 @@
 #include "core/common/clock.h"
 #include "core/common/duration.h"
 #include "core/config/config.h"
+#include "core/control/engine.h"
 #include "core/daemon/logging.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/schedule/schedule.h"
+#include "core/store/memory_store.h"
 
 namespace schedd {
 namespace {
@@ -272,14 +275,33 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     spdlog::info("helper {}: executor {}, key {}, lane {}, {}", h.name, h.executor, h.key, h.lane,
                  h.enabled ? "enabled" : "disabled");
   }
-  spdlog::info("store: {}; control API: not served by this build yet (configured {})", cfg.store,
-               cfg.listen);
+  if (cfg.store != "memory") {
+    spdlog::warn(
+        "store {} is not available in this build yet; using the in-memory store "
+        "(nothing survives a restart)",
+        cfg.store);
+  }
+  std::string node_id = cfg.node_id;
+  if (node_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    node_id = host;
+  }
+  MemoryStore store;
+  Engine engine(cfg, store, SystemClock::instance(), *loaded->plugins, node_id);
+  if (Status s = engine.start(); !s.is_ok()) {
+    spdlog::error("cannot start: {}", s.message());
+    return kExitBadInput;
+  }
+  spdlog::info("node {}: store memory; control API: not served by this build yet (configured {})",
+               node_id, cfg.listen);
   spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C");
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  loaded->plugins.reset();
+  spdlog::info("received {}, shutting down (grace {})", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               format_duration(cfg.shutdown_grace));
+  engine.stop(cfg.shutdown_grace);
   spdlog::info("schedd stopped");
   spdlog::shutdown();
   return kExitOk;

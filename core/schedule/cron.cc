@@ -195,7 +195,9 @@ class FieldParser {
       if (base.size() == item.size()) {
         hi = lo;  // a plain value
       } else if (field_ == Field::kDayOfWeek) {
-        hi = 6;  // `a/n`: from a to the end of the week
+        // `a/n`: from a to the end of the week; `7/n` starts at Sunday written as 7 and is
+        // Sunday alone (with hi = 6 it used to match no day at all).
+        hi = std::max(lo, 6);
       }
     }
     for (int v = lo; v <= hi; v += step) {

@@ -46,7 +46,7 @@ struct ExecTemplate {
   std::string executor;  // executor name
   std::string key;       // serialization key; empty for overlap = allow (the id is used)
   std::string lane = "default";
-  int priority = 3;  // 1 (highest) .. 5
+  int priority = 3;                                  // 1 (highest) .. 5
   std::optional<std::chrono::milliseconds> expiry;   // not started by due + expiry: expired
   std::optional<std::chrono::milliseconds> timeout;  // stop requested after this long
   uint32_t max_attempts = 1;
@@ -63,7 +63,7 @@ struct Execution {
   uint64_t seq = 0;      // submission order, assigned by the store
   uint32_t attempt = 1;
   ExecStatus status = ExecStatus::kQueued;
-  uint64_t fence = 0;    // claim token, increasing; a completion must carry the current one
+  uint64_t fence = 0;  // claim token, increasing; a completion must carry the current one
   TimePoint created{};
   std::optional<TimePoint> started;
   std::optional<TimePoint> finished;

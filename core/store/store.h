@@ -61,9 +61,9 @@ struct LaneCounts {
 // Helper runtime state set through the control API; wins over the config until reset.
 struct HelperState {
   std::string name;
-  std::optional<bool> enabled;                    // unset: the config's value
-  std::optional<std::string> schedule_override;   // serialized schedule (TOML inline table)
-  std::optional<TimePoint> planned_until;         // planner watermark
+  std::optional<bool> enabled;                   // unset: the config's value
+  std::optional<std::string> schedule_override;  // serialized schedule (TOML inline table)
+  std::optional<TimePoint> planned_until;        // planner watermark
 };
 
 class Store {

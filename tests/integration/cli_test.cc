@@ -29,8 +29,7 @@ std::vector<std::string> lines(const std::string& text) {
 
 // A config in a temp dir whose plugin_dir is the build's first-party plugins.
 fs::path write_config(const testing::TempDir& dir, const std::string& body) {
-  return dir.write("schedd.toml",
-                   "[daemon]\nplugin_dir = \"" + kPlugins + "\"\n" + body);
+  return dir.write("schedd.toml", "[daemon]\nplugin_dir = \"" + kPlugins + "\"\n" + body);
 }
 
 TEST(CliTest, VersionNamesTheAbi) {
@@ -71,7 +70,8 @@ priority = 9
   // Phase 1 errors (all of them, in file order) stop before executors are checked.
   auto l = lines(r.err);
   ASSERT_GE(l.size(), 3u) << r.err;
-  EXPECT_EQ(l[0], p + ":4:1: unknown key \"workres\" in [lanes.default] (did you mean \"workers\"?)")
+  EXPECT_EQ(l[0],
+            p + ":4:1: unknown key \"workres\" in [lanes.default] (did you mean \"workers\"?)")
       << r.err;
   EXPECT_NE(r.err.find(p + ":8:"), std::string::npos) << r.err;  // cron
   EXPECT_NE(r.err.find("minute: 61 is out of range 0-59"), std::string::npos) << r.err;
@@ -98,7 +98,8 @@ schedule = { every = "1h" }
 TEST(CliTest, RefusedPluginStopsStartupAndNamesTheFile) {
   testing::TempDir dir;
   fs::create_directory(dir / "plugins");
-  for (const char* f : {"noop.so", "sleep.so"}) fs::copy_file(fs::path(kPlugins) / f, dir / "plugins" / f);
+  for (const char* f : {"noop.so", "sleep.so"})
+    fs::copy_file(fs::path(kPlugins) / f, dir / "plugins" / f);
   fs::copy_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_wrong_abi.so", dir / "plugins" / "future.so");
   fs::copy_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_no_manifest.so", dir / "plugins" / "lib.so");
   dir.write("schedd.toml", R"([daemon]
@@ -202,12 +203,12 @@ TEST(CalendarCliTest, PrintsNextInstantsWithOffsets) {
   auto utc = run_process({kSchedd, "calendar", "--daily", "06:30", "--tz", "UTC", "--from",
                           "2026-01-01T00:00:00Z", "--count", "1"});
   EXPECT_EQ(utc.out, "2026-01-01T06:30:00+00:00\n");
-  auto every = run_process({kSchedd, "calendar", "--every", "90s", "--anchor",
-                            "2026-01-01T00:00:10Z", "--tz", "UTC", "--from",
-                            "2026-01-01T00:00:00Z", "--count", "2"});
+  auto every =
+      run_process({kSchedd, "calendar", "--every", "90s", "--anchor", "2026-01-01T00:00:10Z",
+                   "--tz", "UTC", "--from", "2026-01-01T00:00:00Z", "--count", "2"});
   EXPECT_EQ(every.out, "2026-01-01T00:00:10+00:00\n2026-01-01T00:01:40+00:00\n");
-  auto dst = run_process({kSchedd, "calendar", "30 2 * * *", "--tz", "America/New_York",
-                          "--dst", "gap=skip", "--from", "2026-03-07T12:00:00Z", "--count", "1"});
+  auto dst = run_process({kSchedd, "calendar", "30 2 * * *", "--tz", "America/New_York", "--dst",
+                          "gap=skip", "--from", "2026-03-07T12:00:00Z", "--count", "1"});
   EXPECT_EQ(dst.out, "2026-03-09T02:30:00-04:00\n");
 }
 
@@ -218,10 +219,14 @@ TEST(CalendarCliTest, NeverFiringPrintsNothing) {
 }
 
 TEST(CalendarCliTest, InvalidInputExitsTwoWithNothingOnStdout) {
-  for (std::vector<std::string> args :
-       {std::vector<std::string>{"60 * * * *"}, {"* * * *"}, {"@daily", "--tz", "Mars/Base"},
-        {"@daily", "--from", "tomorrow"}, {"--every", "10x"}, {"--daily", "24:00"},
-        {"@daily", "--daily", "06:00"}, {"@daily", "--dst", "gap=maybe"}}) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"60 * * * *"},
+                                        {"* * * *"},
+                                        {"@daily", "--tz", "Mars/Base"},
+                                        {"@daily", "--from", "tomorrow"},
+                                        {"--every", "10x"},
+                                        {"--daily", "24:00"},
+                                        {"@daily", "--daily", "06:00"},
+                                        {"@daily", "--dst", "gap=maybe"}}) {
     std::vector<std::string> argv = {kSchedd, "calendar"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = run_process(argv);

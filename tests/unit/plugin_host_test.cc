@@ -242,7 +242,7 @@ TEST(PluginHostTest, ExceptionFromRunBecomesFailureWithItsMessage) {
   EXPECT_EQ(out.status, RunStatus::kFailed);
   EXPECT_EQ(out.message, "executor threw a non-standard exception");
   out = host.find("fx_missing_param")->run(request_with({}), stop);
-  EXPECT_EQ(out.status, RunStatus::kFailed);
+  EXPECT_EQ(out.status, RunStatus::kFailedPermanent);  // retrying cannot fix a param
   EXPECT_EQ(out.message, "param \"absent\" is not set");
 }
 

@@ -209,13 +209,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "@monthly, @weekly, @daily, @midnight or @hourly)"}));
 
 TEST(CronTest, NeverFiringExpressionsParseButCannotFire) {
-  for (const char* expr : {"0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30W 2 *", "0 0 * 2 1#5,2#5,"
-                                                                             "3#5,4#5,5#5,6#5"}) {
+  for (const char* expr : {"0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30W 2 *",
+                           "0 0 * 2 1#5,2#5,"
+                           "3#5,4#5,5#5,6#5"}) {
     auto e = parse_cron(expr);
     ASSERT_TRUE(e.is_ok()) << expr;
     // "0 0 * 2 ...#5" does fire in leap years where Feb 29 falls on a matching weekday.
-    EXPECT_EQ(e->can_fire(), std::string_view(expr).find("#5") != std::string_view::npos)
-        << expr;
+    EXPECT_EQ(e->can_fire(), std::string_view(expr).find("#5") != std::string_view::npos) << expr;
   }
   Schedule s = cron_in("0 0 30 2 *", "UTC");
   EXPECT_EQ(s.next_after(at("2026-01-01T00:00:00Z")), std::nullopt);

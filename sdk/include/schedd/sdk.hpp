@@ -110,6 +110,20 @@ class Params {
                                         std::chrono::milliseconds fallback) const {
     return has(name) ? duration(name) : fallback;
   }
+  double number_or(std::string_view name, double fallback) const {
+    return has(name) ? number(name) : fallback;
+  }
+  bool boolean_or(std::string_view name, bool fallback) const {
+    return has(name) ? boolean(name) : fallback;
+  }
+  std::vector<std::string> list_or(std::string_view name,
+                                   std::vector<std::string> fallback = {}) const {
+    return has(name) ? list(name) : std::move(fallback);
+  }
+  std::map<std::string, std::string> map_or(
+      std::string_view name, std::map<std::string, std::string> fallback = {}) const {
+    return has(name) ? map(name) : std::move(fallback);
+  }
 
   std::size_t size() const { return count_; }
   const schedd_param& at(std::size_t i) const { return params_[i]; }
@@ -287,6 +301,10 @@ inline int32_t run_thunk(void* instance, const schedd_context* raw) noexcept {
     Result r = static_cast<Executor*>(instance)->run(ctx);
     raw->api->set_result_text(raw->host, r.message().c_str(), r.output().c_str());
     return r.status();
+  } catch (const ParamError& e) {
+    // A missing or mistyped param stays wrong on every retry.
+    raw->api->set_result_text(raw->host, e.what(), nullptr);
+    return SCHEDD_FAILED_PERMANENT;
   } catch (const std::exception& e) {
     raw->api->set_result_text(raw->host, e.what(), nullptr);
   } catch (...) {

@@ -1,0 +1,262 @@
+#include "core/control/engine.h"
+
+#include <spdlog/spdlog.h>
+
+namespace schedd {
+namespace {
+
+OverlapPolicy to_policy(Overlap o) {
+  switch (o) {
+    case Overlap::kQueue:
+      return OverlapPolicy::kQueue;
+    case Overlap::kSkip:
+      return OverlapPolicy::kSkip;
+    case Overlap::kReplace:
+      return OverlapPolicy::kReplace;
+    case Overlap::kAllow:
+      return OverlapPolicy::kAllow;
+  }
+  return OverlapPolicy::kQueue;
+}
+
+CatchUpPolicy to_catch_up(CatchUp c) {
+  switch (c) {
+    case CatchUp::kAll:
+      return CatchUpPolicy::kAll;
+    case CatchUp::kLatest:
+      return CatchUpPolicy::kLatest;
+    case CatchUp::kNone:
+      return CatchUpPolicy::kNone;
+  }
+  return CatchUpPolicy::kAll;
+}
+
+int64_t epoch_ms(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHost& plugins,
+               std::string node_id)
+    : config_(config),
+      store_(store),
+      clock_(clock),
+      plugins_(plugins),
+      node_id_(std::move(node_id)) {
+  planner_ = std::make_unique<Planner>(store_, config_.lookahead);
+  DispatcherOptions options;
+  for (const auto& lane : config_.lanes) options.lanes.push_back({lane.name, lane.workers});
+  options.node_id = node_id_;
+  options.expand_every = config_.expand_every;
+  options.history_retention = config_.history_retention;
+  dispatcher_ = std::make_unique<Dispatcher>(
+      store_, *planner_, clock_, [this](std::string_view name) { return plugins_.find(name); },
+      std::move(options));
+}
+
+Engine::~Engine() { dispatcher_->stop(std::chrono::milliseconds(0)); }
+
+std::shared_ptr<const ExecTemplate> Engine::make_template(const HelperConfig& h) const {
+  auto t = std::make_shared<ExecTemplate>();
+  t->origin = ExecOrigin::kHelper;
+  t->name = h.name;
+  t->executor = h.executor;
+  t->overlap = to_policy(h.overlap);
+  t->key = h.overlap == Overlap::kAllow ? "" : h.key;
+  t->lane = h.lane;
+  t->priority = h.priority;
+  t->expiry = h.expiry;
+  t->timeout = h.timeout;
+  if (!t->timeout) {
+    if (const LaneConfig* lane = config_.find_lane(h.lane)) t->timeout = lane->timeout;
+  }
+  const RetryConfig& retry = h.retry ? *h.retry : config_.retry;
+  t->max_attempts = retry.max_attempts;
+  t->retry_delays = retry.delays;
+  t->params = h.params;
+  return t;
+}
+
+Status Engine::apply_state(const HelperConfig& h) {
+  std::optional<HelperState> state = store_.helper_state(h.name);
+  PlannedHelper p;
+  p.name = h.name;
+  p.spec = make_template(h);
+  p.enabled = state && state->enabled ? *state->enabled : h.enabled;
+  p.catch_up = to_catch_up(h.catch_up);
+  ScheduleConfig sc = h.schedule;
+  if (state && state->schedule_override) {
+    std::vector<ConfigError> errors;
+    auto parsed = parse_schedule(*state->schedule_override, "schedule override", errors);
+    if (!parsed) {
+      return invalid_argument("helper " + h.name + ": stored schedule override is invalid: " +
+                              errors.front().to_string());
+    }
+    sc = *parsed;
+  }
+  auto schedule = build_schedule(sc, config_.timezone, h.name);
+  if (!schedule.is_ok()) {
+    return invalid_argument("helper " + h.name + ": " + schedule.status().message());
+  }
+  p.schedule = std::make_shared<const Schedule>(std::move(schedule).value());
+  planner_->set_helper(std::move(p));
+  return Status::ok();
+}
+
+Status Engine::start() {
+  const TimePoint now = clock_.now();
+  std::vector<Execution> interrupted = store_.recover(now);
+  for (const auto& e : interrupted) {
+    spdlog::warn("exec {} [{}] was running when the daemon stopped: interrupted (attempt {} of {})",
+                 e.id, e.key(), e.attempt, e.spec->max_attempts);
+  }
+  for (const auto& h : config_.helpers) {
+    if (Status s = apply_state(h); !s.is_ok()) return s;
+  }
+  dispatcher_->start();
+  return Status::ok();
+}
+
+void Engine::stop(std::chrono::milliseconds grace) { dispatcher_->stop(grace); }
+
+StatusOr<std::size_t> Engine::enable(const std::string& helper) {
+  std::lock_guard lock(mu_);
+  const HelperConfig* h = config_.find_helper(helper);
+  if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
+  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
+  state.enabled = true;
+  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = apply_state(*h); !s.is_ok()) return s;
+  auto report = planner_->plan_helper(helper, clock_.now());
+  if (!report.is_ok()) return report.status();
+  dispatcher_->poke();
+  spdlog::info("helper {} enabled: {} executions planned", helper, report->created);
+  return report->created;
+}
+
+StatusOr<std::size_t> Engine::disable(const std::string& helper) {
+  std::lock_guard lock(mu_);
+  const HelperConfig* h = config_.find_helper(helper);
+  if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
+  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
+  state.enabled = false;
+  state.planned_until.reset();
+  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = apply_state(*h); !s.is_ok()) return s;
+  auto removed = store_.remove_planned(helper);
+  if (!removed.is_ok()) return removed.status();
+  dispatcher_->poke();
+  spdlog::info("helper {} disabled: {} queued executions removed", helper, *removed);
+  return *removed;
+}
+
+StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
+                                              const std::string& inline_toml) {
+  std::lock_guard lock(mu_);
+  const HelperConfig* h = config_.find_helper(helper);
+  if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
+  std::vector<ConfigError> errors;
+  auto parsed = parse_schedule(inline_toml, "schedule", errors);
+  if (!parsed) {
+    std::string message;
+    for (const auto& e : errors) message += (message.empty() ? "" : "; ") + e.to_string();
+    return invalid_argument(message);
+  }
+  auto built = build_schedule(*parsed, config_.timezone, helper);
+  if (!built.is_ok()) return invalid_argument("schedule: " + built.status().message());
+
+  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
+  state.schedule_override = inline_toml;
+  state.planned_until.reset();
+  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  auto removed = store_.remove_planned(helper);
+  if (!removed.is_ok()) return removed.status();
+  if (Status s = apply_state(*h); !s.is_ok()) return s;
+  auto report = planner_->plan_helper(helper, clock_.now());
+  if (!report.is_ok()) return report.status();
+  dispatcher_->poke();
+  spdlog::info("helper {} schedule updated to {}: {} queued removed, {} planned", helper,
+               inline_toml, *removed, report->created);
+  return report->created;
+}
+
+StatusOr<SubmitResult> Engine::run_now(const std::string& helper) {
+  SubmitRequest req;
+  req.helper = helper;
+  return submit(std::move(req));
+}
+
+StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
+  const TimePoint now = clock_.now();
+  auto t = std::make_shared<ExecTemplate>();
+  if (!req.helper.empty()) {
+    const HelperConfig* h = config_.find_helper(req.helper);
+    if (h == nullptr) return not_found("unknown helper \"" + req.helper + "\"");
+    *t = *make_template(*h);
+    t->origin = req.origin == ExecOrigin::kTicket ? ExecOrigin::kTicket : ExecOrigin::kHelper;
+    if (!req.params.empty()) t->params = req.params;
+  } else {
+    if (req.executor.empty()) return invalid_argument("executor or helper is required");
+    t->origin = req.origin;
+    t->executor = req.executor;
+    t->name = req.name.empty() ? req.executor : req.name;
+    t->params = req.params;
+    const RetryConfig& retry = config_.retry;
+    t->max_attempts = retry.max_attempts;
+    t->retry_delays = retry.delays;
+    t->expiry.reset();
+  }
+  if (plugins_.find(t->executor) == nullptr) {
+    return not_found("unknown executor \"" + t->executor + "\"");
+  }
+  if (!req.lane.empty()) t->lane = req.lane;
+  const LaneConfig* lane = config_.find_lane(t->lane);
+  if (lane == nullptr) return invalid_argument("unknown lane \"" + t->lane + "\"");
+  if (req.priority) {
+    if (*req.priority < 1 || *req.priority > 5) {
+      return invalid_argument("priority: " + std::to_string(*req.priority) +
+                              " is out of range 1-5");
+    }
+    t->priority = *req.priority;
+  }
+  if (req.expiry) t->expiry = req.expiry;
+  if (req.timeout) t->timeout = req.timeout;
+  if (!t->timeout) t->timeout = lane->timeout;
+
+  Execution e;
+  if (!req.id.empty()) {
+    e.id = req.id;
+  } else {
+    std::lock_guard lock(mu_);
+    e.id = (req.helper.empty() ? t->name : req.helper) + "@run-" + std::to_string(epoch_ms(now)) +
+           "-" + std::to_string(++adhoc_counter_);
+  }
+  if (!req.key.empty()) {
+    t->key = req.key;
+  } else if (req.helper.empty()) {
+    t->key.clear();  // its own id: no serialization with anything else
+  }
+  e.spec = std::move(t);
+  e.due = req.not_before.value_or(now);
+  e.not_before = e.due;
+  auto stored = store_.submit(std::move(e), now, config_.capacity_queued);
+  if (!stored.is_ok()) return stored.status();
+  dispatcher_->poke();
+  return SubmitResult{std::move(stored->first), stored->second};
+}
+
+StatusOr<Execution> Engine::cancel(const std::string& id) {
+  auto r = store_.cancel(id, clock_.now());
+  if (r.is_ok()) {
+    dispatcher_->poke();
+    return r;
+  }
+  if (r.status().code() == StatusCode::kFailedPrecondition &&
+      dispatcher_->request_stop(id, ExecStatus::kCancelled)) {
+    return failed_precondition("execution " + id + " is running: a cooperative stop was requested");
+  }
+  return r.status();
+}
+
+}  // namespace schedd

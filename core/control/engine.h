@@ -1,0 +1,92 @@
+// Engine: the control facade over store, planner and dispatcher, built from a validated
+// Config. The CLI's `run` and the HTTP API (later) reach the engine only through here.
+//
+// Helper runtime state (enable, disable, schedule updates) is kept in the store as
+// HelperState, wins over the config file until reset, and survives restarts with a durable
+// store (DESIGN.md §6).
+//
+// Thread-safety: all public calls are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/common/clock.h"
+#include "core/common/status.h"
+#include "core/config/config.h"
+#include "core/dispatch/dispatcher.h"
+#include "core/planner/planner.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/store/store.h"
+
+namespace schedd {
+
+// An ad-hoc execution request (API submission or "run now").
+struct SubmitRequest {
+  std::string id;  // empty: generated
+  ExecOrigin origin = ExecOrigin::kAdhoc;
+  std::string name;      // ticket name or a label
+  std::string executor;  // required unless `helper` is set
+  std::string helper;    // run this helper's executor and params
+  std::string key;       // default: the helper's key, else the id
+  std::string lane;      // default: the helper's lane, else "default"
+  std::optional<int> priority;
+  ParamList params;  // validated against the executor's schema by the caller
+  std::optional<TimePoint> not_before;
+  std::optional<std::chrono::milliseconds> expiry;
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
+struct SubmitResult {
+  Execution execution;
+  std::size_t position = 0;  // 1-based in its key's queue
+};
+
+class Engine {
+ public:
+  // `config` must have passed validate_helpers against `plugins`. Nothing runs until start().
+  Engine(const Config& config, Store& store, Clock& clock, const PluginHost& plugins,
+         std::string node_id);
+  ~Engine();
+
+  // Recovers interrupted executions, plans, and starts dispatching.
+  Status start();
+  // Graceful stop: no more claims; running executions get `grace` to finish.
+  void stop(std::chrono::milliseconds grace);
+
+  // DESIGN.md §6. enable returns how many executions it planned; disable how many queued
+  // executions it removed; update replaces the queued ones with a plan from `schedule`.
+  StatusOr<std::size_t> enable(const std::string& helper);
+  StatusOr<std::size_t> disable(const std::string& helper);
+  StatusOr<std::size_t> update_schedule(const std::string& helper, const std::string& inline_toml);
+  // Queues one execution of `helper` due now (priority and key as configured).
+  StatusOr<SubmitResult> run_now(const std::string& helper);
+  StatusOr<SubmitResult> submit(SubmitRequest request);
+  // Cancels a queued execution, or requests a cooperative stop of a running one here.
+  StatusOr<Execution> cancel(const std::string& id);
+
+  Store& store() { return store_; }
+  Planner& planner() { return *planner_; }
+  Dispatcher& dispatcher() { return *dispatcher_; }
+  const Config& config() const { return config_; }
+
+ private:
+  std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
+  Status apply_state(const HelperConfig& h);
+
+  const Config& config_;
+  Store& store_;
+  Clock& clock_;
+  const PluginHost& plugins_;
+  std::string node_id_;
+  std::unique_ptr<Planner> planner_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::mutex mu_;  // serializes enable/disable/update
+  uint64_t adhoc_counter_ = 0;
+};
+
+}  // namespace schedd

@@ -1,0 +1,430 @@
+#include "core/dispatch/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace schedd {
+namespace {
+
+Origin to_origin(ExecOrigin o) {
+  switch (o) {
+    case ExecOrigin::kHelper:
+      return Origin::kHelper;
+    case ExecOrigin::kTicket:
+      return Origin::kTicket;
+    case ExecOrigin::kAdhoc:
+      return Origin::kAdhoc;
+  }
+  return Origin::kAdhoc;
+}
+
+double ms_between(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLookup executors,
+                       DispatcherOptions options)
+    : store_(store),
+      planner_(planner),
+      clock_(clock),
+      executors_(std::move(executors)),
+      options_(std::move(options)) {
+  for (const auto& spec : options_.lanes) {
+    auto lane = std::make_unique<Lane>();
+    lane->spec = spec;
+    if (lane->spec.workers == 0) lane->spec.workers = 1;
+    lanes_[spec.name] = std::move(lane);
+  }
+  if (!lanes_.contains("default")) {
+    auto lane = std::make_unique<Lane>();
+    lane->spec = {"default", 4};
+    lanes_["default"] = std::move(lane);
+  }
+}
+
+Dispatcher::~Dispatcher() {
+  if (started_) stop(std::chrono::milliseconds(0));
+}
+
+void Dispatcher::add_observer(DispatchObserver observer) {
+  observers_.push_back(std::move(observer));
+}
+
+void Dispatcher::start() {
+  std::lock_guard lock(mu_);
+  if (started_) return;
+  started_ = true;
+  for (auto& [name, lane] : lanes_) {
+    Lane* l = lane.get();
+    for (std::size_t i = 0; i < l->spec.workers; ++i) {
+      l->threads.emplace_back([this, l] { worker(*l); });
+    }
+  }
+  loop_thread_ = std::thread([this] { loop(); });
+}
+
+void Dispatcher::poke() {
+  std::lock_guard lock(mu_);
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+}
+
+bool Dispatcher::request_stop(const std::string& id, ExecStatus as) {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(id);
+  if (it == running_.end()) return false;
+  if (!it->second.stop_reason) it->second.stop_reason = as;
+  it->second.stop->request_stop();
+  return true;
+}
+
+std::string Dispatcher::debug_state() const {
+  std::lock_guard lock(mu_);
+  std::string out =
+      "loop_idle=" + std::to_string(loop_idle_) + " poked=" + std::to_string(poked_) +
+      " completing=" + std::to_string(completing_) + " idle_at_behind_ms=" +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - idle_at_).count());
+  for (const auto& [name, lane] : lanes_) {
+    out += " lane " + name + " busy=" + std::to_string(lane->busy) +
+           " queue=" + std::to_string(lane->queue.size());
+  }
+  for (const auto& [id, r] : running_) {
+    out += " running " + id +
+           (r.stop_reason ? std::string(" stop=") + exec_status_name(*r.stop_reason) : "");
+  }
+  return out;
+}
+
+std::size_t Dispatcher::running() const {
+  std::lock_guard lock(mu_);
+  return running_.size();
+}
+
+bool Dispatcher::wait_idle(std::chrono::milliseconds timeout) {
+  return wait_quiet(timeout, [](const Execution&) { return false; });
+}
+
+bool Dispatcher::wait_quiet(std::chrono::milliseconds timeout,
+                            const std::function<bool(const Execution&)>& keeps_running) {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [&] {
+    // `busy` also counts claims in flight (reserved before the store call returns).
+    std::size_t busy = 0;
+    for (const auto& [name, lane] : lanes_) busy += lane->busy;
+    if (!loop_idle_ || poked_ || completing_ > 0 || busy != running_.size() + completing_ ||
+        idle_at_ < clock_.now()) {
+      return false;
+    }
+    return std::all_of(running_.begin(), running_.end(), [&](const auto& r) {
+      return !r.second.stop_reason && keeps_running(r.second.execution);
+    });
+  });
+}
+
+void Dispatcher::log_claim_result(const ClaimResult& r) {
+  for (const auto& e : r.expired) {
+    if (options_.log_transitions) {
+      spdlog::warn("exec {} [{}] queued -> expired (not started by due + expiry)", e.id, e.key());
+    }
+    for (const auto& o : observers_) {
+      if (o.on_expired) o.on_expired(e);
+    }
+  }
+  for (const auto& e : r.skipped) {
+    if (options_.log_transitions) {
+      spdlog::info("exec {} [{}] queued -> skipped (overlap = skip: previous run still running)",
+                   e.id, e.key());
+    }
+    for (const auto& o : observers_) {
+      if (o.on_skipped) o.on_skipped(e);
+    }
+  }
+}
+
+void Dispatcher::loop() {
+  TimePoint next_plan = clock_.now();  // plan at once on start
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    poked_ = false;
+    loop_idle_ = false;
+    lock.unlock();
+    const TimePoint now = clock_.now();
+
+    if (now >= next_plan) {
+      auto report = planner_.plan_all(now);
+      if (!report.is_ok()) {
+        spdlog::error("planner: {}", report.status().to_string());
+      } else if (report->created > 0 || report->skipped > 0) {
+        spdlog::debug("planner: {} executions planned, {} skipped", report->created,
+                      report->skipped);
+      }
+      std::size_t pruned = store_.prune_history(
+          now - std::chrono::duration_cast<TimePoint::duration>(options_.history_retention));
+      if (pruned > 0) spdlog::debug("history: pruned {} executions", pruned);
+      next_plan = now + std::chrono::duration_cast<TimePoint::duration>(options_.expand_every);
+    }
+
+    bool claimed_any = false;
+    for (auto& [name, lane] : lanes_) {
+      if (claim_for(*lane, now) > 0) claimed_any = true;
+    }
+
+    // Timeouts, and the earliest one still ahead.
+    std::optional<TimePoint> next_deadline;
+    {
+      std::lock_guard g(mu_);
+      for (auto& [id, r] : running_) {
+        if (!r.deadline || r.stop_reason) continue;
+        if (*r.deadline <= now) {
+          r.stop_reason = ExecStatus::kTimedOut;
+          r.stop->request_stop();
+          if (options_.log_transitions) spdlog::warn("exec {}: timeout, stop requested", id);
+        } else if (!next_deadline || *r.deadline < *next_deadline) {
+          next_deadline = r.deadline;
+        }
+      }
+    }
+
+    TimePoint wake = next_plan;
+    if (auto ev = store_.next_event(now); ev && *ev > now && *ev < wake) wake = *ev;
+    if (next_deadline && *next_deadline < wake) wake = *next_deadline;
+
+    lock.lock();
+    if (poked_ || stopping_ || claimed_any) continue;
+    loop_idle_ = true;
+    idle_at_ = now;
+    idle_cv_.notify_all();
+    clock_.wait_until(loop_cv_, lock, wake, now);
+  }
+}
+
+std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now) {
+  const std::string& name = lane.spec.name;
+  std::size_t reserved = 0;
+  {
+    // Reserve the free workers first, so that the loop and workers claiming at the same
+    // time never exceed the lane's size.
+    std::lock_guard g(mu_);
+    if (stopping_) return 0;
+    reserved = lane.spec.workers - std::min(lane.spec.workers, lane.busy);
+    lane.busy += reserved;
+  }
+  if (reserved == 0) return 0;
+  auto result = store_.claim(name, reserved, now, options_.node_id);
+  std::size_t claimed = result.is_ok() ? result->claimed.size() : 0;
+  if (!result.is_ok()) {
+    spdlog::error("claim for lane {}: {}", name, result.status().to_string());
+  } else {
+    log_claim_result(*result);
+    for (const auto& id : result->replace) {
+      if (request_stop(id, ExecStatus::kCancelled) && options_.log_transitions) {
+        spdlog::info("exec {}: stop requested (overlap = replace: a newer run is due)", id);
+      }
+    }
+    for (const auto& e : result->claimed) {
+      if (options_.log_transitions) {
+        spdlog::info("exec {} [{}] queued -> running (lane {}, attempt {}, {:.1f} ms after due)",
+                     e.id, e.key(), name, e.attempt, ms_between(e.not_before, now));
+      }
+      for (const auto& o : observers_) {
+        if (o.on_claim) o.on_claim(e);
+      }
+    }
+  }
+  std::lock_guard g(mu_);
+  lane.busy -= reserved - claimed;
+  if (claimed == 0) return 0;
+  for (auto& e : result->claimed) {
+    Running r;
+    r.stop = std::make_shared<StopSource>();
+    if (e.spec->timeout) {
+      r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
+    }
+    std::string id = e.id;
+    r.execution = std::move(e);
+    running_.emplace(id, std::move(r));
+    lane.queue.push_back(std::move(id));
+  }
+  if (claimed == 1) {
+    lane.cv.notify_one();
+  } else {
+    lane.cv.notify_all();
+  }
+  return claimed;
+}
+
+void Dispatcher::worker(Lane& lane) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    lane.cv.wait(lock, [&] { return !lane.queue.empty() || workers_exit_; });
+    if (lane.queue.empty()) return;  // workers_exit_
+    std::string id = std::move(lane.queue.front());
+    lane.queue.pop_front();
+    lock.unlock();
+    run_one(id);
+    lock.lock();
+    --lane.busy;
+    --completing_;
+    // The loop recomputes its wake-up (a freed key may have a head due later), and this
+    // worker claims its lane's next execution itself instead of waiting for the loop.
+    poked_ = true;
+    loop_idle_ = false;
+    loop_cv_.notify_all();
+    if (lane.queue.empty() && !stopping_) {
+      lock.unlock();
+      claim_for(lane, clock_.now());
+      lock.lock();
+    }
+    idle_cv_.notify_all();
+  }
+}
+
+Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimePoint now) const {
+  const Execution& e = r.execution;
+  Completion c;
+  c.finished = now;
+  c.message = outcome.message;
+  c.output = outcome.output;
+  bool retryable = false;
+  switch (outcome.status) {
+    case RunStatus::kSucceeded:
+      c.status = ExecStatus::kSucceeded;
+      break;
+    case RunStatus::kFailedPermanent:
+      c.status = ExecStatus::kFailed;
+      break;
+    case RunStatus::kFailed:
+    case RunStatus::kCancelled:
+      if (r.stop_reason == ExecStatus::kTimedOut) {
+        c.status = ExecStatus::kTimedOut;
+        retryable = true;
+      } else if (r.stop_reason == ExecStatus::kInterrupted) {
+        c.status = ExecStatus::kInterrupted;
+        retryable = true;
+      } else if (outcome.status == RunStatus::kFailed) {
+        c.status = ExecStatus::kFailed;
+        retryable = true;
+      } else {
+        c.status = ExecStatus::kCancelled;
+      }
+      break;
+  }
+  if (retryable && e.attempt < e.spec->max_attempts) {
+    c.retry = true;
+    c.retry_at =
+        now + std::chrono::duration_cast<TimePoint::duration>(retry_delay(*e.spec, e.attempt + 1));
+  }
+  return c;
+}
+
+void Dispatcher::run_one(const std::string& id) {
+  Execution e;
+  std::shared_ptr<StopSource> stop;
+  bool shutting_down = false;
+  std::optional<TimePoint> deadline;
+  {
+    std::lock_guard g(mu_);
+    const Running& r = running_.at(id);
+    e = r.execution;
+    stop = r.stop;
+    deadline = r.deadline;
+    shutting_down = workers_exit_;
+  }
+  RunOutcome outcome;
+  if (shutting_down) {
+    // Claimed but never started before shutdown: back to the queue.
+    outcome.status = RunStatus::kCancelled;
+    outcome.message = "not started: daemon shutting down";
+    std::lock_guard g(mu_);
+    running_.at(id).stop_reason = ExecStatus::kInterrupted;
+  } else {
+    const LoadedExecutor* executor = executors_(e.spec->executor);
+    e.started = clock_.now();
+    for (const auto& o : observers_) {
+      if (o.on_start) o.on_start(e);
+    }
+    if (executor == nullptr) {
+      outcome.status = RunStatus::kFailedPermanent;
+      outcome.message = "unknown executor \"" + e.spec->executor + "\"";
+    } else {
+      RunRequest req;
+      req.execution_id = e.id;
+      req.origin = to_origin(e.spec->origin);
+      req.name = e.spec->name;
+      req.key = e.key();
+      req.lane = e.lane();
+      req.attempt = e.attempt;
+      req.due = e.due;
+      req.deadline = deadline;
+      req.params = e.spec->params;
+      outcome = executor->run(req, *stop);
+    }
+  }
+  const TimePoint now = clock_.now();
+  Completion c;
+  {
+    // Leave running_ before the store re-queues a retry under the same id, which another
+    // worker may then claim at once; `completing_` keeps wait_idle honest meanwhile.
+    std::lock_guard g(mu_);
+    c = finish(running_.at(id), outcome, now);
+    running_.erase(id);
+    ++completing_;
+  }
+  // Observers first: once the store has the completion, the key is free and the next
+  // execution of it may start on another worker.
+  for (const auto& o : observers_) {
+    if (o.on_finish) o.on_finish(e, c);
+  }
+  if (Status s = store_.complete(id, e.fence, c); !s.is_ok()) {
+    spdlog::error("exec {}: completion not recorded: {}", id, s.to_string());
+  }
+  if (options_.log_transitions) {
+    std::string tail = c.message.empty() ? "" : ": " + c.message;
+    if (c.retry) {
+      spdlog::warn("exec {} [{}] running -> {} after {:.1f} ms{}; retry as attempt {} in {:.0f} s",
+                   id, e.key(), exec_status_name(c.status),
+                   std::chrono::duration<double, std::milli>(outcome.duration).count(), tail,
+                   e.attempt + 1, std::chrono::duration<double>(c.retry_at - now).count());
+    } else {
+      auto level = c.status == ExecStatus::kSucceeded ? spdlog::level::info : spdlog::level::warn;
+      spdlog::log(level, "exec {} [{}] running -> {} after {:.1f} ms{}", id, e.key(),
+                  exec_status_name(c.status),
+                  std::chrono::duration<double, std::milli>(outcome.duration).count(), tail);
+    }
+  }
+}
+
+void Dispatcher::stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard g(mu_);
+    if (!started_) return;
+    stopping_ = true;
+    loop_cv_.notify_all();
+  }
+  if (loop_thread_.joinable()) loop_thread_.join();
+  std::unique_lock lock(mu_);
+  if (!running_.empty() && grace.count() > 0) {
+    spdlog::info("waiting up to {} ms for {} running executions", grace.count(), running_.size());
+    idle_cv_.wait_for(lock, grace, [&] { return running_.empty(); });
+  }
+  for (auto& [id, r] : running_) {
+    if (!r.stop_reason) r.stop_reason = ExecStatus::kInterrupted;
+    r.stop->request_stop();
+  }
+  workers_exit_ = true;
+  for (auto& [name, lane] : lanes_) lane->cv.notify_all();
+  lock.unlock();
+  for (auto& [name, lane] : lanes_) {
+    for (auto& t : lane->threads) t.join();
+    lane->threads.clear();
+  }
+  std::lock_guard g(mu_);
+  started_ = false;
+}
+
+}  // namespace schedd

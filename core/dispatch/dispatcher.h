@@ -1,0 +1,141 @@
+// Dispatcher: claims ready executions from the store and runs them on bounded per-lane worker
+// pools (DESIGN.md §1-§4, §10-§12). One loop thread sleeps on the injected Clock until the
+// earliest instant at which something can change (next due, next expiry, next retry, a
+// timeout, the next planning round) or until poked (a completion, an API call): it never polls.
+//
+// Thread-safety: all public calls are thread-safe. Plugins are called on worker threads with
+// no core lock held.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/common/clock.h"
+#include "core/common/status.h"
+#include "core/planner/planner.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/plugin_host/stop_source.h"
+#include "core/store/store.h"
+
+namespace schedd {
+
+struct LaneSpec {
+  std::string name;
+  std::size_t workers = 4;
+};
+
+// Observer hooks (metrics, tests). Called from the loop or worker threads without core locks
+// held; must be cheap and thread-safe.
+struct DispatchObserver {
+  std::function<void(const Execution&)> on_claim{};  // claimed, about to start
+  std::function<void(const Execution&)> on_start{};  // executor called (worker thread)
+  std::function<void(const Execution&, const Completion&)>
+      on_finish{};                                     // attempt ended, before the store records it
+  std::function<void(const Execution&)> on_expired{};  // also skipped ones go to on_skipped
+  std::function<void(const Execution&)> on_skipped{};
+};
+
+struct DispatcherOptions {
+  std::vector<LaneSpec> lanes;  // must include "default"
+  std::string node_id = "local";
+  std::chrono::milliseconds expand_every = std::chrono::minutes(5);
+  std::chrono::milliseconds history_retention = std::chrono::hours(24);
+  bool log_transitions = true;
+};
+
+class Dispatcher {
+ public:
+  // `executors` finds an executor by name (nullptr: unknown, the attempt fails permanently).
+  using ExecutorLookup = std::function<const LoadedExecutor*(std::string_view)>;
+
+  Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLookup executors,
+             DispatcherOptions options);
+  ~Dispatcher();  // stop(std::chrono::seconds(0)) if still running
+
+  void add_observer(DispatchObserver observer);  // before start()
+
+  // Starts the loop and the worker threads.
+  void start();
+  // Stops claiming, waits up to `grace` for running executions, then requests their stop
+  // and waits for them to return; those stopped this way are recorded as interrupted and
+  // re-queued per their retry policy.
+  void stop(std::chrono::milliseconds grace);
+
+  // Wakes the loop: something changed (submission, enable, update).
+  void poke();
+
+  // Requests a cooperative stop of a running execution (cancel, overlap = replace). Returns
+  // false when it is not running here.
+  bool request_stop(const std::string& id, ExecStatus as = ExecStatus::kCancelled);
+
+  // For tests: blocks until the loop has caught up with the clock's current time and no
+  // execution is running or claimable, or `timeout` of real time passes. Returns whether
+  // it became idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
+  // For tests: like wait_idle, but executions for which `keeps_running` is true may still be
+  // running (they wait for a timeout or cancel), provided no stop was requested of them.
+  bool wait_quiet(std::chrono::milliseconds timeout,
+                  const std::function<bool(const Execution&)>& keeps_running);
+
+  std::size_t running() const;
+  // One line of internal state, for diagnostics (tests, status).
+  std::string debug_state() const;
+  const DispatcherOptions& options() const { return options_; }
+
+ private:
+  struct Running {
+    Execution execution;
+    std::shared_ptr<StopSource> stop;
+    std::optional<TimePoint> deadline;
+    std::optional<ExecStatus> stop_reason;  // why a stop was requested
+  };
+  struct Lane {
+    LaneSpec spec;
+    std::deque<std::string> queue;  // claimed ids waiting for a worker of this lane
+    std::size_t busy = 0;           // claimed (or reserved for a claim) and not completed
+    std::condition_variable cv;     // this lane's workers wait here
+    std::vector<std::thread> threads;
+  };
+
+  void loop();
+  void worker(Lane& lane);
+  void run_one(const std::string& id);
+  Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
+  void log_claim_result(const ClaimResult& r);
+  // Claims up to the lane's free workers at `now` and queues them for its workers. Called by
+  // the loop and by workers that just finished. Returns how many were claimed.
+  std::size_t claim_for(Lane& lane, TimePoint now);
+
+  Store& store_;
+  Planner& planner_;
+  Clock& clock_;
+  ExecutorLookup executors_;
+  DispatcherOptions options_;
+  std::vector<DispatchObserver> observers_;
+
+  mutable std::mutex mu_;
+  std::condition_variable loop_cv_;  // the loop waits here (through clock_)
+  std::condition_variable idle_cv_;
+  bool poked_ = false;
+  bool stopping_ = false;      // no more claims
+  bool workers_exit_ = false;  // workers leave when their queue is empty
+  bool loop_idle_ = false;     // the loop is waiting and found nothing to do at `idle_at_`
+  TimePoint idle_at_{};
+  std::map<std::string, std::unique_ptr<Lane>> lanes_;
+  std::map<std::string, Running> running_;
+  std::size_t completing_ = 0;  // attempts out of running_ whose completion is being recorded
+  std::thread loop_thread_;
+  bool started_ = false;
+};
+
+}  // namespace schedd

@@ -1,0 +1,113 @@
+#include "core/planner/planner.h"
+
+#include <spdlog/spdlog.h>
+
+namespace schedd {
+
+Planner::Planner(Store& store, std::chrono::milliseconds lookahead)
+    : store_(store), lookahead_(lookahead) {}
+
+void Planner::set_helper(PlannedHelper helper) {
+  std::lock_guard lock(mu_);
+  std::string name = helper.name;
+  helpers_[name] = std::move(helper);
+}
+
+std::optional<PlannedHelper> Planner::helper(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = helpers_.find(name);
+  if (it == helpers_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<PlannedHelper> Planner::helpers() const {
+  std::lock_guard lock(mu_);
+  std::vector<PlannedHelper> out;
+  for (const auto& [name, h] : helpers_) out.push_back(h);
+  return out;
+}
+
+StatusOr<PlanReport> Planner::plan_all(TimePoint now) {
+  std::lock_guard lock(mu_);
+  PlanReport total;
+  for (const auto& [name, h] : helpers_) {
+    if (!h.enabled) continue;
+    auto r = plan_locked(h, now);
+    if (!r.is_ok()) return r.status();
+    total.created += r->created;
+    total.skipped += r->skipped;
+  }
+  return total;
+}
+
+StatusOr<PlanReport> Planner::plan_helper(const std::string& name, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = helpers_.find(name);
+  if (it == helpers_.end()) return not_found("unknown helper \"" + name + "\"");
+  if (!it->second.enabled) return PlanReport{};
+  return plan_locked(it->second, now);
+}
+
+Status Planner::reset_watermark(const std::string& name) {
+  HelperState state = store_.helper_state(name).value_or(HelperState{name, {}, {}, {}});
+  state.planned_until.reset();
+  return store_.put_helper_state(state);
+}
+
+StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now) {
+  HelperState state = store_.helper_state(h.name).value_or(HelperState{h.name, {}, {}, {}});
+  const TimePoint until = now + lookahead_;
+  // Plan from the watermark when there is one (after downtime this includes the missed due
+  // times), else from now.
+  const TimePoint from = state.planned_until.value_or(now);
+
+  std::vector<Execution> missed;
+  std::vector<Execution> batch;
+  for (auto t = h.schedule->next_after(from); t && *t <= until; t = h.schedule->next_after(*t)) {
+    Execution e;
+    e.id = planned_id(h.name, *t);
+    e.spec = h.spec;
+    e.due = *t;
+    e.not_before = *t;
+    (*t < now ? missed : batch).push_back(std::move(e));
+  }
+
+  PlanReport report;
+  // Catch-up (DESIGN.md §7): missed due times run (and expire by the normal rule if too old),
+  // or only the latest runs, or none; what does not run is recorded as skipped.
+  if (!missed.empty()) {
+    std::size_t keep = 0;
+    switch (h.catch_up) {
+      case CatchUpPolicy::kAll:
+        keep = missed.size();
+        break;
+      case CatchUpPolicy::kLatest:
+        keep = 1;
+        break;
+      case CatchUpPolicy::kNone:
+        keep = 0;
+        break;
+    }
+    std::size_t skip = missed.size() - keep;
+    for (std::size_t i = 0; i < skip; ++i) {
+      missed[i].status = ExecStatus::kSkipped;
+      missed[i].finished = now;
+      missed[i].message = "missed while the daemon was down (catch_up)";
+    }
+    report.skipped = skip;
+    spdlog::info("helper {}: {} missed due times since {}; catch-up runs {}, skips {}", h.name,
+                 missed.size(), format_rfc3339(from, date::locate_zone("UTC")), keep, skip);
+    batch.insert(batch.begin(), std::make_move_iterator(missed.begin()),
+                 std::make_move_iterator(missed.end()));
+  }
+  if (!batch.empty()) {
+    auto created = store_.plan(std::move(batch), now);
+    if (!created.is_ok()) return created.status();
+    report.created = *created - std::min(*created, report.skipped);
+  }
+  state.planned_until = until;
+  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  return report;
+}
+
+}  // namespace schedd

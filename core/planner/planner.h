@@ -1,0 +1,71 @@
+// Planner: keeps every enabled helper's executions planned up to now + lookahead
+// (DESIGN.md §5), with deterministic ids "helper@due-epoch-seconds", so planning is
+// idempotent across re-plans, restarts and several planners. It records a watermark per
+// helper (HelperState::planned_until) so that after downtime the missed due times are planned
+// too and the catch-up policy (§7) decides what runs.
+//
+// Thread-safety: all public calls are serialized by an internal mutex; the store is
+// thread-safe on its own.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/common/clock.h"
+#include "core/common/status.h"
+#include "core/schedule/schedule.h"
+#include "core/store/execution.h"
+#include "core/store/store.h"
+
+namespace schedd {
+
+enum class CatchUpPolicy { kAll, kLatest, kNone };
+
+// A helper as the planner sees it.
+struct PlannedHelper {
+  std::string name;
+  std::shared_ptr<const ExecTemplate> spec;
+  std::shared_ptr<const Schedule> schedule;
+  bool enabled = true;
+  CatchUpPolicy catch_up = CatchUpPolicy::kAll;
+};
+
+struct PlanReport {
+  std::size_t created = 0;  // new queued executions
+  std::size_t skipped = 0;  // missed due times recorded as skipped by catch-up
+};
+
+class Planner {
+ public:
+  // Default: 2 h lookahead.
+  Planner(Store& store, std::chrono::milliseconds lookahead);
+
+  // Replaces the helper set (config load, enable/disable/update).
+  void set_helper(PlannedHelper helper);
+  std::optional<PlannedHelper> helper(const std::string& name) const;
+  std::vector<PlannedHelper> helpers() const;
+
+  // Plans every enabled helper up to now + lookahead.
+  StatusOr<PlanReport> plan_all(TimePoint now);
+  // Plans one helper (enable, update, run of the planner for a single helper).
+  StatusOr<PlanReport> plan_helper(const std::string& name, TimePoint now);
+  // Forgets the watermark of `name`, so the next plan starts from `now` (update, disable).
+  Status reset_watermark(const std::string& name);
+
+  std::chrono::milliseconds lookahead() const { return lookahead_; }
+
+ private:
+  StatusOr<PlanReport> plan_locked(const PlannedHelper& h, TimePoint now);
+
+  Store& store_;
+  const std::chrono::milliseconds lookahead_;
+  mutable std::mutex mu_;
+  std::map<std::string, PlannedHelper> helpers_;
+};
+
+}  // namespace schedd

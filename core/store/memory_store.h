@@ -1,0 +1,59 @@
+// MemoryStore: the Store held in process memory, with no durability of its own. It is the
+// index the embedded store keeps in front of SQLite, and the store of tests. Every call is
+// O(log n) in the number of executions held (plus the size of what it returns), except the
+// calls that are documented otherwise in docs/store.md (list, position, key_queue,
+// remove_planned, recover); claim() never scans.
+//
+// Time is whatever the caller passes: the store has no clock. Passing an earlier `now` than
+// before is allowed and exact, only slower (the queued-and-due count walks back).
+//
+// Thread-safety: thread-safe. One mutex serializes every call; no call blocks on anything
+// but that mutex, and nothing outside the store is called while it is held.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/store/store.h"
+
+namespace schedd {
+
+class MemoryStore final : public Store {
+ public:
+  MemoryStore();
+  ~MemoryStore() override;
+  MemoryStore(const MemoryStore&) = delete;
+  MemoryStore& operator=(const MemoryStore&) = delete;
+
+  StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
+  StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
+                                                     std::size_t capacity_queued) override;
+  StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
+                              std::string_view node) override;
+  Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
+  std::optional<TimePoint> next_event(TimePoint now) override;
+  StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
+  StatusOr<std::size_t> remove_planned(std::string_view name) override;
+  std::optional<Execution> get(std::string_view id) override;
+  std::vector<Execution> list(const ExecutionFilter& filter) override;
+  std::optional<std::size_t> position(std::string_view id) override;
+  std::vector<Execution> key_queue(std::string_view key) override;
+  std::size_t prune_history(TimePoint before) override;
+  std::vector<LaneCounts> counts(TimePoint now) override;
+  std::optional<HelperState> helper_state(std::string_view name) override;
+  Status put_helper_state(const HelperState& state) override;
+  std::vector<Execution> recover(TimePoint now) override;
+
+ private:
+  struct State;  // the indexes; see memory_store.cc and docs/store.md
+
+  std::mutex mu_;
+  std::unique_ptr<State> state_;  // guarded by mu_
+};
+
+}  // namespace schedd
