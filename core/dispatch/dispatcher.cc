@@ -171,7 +171,7 @@ void Dispatcher::loop() {
 
     bool claimed_any = false;
     for (auto& [name, lane] : lanes_) {
-      if (claim_for(*lane, now) > 0) claimed_any = true;
+      if (claim_for(*lane, now, /*housekeeping=*/true) > 0) claimed_any = true;
     }
 
     // Timeouts, and the earliest one still ahead.
@@ -203,7 +203,7 @@ void Dispatcher::loop() {
   }
 }
 
-std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now) {
+std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) {
   const std::string& name = lane.spec.name;
   std::size_t reserved = 0;
   {
@@ -214,7 +214,9 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now) {
     reserved = lane.spec.workers - std::min(lane.spec.workers, lane.busy);
     lane.busy += reserved;
   }
-  if (reserved == 0) return 0;
+  // A full lane still gets a claim of 0 from the loop: expiry and skip/replace decisions
+  // are due on time even when no worker is free.
+  if (reserved == 0 && !housekeeping) return 0;
   auto result = store_.claim(name, reserved, now, options_.node_id);
   std::size_t claimed = result.is_ok() ? result->claimed.size() : 0;
   if (!result.is_ok()) {
@@ -277,7 +279,7 @@ void Dispatcher::worker(Lane& lane) {
     loop_cv_.notify_all();
     if (lane.queue.empty() && !stopping_) {
       lock.unlock();
-      claim_for(lane, clock_.now());
+      claim_for(lane, clock_.now(), /*housekeeping=*/false);
       lock.lock();
     }
     idle_cv_.notify_all();

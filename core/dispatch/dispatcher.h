@@ -113,8 +113,10 @@ class Dispatcher {
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by
-  // the loop and by workers that just finished. Returns how many were claimed.
-  std::size_t claim_for(Lane& lane, TimePoint now);
+  // the loop and by workers that just finished. Returns how many were claimed. With
+  // `housekeeping` a full lane still calls the store (max 0) so that expiries and overlap
+  // decisions happen on time.
+  std::size_t claim_for(Lane& lane, TimePoint now, bool housekeeping);
 
   Store& store_;
   Planner& planner_;

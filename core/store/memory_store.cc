@@ -484,10 +484,15 @@ StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimeP
     st.by_id.reserve(std::max(needed, 2 * st.by_id.size()));
   }
   for (auto& e : executions) {
+    // The planner records catch-up decisions (skipped) as planned executions that are
+    // terminal from the start.
+    const ExecStatus preset = e.status;
+    std::string message = is_terminal(preset) ? e.message : std::string();
     State::Record* r = st.insert(std::move(e), now, hint);
     if (r == nullptr) continue;  // planned before: idempotent
     hint = std::next(r->ids_it);
     ++created;
+    if (is_terminal(preset)) st.finish_queued(r, preset, now, std::move(message));
   }
   return created;
 }
@@ -571,18 +576,22 @@ Status MemoryStore::complete(std::string_view id, uint64_t fence, const Completi
 
 std::optional<TimePoint> MemoryStore::next_event(TimePoint now) {
   std::lock_guard lock(mu_);
-  const State& st = *state_;
-  for (const auto& [name, lane] : st.lanes) {
-    if (!lane.ready.empty()) return now;
-  }
+  State& st = *state_;
+  // Heads already ready are not events (a completion frees the worker they wait for): move
+  // them out of `pending` so that its first entry is the next one to become ready.
+  st.promote(now);
   std::optional<TimePoint> next;
   auto consider = [&next](TimePoint t) {
     if (!next || t < *next) next = t;
   };
   if (!st.pending.empty()) consider((*st.pending.begin())->exec.not_before);
-  if (!st.watch.empty()) consider((*st.watch.begin())->exec.not_before);
-  if (!st.expiry.empty()) consider(st.expiry.begin()->first);
-  if (next && *next < now) next = now;
+  for (const State::Record* r : st.watch) {
+    if (r->exec.not_before > now) {
+      consider(r->exec.not_before);
+      break;
+    }
+  }
+  if (auto it = st.expiry.upper_bound(now); it != st.expiry.end()) consider(it->first);
   return next;
 }
 

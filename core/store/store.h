@@ -71,7 +71,8 @@ class Store {
   virtual ~Store() = default;
 
   // Inserts planned executions; an id that exists already (in any state, history included)
-  // is left alone, so re-planning is idempotent. Returns how many were created.
+  // is left alone, so re-planning is idempotent. An execution given with a terminal status
+  // (catch-up's skipped) is recorded as such, never queued. Returns how many were created.
   virtual StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) = 0;
 
   // Accepts one ad-hoc execution unless `capacity_queued` executions are already queued and
@@ -81,7 +82,8 @@ class Store {
   virtual StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                              std::size_t capacity_queued) = 0;
 
-  // Claims up to `max` ready executions for `lane` at `now` (see the ordering contract),
+  // Claims up to `max` (possibly 0) ready executions for `lane` at `now` (see the ordering
+  // contract),
   // marks them running with a new fence, records `node`, and locks their keys. First moves
   // queued executions past due + expiry to expired (any lane) and applies overlap = skip /
   // replace. Returns empty vectors, not an error, when nothing is ready.
@@ -93,9 +95,12 @@ class Store {
   // its key's queue at its original position, attempt + 1, not_before = retry_at.
   virtual Status complete(std::string_view id, uint64_t fence, const Completion& c) = 0;
 
-  // The earliest instant after `now` at which claim could return something new without any
-  // other call: the earliest not_before of a key head, or the earliest expiry of a queued
-  // execution. nullopt when nothing is queued.
+  // The earliest instant at which the passing of time alone changes what claim would do:
+  // the earliest not_before of a key head not yet ready, the earliest expiry of a queued
+  // execution, the earliest skip/replace decision. Heads that are ready already are not
+  // events (a completion frees the worker they wait for). nullopt when there is none. The
+  // dispatcher calls claim for every lane (with max 0 for a full lane) before asking, so
+  // everything due at `now` has been handled.
   virtual std::optional<TimePoint> next_event(TimePoint now) = 0;
 
   // Queued -> cancelled. kFailedPrecondition if running (the caller may request a stop),

@@ -78,7 +78,8 @@ TEST(MemoryStoreTest, PlansAndDrainsAHundredThousandExecutions) {
   std::size_t done = 0;
   for (int minute = 0; minute < kRuns; ++minute) {
     TimePoint now = kT0 + std::chrono::minutes(minute);
-    ASSERT_EQ(store.next_event(now), now);
+    // Everything due now is ready (no event); the next event is the earliest expiry.
+    ASSERT_EQ(store.next_event(now), now + std::chrono::hours(1));
     while (true) {
       auto r = store.claim("default", 256, now, "node");
       ASSERT_TRUE(r.is_ok());

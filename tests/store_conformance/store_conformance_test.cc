@@ -177,9 +177,12 @@ TEST_P(StoreConformanceTest, NextEventIsNulloptWhenNothingIsQueued) {
   EXPECT_EQ(store().next_event(at(1s)), std::nullopt);
 }
 
-TEST_P(StoreConformanceTest, NextEventIsNowWhenSomethingIsClaimable) {
-  plan({make_exec(make_spec("a"), at(10s))});
-  EXPECT_EQ(store().next_event(at(30s)), at(30s));
+TEST_P(StoreConformanceTest, NextEventIgnoresWhatIsAlreadyClaimable) {
+  // A ready head waits for a worker, not for time: it is no event. The next one is.
+  plan({make_exec(make_spec("a"), at(10s)), make_exec(make_spec("b"), at(50s))});
+  EXPECT_EQ(store().next_event(at(30s)), at(50s));
+  EXPECT_EQ(store().next_event(at(60s)), std::nullopt);
+  EXPECT_EQ(claim_ids("default", 5, at(60s)).size(), 2u);
 }
 
 TEST_P(StoreConformanceTest, NextEventReportsTheEarliestExpiryOfAWaitingExecution) {
@@ -879,19 +882,18 @@ class ReferenceModel {
     auto consider = [&](TimePoint t) {
       if (!next || t < *next) next = t;
     };
+    // Only instants strictly after `now`: what is due already is the claimer's business.
     for (const auto& key : queued_keys()) {
       Item* h = head(key);
-      if (!key_running(key)) {
-        consider(h->e.not_before);
-      } else if (watched(key, h)) {
-        consider(h->e.not_before);
-      }
+      if (h->e.not_before <= now) continue;
+      if (!key_running(key) || watched(key, h)) consider(h->e.not_before);
     }
     for (const auto& i : items_) {
       auto exp = i.e.expires();
-      if (i.e.status == ExecStatus::kQueued && i.e.attempt == 1 && exp) consider(*exp);
+      if (i.e.status == ExecStatus::kQueued && i.e.attempt == 1 && exp && *exp > now) {
+        consider(*exp);
+      }
     }
-    if (next && *next < now) next = now;
     return next;
   }
 

@@ -229,8 +229,10 @@ std::string numeric_item(Rng& rng, Field f, Add add) {
   const int max_step = dow ? 9 : b.hi - b.lo + 1;
   switch (rng.between(0, 5)) {
     case 0:
-    case 1: {  // a value
+    case 1: {  // a value; hours and minutes lean towards where DST transitions happen
       int v = rng.between(b.lo, b.hi);
+      if (f == Field::kHour && rng.chance(0.5)) v = rng.pick(std::vector<int>{0, 1, 2, 3, 23});
+      if (f == Field::kMin && rng.chance(0.3)) v = rng.pick(std::vector<int>{0, 15, 30, 45, 59});
       add(v);
       return value_text(rng, f, v);
     }
