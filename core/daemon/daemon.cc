@@ -20,6 +20,7 @@
 #include "core/common/duration.h"
 #include "core/config/config.h"
 #include "core/control/engine.h"
+#include "core/control/validate.h"
 #include "core/daemon/logging.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/schedule/schedule.h"
@@ -74,18 +75,7 @@ std::optional<Loaded> load_all(const std::string& path, const std::string& plugi
 
   const PluginHost& host = *loaded.plugins;
   std::vector<ConfigError> helper_errors;
-  validate_helpers(
-      *config,
-      [&](std::string_view name) -> const ExecutorInfo* {
-        const LoadedExecutor* e = host.find(name);
-        return e == nullptr ? nullptr : &e->info();
-      },
-      [&] {
-        std::vector<std::string> names;
-        for (const auto* e : host.executors()) names.push_back(e->name);
-        return names;
-      },
-      helper_errors);
+  validate_helpers(*config, host, helper_errors);
   // With refused plugins, unknown executors are a consequence; report the cause only.
   if (!helper_errors.empty() && !failed) {
     for (const auto& e : helper_errors) std::cerr << e.to_string() << "\n";

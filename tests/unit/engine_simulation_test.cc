@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/control/engine.h"
+#include "core/control/validate.h"
 #include "core/store/memory_store.h"
 #include "tests/testing/manual_clock.h"
 
@@ -194,13 +195,7 @@ workers = 1
   std::vector<ConfigError> errors;
   auto config = parse_config(toml, "sim.toml", errors);
   ASSERT_TRUE(config.has_value()) << errors.front().to_string();
-  validate_helpers(
-      *config,
-      [&](std::string_view n) -> const ExecutorInfo* {
-        const LoadedExecutor* e = plugins.find(n);
-        return e ? &e->info() : nullptr;
-      },
-      [] { return std::vector<std::string>{}; }, errors);
+  validate_helpers(*config, plugins, errors);
   ASSERT_TRUE(errors.empty()) << errors.front().to_string();
 
   testing::ManualClock clock(*parse_rfc3339("2026-06-01T00:00:30Z"));

@@ -3,6 +3,7 @@
 // milliseconds. Executors that must "take a while" use the sleep plugin, which waits on its
 // stop token; tests end them with a cancel instead of waiting.
 #include "core/control/engine.h"
+#include "core/control/validate.h"
 
 #include <gtest/gtest.h>
 
@@ -41,13 +42,7 @@ class Harness {
     auto cfg = parse_config(toml, "engine.toml", cerrors);
     for (const auto& e : cerrors) ADD_FAILURE() << e.to_string();
     config_ = std::move(*cfg);
-    validate_helpers(
-        config_,
-        [&](std::string_view n) -> const ExecutorInfo* {
-          const LoadedExecutor* e = plugins_.find(n);
-          return e ? &e->info() : nullptr;
-        },
-        [] { return std::vector<std::string>{}; }, cerrors);
+    validate_helpers(config_, plugins_, cerrors);
     for (const auto& e : cerrors) ADD_FAILURE() << e.to_string();
     engine_ = std::make_unique<Engine>(config_, store_, clock_, plugins_, "test-node");
     DispatchObserver o;
