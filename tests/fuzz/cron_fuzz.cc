@@ -1,5 +1,5 @@
-// libFuzzer target for the cron parser and the next-instant search (tests/fuzz/README in
-// CMakeLists.txt). Any input must parse or fail cleanly; a parsed expression must give a
+// libFuzzer target for the cron parser and the next-instant search (how to run it:
+// tests/fuzz/CMakeLists.txt). Any input must parse or fail cleanly; a parsed expression must give a
 // schedule whose next instants are strictly increasing, and that finds an instant exactly when
 // can_fire() says one exists (in UTC no local time is skipped). Never crashes, hangs or asserts.
 //
