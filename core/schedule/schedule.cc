@@ -171,65 +171,73 @@ std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
   return *next + jitter_offset_;
 }
 
-bool Schedule::near_fall_back(date::sys_seconds u) const {
-  date::sys_info i = tz_->get_info(u);
-  if (u - i.begin < kMaxFallBack) {
-    date::sys_info prev = tz_->get_info(i.begin - seconds(1));
-    if (prev.offset > i.offset) return true;
-  }
-  if (i.end - u < kMaxFallBack) {
-    date::sys_info next = tz_->get_info(i.end);
-    if (next.offset < i.offset) return true;
-  }
-  return false;
-}
-
+// The zone's timeline is a sequence of segments [begin, end) of constant UTC offset; within
+// one, local = utc + offset is monotone, so its first fire instant after `t` is one
+// CronExpr::next_at_or_after call (plus a skip over occurrences the overlap policy drops).
+// Segments are visited in order; every candidate of a segment precedes the next segment's, and
+// a gap's shifted instant is the end of the segment before it. This is the rule of DESIGN.md
+// §8 evaluated per segment: a local time in the head of a segment that the previous one fell
+// back from is a last occurrence, one in the tail of a segment the next one falls back into is
+// a first occurrence, and a local time between two segments' ranges does not exist.
 std::optional<TimePoint> Schedule::next_in_zone(TimePoint t) const {
-  const date::sys_seconds ts = std::chrono::floor<seconds>(t);
-  const bool t_near = near_fall_back(ts);
-  // Local times before local(t) can map to instants after t only across a fall-back.
-  date::local_seconds from = tz_->to_local(ts) - (t_near ? kMaxFallBack : seconds(0));
-  const date::local_seconds give_up = from + date::days(146097 + 366);
-
-  std::optional<date::sys_seconds> best;
-  date::local_seconds best_local{};
-  bool best_near = false;
-  auto consider = [&](date::sys_seconds u, date::local_seconds l) {
-    if (TimePoint(u) <= t) return;
-    if (!best || u < *best) {
-      best = u;
-      best_local = l;
-      best_near = near_fall_back(u);
-    }
+  using date::local_seconds;
+  using date::sys_seconds;
+  const sys_seconds ts = std::chrono::floor<seconds>(t);
+  const sys_seconds lo = ts + seconds(1);  // the first whole second after t
+  auto local_of = [](sys_seconds u, seconds offset) {
+    return local_seconds(u.time_since_epoch() + offset);
   };
 
-  for (auto l = cron_.next_at_or_after(from); l; l = cron_.next_at_or_after(*l + seconds(1))) {
-    if (best) {
-      // In real-time order a later local time can come first only around a fall-back.
-      if (!best_near && !t_near) break;
-      if (*l > best_local + kMaxFallBack) break;
-    }
-    if (*l > give_up) break;
-    date::local_info info = tz_->get_info(*l);
-    const date::local_seconds lt = *l;
-    switch (info.result) {
-      case date::local_info::unique:
-        consider(date::sys_seconds(lt.time_since_epoch() - info.first.offset), lt);
-        break;
-      case date::local_info::nonexistent:
-        if (dst_.gap == DstPolicy::Gap::kShift) consider(info.second.begin, lt);
-        break;
-      case date::local_info::ambiguous: {
-        auto first = date::sys_seconds(lt.time_since_epoch() - info.first.offset);
-        auto second = date::sys_seconds(lt.time_since_epoch() - info.second.offset);
-        if (dst_.overlap != DstPolicy::Overlap::kLast) consider(first, lt);
-        if (dst_.overlap != DstPolicy::Overlap::kFirst) consider(second, lt);
-        break;
+  date::sys_info seg = tz_->get_info(ts);
+  // Neighbours; at either end of the zone's table get_info returns a non-adjacent segment.
+  date::sys_info prev = tz_->get_info(seg.begin - seconds(1));
+  date::sys_info next = tz_->get_info(seg.end);
+  bool has_prev = prev.end == seg.begin;
+  bool has_next = next.begin == seg.end;
+
+  // Matching local times later than this are not searched (a 400-year cycle past the earliest
+  // local time that can map to an instant after t).
+  const bool t_near = (has_prev && ts - seg.begin < kMaxFallBack && prev.offset > seg.offset) ||
+                      (has_next && seg.end - ts < kMaxFallBack && next.offset < seg.offset);
+  const local_seconds give_up =
+      local_of(ts, seg.offset) - (t_near ? kMaxFallBack : seconds(0)) + date::days(146097 + 366);
+
+  for (;;) {
+    const local_seconds seg_local_end = local_of(seg.end, seg.offset);
+    // [seg local begin, repeat_end): also local times of prev, whose occurrences come first.
+    const bool head_repeats = has_prev && prev.offset > seg.offset;
+    const local_seconds repeat_end = local_of(seg.begin, prev.offset);
+    // [repeated_from, seg_local_end): local times that occur again in next.
+    const bool tail_repeats = has_next && next.offset < seg.offset;
+    const local_seconds repeated_from = local_of(seg.end, next.offset);
+
+    local_seconds q = local_of(std::max(lo, seg.begin), seg.offset);
+    while (q < seg_local_end) {
+      auto l = cron_.next_at_or_after(q);
+      if (!l) return std::nullopt;  // no match in a whole 400-year cycle: never
+      if (*l >= seg_local_end || *l > give_up) break;
+      if (head_repeats && *l < repeat_end && dst_.overlap == DstPolicy::Overlap::kFirst) {
+        q = repeat_end;  // a last occurrence: skip the rest of the repeated range
+        continue;
       }
+      if (tail_repeats && *l >= repeated_from && dst_.overlap == DstPolicy::Overlap::kLast) {
+        break;  // a first occurrence, and so is every later local time of this segment
+      }
+      return TimePoint(sys_seconds(l->time_since_epoch() - seg.offset));
     }
+    if (!has_next) return std::nullopt;
+    if (next.offset > seg.offset && dst_.gap == DstPolicy::Gap::kShift) {
+      // Local times in [seg_local_end, gap_end) do not exist; a match there fires at seg.end.
+      auto l = cron_.next_at_or_after(seg_local_end);
+      if (!l) return std::nullopt;
+      if (*l < local_of(seg.end, next.offset) && *l <= give_up) return TimePoint(seg.end);
+    }
+    prev = seg;
+    seg = next;
+    has_prev = true;
+    next = tz_->get_info(seg.end);
+    has_next = next.begin == seg.end;
   }
-  if (!best) return std::nullopt;
-  return TimePoint(*best);
 }
 
 std::string format_rfc3339(TimePoint t, const date::time_zone* tz) {

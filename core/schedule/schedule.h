@@ -63,7 +63,6 @@ class Schedule {
  private:
   Schedule() = default;
   std::optional<TimePoint> next_in_zone(TimePoint t) const;
-  bool near_fall_back(date::sys_seconds u) const;
 
   Kind kind_ = Kind::kCron;
   CronExpr cron_;
