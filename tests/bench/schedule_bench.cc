@@ -130,8 +130,8 @@ BENCHMARK(BM_NextAfter_Daily0230_NY_OrdinaryDays);
 
 // Interval crons near a fall-back. In New York the clock falls back at 2026-11-01 06:00Z
 // (02:00 EDT -> 01:00 EST); next_after takes its careful path for every `t` within 3 hours of
-// that instant (Schedule::next_in_zone (before 5f41a49)), i.e. from 03:00Z to 09:00Z, and these benchmarks
-// cover exactly that window.
+// that instant (Schedule::next_in_zone (before 5f41a49)), i.e. from 03:00Z to 09:00Z, and these
+// benchmarks cover exactly that window.
 const TimePoint kFallBackNear = utc(date::year(2026) / 11 / 1, hours(3));
 
 void BM_NextAfter_EveryMinute_NY_FallBackWindow(benchmark::State& state) {
