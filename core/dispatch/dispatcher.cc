@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 
 namespace schedd {
 namespace {
@@ -78,7 +79,7 @@ bool Dispatcher::request_stop(const std::string& id, ExecStatus as) {
   auto it = running_.find(id);
   if (it == running_.end()) return false;
   if (!it->second.stop_reason) it->second.stop_reason = as;
-  it->second.stop->request_stop();
+  it->second.stop.request_stop();
   return true;
 }
 
@@ -182,7 +183,7 @@ void Dispatcher::loop() {
         if (!r.deadline || r.stop_reason) continue;
         if (*r.deadline <= now) {
           r.stop_reason = ExecStatus::kTimedOut;
-          r.stop->request_stop();
+          r.stop.request_stop();
           if (options_.log_transitions) spdlog::warn("exec {}: timeout, stop requested", id);
         } else if (!next_deadline || *r.deadline < *next_deadline) {
           next_deadline = r.deadline;
@@ -242,15 +243,16 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
   lane.busy -= reserved - claimed;
   if (claimed == 0) return 0;
   for (auto& e : result->claimed) {
-    Running r;
-    r.stop = std::make_shared<StopSource>();
+    // The store claims an id only while it is not running, and a worker takes its attempt
+    // out of running_ before recording the completion: the id is not in running_.
+    auto [it, inserted] = running_.try_emplace(e.id);
+    assert(inserted);
+    Running& r = it->second;
     if (e.spec->timeout) {
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
     }
-    std::string id = e.id;
     r.execution = std::move(e);
-    running_.emplace(id, std::move(r));
-    lane.queue.push_back(std::move(id));
+    lane.queue.push_back(it);
   }
   if (claimed == 1) {
     lane.cv.notify_one();
@@ -265,10 +267,10 @@ void Dispatcher::worker(Lane& lane) {
   while (true) {
     lane.cv.wait(lock, [&] { return !lane.queue.empty() || workers_exit_; });
     if (lane.queue.empty()) return;  // workers_exit_
-    std::string id = std::move(lane.queue.front());
+    RunningMap::iterator it = lane.queue.front();
     lane.queue.pop_front();
     lock.unlock();
-    run_one(id);
+    run_one(it);
     lock.lock();
     --lane.busy;
     --completing_;
@@ -324,18 +326,16 @@ Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimeP
   return c;
 }
 
-void Dispatcher::run_one(const std::string& id) {
-  Execution e;
-  std::shared_ptr<StopSource> stop;
+void Dispatcher::run_one(RunningMap::iterator it) {
+  // `it` stays valid until this call erases it (see Running). Its execution and deadline are
+  // read without mu_ below: nothing writes them once the attempt is queued for a worker,
+  // except `started`, written here under mu_.
+  Running& r = it->second;
   bool shutting_down = false;
-  std::optional<TimePoint> deadline;
   {
     std::lock_guard g(mu_);
-    const Running& r = running_.at(id);
-    e = r.execution;
-    stop = r.stop;
-    deadline = r.deadline;
     shutting_down = workers_exit_;
+    if (!shutting_down) r.execution.started = clock_.now();
   }
   RunOutcome outcome;
   if (shutting_down) {
@@ -343,10 +343,10 @@ void Dispatcher::run_one(const std::string& id) {
     outcome.status = RunStatus::kCancelled;
     outcome.message = "not started: daemon shutting down";
     std::lock_guard g(mu_);
-    running_.at(id).stop_reason = ExecStatus::kInterrupted;
+    r.stop_reason = ExecStatus::kInterrupted;
   } else {
+    const Execution& e = r.execution;
     const LoadedExecutor* executor = executors_(e.spec->executor);
-    e.started = clock_.now();
     for (const auto& o : observers_) {
       if (o.on_start) o.on_start(e);
     }
@@ -362,21 +362,24 @@ void Dispatcher::run_one(const std::string& id) {
       req.lane = e.lane();
       req.attempt = e.attempt;
       req.due = e.due;
-      req.deadline = deadline;
+      req.deadline = r.deadline;
       req.params = e.spec->params;
-      outcome = executor->run(req, *stop);
+      outcome = executor->run(req, r.stop);
     }
   }
   const TimePoint now = clock_.now();
   Completion c;
+  Execution e;
   {
     // Leave running_ before the store re-queues a retry under the same id, which another
     // worker may then claim at once; `completing_` keeps wait_idle honest meanwhile.
     std::lock_guard g(mu_);
-    c = finish(running_.at(id), outcome, now);
-    running_.erase(id);
+    c = finish(r, outcome, now);
+    e = std::move(r.execution);
+    running_.erase(it);
     ++completing_;
   }
+  const std::string& id = e.id;
   // Observers first: once the store has the completion, the key is free and the next
   // execution of it may start on another worker.
   for (const auto& o : observers_) {
@@ -416,7 +419,7 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   }
   for (auto& [id, r] : running_) {
     if (!r.stop_reason) r.stop_reason = ExecStatus::kInterrupted;
-    r.stop->request_stop();
+    r.stop.request_stop();
   }
   workers_exit_ = true;
   for (auto& [name, lane] : lanes_) lane->cv.notify_all();

@@ -93,23 +93,27 @@ class Dispatcher {
   const DispatcherOptions& options() const { return options_; }
 
  private:
+  // One claimed attempt, in `running_` from claim until its worker records the outcome. Only
+  // that worker erases it, so the worker may hold a reference to it meanwhile; `execution` is
+  // not changed after the worker reads it, so the worker reads it without mu_.
   struct Running {
     Execution execution;
-    std::shared_ptr<StopSource> stop;
+    StopSource stop;  // node-based map: never moves
     std::optional<TimePoint> deadline;
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
   };
+  using RunningMap = std::map<std::string, Running>;
   struct Lane {
     LaneSpec spec;
-    std::deque<std::string> queue;  // claimed ids waiting for a worker of this lane
-    std::size_t busy = 0;           // claimed (or reserved for a claim) and not completed
-    std::condition_variable cv;     // this lane's workers wait here
+    std::deque<RunningMap::iterator> queue;  // claimed, waiting for a worker of this lane
+    std::size_t busy = 0;                    // claimed (or reserved for a claim) and not completed
+    std::condition_variable cv;              // this lane's workers wait here
     std::vector<std::thread> threads;
   };
 
   void loop();
   void worker(Lane& lane);
-  void run_one(const std::string& id);
+  void run_one(RunningMap::iterator it);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by
@@ -134,7 +138,7 @@ class Dispatcher {
   bool loop_idle_ = false;     // the loop is waiting and found nothing to do at `idle_at_`
   TimePoint idle_at_{};
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
-  std::map<std::string, Running> running_;
+  RunningMap running_;
   std::size_t completing_ = 0;  // attempts out of running_ whose completion is being recorded
   std::thread loop_thread_;
   bool started_ = false;
