@@ -76,13 +76,25 @@ class Harness {
     ASSERT_EQ(engine_->dispatcher().running(), n);
   }
 
-  // Waits (real time, bounded) until `n` attempts have started.
-  void wait_starts(std::size_t n) {
+  // Waits (real time, bounded) until `n` events of `kind` were observed.
+  void wait_events(const std::string& kind, std::size_t n) {
     auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (events("start").size() < n && std::chrono::steady_clock::now() < deadline) {
+    while (events(kind).size() < n && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(1ms);
     }
+    ASSERT_GE(events(kind).size(), n) << kind;
+  }
+  void wait_starts(std::size_t n) {
+    wait_events("start", n);
     ASSERT_EQ(events("start").size(), n);
+  }
+  // For a helper that runs every minute and never ends by itself: starts the run due at
+  // 00:01 and lets the one due at 00:02 come due while it runs.
+  void second_run_due_while_first_runs() {
+    start();
+    clock_.advance(30s);
+    wait_running(1);
+    clock_.advance(1min);
   }
 
   std::vector<Event> events(const std::string& kind) {
@@ -126,6 +138,17 @@ class Harness {
 };
 
 const char* kStart = "2026-01-01T00:00:30Z";
+
+// A helper due every minute whose runs last until cancelled, with the given overlap policy.
+std::string endless_every_minute(const char* overlap) {
+  return std::string(R"([helpers.job]
+executor = "sleep"
+schedule = { every = "1m" }
+overlap = ")") +
+         overlap + R"("
+params = { duration = "1h" }
+)";
+}
 
 TEST(EngineTest, PlansLookaheadWithDeterministicIdsAndRunsOnTime) {
   Harness h(R"([helpers.tick]
@@ -305,10 +328,7 @@ TEST(EngineTest, ExecutionWaitingBehindItsKeyExpires) {
   h.clock().advance(61s);
   h.wait_running(1);
   // The observer hears of the expiry after the store recorded it: wait for the observer.
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.events("expired").empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
+  h.wait_events("expired", 1);
   EXPECT_EQ(h.store().get("waiter")->status, ExecStatus::kExpired);
   EXPECT_EQ(h.ids("expired"), (std::vector<std::string>{"waiter"}));
   // Cancel the running one: a cooperative stop, recorded as cancelled, never retried.
@@ -385,59 +405,26 @@ params = { outcome = "permanent" }
 }
 
 TEST(EngineTest, OverlapSkipRecordsTheRunThatCameDueWhileRunning) {
-  Harness h(R"([helpers.job]
-executor = "sleep"
-schedule = { every = "1m" }
-overlap = "skip"
-params = { duration = "1h" }
-)",
-            at(kStart));
-  h.start();
-  h.clock().advance(30s);  // 00:01 starts and keeps running
-  h.wait_running(1);
-  h.clock().advance(1min);  // 00:02 comes due while 00:01 runs
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.events("skipped").empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
+  Harness h(endless_every_minute("skip"), at(kStart));
+  h.second_run_due_while_first_runs();
+  h.wait_events("skipped", 1);
   EXPECT_EQ(h.ids("skipped"), (std::vector<std::string>{"job@1767225720"}));
   EXPECT_EQ(h.store().get("job@1767225720")->status, ExecStatus::kSkipped);
   ASSERT_EQ(h.engine().cancel("job@1767225660").status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(EngineTest, OverlapReplaceCancelsTheRunningOne) {
-  Harness h(R"([helpers.job]
-executor = "sleep"
-schedule = { every = "1m" }
-overlap = "replace"
-params = { duration = "1h" }
-)",
-            at(kStart));
-  h.start();
-  h.clock().advance(30s);
-  h.wait_running(1);
-  h.clock().advance(1min);
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.ids("start").size() < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
+  Harness h(endless_every_minute("replace"), at(kStart));
+  h.second_run_due_while_first_runs();
+  h.wait_events("start", 2);
   EXPECT_EQ(h.store().get("job@1767225660")->status, ExecStatus::kCancelled);
   EXPECT_EQ(h.ids("start"), (std::vector<std::string>{"job@1767225660", "job@1767225720"}));
   ASSERT_EQ(h.engine().cancel("job@1767225720").status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(EngineTest, OverlapAllowRunsConcurrently) {
-  Harness h(R"([helpers.job]
-executor = "sleep"
-schedule = { every = "1m" }
-overlap = "allow"
-params = { duration = "1h" }
-)",
-            at(kStart));
-  h.start();
-  h.clock().advance(30s);
-  h.wait_running(1);
-  h.clock().advance(1min);
+  Harness h(endless_every_minute("allow"), at(kStart));
+  h.second_run_due_while_first_runs();
   h.wait_running(2);
   for (const char* id : {"job@1767225660", "job@1767225720"}) {
     ASSERT_EQ(h.engine().cancel(id).status().code(), StatusCode::kFailedPrecondition);
