@@ -403,9 +403,10 @@ std::string raw_kind_name(const RawParam& raw) {
 
 const Names kRootKeys = {"daemon", "api", "capacity", "retry", "lanes", "tickets", "helpers"};
 const Names kDaemonKeys = {
-    "timezone", "plugin_dir", "on_plugin_error", "log_format",        "log_level",     "store",
-    "node_id",  "lookahead",  "expand_every",    "history_retention", "shutdown_grace"};
-const Names kApiKeys = {"listen", "token_file", "token_env"};
+    "timezone",       "plugin_dir", "on_plugin_error",  "log_format",   "log_level",
+    "store",          "node_id",    "lookahead",        "expand_every", "history_retention",
+    "shutdown_grace", "durability", "durability_window"};
+const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", "read_token_env"};
 const Names kCapacityKeys = {"queued"};
 const Names kRetryKeys = {"max_attempts", "delays"};
 const Names kLaneKeys = {"workers", "timeout"};
@@ -682,8 +683,11 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
       error(s.table.get("store")->source(), prefix(s, "store") + why);
     } else {
       cfg.store = *store;
+      if (cfg.store.starts_with("sqlite:")) cfg.store_path = resolve(cfg.store.substr(7));
     }
   }
+  if (auto v = read_enum(s, "durability", {"full", "batch"})) cfg.durability = *v;
+  if (auto v = read_duration(s, "durability_window", Positive::kYes)) cfg.durability_window = *v;
   if (auto v = read_string(s, "node_id")) cfg.node_id = *v;
 
   const auto lookahead = read_duration(s, "lookahead", Positive::kYes);
@@ -719,6 +723,16 @@ void Loader::read_api(const Section& s, Config& cfg) {
   if (cfg.token_file && cfg.token_env) {
     error(s.table.get("token_env")->source(),
           prefix(s, "token_env") + "set either token_file or token_env, not both");
+  }
+  if (auto file = read_string(s, "read_token_file", /*allow_empty=*/false)) {
+    cfg.read_token_file = resolve(*file).string();
+  }
+  if (auto env = read_string(s, "read_token_env", /*allow_empty=*/false)) {
+    cfg.read_token_env = *env;
+  }
+  if (cfg.read_token_file && cfg.read_token_env) {
+    error(s.table.get("read_token_env")->source(),
+          prefix(s, "read_token_env") + "set either read_token_file or read_token_env, not both");
   }
 }
 

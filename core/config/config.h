@@ -117,10 +117,13 @@ struct Config {
   std::string timezone;              // empty: the machine's zone
   std::filesystem::path plugin_dir;  // resolved against the config file's folder
   enum class OnPluginError { kFail, kSkip } on_plugin_error = OnPluginError::kFail;
-  std::string log_format = "text";  // "text" | "json"
-  std::string log_level = "info";   // "debug" | "info" | "warn" | "error"
-  std::string store = "memory";     // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
-  std::string node_id;              // empty: the host name
+  std::string log_format = "text";   // "text" | "json"
+  std::string log_level = "info";    // "debug" | "info" | "warn" | "error"
+  std::string store = "memory";      // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
+  std::filesystem::path store_path;  // sqlite: PATH resolved against the config file's folder
+  std::string durability = "full";   // sqlite: "full" (fsync every commit) | "batch"
+  std::chrono::milliseconds durability_window{50};  // batch: longest time between fsyncs
+  std::string node_id;                              // empty: the host name
   std::chrono::milliseconds lookahead = std::chrono::hours(2);
   std::chrono::milliseconds expand_every = std::chrono::minutes(5);
   std::chrono::milliseconds history_retention = std::chrono::hours(24);
@@ -129,6 +132,9 @@ struct Config {
   std::string listen = "127.0.0.1:7878";
   std::optional<std::string> token_file;
   std::optional<std::string> token_env;
+  // A read-only token (GET endpoints only; 403 on mutating ones), from a file or env var.
+  std::optional<std::string> read_token_file;
+  std::optional<std::string> read_token_env;
   // [capacity]
   uint64_t capacity_queued = 10000;
   // [retry], [lanes.*], [tickets], [helpers.*]

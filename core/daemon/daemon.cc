@@ -25,6 +25,7 @@
 #include "core/plugin_host/plugin_host.h"
 #include "core/schedule/schedule.h"
 #include "core/store/memory_store.h"
+#include "core/store/sqlite_store.h"
 
 namespace schedd {
 namespace {
@@ -240,8 +241,50 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
   return outcome.status == RunStatus::kSucceeded ? kExitOk : kExitRunFailed;
 }
 
+// The store the config names, opened and loaded (and logged), or the in-memory store with
+// --ephemeral. nullptr after logging why it cannot be opened.
+std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral) {
+  if (ephemeral || cfg.store == "memory") {
+    spdlog::warn(
+        "store memory{}: nothing survives a restart",
+        ephemeral && cfg.store != "memory" ? " (--ephemeral; configured " + cfg.store + ")" : "");
+    return std::make_unique<MemoryStore>();
+  }
+  if (cfg.store.starts_with("sqlite:")) {
+    SqliteOptions options;
+    options.durability = cfg.durability == "batch" ? SqliteOptions::Durability::kBatch
+                                                   : SqliteOptions::Durability::kFull;
+    options.batch_window = cfg.durability_window;
+    auto opened = SqliteStore::open(cfg.store_path, options);
+    if (!opened.is_ok()) {
+      spdlog::error("cannot open the store: {}", opened.status().message());
+      return nullptr;
+    }
+    const SqliteLoadReport& r = (*opened)->load_report();
+    if (r.schema_before == 0) {
+      spdlog::info("store {}: new file (schema {})", cfg.store_path.string(), r.schema_after);
+    } else if (r.schema_before != r.schema_after) {
+      spdlog::info("store {}: migrated schema {} -> {}", cfg.store_path.string(), r.schema_before,
+                   r.schema_after);
+    }
+    spdlog::info(
+        "store {}: loaded {} queued, {} running at the last stop, {} in history, {} helper "
+        "states in {:.3f} s; durability {}",
+        cfg.store_path.string(), r.queued, r.running, r.terminal, r.helper_states, r.seconds,
+        cfg.durability == "batch"
+            ? "batch (fsync every " + format_duration(cfg.durability_window) + ")"
+            : std::string("full (fsync every commit)"));
+    return std::move(opened).value();
+  }
+  spdlog::error(
+      "store {} is not available in this build yet (use \"sqlite:PATH\" or "
+      "--ephemeral)",
+      cfg.store);
+  return nullptr;
+}
+
 int cmd_run(const std::string& config_path, const std::string& plugin_dir,
-            const std::string& log_format_override) {
+            const std::string& log_format_override, bool ephemeral) {
   sigset_t signals = block_stop_signals();
   // Log set-up needs the config; config errors are printed plainly before that.
   auto loaded = load_all(config_path, plugin_dir);
@@ -265,26 +308,22 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     spdlog::info("helper {}: executor {}, key {}, lane {}, {}", h.name, h.executor, h.key, h.lane,
                  h.enabled ? "enabled" : "disabled");
   }
-  if (cfg.store != "memory") {
-    spdlog::warn(
-        "store {} is not available in this build yet; using the in-memory store "
-        "(nothing survives a restart)",
-        cfg.store);
-  }
   std::string node_id = cfg.node_id;
   if (node_id.empty()) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     node_id = host;
   }
-  MemoryStore store;
+  std::unique_ptr<Store> store_owner = open_store(cfg, ephemeral);
+  if (!store_owner) return kExitRunFailed;
+  Store& store = *store_owner;
   Engine engine(cfg, store, SystemClock::instance(), *loaded->plugins, node_id);
   if (Status s = engine.start(); !s.is_ok()) {
     spdlog::error("cannot start: {}", s.message());
     return kExitBadInput;
   }
-  spdlog::info("node {}: store memory; control API: not served by this build yet (configured {})",
-               node_id, cfg.listen);
+  spdlog::info("node {}: store {}; control API: not served by this build yet (configured {})",
+               node_id, store.describe(), cfg.listen);
   spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C");
 
   int sig = 0;
@@ -415,6 +454,9 @@ int cli_main(int argc, char** argv) {
   run->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
   run->add_option("--log-format", log_format, "text or json (overrides [daemon].log_format)")
       ->check(CLI::IsMember({"text", "json"}));
+  bool ephemeral = false;
+  run->add_flag("--ephemeral", ephemeral,
+                "Keep everything in memory, whatever [daemon].store says (demos, tests)");
 
   auto* check = app.add_subcommand("check-config", "Validate a config file and its plugins");
   check->add_option("file", config_path, "Config file");
@@ -455,7 +497,7 @@ int cli_main(int argc, char** argv) {
 
   // Until run sets up the configured format, log plainly to stderr.
   (void)setup_logging("text", "info");
-  if (run->parsed()) return cmd_run(config_path, plugin_dir, log_format);
+  if (run->parsed()) return cmd_run(config_path, plugin_dir, log_format, ephemeral);
   if (check->parsed()) {
     if (config_path.empty()) {
       std::cerr << "check-config: a config FILE is required\n";

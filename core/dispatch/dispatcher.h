@@ -101,13 +101,18 @@ class Dispatcher {
     StopSource stop;  // node-based map: never moves
     std::optional<TimePoint> deadline;
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
+    uint64_t durable_token = 0;             // the store's token of the claim (wait_durable)
   };
   using RunningMap = std::map<std::string, Running>;
   struct Lane {
     LaneSpec spec;
     std::deque<RunningMap::iterator> queue;  // claimed, waiting for a worker of this lane
     std::size_t busy = 0;                    // claimed (or reserved for a claim) and not completed
-    std::condition_variable cv;              // this lane's workers wait here
+    // Claim-ahead (Store::claim_ahead): runs measured in this lane, and their mean duration
+    // (exponentially weighted). Only lanes of short runs claim ahead of free workers.
+    uint64_t runs = 0;
+    double mean_run_us = 0;
+    std::condition_variable cv;  // this lane's workers wait here
     std::vector<std::thread> threads;
   };
 
@@ -121,6 +126,8 @@ class Dispatcher {
   // `housekeeping` a full lane still calls the store (max 0) so that expiries and overlap
   // decisions happen on time.
   std::size_t claim_for(Lane& lane, TimePoint now, bool housekeeping);
+  // How many claims the lane may hold beyond its workers (mu_ held).
+  std::size_t ahead_for(const Lane& lane) const;
 
   Store& store_;
   Planner& planner_;
@@ -128,6 +135,7 @@ class Dispatcher {
   ExecutorLookup executors_;
   DispatcherOptions options_;
   std::vector<DispatchObserver> observers_;
+  const std::size_t claim_ahead_;  // the store's Store::claim_ahead()
 
   mutable std::mutex mu_;
   std::condition_variable loop_cv_;  // the loop waits here (through clock_)

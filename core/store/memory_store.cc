@@ -469,6 +469,11 @@ MemoryStore::MemoryStore() : state_(std::make_unique<State>()) {}
 MemoryStore::~MemoryStore() = default;
 
 StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimePoint now) {
+  return plan(std::move(executions), now, nullptr);
+}
+
+StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimePoint now,
+                                        std::vector<Execution>* created_out) {
   for (const auto& e : executions) {
     if (Status s = State::validate(e); !s.is_ok()) return s;
   }
@@ -493,6 +498,7 @@ StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimeP
     hint = std::next(r->ids_it);
     ++created;
     if (is_terminal(preset)) st.finish_queued(r, preset, now, std::move(message));
+    if (created_out != nullptr) created_out->push_back(r->exec);
   }
   return created;
 }
@@ -548,6 +554,11 @@ StatusOr<ClaimResult> MemoryStore::claim(std::string_view lane, std::size_t max,
 }
 
 Status MemoryStore::complete(std::string_view id, uint64_t fence, const Completion& c) {
+  return complete(id, fence, c, nullptr);
+}
+
+Status MemoryStore::complete(std::string_view id, uint64_t fence, const Completion& c,
+                             Execution* after) {
   if (!is_terminal(c.status)) {
     return invalid_argument(fmt::format("execution {}: completion with non-terminal status {}", id,
                                         exec_status_name(c.status)));
@@ -571,6 +582,7 @@ Status MemoryStore::complete(std::string_view id, uint64_t fence, const Completi
     r->exec.finished = c.finished;
     st.finish_released(r);
   }
+  if (after != nullptr) *after = r->exec;
   return Status::ok();
 }
 
@@ -613,6 +625,11 @@ StatusOr<Execution> MemoryStore::cancel(std::string_view id, TimePoint now) {
 }
 
 StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name) {
+  return remove_planned(name, nullptr);
+}
+
+StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name,
+                                                  std::vector<std::string>* removed) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   auto it = st.names.find(std::string(name));
@@ -624,6 +641,7 @@ StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name) {
     st.dequeue(r);
     r->key = nullptr;
     st.drop_key_if_idle(ks);
+    if (removed != nullptr) removed->push_back(r->exec.id);
     st.destroy(r);
   }
   return victims.size();
@@ -670,11 +688,14 @@ std::vector<Execution> MemoryStore::key_queue(std::string_view key) {
   return out;
 }
 
-std::size_t MemoryStore::prune_history(TimePoint before) {
+std::size_t MemoryStore::prune_history(TimePoint before) { return prune_history(before, nullptr); }
+
+std::size_t MemoryStore::prune_history(TimePoint before, std::vector<std::string>* pruned_ids) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   std::size_t pruned = 0;
   while (!st.history.empty() && *(*st.history.begin())->exec.finished < before) {
+    if (pruned_ids != nullptr) pruned_ids->push_back((*st.history.begin())->exec.id);
     st.destroy(*st.history.begin());
     ++pruned;
   }
@@ -707,7 +728,9 @@ Status MemoryStore::put_helper_state(const HelperState& state) {
   return Status::ok();
 }
 
-std::vector<Execution> MemoryStore::recover(TimePoint now) {
+std::vector<Execution> MemoryStore::recover(TimePoint now) { return recover(now, nullptr); }
+
+std::vector<Execution> MemoryStore::recover(TimePoint now, std::vector<Execution>* after) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   std::vector<State::Record*> interrupted;  // collected first: release unlinks them
@@ -732,8 +755,67 @@ std::vector<Execution> MemoryStore::recover(TimePoint now) {
       r->exec.finished = now;
       st.finish_released(r);
     }
+    if (after != nullptr) after->push_back(r->exec);
   }
   return out;
+}
+
+Status MemoryStore::restore(std::vector<Execution> executions, std::vector<HelperState> states) {
+  for (const auto& e : executions) {
+    if (Status s = State::validate(e); !s.is_ok()) return s;
+  }
+  std::lock_guard lock(mu_);
+  State& st = *state_;
+  if (!st.by_id.empty() || !st.helper_states.empty()) {
+    return failed_precondition("restore into a store that is not empty");
+  }
+  // Running first (they hold their keys), then queued in (due, seq) order, so that each
+  // record goes to the back of its key queue, then history in finish order.
+  auto rank = [](const Execution& e) {
+    return e.status == ExecStatus::kRunning ? 0 : e.status == ExecStatus::kQueued ? 1 : 2;
+  };
+  std::sort(executions.begin(), executions.end(), [&](const Execution& a, const Execution& b) {
+    int ra = rank(a);
+    int rb = rank(b);
+    if (ra != rb) return ra < rb;
+    if (ra == 2) return std::tie(*a.finished, a.seq) < std::tie(*b.finished, b.seq);
+    return std::tie(a.due, a.seq) < std::tie(b.due, b.seq);
+  });
+  st.by_id.reserve(executions.size());
+  for (auto& e : executions) {
+    if (is_terminal(e.status) && !e.finished) e.finished = e.created;
+    State::Record* r = st.new_record(std::move(e));
+    if (!st.by_id.try_emplace(std::string_view(r->exec.id), r).second) {
+      std::string id = r->exec.id;
+      st.free_record(r);
+      return invalid_argument(fmt::format("execution {} stored twice", id));
+    }
+    const Execution& x = r->exec;
+    st.last_seq = std::max(st.last_seq, x.seq);
+    st.last_fence = std::max(st.last_fence, x.fence);
+    r->ids_it = st.ids.emplace(std::string_view(x.id), r).first;
+    r->lane = &st.lane_state(x.lane());
+    if (x.status == ExecStatus::kRunning) {
+      r->key = &st.key_state(x.key());
+      if (r->key->running != nullptr) {
+        return invalid_argument(fmt::format("executions {} and {} both running on key {}",
+                                            r->key->running->exec.id, x.id, x.key()));
+      }
+      r->key->running = r;
+      ++r->lane->running;
+      State::link<&State::Record::list>(st.running_first, r);
+    } else if (x.status == ExecStatus::kQueued) {
+      r->key = &st.key_state(x.key());
+      st.enqueue(r);
+    } else {
+      r->history_it = st.history.insert(st.history.end(), r);
+    }
+  }
+  for (auto& h : states) {
+    std::string name = h.name;
+    st.helper_states.insert_or_assign(std::move(name), std::move(h));
+  }
+  return Status::ok();
 }
 
 }  // namespace schedd

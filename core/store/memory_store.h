@@ -48,6 +48,27 @@ class MemoryStore final : public Store {
   std::optional<HelperState> helper_state(std::string_view name) override;
   Status put_helper_state(const HelperState& state) override;
   std::vector<Execution> recover(TimePoint now) override;
+  std::string describe() const override { return "memory"; }
+
+  // The same calls, also reporting what they changed, for the embedded store (SqliteStore),
+  // which writes exactly that to disk. Each out-parameter may be null.
+  //   plan: copies of the executions created (seq and status as stored);
+  //   complete: the execution after the completion (re-queued or terminal);
+  //   remove_planned / prune_history: ids of the executions dropped;
+  //   recover: every interrupted execution after recovery (re-queued or terminal).
+  StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now,
+                             std::vector<Execution>* created);
+  Status complete(std::string_view id, uint64_t fence, const Completion& c, Execution* after);
+  StatusOr<std::size_t> remove_planned(std::string_view name, std::vector<std::string>* removed);
+  std::size_t prune_history(TimePoint before, std::vector<std::string>* pruned);
+  std::vector<Execution> recover(TimePoint now, std::vector<Execution>* after);
+
+  // Loads executions exactly as they were stored (status, seq, attempt, fence, timestamps
+  // kept) and helper states into an empty store: the embedded store's start-up. Queued ones
+  // go back to their key queues in (due, seq) order; running ones hold their keys until
+  // recover() interrupts them. kFailedPrecondition if the store is not empty, kInvalidArgument
+  // on an execution that cannot be placed (a second running execution of one key).
+  Status restore(std::vector<Execution> executions, std::vector<HelperState> states);
 
  private:
   struct State;  // the indexes; see memory_store.cc and docs/store.md

@@ -31,6 +31,9 @@ struct ClaimResult {
   std::vector<Execution> skipped;  // overlap = skip: came due while the helper's key was running
   // overlap = replace: came due while these were running; the caller should request a stop.
   std::vector<std::string> replace;
+  // A durable store returns claims before they are on disk; the dispatcher passes this to
+  // wait_durable() before it starts any of them, so that a run never starts unrecorded.
+  uint64_t durable_token = 0;
 };
 
 // How an attempt ended, as the dispatcher reports it.
@@ -130,6 +133,21 @@ class Store {
   // policy allows go back to their key's queue (attempt + 1, not_before = now). Returns the
   // interrupted executions as they were.
   virtual std::vector<Execution> recover(TimePoint now) = 0;
+
+  // Blocks until every change made up to the call that returned `token` is durable (see
+  // ClaimResult::durable_token). Returns false if the store is closing and it never will be.
+  // Stores without a write-behind return true at once.
+  virtual bool wait_durable(uint64_t /*token*/) { return true; }
+
+  // How many claims beyond its free workers a lane should take in one call, so that one
+  // durable write carries many claims (0: claim only for free workers). The dispatcher asks
+  // only when runs in the lane are short; see docs/store.md.
+  virtual std::size_t claim_ahead() const { return 0; }
+
+  // "memory", "sqlite:/path/to/schedd.db", ...: for status and logs.
+  virtual std::string describe() const = 0;
+  // OK while the store accepts writes; otherwise why not (a full disk, a lost connection).
+  virtual Status health() const { return Status::ok(); }
 };
 
 }  // namespace schedd

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,11 @@
 namespace schedd::testing {
 
 using StoreFactory = std::function<std::unique_ptr<Store>()>;
+
+// A store whose describe() starts with this is closed and re-opened from disk after every
+// change (tests/store_conformance/sqlite_store_test.cc). It forgets what a restart forgets by
+// design: that a replace was already reported for a run (the run is interrupted by a restart).
+inline constexpr std::string_view kReopenedStorePrefix = "reopened:";
 
 // 2026-01-01T00:00:00Z: the base instant of every conformance test.
 inline const TimePoint kT0{std::chrono::seconds(1767225600)};

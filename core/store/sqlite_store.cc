@@ -1,0 +1,1015 @@
+#include "core/store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <system_error>
+#include <unordered_set>
+
+namespace schedd {
+namespace {
+
+using Json = nlohmann::json;
+
+// ---- encoding ---------------------------------------------------------------------------------
+// Times are nanoseconds since the Unix epoch (INTEGER). Statuses have fixed numbers, written
+// down here and in docs/store.md, independent of the enum's order.
+
+constexpr std::array<std::pair<ExecStatus, int>, 9> kStatusCodes = {{
+    {ExecStatus::kQueued, 0},
+    {ExecStatus::kRunning, 1},
+    {ExecStatus::kSucceeded, 2},
+    {ExecStatus::kFailed, 3},
+    {ExecStatus::kTimedOut, 4},
+    {ExecStatus::kCancelled, 5},
+    {ExecStatus::kExpired, 6},
+    {ExecStatus::kSkipped, 7},
+    {ExecStatus::kInterrupted, 8},
+}};
+
+int status_code(ExecStatus s) {
+  for (const auto& [status, code] : kStatusCodes) {
+    if (status == s) return code;
+  }
+  return -1;
+}
+
+std::optional<ExecStatus> status_from_code(int code) {
+  for (const auto& [status, c] : kStatusCodes) {
+    if (c == code) return status;
+  }
+  return std::nullopt;
+}
+
+int64_t to_ns(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+TimePoint from_ns(int64_t ns) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns)));
+}
+
+Json param_to_json(const ParamValue& v) {
+  switch (v.type) {
+    case ParamType::kString:
+      return std::get<std::string>(v.value);
+    case ParamType::kInt:
+      return std::get<int64_t>(v.value);
+    case ParamType::kDouble:
+      return std::get<double>(v.value);
+    case ParamType::kBool:
+      return std::get<bool>(v.value);
+    case ParamType::kDuration:
+      return std::get<std::chrono::milliseconds>(v.value).count();
+    case ParamType::kStringList:
+      return std::get<StringList>(v.value);
+    case ParamType::kStringMap:
+      return std::get<StringMap>(v.value);
+  }
+  return nullptr;
+}
+
+ParamValue param_from_json(ParamType type, const Json& j) {
+  switch (type) {
+    case ParamType::kString:
+      return ParamValue::string(j.get<std::string>());
+    case ParamType::kInt:
+      return ParamValue::integer(j.get<int64_t>());
+    case ParamType::kDouble:
+      return ParamValue::number(j.get<double>());
+    case ParamType::kBool:
+      return ParamValue::boolean(j.get<bool>());
+    case ParamType::kDuration:
+      return ParamValue::duration(std::chrono::milliseconds(j.get<int64_t>()));
+    case ParamType::kStringList:
+      return ParamValue::list(j.get<StringList>());
+    case ParamType::kStringMap:
+      return ParamValue::map(j.get<StringMap>());
+  }
+  throw std::runtime_error("unknown param type " + std::to_string(static_cast<int>(type)));
+}
+
+std::string template_to_body(const ExecTemplate& t) {
+  Json j;
+  j["origin"] = static_cast<int>(t.origin);
+  j["name"] = t.name;
+  j["executor"] = t.executor;
+  j["key"] = t.key;
+  j["lane"] = t.lane;
+  j["priority"] = t.priority;
+  j["expiry_ms"] = t.expiry ? Json(t.expiry->count()) : Json(nullptr);
+  j["timeout_ms"] = t.timeout ? Json(t.timeout->count()) : Json(nullptr);
+  j["max_attempts"] = t.max_attempts;
+  Json delays = Json::array();
+  for (auto d : t.retry_delays) delays.push_back(d.count());
+  j["retry_delays_ms"] = std::move(delays);
+  j["overlap"] = static_cast<int>(t.overlap);
+  Json params = Json::array();
+  for (const auto& [name, value] : t.params) {
+    params.push_back(Json::array({name, static_cast<int>(value.type), param_to_json(value)}));
+  }
+  j["params"] = std::move(params);
+  return j.dump();
+}
+
+// Throws on a malformed body (caught by load()).
+std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) {
+  Json j = Json::parse(body);
+  auto t = std::make_shared<ExecTemplate>();
+  t->origin = static_cast<ExecOrigin>(j.at("origin").get<int>());
+  t->name = j.at("name").get<std::string>();
+  t->executor = j.at("executor").get<std::string>();
+  t->key = j.at("key").get<std::string>();
+  t->lane = j.at("lane").get<std::string>();
+  t->priority = j.at("priority").get<int>();
+  if (!j.at("expiry_ms").is_null()) {
+    t->expiry = std::chrono::milliseconds(j["expiry_ms"].get<int64_t>());
+  }
+  if (!j.at("timeout_ms").is_null()) {
+    t->timeout = std::chrono::milliseconds(j["timeout_ms"].get<int64_t>());
+  }
+  t->max_attempts = j.at("max_attempts").get<uint32_t>();
+  for (const auto& d : j.at("retry_delays_ms")) {
+    t->retry_delays.emplace_back(d.get<int64_t>());
+  }
+  t->overlap = static_cast<OverlapPolicy>(j.at("overlap").get<int>());
+  for (const auto& p : j.at("params")) {
+    auto type = static_cast<ParamType>(p.at(1).get<int>());
+    t->params.emplace_back(p.at(0).get<std::string>(), param_from_json(type, p.at(2)));
+  }
+  return t;
+}
+
+// ---- schema -----------------------------------------------------------------------------------
+// kMigrations[v] takes a file from schema v to v + 1. Add a step, never edit one.
+
+constexpr std::array<const char*, SqliteStore::kSchemaVersion> kMigrations = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE templates(
+  id   INTEGER PRIMARY KEY,
+  body TEXT NOT NULL                -- JSON of what executions of one helper or submission share
+);
+CREATE TABLE executions(
+  id         TEXT PRIMARY KEY,
+  template   INTEGER NOT NULL,      -- templates.id
+  due        INTEGER NOT NULL,      -- ns since the epoch
+  not_before INTEGER NOT NULL,
+  seq        INTEGER NOT NULL,
+  attempt    INTEGER NOT NULL,
+  status     INTEGER NOT NULL,      -- see docs/store.md
+  fence      INTEGER NOT NULL,
+  created    INTEGER NOT NULL,
+  started    INTEGER,
+  finished   INTEGER,
+  message    TEXT,
+  output     TEXT,
+  node       TEXT
+) WITHOUT ROWID;
+CREATE TABLE helper_state(
+  name              TEXT PRIMARY KEY,
+  enabled           INTEGER,
+  schedule_override TEXT,
+  planned_until     INTEGER
+) WITHOUT ROWID;
+)sql",
+};
+
+std::string sqlite_error(sqlite3* db) {
+  return db == nullptr ? "out of memory" : std::string(sqlite3_errmsg(db));
+}
+
+// RAII prepared statement.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      error_ = sqlite_error(db);
+      stmt_ = nullptr;
+    }
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&& o) noexcept : stmt_(std::exchange(o.stmt_, nullptr)), error_(std::move(o.error_)) {}
+  Stmt& operator=(Stmt&& o) noexcept {
+    std::swap(stmt_, o.stmt_);
+    std::swap(error_, o.error_);
+    return *this;
+  }
+  sqlite3_stmt* get() const { return stmt_; }
+  const std::string& error() const { return error_; }
+
+  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  }
+  void bind_null(int i) { sqlite3_bind_null(stmt_, i); }
+  void bind_opt(int i, const std::optional<TimePoint>& t) {
+    if (t) {
+      bind(i, to_ns(*t));
+    } else {
+      bind_null(i);
+    }
+  }
+  void bind_text_or_null(int i, const std::string& s) {
+    if (s.empty()) {
+      bind_null(i);
+    } else {
+      bind(i, s);
+    }
+  }
+  // Runs a statement that returns no rows; SQLITE_DONE on success.
+  int run() {
+    int rc = sqlite3_step(stmt_);
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return rc;
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string error_;
+};
+
+int exec_sql(sqlite3* db, const char* sql, std::string& error) {
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+  if (rc != SQLITE_OK) error = msg != nullptr ? msg : sqlite_error(db);
+  sqlite3_free(msg);
+  return rc;
+}
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(t),
+                                    static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+}
+
+std::optional<int64_t> column_opt_int(sqlite3_stmt* s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int64(s, i);
+}
+
+}  // namespace
+
+// ---- the queue of changes ---------------------------------------------------------------------
+
+struct SqliteStore::Batch {
+  // The latest change per id: the execution as it now is, or nullopt for a delete. Rows of
+  // different ids are independent, so only the latest change of each needs writing.
+  std::unordered_map<std::string, std::optional<Execution>> rows;
+  std::map<std::string, HelperState> states;
+
+  bool empty() const { return rows.empty() && states.empty(); }
+  std::size_t size() const { return rows.size() + states.size(); }
+  // Puts back the changes of an older batch that failed to write, under newer ones.
+  void merge_older(Batch& older) {
+    for (auto& [id, row] : older.rows) rows.try_emplace(id, std::move(row));
+    for (auto& [name, s] : older.states) states.try_emplace(name, std::move(s));
+  }
+};
+
+struct SqliteStore::WriterState {
+  Stmt upsert;
+  Stmt erase;
+  Stmt insert_template;
+  Stmt put_state;
+  Stmt begin;
+  Stmt commit;
+  Stmt rollback;
+  // Template ids by the address of a live template (weak: a template may die and its
+  // address be reused) and by body (dedup across submissions of the same shape).
+  struct Entry {
+    std::weak_ptr<const ExecTemplate> ref;
+    int64_t id = 0;
+  };
+  std::unordered_map<const ExecTemplate*, Entry> by_ptr;
+  std::unordered_map<std::string, int64_t> by_body;
+  std::size_t purge_at = 4096;
+  int64_t next_template = 1;
+
+  // The template's id, inserting its row when new (within the writer's transaction).
+  std::optional<int64_t> template_id(const std::shared_ptr<const ExecTemplate>& t,
+                                     std::string& error) {
+    auto it = by_ptr.find(t.get());
+    if (it != by_ptr.end()) {
+      if (auto live = it->second.ref.lock(); live.get() == t.get()) return it->second.id;
+    }
+    std::string body = template_to_body(*t);
+    int64_t id = 0;
+    if (auto b = by_body.find(body); b != by_body.end()) {
+      id = b->second;
+    } else {
+      id = next_template++;
+      insert_template.bind(1, id);
+      insert_template.bind(2, body);
+      if (insert_template.run() != SQLITE_DONE) {
+        error = "insert template: " + sqlite_error(sqlite3_db_handle(insert_template.get()));
+        --next_template;
+        return std::nullopt;
+      }
+      if (by_body.size() > 100000) by_body.clear();  // a cache: duplicates are harmless
+      by_body.emplace(std::move(body), id);
+    }
+    by_ptr[t.get()] = Entry{t, id};
+    if (by_ptr.size() >= purge_at) {
+      std::erase_if(by_ptr, [](const auto& kv) { return kv.second.ref.expired(); });
+      purge_at = std::max<std::size_t>(4096, 2 * by_ptr.size());
+    }
+    return id;
+  }
+};
+
+// ---- open and load ----------------------------------------------------------------------------
+
+SqliteStore::SqliteStore(std::filesystem::path path, SqliteOptions options)
+    : path_(std::move(path)), options_(options), pending_(std::make_unique<Batch>()) {}
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path,
+                                                         SqliteOptions options) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::filesystem::absolute(path), options));
+  if (Status s = store->open_db(); !s.is_ok()) return s;
+  if (Status s = store->load(); !s.is_ok()) return s;
+  store->writer_thread_ = std::thread([s = store.get()] { s->writer(); });
+  return store;
+}
+
+Status SqliteStore::open_db() {
+  const std::string where = "store " + path_.string();
+  std::error_code ec;
+  if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path(), ec);
+  if (ec) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: cannot create folder {}: {}", where,
+                              path_.parent_path().string(), ec.message()));
+  }
+
+  // One daemon per file: an advisory lock on a file beside it, released by the kernel when
+  // the process dies, so a crash never leaves it stuck.
+  const std::string lock_path = path_.string() + ".lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    return Status(StatusCode::kUnavailable, fmt::format("{}: cannot open lock file {}: {}", where,
+                                                        lock_path, std::strerror(errno)));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[32] = {};
+    ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    if (err == EWOULDBLOCK) {
+      return Status(StatusCode::kFailedPrecondition,
+                    fmt::format("{}: in use by another schedd (pid {}, lock {}); stop it or "
+                                "configure another store path",
+                                where, holder, lock_path));
+    }
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: cannot lock {}: {}", where, lock_path, std::strerror(err)));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 ||
+      ::pwrite(lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    spdlog::warn("{}: could not write the pid to {}", where, lock_path);
+  }
+
+  int rc =
+      sqlite3_open_v2(path_.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: cannot open: {}", where, sqlite_error(db_)));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, 5000);  // an online backup may hold a read lock briefly
+
+  // The schema version; the first read of the file, so a file that is not a database (or a
+  // damaged header) fails here, before anything is written.
+  int version = -1;
+  {
+    Stmt s(db_, "PRAGMA user_version");
+    if (s.get() == nullptr || sqlite3_step(s.get()) != SQLITE_ROW) {
+      return Status(StatusCode::kFailedPrecondition,
+                    fmt::format("{}: cannot read: {} (not a schedd store, or damaged; restore "
+                                "a backup or move the file away)",
+                                where, s.get() == nullptr ? s.error() : sqlite_error(db_)));
+    }
+    version = sqlite3_column_int(s.get(), 0);
+  }
+  report_.schema_before = version;
+  if (version > kSchemaVersion) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{}: written by a newer schedd (schema {}; this build reads up to "
+                              "{}); upgrade schedd or restore a backup",
+                              where, version, kSchemaVersion));
+  }
+
+  std::string error;
+  {
+    Stmt s(db_, "PRAGMA journal_mode=WAL");
+    if (s.get() == nullptr || sqlite3_step(s.get()) != SQLITE_ROW ||
+        column_text(s.get(), 0) != "wal") {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("{}: cannot switch to WAL mode: {}", where, sqlite_error(db_)));
+    }
+  }
+  const char* sync = options_.durability == SqliteOptions::Durability::kFull
+                         ? "PRAGMA synchronous=FULL"
+                         : "PRAGMA synchronous=NORMAL";
+  if (exec_sql(db_, sync, error) != SQLITE_OK ||
+      exec_sql(db_, "PRAGMA wal_autocheckpoint=8192", error) != SQLITE_OK ||
+      exec_sql(db_, "PRAGMA journal_size_limit=67108864", error) != SQLITE_OK) {
+    return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, error));
+  }
+  if (options_.max_pages > 0) {
+    std::string pragma = fmt::format("PRAGMA max_page_count={}", options_.max_pages);
+    exec_sql(db_, pragma.c_str(), error);
+  }
+
+  if (version < kSchemaVersion) {
+    if (exec_sql(db_, "BEGIN IMMEDIATE", error) != SQLITE_OK) {
+      return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, error));
+    }
+    for (int v = version; v < kSchemaVersion; ++v) {
+      if (exec_sql(db_, kMigrations[static_cast<std::size_t>(v)], error) != SQLITE_OK) {
+        exec_sql(db_, "ROLLBACK", error);
+        return Status(
+            StatusCode::kUnavailable,
+            fmt::format("{}: migration from schema {} to {} failed: {}", where, v, v + 1, error));
+      }
+    }
+    std::string set = fmt::format("PRAGMA user_version={}", kSchemaVersion);
+    if (exec_sql(db_, set.c_str(), error) != SQLITE_OK ||
+        exec_sql(db_, "COMMIT", error) != SQLITE_OK) {
+      exec_sql(db_, "ROLLBACK", error);
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("{}: cannot write the schema: {}", where, error));
+    }
+  }
+  report_.schema_after = kSchemaVersion;
+
+  ws_ = std::make_unique<WriterState>();
+  WriterState& w = *ws_;
+  w.upsert = Stmt(db_,
+                  "INSERT OR REPLACE INTO executions(id, template, due, not_before, seq, attempt, "
+                  "status, fence, created, started, finished, message, output, node) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  w.erase = Stmt(db_, "DELETE FROM executions WHERE id = ?1");
+  w.insert_template = Stmt(db_, "INSERT INTO templates(id, body) VALUES(?1, ?2)");
+  w.put_state = Stmt(db_,
+                     "INSERT OR REPLACE INTO helper_state(name, enabled, schedule_override, "
+                     "planned_until) VALUES(?1, ?2, ?3, ?4)");
+  w.begin = Stmt(db_, "BEGIN IMMEDIATE");
+  w.commit = Stmt(db_, "COMMIT");
+  w.rollback = Stmt(db_, "ROLLBACK");
+  for (const Stmt* s :
+       {&w.upsert, &w.erase, &w.insert_template, &w.put_state, &w.begin, &w.commit, &w.rollback}) {
+    if (s->get() == nullptr) {
+      return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, s->error()));
+    }
+  }
+  return Status::ok();
+}
+
+Status SqliteStore::load() {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string where = "store " + path_.string();
+  auto read_error = [&](const std::string& what) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{}: cannot read {}: {} (damaged file? restore a backup)", where,
+                              what, sqlite_error(db_)));
+  };
+
+  std::unordered_map<int64_t, std::shared_ptr<const ExecTemplate>> templates;
+  {
+    Stmt s(db_, "SELECT id, body FROM templates");
+    if (s.get() == nullptr) return read_error("templates");
+    int rc = 0;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      int64_t id = sqlite3_column_int64(s.get(), 0);
+      std::string body = column_text(s.get(), 1);
+      try {
+        auto t = template_from_body(body);
+        ws_->by_ptr[t.get()] = WriterState::Entry{t, id};
+        ws_->by_body.emplace(std::move(body), id);
+        templates.emplace(id, std::move(t));
+      } catch (const std::exception& e) {
+        return Status(StatusCode::kFailedPrecondition,
+                      fmt::format("{}: template {} is malformed: {}", where, id, e.what()));
+      }
+      ws_->next_template = std::max(ws_->next_template, id + 1);
+    }
+    if (rc != SQLITE_DONE) return read_error("templates");
+  }
+
+  std::vector<Execution> executions;
+  std::unordered_set<int64_t> used;
+  {
+    int64_t rows = 0;
+    {
+      Stmt count(db_, "SELECT count(*) FROM executions");
+      if (count.get() != nullptr && sqlite3_step(count.get()) == SQLITE_ROW) {
+        rows = sqlite3_column_int64(count.get(), 0);
+      }
+    }
+    executions.reserve(static_cast<std::size_t>(rows));
+    Stmt s(db_,
+           "SELECT id, template, due, not_before, seq, attempt, status, fence, created, started, "
+           "finished, message, output, node FROM executions");
+    if (s.get() == nullptr) return read_error("executions");
+    sqlite3_stmt* q = s.get();
+    int rc = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      Execution e;
+      e.id = column_text(q, 0);
+      int64_t tid = sqlite3_column_int64(q, 1);
+      auto t = templates.find(tid);
+      if (t == templates.end()) {
+        return Status(StatusCode::kFailedPrecondition,
+                      fmt::format("{}: execution {} names template {}, "
+                                  "which is missing",
+                                  where, e.id, tid));
+      }
+      used.insert(tid);
+      e.spec = t->second;
+      e.due = from_ns(sqlite3_column_int64(q, 2));
+      e.not_before = from_ns(sqlite3_column_int64(q, 3));
+      e.seq = static_cast<uint64_t>(sqlite3_column_int64(q, 4));
+      e.attempt = static_cast<uint32_t>(sqlite3_column_int64(q, 5));
+      auto status = status_from_code(sqlite3_column_int(q, 6));
+      if (!status) {
+        return Status(StatusCode::kFailedPrecondition,
+                      fmt::format("{}: execution {} has unknown status {}", where, e.id,
+                                  sqlite3_column_int(q, 6)));
+      }
+      e.status = *status;
+      e.fence = static_cast<uint64_t>(sqlite3_column_int64(q, 7));
+      e.created = from_ns(sqlite3_column_int64(q, 8));
+      if (auto v = column_opt_int(q, 9)) e.started = from_ns(*v);
+      if (auto v = column_opt_int(q, 10)) e.finished = from_ns(*v);
+      e.message = column_text(q, 11);
+      e.output = column_text(q, 12);
+      e.node = column_text(q, 13);
+      switch (e.status) {
+        case ExecStatus::kQueued:
+          ++report_.queued;
+          break;
+        case ExecStatus::kRunning:
+          ++report_.running;
+          break;
+        default:
+          ++report_.terminal;
+      }
+      executions.push_back(std::move(e));
+    }
+    if (rc != SQLITE_DONE) return read_error("executions");
+  }
+
+  std::vector<HelperState> states;
+  {
+    Stmt s(db_, "SELECT name, enabled, schedule_override, planned_until FROM helper_state");
+    if (s.get() == nullptr) return read_error("helper_state");
+    int rc = 0;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      HelperState h;
+      h.name = column_text(s.get(), 0);
+      if (auto v = column_opt_int(s.get(), 1)) h.enabled = *v != 0;
+      if (sqlite3_column_type(s.get(), 2) != SQLITE_NULL) {
+        h.schedule_override = column_text(s.get(), 2);
+      }
+      if (auto v = column_opt_int(s.get(), 3)) h.planned_until = from_ns(*v);
+      states.push_back(std::move(h));
+    }
+    if (rc != SQLITE_DONE) return read_error("helper_state");
+  }
+  report_.helper_states = states.size();
+
+  // Templates no execution uses any more (their executions were pruned).
+  std::vector<int64_t> unused;
+  for (const auto& [id, t] : templates) {
+    if (!used.contains(id)) unused.push_back(id);
+  }
+  if (!unused.empty()) {
+    std::string error;
+    Stmt del(db_, "DELETE FROM templates WHERE id = ?1");
+    if (del.get() != nullptr && exec_sql(db_, "BEGIN IMMEDIATE", error) == SQLITE_OK) {
+      for (int64_t id : unused) {
+        del.bind(1, id);
+        del.run();
+        ws_->by_body.erase(template_to_body(*templates[id]));
+        ws_->by_ptr.erase(templates[id].get());
+      }
+      if (exec_sql(db_, "COMMIT", error) == SQLITE_OK) {
+        report_.templates_dropped = unused.size();
+      } else {
+        exec_sql(db_, "ROLLBACK", error);
+      }
+    }
+  }
+
+  if (Status s = mem_.restore(std::move(executions), std::move(states)); !s.is_ok()) {
+    return Status(StatusCode::kFailedPrecondition, fmt::format("{}: {}", where, s.message()));
+  }
+  report_.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return Status::ok();
+}
+
+SqliteStore::~SqliteStore() {
+  if (writer_thread_.joinable()) {
+    {
+      std::lock_guard g(wmu_);
+      closing_ = true;
+    }
+    writer_cv_.notify_all();
+    writer_thread_.join();
+  }
+  ws_.reset();  // finalizes statements before the connection closes
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+  if (wal_fd_ >= 0) ::close(wal_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
+}
+
+// ---- the writer -------------------------------------------------------------------------------
+
+std::optional<std::string> SqliteStore::write(Batch& batch) {
+  WriterState& w = *ws_;
+  if (w.begin.run() != SQLITE_DONE) return "begin: " + sqlite_error(db_);
+  std::string error;
+  auto fail = [&](std::string what) -> std::optional<std::string> {
+    w.rollback.run();
+    // Templates inserted in this transaction are gone with it: forget their ids.
+    w.by_ptr.clear();
+    w.by_body.clear();
+    return what;
+  };
+  // Sorted by id: neighbouring rows go to neighbouring pages of the primary key's b-tree.
+  std::vector<std::pair<const std::string*, const std::optional<Execution>*>> rows;
+  rows.reserve(batch.rows.size());
+  for (const auto& [id, row] : batch.rows) rows.emplace_back(&id, &row);
+  if (rows.size() > 64) {
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  }
+  for (const auto& [id, row] : rows) {
+    if (!row->has_value()) {
+      w.erase.bind(1, *id);
+      if (w.erase.run() != SQLITE_DONE) return fail("delete " + *id + ": " + sqlite_error(db_));
+      continue;
+    }
+    const Execution& e = **row;
+    auto tid = w.template_id(e.spec, error);
+    if (!tid) return fail(error);
+    Stmt& u = w.upsert;
+    u.bind(1, e.id);
+    u.bind(2, *tid);
+    u.bind(3, to_ns(e.due));
+    u.bind(4, to_ns(e.not_before));
+    u.bind(5, static_cast<int64_t>(e.seq));
+    u.bind(6, static_cast<int64_t>(e.attempt));
+    u.bind(7, static_cast<int64_t>(status_code(e.status)));
+    u.bind(8, static_cast<int64_t>(e.fence));
+    u.bind(9, to_ns(e.created));
+    u.bind_opt(10, e.started);
+    u.bind_opt(11, e.finished);
+    u.bind_text_or_null(12, e.message);
+    u.bind_text_or_null(13, e.output);
+    u.bind_text_or_null(14, e.node);
+    if (u.run() != SQLITE_DONE) return fail("write " + e.id + ": " + sqlite_error(db_));
+  }
+  for (const auto& [name, h] : batch.states) {
+    Stmt& p = w.put_state;
+    p.bind(1, name);
+    if (h.enabled) {
+      p.bind(2, static_cast<int64_t>(*h.enabled ? 1 : 0));
+    } else {
+      p.bind_null(2);
+    }
+    if (h.schedule_override) {
+      p.bind(3, *h.schedule_override);
+    } else {
+      p.bind_null(3);
+    }
+    p.bind_opt(4, h.planned_until);
+    if (p.run() != SQLITE_DONE) return fail("helper state " + name + ": " + sqlite_error(db_));
+  }
+  if (w.commit.run() != SQLITE_DONE) return fail("commit: " + sqlite_error(db_));
+  return std::nullopt;
+}
+
+void SqliteStore::sync_wal() {
+  if (wal_fd_ < 0) {
+    std::string wal = path_.string() + "-wal";
+    wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ < 0) return;
+  }
+  if (::fdatasync(wal_fd_) == 0) {
+    std::lock_guard g(wmu_);
+    ++stats_.fsyncs;
+  }
+}
+
+void SqliteStore::writer() {
+  const bool batch_mode = options_.durability == SqliteOptions::Durability::kBatch;
+  auto last_sync = std::chrono::steady_clock::now();
+  bool unsynced = false;  // batch mode: commits since the last WAL fsync
+  std::unique_lock lock(wmu_);
+  while (true) {
+    if (batch_mode && unsynced) {
+      writer_cv_.wait_until(lock, last_sync + options_.batch_window,
+                            [&] { return !pending_->empty() || closing_; });
+    } else {
+      writer_cv_.wait(lock, [&] { return !pending_->empty() || closing_; });
+    }
+    if (pending_->empty()) {
+      if (batch_mode && unsynced &&
+          (closing_ || std::chrono::steady_clock::now() >= last_sync + options_.batch_window)) {
+        lock.unlock();
+        sync_wal();
+        lock.lock();
+        last_sync = std::chrono::steady_clock::now();
+        unsynced = false;
+      }
+      if (closing_) break;
+      continue;
+    }
+    std::unique_ptr<Batch> batch = std::move(pending_);
+    pending_ = std::make_unique<Batch>();
+    const uint64_t token = queued_token_;
+    lock.unlock();
+
+    std::optional<std::string> error = write(*batch);
+    if (!error && batch_mode) {
+      unsynced = true;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= last_sync + options_.batch_window) {
+        sync_wal();
+        last_sync = now;
+        unsynced = false;
+      }
+    }
+
+    lock.lock();
+    if (!error) {
+      durable_token_ = token;
+      ++stats_.commits;
+      stats_.rows_written += batch->size();
+      if (failing_) {
+        spdlog::info("store {}: writing again after: {}", path_.string(), *failing_);
+        failing_.reset();
+      }
+      durable_cv_.notify_all();
+      continue;
+    }
+    ++stats_.failures;
+    if (!failing_ || *failing_ != *error) {
+      spdlog::error(
+          "store {}: write failed, retrying every second (submissions are refused "
+          "meanwhile): {}",
+          path_.string(), *error);
+    }
+    failing_ = *error;
+    attempted_token_ = token;
+    pending_->merge_older(*batch);
+    durable_cv_.notify_all();  // submitters waiting with a limit re-check failing_
+    if (closing_) {
+      spdlog::error("store {}: closing with {} changes not written: {}", path_.string(),
+                    pending_->size(), *error);
+      break;
+    }
+    writer_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return closing_; });
+  }
+  closed_ = true;
+  durable_cv_.notify_all();
+}
+
+// ---- queueing ---------------------------------------------------------------------------------
+
+uint64_t SqliteStore::upsert_locked(const Execution& e) {
+  std::lock_guard g(wmu_);
+  pending_->rows.insert_or_assign(e.id, e);
+  writer_cv_.notify_one();
+  return ++queued_token_;
+}
+
+uint64_t SqliteStore::erase_locked(const std::string& id) {
+  std::lock_guard g(wmu_);
+  pending_->rows.insert_or_assign(id, std::nullopt);
+  writer_cv_.notify_one();
+  return ++queued_token_;
+}
+
+bool SqliteStore::wait_token(uint64_t token, bool fail_fast) {
+  std::unique_lock lock(wmu_);
+  durable_cv_.wait(lock, [&] {
+    return durable_token_ >= token || closed_ ||
+           (fail_fast && failing_ && attempted_token_ >= token);
+  });
+  return durable_token_ >= token;
+}
+
+// A claim waits until it is on disk however long that takes: a run must never start
+// unrecorded (the writer retries every second while the disk is full).
+bool SqliteStore::wait_durable(uint64_t token) { return wait_token(token, false); }
+
+bool SqliteStore::flush() {
+  uint64_t token = 0;
+  {
+    std::lock_guard g(wmu_);
+    token = queued_token_;
+  }
+  return wait_token(token, true);
+}
+
+Status SqliteStore::refuse_if_failing() const {
+  std::lock_guard g(wmu_);
+  if (!failing_) return Status::ok();
+  return Status(
+      StatusCode::kUnavailable,
+      fmt::format("store {} cannot write ({}); nothing was accepted", path_.string(), *failing_));
+}
+
+Status SqliteStore::health() const {
+  std::lock_guard g(wmu_);
+  if (failing_) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("store {} cannot write: {}", path_.string(), *failing_));
+  }
+  if (closed_) return Status(StatusCode::kUnavailable, "store closed");
+  return Status::ok();
+}
+
+std::string SqliteStore::describe() const { return "sqlite:" + path_.string(); }
+
+SqliteWriterStats SqliteStore::writer_stats() const {
+  std::lock_guard g(wmu_);
+  return stats_;
+}
+
+// ---- the Store calls --------------------------------------------------------------------------
+
+namespace {
+// An acknowledging call whose write failed: the change stays in memory and queued for the
+// writer's retries, but it was not acknowledged.
+Status not_durable(const std::filesystem::path& path) {
+  return Status(StatusCode::kUnavailable,
+                fmt::format("store {}: the change could not be written (see health); it was "
+                            "not acknowledged",
+                            path.string()));
+}
+}  // namespace
+
+StatusOr<std::size_t> SqliteStore::plan(std::vector<Execution> executions, TimePoint now) {
+  std::lock_guard lock(mu_);
+  std::vector<Execution> created;
+  auto n = mem_.plan(std::move(executions), now, &created);
+  if (!n.is_ok() || created.empty()) return n;
+  std::lock_guard g(wmu_);
+  pending_->rows.reserve(pending_->rows.size() + created.size());
+  for (auto& e : created) {
+    std::string id = e.id;
+    pending_->rows.insert_or_assign(std::move(id), std::move(e));
+  }
+  ++queued_token_;
+  writer_cv_.notify_one();
+  return n;
+}
+
+StatusOr<std::pair<Execution, std::size_t>> SqliteStore::submit(Execution execution, TimePoint now,
+                                                                std::size_t capacity_queued) {
+  uint64_t token = 0;
+  StatusOr<std::pair<Execution, std::size_t>> result = internal_error("unset");
+  {
+    std::lock_guard lock(mu_);
+    if (Status s = refuse_if_failing(); !s.is_ok()) return s;
+    result = mem_.submit(std::move(execution), now, capacity_queued);
+    if (!result.is_ok()) return result;
+    token = upsert_locked(result->first);
+  }
+  if (!wait_token(token, true)) return not_durable(path_);
+  return result;
+}
+
+StatusOr<ClaimResult> SqliteStore::claim(std::string_view lane, std::size_t max, TimePoint now,
+                                         std::string_view node) {
+  std::lock_guard lock(mu_);
+  auto result = mem_.claim(lane, max, now, node);
+  if (!result.is_ok()) return result;
+  if (result->claimed.empty() && result->expired.empty() && result->skipped.empty()) {
+    return result;
+  }
+  std::lock_guard g(wmu_);
+  for (const auto* list : {&result->claimed, &result->expired, &result->skipped}) {
+    for (const auto& e : *list) pending_->rows.insert_or_assign(e.id, e);
+  }
+  result->durable_token = ++queued_token_;
+  writer_cv_.notify_one();
+  return result;
+}
+
+Status SqliteStore::complete(std::string_view id, uint64_t fence, const Completion& c) {
+  std::lock_guard lock(mu_);
+  Execution after;
+  Status s = mem_.complete(id, fence, c, &after);
+  if (s.is_ok()) upsert_locked(after);
+  return s;
+}
+
+std::optional<TimePoint> SqliteStore::next_event(TimePoint now) { return mem_.next_event(now); }
+
+StatusOr<Execution> SqliteStore::cancel(std::string_view id, TimePoint now) {
+  uint64_t token = 0;
+  StatusOr<Execution> result = internal_error("unset");
+  {
+    std::lock_guard lock(mu_);
+    result = mem_.cancel(id, now);
+    if (!result.is_ok()) return result;
+    token = upsert_locked(*result);
+  }
+  if (!wait_token(token, true)) return not_durable(path_);
+  return result;
+}
+
+StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> removed;
+  auto n = mem_.remove_planned(name, &removed);
+  if (!n.is_ok() || removed.empty()) return n;
+  std::lock_guard g(wmu_);
+  for (auto& id : removed) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
+  ++queued_token_;
+  writer_cv_.notify_one();
+  return n;
+}
+
+std::optional<Execution> SqliteStore::get(std::string_view id) { return mem_.get(id); }
+std::vector<Execution> SqliteStore::list(const ExecutionFilter& filter) {
+  return mem_.list(filter);
+}
+std::optional<std::size_t> SqliteStore::position(std::string_view id) { return mem_.position(id); }
+std::vector<Execution> SqliteStore::key_queue(std::string_view key) { return mem_.key_queue(key); }
+std::vector<LaneCounts> SqliteStore::counts(TimePoint now) { return mem_.counts(now); }
+std::optional<HelperState> SqliteStore::helper_state(std::string_view name) {
+  return mem_.helper_state(name);
+}
+
+std::size_t SqliteStore::prune_history(TimePoint before) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> pruned;
+  std::size_t n = mem_.prune_history(before, &pruned);
+  if (pruned.empty()) return n;
+  std::lock_guard g(wmu_);
+  for (auto& id : pruned) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
+  ++queued_token_;
+  writer_cv_.notify_one();
+  return n;
+}
+
+Status SqliteStore::put_helper_state(const HelperState& state) {
+  uint64_t token = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (Status s = mem_.put_helper_state(state); !s.is_ok()) return s;
+    std::lock_guard g(wmu_);
+    pending_->states.insert_or_assign(state.name, state);
+    token = ++queued_token_;
+    writer_cv_.notify_one();
+  }
+  if (!wait_token(token, true)) return not_durable(path_);
+  return Status::ok();
+}
+
+std::vector<Execution> SqliteStore::recover(TimePoint now) {
+  uint64_t token = 0;
+  std::vector<Execution> interrupted;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<Execution> after;
+    interrupted = mem_.recover(now, &after);
+    if (after.empty()) return interrupted;
+    std::lock_guard g(wmu_);
+    for (auto& e : after) {
+      std::string id = e.id;
+      pending_->rows.insert_or_assign(std::move(id), std::move(e));
+    }
+    token = ++queued_token_;
+    writer_cv_.notify_one();
+  }
+  wait_token(token, true);
+  return interrupted;
+}
+
+}  // namespace schedd

@@ -1,0 +1,162 @@
+// SqliteStore: the embedded durable store (DESIGN.md "Shape"). A MemoryStore answers every
+// call; each change it makes is also queued for one writer thread, which writes the queued
+// changes of many calls in one SQLite transaction (group commit, WAL mode) and then marks
+// them durable. Calls that acknowledge something to the outside wait for that:
+//   - submit, cancel, put_helper_state and recover return only once their change is durable;
+//   - claim returns at once with a durable_token; the dispatcher waits for it before it
+//     starts the claimed runs, so a run never starts unrecorded;
+//   - plan, complete, remove_planned and prune_history do not wait: their changes are
+//     written in call order with the next group, and a crash before that is recovered by
+//     re-planning (idempotent) or by interrupting the run (at least once, DESIGN.md §9).
+//
+// Durability (docs/operations.md): kFull fsyncs every commit; kBatch commits without fsync
+// and fsyncs the WAL at most every `batch_window`, so a power loss loses at most that window
+// of acknowledged changes and a process crash loses none.
+//
+// A lock file (PATH.lock, flock) keeps a second daemon off the same file. The schema is
+// versioned (PRAGMA user_version) and migrated on open; a file from a newer schedd is refused.
+//
+// Thread-safety: thread-safe, like every Store.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/store/memory_store.h"
+#include "core/store/store.h"
+
+struct sqlite3;
+
+namespace schedd {
+
+struct SqliteOptions {
+  enum class Durability { kFull, kBatch };
+  Durability durability = Durability::kFull;
+  std::chrono::milliseconds batch_window{50};  // kBatch: longest time between fsyncs
+  // Claims beyond free workers per lane call (Store::claim_ahead); 0 disables.
+  std::size_t claim_ahead = 128;
+  // Tests: SQLite's max_page_count, to make the disk "full" (0: no limit).
+  uint64_t max_pages = 0;
+};
+
+// What open() found on disk.
+struct SqliteLoadReport {
+  int schema_before = 0;  // 0: a new file
+  int schema_after = 0;
+  std::size_t queued = 0;
+  std::size_t running = 0;  // running at the crash; recover() interrupts them
+  std::size_t terminal = 0;
+  std::size_t helper_states = 0;
+  std::size_t templates_dropped = 0;  // no longer referenced
+  double seconds = 0;
+};
+
+// Counters of the writer thread, for metrics and benchmarks.
+struct SqliteWriterStats {
+  uint64_t commits = 0;
+  uint64_t rows_written = 0;  // upserts and deletes
+  uint64_t failures = 0;      // commits that failed and were retried
+  uint64_t fsyncs = 0;        // batch mode's own WAL fsyncs
+};
+
+class SqliteStore final : public Store {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed, with its parent folder) and loads the store at `path`.
+  // Errors name the file: locked by another daemon, newer schema, not a database, corrupt.
+  static StatusOr<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& path,
+                                                     SqliteOptions options = {});
+  ~SqliteStore() override;  // writes what is queued, then closes
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
+  StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
+                                                     std::size_t capacity_queued) override;
+  StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
+                              std::string_view node) override;
+  Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
+  std::optional<TimePoint> next_event(TimePoint now) override;
+  StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
+  StatusOr<std::size_t> remove_planned(std::string_view name) override;
+  std::optional<Execution> get(std::string_view id) override;
+  std::vector<Execution> list(const ExecutionFilter& filter) override;
+  std::optional<std::size_t> position(std::string_view id) override;
+  std::vector<Execution> key_queue(std::string_view key) override;
+  std::size_t prune_history(TimePoint before) override;
+  std::vector<LaneCounts> counts(TimePoint now) override;
+  std::optional<HelperState> helper_state(std::string_view name) override;
+  Status put_helper_state(const HelperState& state) override;
+  std::vector<Execution> recover(TimePoint now) override;
+  bool wait_durable(uint64_t token) override;
+  std::size_t claim_ahead() const override { return options_.claim_ahead; }
+  std::string describe() const override;
+  Status health() const override;
+
+  // Blocks until everything changed so far is durable; false if a write failed meanwhile.
+  bool flush();
+
+  const SqliteLoadReport& load_report() const { return report_; }
+  SqliteWriterStats writer_stats() const;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  struct Batch;        // changes waiting for the writer, coalesced per id
+  struct WriterState;  // prepared statements and the template cache; writer thread only
+
+  SqliteStore(std::filesystem::path path, SqliteOptions options);
+  Status open_db();
+  Status load();
+  void writer();
+  // Writes one batch in one transaction; the error message on failure.
+  std::optional<std::string> write(Batch& batch);
+  void sync_wal();
+
+  // Queue changes under mu_ (which also orders the MemoryStore call before them). Return the
+  // token of the change.
+  uint64_t upsert_locked(const Execution& e);
+  uint64_t erase_locked(const std::string& id);
+  // Waits until `token` is durable (true) or the store closed (false). With `fail_fast`,
+  // also returns false once a write that included `token` has failed.
+  bool wait_token(uint64_t token, bool fail_fast);
+  Status refuse_if_failing() const;
+
+  const std::filesystem::path path_;
+  const SqliteOptions options_;
+  SqliteLoadReport report_;
+  MemoryStore mem_;
+
+  sqlite3* db_ = nullptr;  // the writer thread's after open()
+  int lock_fd_ = -1;
+  int wal_fd_ = -1;  // batch mode: fsync target
+  std::unique_ptr<WriterState> ws_;
+
+  // mu_ orders every mutating call: its MemoryStore call and its queued change happen under
+  // it, so the writer sees changes in the order the memory index made them.
+  std::mutex mu_;
+  // wmu_ guards the queue between callers and the writer, and the durability counters.
+  mutable std::mutex wmu_;
+  std::condition_variable writer_cv_;
+  std::condition_variable durable_cv_;
+  std::unique_ptr<Batch> pending_;
+  uint64_t queued_token_ = 0;           // the last change queued
+  uint64_t durable_token_ = 0;          // every change up to this one is durable
+  uint64_t attempted_token_ = 0;        // the writer has tried to write every change up to this one
+  std::optional<std::string> failing_;  // the last write error, until a write succeeds
+  bool closing_ = false;
+  bool closed_ = false;  // the writer has exited; nothing more becomes durable
+  SqliteWriterStats stats_;
+  std::thread writer_thread_;
+};
+
+}  // namespace schedd

@@ -1,0 +1,360 @@
+#include "core/store/sqlite_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tests/store_conformance/store_conformance.h"
+#include "tests/testing/temp_dir.h"
+
+namespace schedd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+// A SqliteStore in its own temp folder. With `reopen`, every call that changes something is
+// followed by flushing, closing and re-opening the file, so that the conformance suite checks
+// that what is on disk reproduces exactly what the memory index held (seq, fences, key
+// queues, helper state), not just that the live store behaves.
+class FileStore final : public Store {
+ private:
+  // Runs `f`; with reopen, a call that changes something is followed by a reopen. Calls are
+  // serialized (the reopen replaces the store under concurrent callers).
+  template <typename F>
+  auto call(bool changes, F f) {
+    std::lock_guard lock(mu_);
+    auto result = f();
+    if (reopen_ && changes) {
+      if (!s_->flush()) throw std::runtime_error("flush failed");
+      s_.reset();
+      open();
+    }
+    return result;
+  }
+
+ public:
+  explicit FileStore(bool reopen) : reopen_(reopen) { open(); }
+
+  StatusOr<std::size_t> plan(std::vector<Execution> e, TimePoint now) override {
+    return call(true, [&] { return s_->plan(std::move(e), now); });
+  }
+  StatusOr<std::pair<Execution, std::size_t>> submit(Execution e, TimePoint now,
+                                                     std::size_t cap) override {
+    return call(true, [&] { return s_->submit(std::move(e), now, cap); });
+  }
+  StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
+                              std::string_view node) override {
+    return call(true, [&] { return s_->claim(lane, max, now, node); });
+  }
+  Status complete(std::string_view id, uint64_t fence, const Completion& c) override {
+    return call(true, [&] { return s_->complete(id, fence, c); });
+  }
+  std::optional<TimePoint> next_event(TimePoint now) override {
+    return call(false, [&] { return s_->next_event(now); });
+  }
+  StatusOr<Execution> cancel(std::string_view id, TimePoint now) override {
+    return call(true, [&] { return s_->cancel(id, now); });
+  }
+  StatusOr<std::size_t> remove_planned(std::string_view name) override {
+    return call(true, [&] { return s_->remove_planned(name); });
+  }
+  std::optional<Execution> get(std::string_view id) override {
+    return call(false, [&] { return s_->get(id); });
+  }
+  std::vector<Execution> list(const ExecutionFilter& f) override {
+    return call(false, [&] { return s_->list(f); });
+  }
+  std::optional<std::size_t> position(std::string_view id) override {
+    return call(false, [&] { return s_->position(id); });
+  }
+  std::vector<Execution> key_queue(std::string_view key) override {
+    return call(false, [&] { return s_->key_queue(key); });
+  }
+  std::size_t prune_history(TimePoint before) override {
+    return call(true, [&] { return s_->prune_history(before); });
+  }
+  std::vector<LaneCounts> counts(TimePoint now) override {
+    return call(false, [&] { return s_->counts(now); });
+  }
+  std::optional<HelperState> helper_state(std::string_view name) override {
+    return call(false, [&] { return s_->helper_state(name); });
+  }
+  Status put_helper_state(const HelperState& state) override {
+    return call(true, [&] { return s_->put_helper_state(state); });
+  }
+  std::vector<Execution> recover(TimePoint now) override {
+    return call(true, [&] { return s_->recover(now); });
+  }
+  // The prefix tells the conformance suite which transient, in-memory-only state (a
+  // replace already reported) a reopen forgets; see kReopenedStorePrefix.
+  std::string describe() const override {
+    return (reopen_ ? std::string(kReopenedStorePrefix) : std::string()) + s_->describe();
+  }
+
+ private:
+  void open() {
+    auto s = SqliteStore::open(dir_ / "store.db");
+    if (!s.is_ok()) throw std::runtime_error(s.status().to_string());
+    s_ = std::move(s).value();
+  }
+  TempDir dir_;
+  bool reopen_;
+  std::mutex mu_;
+  std::unique_ptr<SqliteStore> s_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest, ::testing::Values(StoreFactory([] {
+                           return std::make_unique<FileStore>(false);
+                         })));
+INSTANTIATE_TEST_SUITE_P(SqliteReopened, StoreConformanceTest, ::testing::Values(StoreFactory([] {
+                           return std::make_unique<FileStore>(true);
+                         })));
+
+std::unique_ptr<SqliteStore> open_ok(const std::filesystem::path& path, SqliteOptions o = {}) {
+  auto s = SqliteStore::open(path, o);
+  EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+  return s.is_ok() ? std::move(s).value() : nullptr;
+}
+
+std::string open_error(const std::filesystem::path& path, SqliteOptions o = {}) {
+  auto s = SqliteStore::open(path, o);
+  EXPECT_FALSE(s.is_ok());
+  return s.is_ok() ? "" : s.status().message();
+}
+
+int user_version(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  int v = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      v = sqlite3_column_int(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(db);
+  return v;
+}
+
+void set_user_version(const std::filesystem::path& path, int v) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string sql = "PRAGMA user_version=" + std::to_string(v);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreTest, NewFileGetsTheCurrentSchemaAndItsFolder) {
+  TempDir dir;
+  auto path = dir / "data" / "nested" / "schedd.db";
+  {
+    auto store = open_ok(path);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->load_report().schema_before, 0);
+    EXPECT_EQ(store->load_report().schema_after, SqliteStore::kSchemaVersion);
+    EXPECT_EQ(store->describe(), "sqlite:" + path.string());
+  }
+  EXPECT_EQ(user_version(path), SqliteStore::kSchemaVersion);
+  auto again = open_ok(path);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->load_report().schema_before, SqliteStore::kSchemaVersion);
+}
+
+TEST(SqliteStoreTest, ASecondOpenOfTheSameFileIsRefusedByTheLock) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto first = open_ok(path);
+  ASSERT_NE(first, nullptr);
+  std::string error = open_error(path);
+  EXPECT_THAT(error, HasSubstr(path.string()));
+  EXPECT_THAT(error, HasSubstr("in use by another schedd (pid " + std::to_string(getpid())));
+  first.reset();  // the lock goes with the store
+  EXPECT_NE(open_ok(path), nullptr);
+}
+
+TEST(SqliteStoreTest, AFileFromANewerSchemaIsRefusedAndLeftAlone) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  open_ok(path).reset();
+  set_user_version(path, SqliteStore::kSchemaVersion + 1);
+  auto before = std::filesystem::file_size(path);
+  std::string error = open_error(path);
+  EXPECT_THAT(error, HasSubstr("written by a newer schedd (schema 2; this build reads up to 1)"));
+  EXPECT_EQ(user_version(path), SqliteStore::kSchemaVersion + 1);
+  EXPECT_EQ(std::filesystem::file_size(path), before);
+}
+
+TEST(SqliteStoreTest, AFileThatIsNotADatabaseIsRefusedAndLeftAlone) {
+  TempDir dir;
+  std::string junk(8192, 'x');
+  auto path = dir.write("schedd.db", junk);
+  std::string error = open_error(path);
+  EXPECT_THAT(error, HasSubstr(path.string()));
+  EXPECT_THAT(error, HasSubstr("not a database"));
+  std::ifstream in(path, std::ios::binary);
+  std::string after((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(after, junk);
+}
+
+TEST(SqliteStoreTest, ExecutionsTemplatesAndHelperStateSurviveAReopen) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto t = std::make_shared<ExecTemplate>();
+  t->origin = ExecOrigin::kTicket;
+  t->name = "PROJ-1";
+  t->executor = "ticket";
+  t->key = "proj";
+  t->lane = "ai";
+  t->priority = 2;
+  t->expiry = 90s;
+  t->timeout = 5min;
+  t->max_attempts = 4;
+  t->retry_delays = {0s, 30s};
+  t->overlap = OverlapPolicy::kSkip;
+  t->params = {{"steps", ParamValue::integer(5)},
+               {"ratio", ParamValue::number(0.25)},
+               {"dry", ParamValue::boolean(true)},
+               {"every", ParamValue::duration(1500ms)},
+               {"tags", ParamValue::list({"a", "b"})},
+               {"env", ParamValue::map({{"K", "V"}})},
+               {"note", ParamValue::string("héllo \"quoted\"")}};
+  HelperState h;
+  h.name = "report";
+  h.enabled = false;
+  h.schedule_override = "{ cron = \"0 * * * *\" }";
+  h.planned_until = at(2h);
+  {
+    auto store = open_ok(path);
+    auto r = store->submit(make_exec(t, at(1s), "ticket-1"), at(0s), 100);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_TRUE(store->put_helper_state(h).is_ok());
+  }
+  auto store = open_ok(path);
+  EXPECT_EQ(store->load_report().queued, 1u);
+  EXPECT_EQ(store->load_report().helper_states, 1u);
+  auto e = store->get("ticket-1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->status, ExecStatus::kQueued);
+  EXPECT_EQ(e->due, at(1s));
+  EXPECT_EQ(e->created, at(0s));
+  const ExecTemplate& s = *e->spec;
+  EXPECT_EQ(s.origin, ExecOrigin::kTicket);
+  EXPECT_EQ(s.name, "PROJ-1");
+  EXPECT_EQ(s.executor, "ticket");
+  EXPECT_EQ(s.key, "proj");
+  EXPECT_EQ(s.lane, "ai");
+  EXPECT_EQ(s.priority, 2);
+  EXPECT_EQ(s.expiry, 90s);
+  EXPECT_EQ(s.timeout, 5min);
+  EXPECT_EQ(s.max_attempts, 4u);
+  EXPECT_EQ(s.retry_delays, (std::vector<std::chrono::milliseconds>{0s, 30s}));
+  EXPECT_EQ(s.overlap, OverlapPolicy::kSkip);
+  EXPECT_EQ(s.params, t->params);
+  auto got = store->helper_state("report");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->enabled, false);
+  EXPECT_EQ(got->schedule_override, h.schedule_override);
+  EXPECT_EQ(got->planned_until, at(2h));
+}
+
+// A run claimed and never completed (the daemon died) comes back running, holding its key;
+// recover() makes it interrupted and re-queues it ahead of the rest of its key.
+TEST(SqliteStoreTest, AClaimWithoutCompletionIsInterruptedOnTheNextStart) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto spec = make_spec("sync", {.max_attempts = 3});
+  {
+    auto store = open_ok(path);
+    ASSERT_TRUE(store->plan({make_exec(spec, at(0s)), make_exec(spec, at(60s))}, at(0s)).is_ok());
+    auto c = store->claim("default", 1, at(0s), "node-a");
+    ASSERT_TRUE(c.is_ok());
+    ASSERT_EQ(c->claimed.size(), 1u);
+    EXPECT_TRUE(store->wait_durable(c->durable_token));
+  }
+  auto store = open_ok(path);
+  EXPECT_EQ(store->load_report().running, 1u);
+  EXPECT_EQ(store->load_report().queued, 1u);
+  // Still holding its key before recovery: nothing of "sync" may start.
+  auto none = store->claim("default", 5, at(61s), "node-b");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_TRUE(none->claimed.empty());
+  auto interrupted = store->recover(at(70s));
+  ASSERT_EQ(interrupted.size(), 1u);
+  EXPECT_EQ(interrupted[0].id, "sync@1767225600");
+  EXPECT_EQ(interrupted[0].node, "node-a");
+  auto next = store->claim("default", 5, at(70s), "node-b");
+  ASSERT_TRUE(next.is_ok());
+  ASSERT_EQ(next->claimed.size(), 1u);
+  EXPECT_EQ(next->claimed[0].id, "sync@1767225600");
+  EXPECT_EQ(next->claimed[0].attempt, 2u);
+}
+
+TEST(SqliteStoreTest, HistoryPrunedAndPlansRemovedAreGoneFromDisk) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  {
+    auto store = open_ok(path);
+    auto a = make_spec("a");
+    auto b = make_spec("b");
+    ASSERT_TRUE(
+        store->plan({make_exec(a, at(0s)), make_exec(b, at(0s)), make_exec(b, at(60s))}, at(0s))
+            .is_ok());
+    auto c = store->claim("default", 1, at(0s), "n");
+    ASSERT_TRUE(c.is_ok());
+    ASSERT_EQ(c->claimed.size(), 1u);
+    Completion done;
+    done.finished = at(1s);
+    ASSERT_TRUE(store->complete(c->claimed[0].id, c->claimed[0].fence, done).is_ok());
+    EXPECT_EQ(store->prune_history(at(2s)), 1u);
+    auto removed = store->remove_planned(c->claimed[0].id == "a@1767225600" ? "b" : "a");
+    ASSERT_TRUE(removed.is_ok());
+    EXPECT_GE(*removed, 1u);
+  }
+  auto store = open_ok(path);
+  const auto& r = store->load_report();
+  EXPECT_EQ(r.terminal, 0u);
+  EXPECT_EQ(r.running, 0u);
+  EXPECT_EQ(r.queued + r.terminal + r.running, store->list({}).size());
+  EXPECT_LE(store->list({}).size(), 1u);
+}
+
+// A full disk: SQLite's page limit stands in for it. The write fails, the store says so,
+// submissions are refused with nothing stored, and nothing crashes.
+TEST(SqliteStoreTest, AFullDiskRefusesSubmissionsWithAClearError) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  SqliteOptions o;
+  o.max_pages = 8;
+  auto store = open_ok(path, o);
+  ASSERT_NE(store, nullptr);
+  auto spec = make_spec("bulk", {.origin = ExecOrigin::kAdhoc});
+  std::vector<Execution> many;
+  for (int i = 0; i < 2000; ++i) {
+    Execution e = make_exec(spec, at(1s), "bulk-" + std::to_string(i));
+    e.message = std::string(200, 'm');
+    many.push_back(std::move(e));
+  }
+  ASSERT_TRUE(store->plan(std::move(many), at(0s)).is_ok());
+  EXPECT_FALSE(store->flush());
+  Status health = store->health();
+  EXPECT_EQ(health.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(health.message(), HasSubstr("database or disk is full"));
+  EXPECT_THAT(health.message(), HasSubstr(path.string()));
+  auto refused = store->submit(make_exec(spec, at(1s), "ticket-after-full"), at(0s), 100000);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(refused.status().message(), HasSubstr("nothing was accepted"));
+  EXPECT_FALSE(store->get("ticket-after-full").has_value());
+}
+
+}  // namespace
+}  // namespace schedd::testing
