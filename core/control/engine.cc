@@ -53,6 +53,49 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
   dispatcher_ = std::make_unique<Dispatcher>(
       store_, *planner_, clock_, [this](std::string_view name) { return plugins_.find(name); },
       std::move(options));
+  DispatchObserver fan_out;
+  fan_out.on_claim = [this](const Execution& e) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_claim) o.on_claim(e);
+    }
+  };
+  fan_out.on_start = [this](const Execution& e) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_start) o.on_start(e);
+    }
+  };
+  fan_out.on_finish = [this](const Execution& e, const Completion& c) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_finish) o.on_finish(e, c);
+    }
+  };
+  fan_out.on_expired = [this](const Execution& e) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_expired) o.on_expired(e);
+    }
+  };
+  fan_out.on_skipped = [this](const Execution& e) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_skipped) o.on_skipped(e);
+    }
+  };
+  dispatcher_->add_observer(std::move(fan_out));
+}
+
+uint64_t Engine::add_observer(DispatchObserver observer) {
+  std::unique_lock lock(observers_mu_);
+  observers_.emplace_back(++next_observer_, std::move(observer));
+  return next_observer_;
+}
+
+void Engine::remove_observer(uint64_t id) {
+  std::unique_lock lock(observers_mu_);
+  std::erase_if(observers_, [id](const auto& o) { return o.first == id; });
 }
 
 Engine::~Engine() { dispatcher_->stop(std::chrono::milliseconds(0)); }
@@ -246,13 +289,13 @@ StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   return SubmitResult{std::move(stored->first), stored->second};
 }
 
-StatusOr<Execution> Engine::cancel(const std::string& id) {
+StatusOr<Execution> Engine::cancel(const std::string& id, bool stop_running) {
   auto r = store_.cancel(id, clock_.now());
   if (r.is_ok()) {
     dispatcher_->poke();
     return r;
   }
-  if (r.status().code() == StatusCode::kFailedPrecondition &&
+  if (r.status().code() == StatusCode::kFailedPrecondition && stop_running &&
       dispatcher_->request_stop(id, ExecStatus::kCancelled)) {
     return failed_precondition("execution " + id + " is running: a cooperative stop was requested");
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -66,13 +67,25 @@ class Engine {
   // Queues one execution of `helper` due now (priority and key as configured).
   StatusOr<SubmitResult> run_now(const std::string& helper);
   StatusOr<SubmitResult> submit(SubmitRequest request);
-  // Cancels a queued execution, or requests a cooperative stop of a running one here.
-  StatusOr<Execution> cancel(const std::string& id);
+  // Cancels a queued execution, or requests a cooperative stop of a running one here
+  // (kFailedPrecondition either way for a running one; with `stop_running` false no stop is
+  // requested).
+  StatusOr<Execution> cancel(const std::string& id, bool stop_running = true);
+
+  // Observers that may be added while the engine runs (the API's metrics and live stats);
+  // called like DispatchObserver hooks, from dispatcher threads without core locks held, so
+  // they must be cheap. remove_observer waits for calls in progress; it must not be called
+  // from an observer. Returns an id for remove_observer.
+  uint64_t add_observer(DispatchObserver observer);
+  void remove_observer(uint64_t id);
 
   Store& store() { return store_; }
   Planner& planner() { return *planner_; }
   Dispatcher& dispatcher() { return *dispatcher_; }
   const Config& config() const { return config_; }
+  const PluginHost& plugins() const { return plugins_; }
+  Clock& clock() { return clock_; }
+  const std::string& node_id() const { return node_id_; }
 
  private:
   std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
@@ -87,6 +100,12 @@ class Engine {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::mutex mu_;  // serializes enable/disable/update
   uint64_t adhoc_counter_ = 0;
+
+  // Observers added through add_observer; one DispatchObserver registered at construction
+  // fans out to them under a shared lock.
+  std::shared_mutex observers_mu_;
+  std::vector<std::pair<uint64_t, DispatchObserver>> observers_;
+  uint64_t next_observer_ = 0;
 };
 
 }  // namespace schedd

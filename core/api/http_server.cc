@@ -1,0 +1,417 @@
+// The only translation unit that includes Beast (it costs ~15 s to compile).
+#include "core/api/http_server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace schedd::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+std::string error_body(std::string_view code, std::string_view message) {
+  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+  return j.dump();
+}
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const std::string host = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
+}
+
+StatusOr<tcp::endpoint> parse_listen(net::io_context& ioc, const std::string& listen) {
+  const std::string bad = "listen: \"" + listen + "\" is not HOST:PORT, e.g. \"127.0.0.1:7878\"";
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return invalid_argument(bad);
+  std::string host = listen.substr(0, colon);
+  const std::string port_text = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port_text) > 65535) {
+    return invalid_argument(bad);
+  }
+  const auto port = static_cast<uint16_t>(std::stoul(port_text));
+  beast::error_code ec;
+  net::ip::address address = net::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, port_text, ec);
+    if (ec || results.empty()) {
+      return invalid_argument("listen: cannot resolve \"" + host +
+                              "\": " + (ec ? ec.message() : std::string("no address")));
+    }
+    address = results.begin()->endpoint().address();
+  }
+  return tcp::endpoint(address, port);
+}
+
+class Session;
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  HttpHandler handler;
+  std::unique_ptr<net::io_context> ioc;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  tcp::endpoint bound;
+  std::atomic<std::size_t> connections{0};
+  bool stopped = false;
+  std::mutex stop_mu;  // serializes stop()
+
+  // Streaming sessions, so that stop() can end their streams before the io_context goes.
+  std::mutex streams_mu;
+  std::map<const void*, std::weak_ptr<Session>> streams;
+
+  void accept();
+};
+
+namespace {
+
+// One connection. Every handler runs on the connection's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl& server)
+      : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = endpoint_text(ep);
+  }
+  ~Session() {
+    end_stream();
+    if (streaming_) {
+      std::lock_guard lock(server_.streams_mu);
+      server_.streams.erase(this);
+    }
+    --server_.connections;
+  }
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+  // Ends the stream's subscription once: from the destructor, an abort, or stop().
+  void end_stream() {
+    if (stream_closed_.exchange(true)) return;
+    if (on_close_) {
+      auto f = std::move(on_close_);
+      on_close_ = nullptr;
+      f();
+    }
+  }
+
+ private:
+  const HttpServerOptions& options() const { return server_.options; }
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(options().body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(options().header_limit));
+    stream_.expires_after(options().read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) return shutdown();
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        return reply_error(413, "body_too_large",
+                           fmt::format("request body exceeds {} bytes", options().body_limit));
+      }
+      if (ec == http::error::header_limit) {
+        return reply_error(431, "headers_too_large",
+                           fmt::format("request headers exceed {} bytes", options().header_limit));
+      }
+      if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+          ec != http::error::partial_message) {
+        return reply_error(400, "bad_request", "malformed HTTP request: " + ec.message());
+      }
+      return abort();  // timeout, reset, or a request cut short
+    }
+    auto& req = parser_->get();
+    HttpRequest r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      r.authorization = std::string(it->value());
+    }
+    r.body = std::move(req.body());
+    r.remote = remote_;
+    const bool keep_alive = req.keep_alive();
+    version_ = req.version();
+    HttpResponse res;
+    try {
+      res = server_.handler(r);
+    } catch (const std::exception& e) {
+      spdlog::error("api: {} {}: handler threw: {}", r.method, r.target, e.what());
+      res = HttpResponse{};
+      res.status = 500;
+      res.body = error_body("internal", e.what());
+    } catch (...) {
+      res = HttpResponse{};
+      res.status = 500;
+      res.body = error_body("internal", "unknown exception");
+    }
+    if (res.stream) return start_stream(std::move(res));
+    write(std::move(res), keep_alive);
+  }
+
+  void reply_error(int status, std::string_view code, std::string_view message) {
+    HttpResponse res;
+    res.status = status;
+    res.body = error_body(code, message);
+    write(std::move(res), /*keep_alive=*/false);
+  }
+
+  void write(HttpResponse res, bool keep_alive) {
+    auto msg = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(res.status), version_);
+    msg->set(http::field::server, "schedd");
+    msg->set(http::field::content_type, res.content_type);
+    for (auto& [name, value] : res.headers) msg->set(name, value);
+    msg->body() = std::move(res.body);
+    msg->keep_alive(keep_alive);
+    msg->prepare_payload();
+    stream_.expires_after(options().write_timeout);
+    http::async_write(stream_, *msg,
+                      [self = shared_from_this(), msg](beast::error_code ec, std::size_t) {
+                        if (ec) return self->abort();
+                        if (msg->need_eof()) return self->shutdown();
+                        self->read();
+                      });
+  }
+
+  void start_stream(HttpResponse res) {
+    streaming_ = true;
+    {
+      std::lock_guard lock(server_.streams_mu);
+      server_.streams[this] = weak_from_this();
+    }
+    chunked_ = version_ >= 11;
+    header_ = std::make_unique<http::response<http::empty_body>>(
+        static_cast<http::status>(res.status), version_);
+    header_->set(http::field::server, "schedd");
+    header_->set(http::field::content_type, res.content_type);
+    header_->set(http::field::cache_control, "no-cache");
+    for (auto& [name, value] : res.headers) header_->set(name, value);
+    if (chunked_) {
+      header_->chunked(true);
+    } else {
+      header_->keep_alive(false);
+    }
+    serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*header_);
+    stream_.expires_after(options().write_timeout);
+    http::async_write_header(stream_, *serializer_,
+                             [self = shared_from_this(), open = std::move(res.stream)](
+                                 beast::error_code ec, std::size_t) {
+                               if (ec) return self->abort();
+                               self->stream_.expires_never();
+                               self->watch_disconnect();
+                               std::weak_ptr<Session> weak = self;
+                               auto executor = self->stream_.get_executor();
+                               StreamPush push = [weak, executor](std::string chunk) -> bool {
+                                 auto s = weak.lock();
+                                 if (!s || s->stream_closed_) return false;
+                                 net::post(executor, [s, chunk = std::move(chunk)]() mutable {
+                                   s->enqueue(std::move(chunk));
+                                 });
+                                 return true;
+                               };
+                               auto on_close = open(push);
+                               if (self->stream_closed_) {
+                                 if (on_close) on_close();
+                               } else {
+                                 self->on_close_ = std::move(on_close);
+                               }
+                             });
+  }
+
+  // The client sends nothing more on a stream; a read that ends means it went away.
+  void watch_disconnect() {
+    stream_.socket().async_read_some(
+        net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->abort();
+          self->watch_disconnect();
+        });
+  }
+
+  void enqueue(std::string chunk) {
+    if (stream_closed_ || chunk.empty()) return;
+    backlog_ += chunk.size();
+    if (backlog_ > options().stream_backlog) {
+      spdlog::warn("api: stream to {} closed: client is {} bytes behind", remote_, backlog_);
+      return abort();
+    }
+    out_.push_back(std::move(chunk));
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    if (out_.empty() || stream_closed_) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    auto data = std::make_shared<std::string>(std::move(out_.front()));
+    out_.pop_front();
+    stream_.expires_after(options().write_timeout);
+    auto done = [self = shared_from_this(), data](beast::error_code ec, std::size_t) {
+      self->backlog_ -= data->size();
+      if (ec) return self->abort();
+      self->write_next();
+    };
+    if (chunked_) {
+      net::async_write(stream_, http::make_chunk(net::buffer(*data)), std::move(done));
+    } else {
+      net::async_write(stream_, net::buffer(*data), std::move(done));
+    }
+  }
+
+  void shutdown() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  void abort() {
+    end_stream();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl& server_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  unsigned version_ = 11;
+  // Streaming state.
+  bool streaming_ = false;
+  bool chunked_ = true;
+  std::atomic<bool> stream_closed_{false};
+  std::function<void()> on_close_;
+  std::unique_ptr<http::response<http::empty_body>> header_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> serializer_;
+  std::deque<std::string> out_;
+  std::size_t backlog_ = 0;
+  bool writing_ = false;
+  std::array<char, 512> discard_{};
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+      spdlog::warn("api: accept failed: {}", ec.message());
+    } else if (connections.load() >= options.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      ++connections;
+      std::make_shared<Session>(std::move(socket), *this)->run();
+    }
+    accept();
+  });
+}
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
+                                                        HttpHandler handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->handler = std::move(handler);
+  impl->ioc = std::make_unique<net::io_context>(static_cast<int>(impl->options.threads));
+  auto endpoint = parse_listen(*impl->ioc, impl->options.listen);
+  if (!endpoint.is_ok()) return endpoint.status();
+  if (impl->options.require_loopback && !endpoint->address().is_loopback()) {
+    return failed_precondition("refusing to listen on " + endpoint_text(*endpoint) +
+                               ", which is not a loopback address, without an API token "
+                               "([api] token_file or token_env)");
+  }
+  impl->acceptor = std::make_unique<tcp::acceptor>(*impl->ioc);
+  beast::error_code ec;
+  impl->acceptor->open(endpoint->protocol(), ec);
+  if (!ec) impl->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(*endpoint, ec);
+  if (!ec) impl->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return unavailable("cannot listen on " + endpoint_text(*endpoint) + ": " + ec.message());
+  impl->bound = impl->acceptor->local_endpoint(ec);
+  if (ec) return unavailable("cannot read the bound address: " + ec.message());
+  impl->accept();
+  const std::size_t threads = std::max<std::size_t>(1, impl->options.threads);
+  for (std::size_t i = 0; i < threads; ++i) {
+    impl->threads.emplace_back([ioc = impl->ioc.get()] {
+      for (;;) {
+        try {
+          ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("api: I/O thread: {}", e.what());
+        }
+      }
+    });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::stop() {
+  std::lock_guard lock(impl_->stop_mu);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  net::post(*impl_->ioc, [impl = impl_.get()] {
+    beast::error_code ec;
+    impl->acceptor->close(ec);
+  });
+  impl_->ioc->stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // No handler runs now. End every stream's subscription before the io_context (and with it
+  // every connection) goes, so that no publisher reaches a connection afterwards.
+  std::vector<std::shared_ptr<Session>> streams;
+  {
+    std::lock_guard g(impl_->streams_mu);
+    for (auto& [key, weak] : impl_->streams) {
+      if (auto s = weak.lock()) streams.push_back(std::move(s));
+    }
+  }
+  for (auto& s : streams) s->end_stream();
+  streams.clear();
+  beast::error_code ec;
+  impl_->acceptor->close(ec);
+  impl_->acceptor.reset();
+  impl_->ioc.reset();  // destroys the connections still waiting on I/O
+}
+
+std::string HttpServer::address() const { return endpoint_text(impl_->bound); }
+uint16_t HttpServer::port() const { return impl_->bound.port(); }
+
+}  // namespace schedd::api

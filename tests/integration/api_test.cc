@@ -1,0 +1,814 @@
+// The HTTP control API end to end: real HTTP on port 0 (a Beast client), the real Beast
+// server, the routing layer, an Engine with real plugins loaded by the real PluginHost, the
+// in-memory store and the real clock. Waits are bounded waits for a condition, never sleeps.
+#include "core/api/api.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "core/control/validate.h"
+#include "core/store/memory_store.h"
+#include "tests/testing/temp_dir.h"
+
+namespace schedd::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// Polls `condition` until it holds or `timeout` (real time) passes.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+// Bounds every blocking read and write of a test socket, so a broken server fails the test
+// instead of hanging it.
+void set_socket_timeouts(tcp::socket& s, std::chrono::seconds t = 10s) {
+  timeval tv{static_cast<time_t>(t.count()), 0};
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+struct Response {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+  json j;
+  std::string code() const {
+    return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
+  }
+  std::string message() const {
+    return j.is_object() && j.contains("error") ? j["error"].value("message", "") : "";
+  }
+};
+
+// One request on its own connection.
+Response request(uint16_t port, const std::string& method, const std::string& target,
+                 const std::string& body = "", const std::string& token = "",
+                 std::map<std::string, std::string> extra = {}) {
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  set_socket_timeouts(sock);
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  for (auto& [k, v] : extra) req.set(k, v);
+  if (!body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+  }
+  req.prepare_payload();
+  http::write(sock, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(sock, buf, res);
+  Response r;
+  r.status = res.result_int();
+  r.body = res.body();
+  for (const auto& f : res) r.headers[std::string(f.name_string())] = std::string(f.value());
+  r.j = json::parse(r.body, nullptr, false);
+  return r;
+}
+
+// A server-sent events client built on Beast's parser (chunk callbacks).
+class SseClient {
+ public:
+  explicit SseClient(uint16_t port) : sock_(ioc_) {
+    sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    set_socket_timeouts(sock_);
+    http::request<http::empty_body> req{http::verb::get, "/v1/stats/stream", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(sock_, req);
+    on_chunk_ = [this](std::uint64_t, beast::string_view data, beast::error_code&) {
+      text_.append(data.data(), data.size());
+      return data.size();
+    };
+    parser_.on_chunk_body(on_chunk_);
+    http::read_header(sock_, buf_, parser_);
+  }
+  int status() { return parser_.get().result_int(); }
+  std::string content_type() { return std::string(parser_.get()[http::field::content_type]); }
+
+  // The next event (name, data); throws on a read timeout or a closed stream.
+  std::pair<std::string, std::string> next() {
+    for (;;) {
+      if (auto end = text_.find("\n\n"); end != std::string::npos) {
+        std::string block = text_.substr(0, end);
+        text_.erase(0, end + 2);
+        std::string name, data;
+        std::size_t pos = 0;
+        while (pos <= block.size()) {
+          std::size_t nl = block.find('\n', pos);
+          if (nl == std::string::npos) nl = block.size();
+          std::string line = block.substr(pos, nl - pos);
+          pos = nl + 1;
+          if (line.rfind("event: ", 0) == 0) name = line.substr(7);
+          if (line.rfind("data: ", 0) == 0) data += line.substr(6);
+        }
+        if (!name.empty()) return {name, data};
+        continue;  // a comment or retry line
+      }
+      http::read_some(sock_, buf_, parser_);
+    }
+  }
+  // Reads stats events until one satisfies `pred` (bounded by the socket's read timeout).
+  json wait_stats(const std::function<bool(const json&)>& pred, int max_events = 1000) {
+    for (int i = 0; i < max_events; ++i) {
+      auto [name, data] = next();
+      if (name != "stats") continue;
+      json j = json::parse(data);
+      if (pred(j)) return j;
+    }
+    return json();
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket sock_;
+  beast::flat_buffer buf_;
+  http::response_parser<http::empty_body> parser_;
+  std::function<std::size_t(std::uint64_t, beast::string_view, beast::error_code&)> on_chunk_;
+  std::string text_;
+};
+
+const char* kConfig = R"([lanes.default]
+workers = 2
+[capacity]
+queued = 100
+[tickets]
+executor = "sleep"
+[helpers.hourly]
+executor = "noop"
+schedule = { every = "1h" }
+[helpers.sleeper]
+executor = "sleep"
+schedule = { every = "1h" }
+params = { duration = "1ms" }
+)";
+
+class Harness {
+ public:
+  explicit Harness(const std::string& toml = kConfig, ApiOptions options = {},
+                   HttpServerOptions server = {}) {
+    std::vector<PluginLoadError> errors;
+    EXPECT_TRUE(plugins_.load_dir(SCHEDD_PLUGIN_DIR, PluginErrorPolicy::kFail, errors).is_ok());
+    std::vector<ConfigError> cerrors;
+    auto cfg = parse_config(toml, "api.toml", cerrors);
+    for (const auto& e : cerrors) ADD_FAILURE() << e.to_string();
+    config_ = std::move(*cfg);
+    validate_helpers(config_, plugins_, cerrors);
+    for (const auto& e : cerrors) ADD_FAILURE() << e.to_string();
+    engine_ = std::make_unique<Engine>(config_, store_, SystemClock::instance(), plugins_, "n1");
+    EXPECT_TRUE(engine_->start().is_ok());
+    // The first planning round is done when every helper has a planning watermark.
+    EXPECT_TRUE(eventually([&] {
+      for (const auto& h : config_.helpers) {
+        auto state = store_.helper_state(h.name);
+        if (!state || !state->planned_until) return false;
+      }
+      return true;
+    }));
+    server.listen = "127.0.0.1:0";
+    auto s = ApiService::start(*engine_, std::move(options), std::move(server));
+    if (!s.is_ok()) {
+      ADD_FAILURE() << s.status().to_string();
+      return;
+    }
+    service_ = std::move(s).value();
+  }
+  ~Harness() {
+    if (service_) service_->stop();
+    engine_->stop(0ms);
+  }
+
+  uint16_t port() const { return service_->port(); }
+  Response get(const std::string& target, const std::string& token = "") {
+    return request(port(), "GET", target, "", token);
+  }
+  Response post(const std::string& target, const std::string& body = "",
+                const std::string& token = "") {
+    return request(port(), "POST", target, body, token);
+  }
+  Response call(const std::string& method, const std::string& target, const std::string& body = "",
+                const std::string& token = "") {
+    return request(port(), method, target, body, token);
+  }
+  std::string status_of(const std::string& id) {
+    Response r = get("/v1/executions/" + id);
+    return r.j.is_object() ? r.j.value("status", "") : "";
+  }
+  bool wait_status(const std::string& id, const std::string& status) {
+    return eventually([&] { return status_of(id) == status; });
+  }
+  std::size_t stored() {
+    ExecutionFilter f;
+    f.limit = 1000000;
+    return store_.list(f).size();
+  }
+
+  Engine& engine() { return *engine_; }
+  MemoryStore& store() { return store_; }
+
+ private:
+  PluginHost plugins_;
+  Config config_;
+  MemoryStore store_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ApiService> service_;
+};
+
+TEST(ApiTest, HealthReadyStatusStatsLanesAndMetrics) {
+  Harness h;
+  Response r = h.get("/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["status"], "ok");
+  EXPECT_EQ(r.headers["Content-Type"], "application/json");
+
+  r = h.get("/readyz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["ready"], true);
+
+  r = h.get("/v1/status");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["node"], "n1");
+  EXPECT_EQ(r.j["store"], "memory");
+  EXPECT_EQ(r.j["version"], SCHEDD_VERSION);
+  EXPECT_EQ(r.j["helpers"]["total"], 2);
+  EXPECT_EQ(r.j["capacity"]["queued"], 100);
+  EXPECT_EQ(r.j["capacity"]["running"], 2);
+  EXPECT_EQ(r.j["lanes"][0]["name"], "default");
+
+  r = h.get("/v1/stats");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["runningCapacity"], 2);
+  EXPECT_EQ(r.j["queuedCapacity"], 100);
+  EXPECT_EQ(r.j["lanes"]["default"]["runningCapacity"], 2);
+
+  r = h.get("/v1/lanes");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["lanes"][0]["workers"], 2);
+
+  Response s = h.post("/v1/executions", R"({"executor":"noop"})");
+  ASSERT_EQ(s.status, 201) << s.body;
+  ASSERT_TRUE(h.wait_status(s.j["id"], "succeeded"));
+  r = h.get("/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("schedd_build_info{version=\"" SCHEDD_VERSION), std::string::npos);
+  EXPECT_NE(
+      r.body.find("schedd_executions_total{origin=\"adhoc\",helper=\"\",status=\"succeeded\"} 1"),
+      std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("schedd_queued{lane=\"default\"} 0"), std::string::npos);
+  EXPECT_NE(r.body.find("schedd_run_duration_seconds_count 1"), std::string::npos);
+  EXPECT_NE(r.body.find("schedd_start_lag_seconds_bucket{le=\"+Inf\"} 1"), std::string::npos);
+}
+
+TEST(ApiTest, SubmitsAndShowsAnExecutionWithItsTimeline) {
+  Harness h;
+  Response r = h.post("/v1/executions",
+                      R"({"executor":"sleep","params":{"duration":"1ms"},"priority":2,
+                          "key":"k1","expiry":"10m","name":"nap"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string id = r.j["id"];
+  EXPECT_EQ(r.j["position"], 1);
+  EXPECT_EQ(r.headers["Location"], "/v1/executions/" + id);
+  ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  r = h.get("/v1/executions/" + id);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["key"], "k1");
+  EXPECT_EQ(r.j["priority"], 2);
+  EXPECT_EQ(r.j["name"], "nap");
+  EXPECT_EQ(r.j["origin"], "adhoc");
+  EXPECT_EQ(r.j["params"]["duration"], "1ms");
+  EXPECT_EQ(r.j["node"], "n1");
+  ASSERT_TRUE(r.j["timeline"].is_array());
+  EXPECT_EQ(r.j["timeline"].back()["event"], "succeeded");
+  EXPECT_FALSE(r.j["started"].is_null());
+
+  // A helper's executor and params, with an explicit id and a later not_before.
+  r = h.post("/v1/executions",
+             R"({"helper":"sleeper","id":"mine-1","not_before":"2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.j["id"], "mine-1");
+  EXPECT_EQ(r.j["execution"]["executor"], "sleep");
+  EXPECT_EQ(r.j["execution"]["not_before"], "2099-01-01T00:00:00.000Z");
+  r = h.post("/v1/executions", R"({"helper":"sleeper","id":"mine-1"})");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.code(), "already_exists");
+}
+
+TEST(ApiTest, BadRequestsAreJsonErrorsThatNameThePositionOrField) {
+  ApiOptions options;
+  options.max_json_depth = 8;
+  HttpServerOptions server;
+  server.body_limit = 4096;
+  Harness h(kConfig, options, server);
+  const std::size_t before = h.stored();
+
+  Response r = h.post("/v1/executions", R"({"executor": "noop",})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.code(), "invalid_argument");
+  EXPECT_NE(r.message().find("invalid JSON at byte 21"), std::string::npos) << r.message();
+
+  r = h.post("/v1/executions", std::string(20, '[') + std::string(20, ']'));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.message().find("deeper than 8"), std::string::npos) << r.message();
+
+  r = h.post("/v1/executions", R"({"executor":"noop","priority":"high"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.code(), "invalid_field");
+  EXPECT_EQ(r.j["error"]["field"], "priority");
+  EXPECT_EQ(r.message(), "priority: expected integer, got string");
+
+  r = h.post("/v1/executions", R"({"executor":"noop","priority":9})");
+  EXPECT_EQ(r.j["error"]["field"], "priority");
+
+  r = h.post("/v1/executions", R"({"executor":"noop","prioirty":1})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "prioirty");
+  EXPECT_NE(r.message().find("did you mean \"priority\""), std::string::npos);
+
+  r = h.post("/v1/executions", R"({"executor":"sleep","params":{"duration":5}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "params.duration");
+
+  r = h.post("/v1/executions", R"({"executor":"sleep"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.message().find("missing required param \"duration\""), std::string::npos);
+
+  r = h.post("/v1/executions", R"({"executor":"nope"})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.code(), "not_found");
+
+  r = h.post("/v1/executions", R"({"helper":"nope"})");
+  EXPECT_EQ(r.status, 404);
+
+  r = h.post("/v1/executions", R"({"executor":"noop","lane":"nope"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "lane");
+
+  r = h.post("/v1/executions", R"({"executor":"noop","not_before":"tomorrow"})");
+  EXPECT_EQ(r.j["error"]["field"], "not_before");
+
+  r = h.post("/v1/executions", "[1,2]");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.message().find("must be a JSON object"), std::string::npos);
+
+  r = h.post("/v1/executions", "");
+  EXPECT_EQ(r.status, 400);
+
+  r = h.post("/v1/executions", std::string(5000, ' '));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.code(), "body_too_large");
+
+  r = h.get("/v1/executions/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.code(), "not_found");
+
+  r = h.get("/v1/nothing/here");
+  EXPECT_EQ(r.status, 404);
+
+  r = h.call("DELETE", "/v1/status");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["Allow"], "GET");
+
+  r = h.get("/v1/executions/%zz");
+  EXPECT_EQ(r.status, 400);
+
+  r = request(h.port(), "GET", "/healthz", "", "", {{"X-Big", std::string(20000, 'x')}});
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(r.code(), "headers_too_large");
+
+  EXPECT_EQ(h.stored(), before);
+  EXPECT_EQ(h.get("/healthz").status, 200);  // still serving
+}
+
+TEST(ApiTest, SubmissionBeyondQueuedCapacityGets429AndStoresNothing) {
+  Harness h(R"([lanes.default]
+workers = 1
+[capacity]
+queued = 2
+[tickets]
+executor = "sleep"
+)");
+  auto submit = [&] {
+    return h.post("/v1/executions", R"({"executor":"sleep","key":"k","params":{"duration":"1h"}})");
+  };
+  Response first = submit();
+  ASSERT_EQ(first.status, 201) << first.body;
+  ASSERT_TRUE(h.wait_status(first.j["id"], "running"));
+  ASSERT_EQ(submit().status, 201);
+  ASSERT_EQ(submit().status, 201);
+  const std::size_t stored = h.stored();
+
+  Response r = submit();
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.code(), "queue_full");
+  EXPECT_FALSE(r.headers["Retry-After"].empty());
+  EXPECT_GE(std::stoi(r.headers["Retry-After"]), 1);
+  EXPECT_EQ(r.j["error"]["queued"], 2);
+  EXPECT_EQ(r.j["error"]["queuedCapacity"], 2);
+  EXPECT_EQ(r.j["error"]["running"], 1);
+  EXPECT_EQ(r.j["error"]["runningCapacity"], 1);
+  EXPECT_EQ(h.stored(), stored);
+
+  r = h.post("/v1/projects/p/tickets", R"({"ticket":"t1","params":{"duration":"1h"}})");
+  EXPECT_EQ(r.status, 429);
+  r = h.post("/v1/executions/bulk", R"({"executions":[{"executor":"noop"}]})");
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(h.stored(), stored);
+  EXPECT_NE(h.get("/metrics").body.find("schedd_submissions_rejected_total 3"), std::string::npos);
+}
+
+TEST(ApiTest, TicketsRunOneAfterAnotherPerProjectWithPositions) {
+  Harness h;
+  const std::string params = R"("params":{"duration":"1h"})";
+  Response r = h.post("/v1/projects/p1/tickets", R"({"ticket":"t1",)" + params + "}");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.j["id"], "p1:t1");
+  EXPECT_EQ(r.j["created"], true);
+  EXPECT_EQ(r.j["position"], 1);
+  ASSERT_TRUE(h.wait_status("p1:t1", "running"));
+
+  r = h.post("/v1/projects/p1/tickets", R"({"ticket":"t2",)" + params + "}");
+  ASSERT_EQ(r.status, 201);
+  EXPECT_EQ(r.j["position"], 1);
+  EXPECT_EQ(r.j["message"], "ticket t2 of project p1 queued at position #1");
+  r = h.post("/v1/projects/p1/tickets", R"({"ticket":"t3",)" + params + "}");
+  EXPECT_EQ(r.j["position"], 2);
+
+  // Idempotent: the same ticket again says where it is, and stores nothing new.
+  const std::size_t stored = h.stored();
+  r = h.post("/v1/projects/p1/tickets", R"({"ticket":"t2",)" + params + "}");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["created"], false);
+  EXPECT_EQ(r.j["position"], 1);
+  EXPECT_EQ(r.j["message"], "ticket t2 of project p1 is already queued at position #1");
+  r = h.post("/v1/projects/p1/tickets", R"({"ticket":"t1",)" + params + "}");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["status"], "running");
+  EXPECT_EQ(h.stored(), stored);
+
+  // Another project runs in parallel (two workers).
+  r = h.post("/v1/projects/p2/tickets", R"({"ticket":"t1",)" + params + "}");
+  ASSERT_EQ(r.status, 201);
+  ASSERT_TRUE(h.wait_status("p2:t1", "running"));
+
+  r = h.get("/v1/projects/p1/tickets");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["running"]["id"], "p1:t1");
+  ASSERT_EQ(r.j["queue"].size(), 2u);
+  EXPECT_EQ(r.j["queue"][0]["ticket"], "t2");
+  EXPECT_EQ(r.j["queue"][0]["position"], 1);
+  EXPECT_EQ(r.j["queue"][1]["ticket"], "t3");
+  EXPECT_EQ(r.j["queue"][1]["position"], 2);
+
+  r = h.get("/v1/projects/p1/tickets/t3");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["position"], 2);
+  EXPECT_EQ(r.j["project"], "p1");
+
+  r = h.call("DELETE", "/v1/projects/p1/tickets/t3");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["status"], "cancelled");
+  r = h.call("DELETE", "/v1/projects/p1/tickets/t3");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.code(), "already_finished");
+
+  // Running: 409 unless a cooperative stop is requested; then the next ticket starts.
+  r = h.call("DELETE", "/v1/projects/p1/tickets/t1");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.code(), "running");
+  EXPECT_EQ(h.status_of("p1:t1"), "running");
+  r = h.call("DELETE", "/v1/projects/p1/tickets/t1?stop=true");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.j["stop_requested"], true);
+  ASSERT_TRUE(h.wait_status("p1:t1", "cancelled"));
+  ASSERT_TRUE(h.wait_status("p1:t2", "running"));
+
+  EXPECT_EQ(h.get("/v1/projects/nope/tickets").status, 404);
+  EXPECT_EQ(h.get("/v1/projects/p1/tickets/nope").status, 404);
+  EXPECT_EQ(h.call("DELETE", "/v1/projects/p1/tickets/nope").status, 404);
+  r = h.post("/v1/projects/p1/tickets", R"({"params":{"duration":"1s"}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "ticket");
+  r = h.post("/v1/projects/p%2F1/tickets", R"({"ticket":"x","params":{"duration":"1s"}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "project");
+  r = h.post("/v1/projects/p1/tickets", R"({"ticket":"x"})");
+  EXPECT_EQ(r.status, 400);  // the sleep executor needs a duration
+}
+
+TEST(ApiTest, TicketsNeedTheirExecutor) {
+  Harness h(R"([tickets]
+executor = "not-loaded"
+)");
+  Response r = h.post("/v1/projects/p/tickets", R"({"ticket":"t"})");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.code(), "tickets_unavailable");
+}
+
+TEST(ApiTest, AuthNoneWrongReadOnlyAndRight) {
+  testing::TempDir dir;
+  ApiOptions options;
+  options.token = "s3cret";
+  options.read_token = "reader";
+  Harness h(kConfig, options);
+  const std::string body = R"({"executor":"noop"})";
+
+  Response r = h.post("/v1/executions", body);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.code(), "unauthorized");
+  EXPECT_EQ(r.headers["WWW-Authenticate"], "Bearer");
+  EXPECT_EQ(h.post("/v1/executions", body, "wrong").status, 401);
+  EXPECT_EQ(h.post("/v1/executions", body, "s3cre").status, 401);
+  EXPECT_EQ(
+      request(h.port(), "POST", "/v1/executions", body, "", {{"Authorization", "Basic x"}}).status,
+      401);
+  r = h.post("/v1/executions", body, "reader");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.code(), "forbidden");
+  EXPECT_EQ(h.post("/v1/helpers/hourly/disable", "", "reader").status, 403);
+  EXPECT_EQ(h.post("/v1/executions", body, "s3cret").status, 201);
+
+  EXPECT_EQ(h.get("/v1/status").status, 200);            // reading needs no token
+  EXPECT_EQ(h.get("/v1/status", "reader").status, 200);  // the read-only one
+  EXPECT_EQ(h.get("/v1/status", "s3cret").status, 200);
+  EXPECT_EQ(h.get("/v1/status", "wrong").status, 401);  // a wrong one is refused
+}
+
+TEST(ApiTest, TokensComeFromFileOrEnvironment) {
+  testing::TempDir dir;
+  Config c;
+  c.token_file = dir.write("token", "from-file\n").string();
+  c.read_token_env = "SCHEDD_API_TEST_READ_TOKEN";
+  setenv("SCHEDD_API_TEST_READ_TOKEN", "from-env", 1);
+  auto o = api_options_from_config(c);
+  ASSERT_TRUE(o.is_ok()) << o.status().to_string();
+  EXPECT_EQ(o->token, "from-file");
+  EXPECT_EQ(o->read_token, "from-env");
+  unsetenv("SCHEDD_API_TEST_READ_TOKEN");
+  o = api_options_from_config(c);
+  EXPECT_FALSE(o.is_ok());
+  EXPECT_NE(o.status().message().find("SCHEDD_API_TEST_READ_TOKEN"), std::string::npos);
+  c.read_token_env.reset();
+  c.token_file = dir.write("empty", "\n").string();
+  EXPECT_FALSE(api_options_from_config(c).is_ok());
+}
+
+TEST(ApiTest, RefusesANonLoopbackAddressWithoutAToken) {
+  PluginHost plugins;
+  std::vector<PluginLoadError> errors;
+  ASSERT_TRUE(plugins.load_dir(SCHEDD_PLUGIN_DIR, PluginErrorPolicy::kFail, errors).is_ok());
+  Config config;
+  config.lanes.push_back(LaneConfig{"default", 1, std::nullopt});
+  MemoryStore store;
+  Engine engine(config, store, SystemClock::instance(), plugins, "n1");
+  HttpServerOptions server;
+  server.listen = "0.0.0.0:0";
+  auto s = ApiService::start(engine, ApiOptions{}, server);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("without an API token"), std::string::npos);
+
+  ApiOptions with_token;
+  with_token.token = "t";
+  s = ApiService::start(engine, with_token, server);
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  EXPECT_GT((*s)->port(), 0);
+
+  server.listen = "127.0.0.1:notaport";
+  EXPECT_EQ(ApiService::start(engine, ApiOptions{}, server).status().code(),
+            StatusCode::kInvalidArgument);
+  // A port in use is an error, not a silent second listener.
+  server.listen = "127.0.0.1:" + std::to_string((*s)->port());
+  with_token.token = "t";
+  auto again = ApiService::start(engine, with_token, server);
+  EXPECT_EQ(again.status().code(), StatusCode::kUnavailable) << again.status().to_string();
+}
+
+TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {
+  ApiOptions options;
+  options.heartbeat = 50ms;
+  Harness h(kConfig, options);
+  SseClient sse(h.port());
+  EXPECT_EQ(sse.status(), 200);
+  EXPECT_EQ(sse.content_type(), "text/event-stream");
+  json first = sse.wait_stats([](const json&) { return true; });
+  EXPECT_EQ(first["running"], 0);
+  EXPECT_EQ(first["runningCapacity"], 2);
+  EXPECT_EQ(first["queuedCapacity"], 100);
+
+  Response r = h.post("/v1/executions", R"({"executor":"sleep","params":{"duration":"1h"}})");
+  ASSERT_EQ(r.status, 201);
+  json running = sse.wait_stats([](const json& j) { return j["running"] == 1; });
+  EXPECT_EQ(running["lanes"]["default"]["running"], 1);
+  r = h.post("/v1/executions/" + r.j["id"].get<std::string>() + "/cancel", R"({"stop":true})");
+  EXPECT_EQ(r.status, 202) << r.body;
+  json idle = sse.wait_stats([](const json& j) { return j["running"] == 0; });
+  EXPECT_EQ(idle["queued"], 0);
+
+  // Heartbeats keep coming while nothing changes.
+  bool heartbeat = false;
+  for (int i = 0; i < 100 && !heartbeat; ++i) heartbeat = sse.next().first == "heartbeat";
+  EXPECT_TRUE(heartbeat);
+  EXPECT_EQ(h.get("/v1/status").j["stream_clients"], 1);
+}
+
+TEST(ApiTest, ClientsThatNeverReadOrNeverFinishDoNotStallOthers) {
+  HttpServerOptions server;
+  server.threads = 2;
+  Harness h(kConfig, ApiOptions{}, server);
+  net::io_context ioc;
+  std::vector<std::unique_ptr<tcp::socket>> idle;
+  const auto endpoint = tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port());
+  for (int i = 0; i < 8; ++i) {
+    // Connects and sends nothing.
+    idle.push_back(std::make_unique<tcp::socket>(ioc));
+    idle.back()->connect(endpoint);
+  }
+  for (int i = 0; i < 4; ++i) {
+    // Sends half a request.
+    idle.push_back(std::make_unique<tcp::socket>(ioc));
+    idle.back()->connect(endpoint);
+    net::write(*idle.back(),
+               net::buffer(std::string("POST /v1/executions HTTP/1.1\r\nHost: x\r\n")));
+  }
+  for (int i = 0; i < 4; ++i) {
+    // Opens a stats stream and never reads it.
+    idle.push_back(std::make_unique<tcp::socket>(ioc));
+    idle.back()->connect(endpoint);
+    net::write(*idle.back(),
+               net::buffer(std::string("GET /v1/stats/stream HTTP/1.1\r\nHost: x\r\n\r\n")));
+  }
+  ASSERT_TRUE(eventually([&] { return h.get("/v1/status").j["stream_clients"] == 4; }));
+  for (int i = 0; i < 20; ++i) {
+    Response r = h.post("/v1/executions", R"({"executor":"noop"})");
+    ASSERT_EQ(r.status, 201);
+    EXPECT_EQ(h.get("/healthz").status, 200);
+  }
+  // Closing the streams' connections ends their subscriptions.
+  idle.clear();
+  EXPECT_TRUE(eventually([&] { return h.get("/v1/status").j["stream_clients"] == 0; }));
+}
+
+TEST(ApiTest, HelpersListShowEnableDisableUpdateAndRun) {
+  Harness h;
+  Response r = h.get("/v1/helpers");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(r.j["helpers"].size(), 2u);
+  EXPECT_EQ(r.j["helpers"][0]["name"], "hourly");
+  EXPECT_EQ(r.j["helpers"][0]["enabled"], true);
+  EXPECT_EQ(r.j["helpers"][0]["schedule"]["every"], "1h");
+  EXPECT_FALSE(r.j["helpers"][0]["next_due"].is_null());
+
+  r = h.get("/v1/helpers/hourly");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["config"]["executor"], "noop");
+  EXPECT_EQ(r.j["next"].size(), 2u);  // 2 h lookahead of an hourly schedule
+  EXPECT_EQ(h.get("/v1/helpers/nope").status, 404);
+
+  r = h.post("/v1/helpers/hourly/disable");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["removed"], 2);
+  EXPECT_EQ(h.get("/v1/helpers/hourly").j["state"]["enabled"], false);
+  EXPECT_EQ(h.get("/v1/helpers/hourly").j["next"].size(), 0u);
+  r = h.post("/v1/helpers/hourly/enable");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.j["planned"], 2);
+
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":{"every":"30m"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["planned"], 4);
+  EXPECT_EQ(r.j["next"].size(), 4u);
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":"{ cron = \"0 * * * *\" }"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":{"cron":"61 * * * *"}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "schedule");
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":{"evry":"1m"}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.message().find("evry"), std::string::npos) << r.message();
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":5})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(h.call("PUT", "/v1/helpers/nope/schedule", R"({"schedule":{"every":"1m"}})").status,
+            404);
+  EXPECT_EQ(h.post("/v1/helpers/nope/enable").status, 404);
+  EXPECT_EQ(h.post("/v1/helpers/nope/disable").status, 404);
+
+  r = h.post("/v1/helpers/hourly/run");
+  ASSERT_EQ(r.status, 201) << r.body;
+  ASSERT_TRUE(h.wait_status(r.j["id"], "succeeded"));
+  EXPECT_EQ(h.get("/v1/helpers/hourly").j["last"][0]["id"], r.j["id"]);
+  EXPECT_EQ(h.post("/v1/helpers/nope/run").status, 404);
+}
+
+TEST(ApiTest, ListsExecutionsWithFiltersAndCursorPaging) {
+  Harness h;
+  for (int i = 0; i < 5; ++i) {
+    Response r = h.post("/v1/executions", R"({"executor":"noop","key":"page","id":"page-)" +
+                                              std::to_string(i) + R"("})");
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(h.wait_status("page-" + std::to_string(i), "succeeded"));
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    Response r =
+        h.get("/v1/executions?key=page&limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r.status, 200) << r.body;
+    for (const auto& e : r.j["executions"]) seen.push_back(e["id"]);
+    if (r.j["next_cursor"].is_null()) break;
+    cursor = r.j["next_cursor"];
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"page-0", "page-1", "page-2", "page-3", "page-4"}));
+  Response r = h.get("/v1/executions?status=succeeded&lane=default&key=page");
+  EXPECT_EQ(r.j["executions"].size(), 5u);
+  r = h.get("/v1/executions?status=queued&helper=hourly");
+  EXPECT_EQ(r.j["executions"].size(), 2u);
+  r = h.get("/v1/executions?status=bogus");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "status");
+  EXPECT_EQ(h.get("/v1/executions?limit=0").status, 400);
+  EXPECT_EQ(h.get("/v1/executions?colour=red").status, 400);
+
+  // Cancel a queued one; cancelling it again is a conflict; unknown is 404.
+  r = h.post("/v1/executions",
+             R"({"executor":"noop","id":"later","not_before":"2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(r.status, 201);
+  r = h.post("/v1/executions/later/cancel");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["status"], "cancelled");
+  EXPECT_EQ(h.post("/v1/executions/later/cancel").status, 409);
+  EXPECT_EQ(h.post("/v1/executions/nope/cancel").status, 404);
+
+  // Clearing history drops terminal executions, not queued ones.
+  r = h.call("DELETE", "/v1/history");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_GE(r.j["removed"], 6);
+  EXPECT_EQ(h.get("/v1/executions/page-0").status, 404);
+  EXPECT_EQ(h.get("/v1/executions?status=queued&helper=hourly").j["executions"].size(), 2u);
+  EXPECT_EQ(h.call("DELETE", "/v1/history?before=yesterday").status, 400);
+}
+
+TEST(ApiTest, BulkSubmissionIsAllOrNothing) {
+  Harness h;
+  const std::size_t before = h.stored();
+  Response r = h.post("/v1/executions/bulk",
+                      R"({"executions":[{"executor":"noop"},{"executor":"noop","priority":0}]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "executions[1].priority");
+  r = h.post("/v1/executions/bulk",
+             R"({"executions":[{"executor":"noop","id":"b1"},{"executor":"noop","id":"b1"}]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "executions[1].id");
+  r = h.post("/v1/executions/bulk", R"({"executions":[{"executor":"noop"},{"executor":"x"}]})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(h.post("/v1/executions/bulk", R"({"executions":[]})").status, 400);
+  EXPECT_EQ(h.post("/v1/executions/bulk", R"({"executions":{}})").status, 400);
+  EXPECT_EQ(h.stored(), before);
+
+  r = h.post("/v1/executions/bulk",
+             R"({"executions":[{"executor":"noop","id":"b1"},{"executor":"noop","id":"b2"}]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.j["count"], 2);
+  EXPECT_EQ(r.j["executions"][1]["id"], "b2");
+  EXPECT_TRUE(h.wait_status("b2", "succeeded"));
+}
+
+TEST(ApiTest, StopEndsOpenStreamsAndConnections) {
+  auto h = std::make_unique<Harness>();
+  SseClient sse(h->port());
+  sse.wait_stats([](const json&) { return true; });
+  h.reset();  // stops the server with the stream open
+  EXPECT_ANY_THROW({
+    for (int i = 0; i < 1000; ++i) sse.next();
+  });
+}
+
+}  // namespace
+}  // namespace schedd::api
