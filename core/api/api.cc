@@ -750,7 +750,7 @@ class StatsFeed {
     std::lock_guard lock(mu_);
     if (!push(": schedd live stats\nretry: 1000\n\n" + event("stats", snap))) return [] {};
     const uint64_t id = ++next_id_;
-    subscribers_.emplace(id, std::move(push));
+    subscribers_.emplace(id, Subscriber{std::move(push), std::move(snap)});
     cv_.notify_all();
     return [this, id] {
       std::lock_guard l(mu_);
@@ -777,10 +777,19 @@ class StatsFeed {
     return fmt::format("event: {}\ndata: {}\n\n", name, data);
   }
 
-  // Called with mu_ held; drops subscribers whose connection is gone.
-  void broadcast(const std::string& chunk) {
+  // Called with mu_ held; sends `chunk` (a stats event when `stats` is set, to those that
+  // have not seen these stats yet) and drops subscribers whose connection is gone.
+  void broadcast(const std::string& chunk, const std::string* stats = nullptr) {
     for (auto it = subscribers_.begin(); it != subscribers_.end();) {
-      if (it->second(chunk)) {
+      Subscriber& sub = it->second;
+      bool alive = true;
+      if (stats == nullptr) {
+        alive = sub.push(chunk);
+      } else if (sub.last != *stats) {
+        alive = sub.push(chunk);
+        sub.last = *stats;
+      }
+      if (alive) {
         ++it;
       } else {
         it = subscribers_.erase(it);
@@ -817,7 +826,7 @@ class StatsFeed {
         if (snap != last_) {
           last_ = snap;
           last_sent = now;
-          broadcast(event("stats", snap));
+          broadcast(event("stats", snap), &snap);
         }
         continue;
       }
@@ -833,7 +842,11 @@ class StatsFeed {
   bool dirty_ = false;
   std::string last_;
   uint64_t next_id_ = 0;
-  std::map<uint64_t, StreamPush> subscribers_;
+  struct Subscriber {
+    StreamPush push;
+    std::string last;  // the stats it was last sent
+  };
+  std::map<uint64_t, Subscriber> subscribers_;
   std::thread thread_;  // last: starts after everything it uses
 };
 

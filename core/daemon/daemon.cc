@@ -16,6 +16,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/api/api.h"
 #include "core/common/clock.h"
 #include "core/common/duration.h"
 #include "core/config/config.h"
@@ -322,14 +323,32 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     spdlog::error("cannot start: {}", s.message());
     return kExitBadInput;
   }
-  spdlog::info("node {}: store {}; control API: not served by this build yet (configured {})",
-               node_id, store.describe(), cfg.listen);
+  // The control API: started after the engine, stopped before it.
+  auto api_options = api::api_options_from_config(cfg);
+  if (!api_options.is_ok()) {
+    spdlog::error("[api] {}", api_options.status().message());
+    engine.stop(std::chrono::milliseconds(0));
+    return kExitBadInput;
+  }
+  const bool api_token = api_options->token.has_value();
+  api::HttpServerOptions api_http;
+  api_http.listen = cfg.listen;
+  auto api_service = api::ApiService::start(engine, std::move(*api_options), api_http);
+  if (!api_service.is_ok()) {
+    spdlog::error("cannot serve the control API: {}", api_service.status().message());
+    engine.stop(std::chrono::milliseconds(0));
+    return kExitRunFailed;
+  }
+  spdlog::info("node {}: store {}; control API listening on http://{} ({})", node_id,
+               store.describe(), (*api_service)->address(),
+               api_token ? "bearer token required to change" : "no token: loopback only");
   spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C");
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("received {}, shutting down (grace {})", sig == SIGINT ? "SIGINT" : "SIGTERM",
                format_duration(cfg.shutdown_grace));
+  (*api_service)->stop();
   engine.stop(cfg.shutdown_grace);
   spdlog::info("schedd stopped");
   spdlog::shutdown();

@@ -21,6 +21,7 @@
 
 #include "core/control/validate.h"
 #include "core/store/memory_store.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
 namespace schedd::api {
@@ -808,6 +809,34 @@ TEST(ApiTest, StopEndsOpenStreamsAndConnections) {
   EXPECT_ANY_THROW({
     for (int i = 0; i < 1000; ++i) sse.next();
   });
+}
+
+// `schedd run` serves the API on the configured address, logs it, refuses a non-loopback
+// address without a token, and stops the API before the engine.
+TEST(ApiDaemonTest, RunServesTheApiAndRefusesAnOpenAddressWithoutAToken) {
+  testing::TempDir dir;
+  const std::string head =
+      std::string("[daemon]\nplugin_dir = \"") + SCHEDD_PLUGIN_DIR + "\"\n[api]\n";
+  auto open = dir.write("open.toml", head + "listen = \"0.0.0.0:0\"\n");
+  auto r = testing::run_process({SCHEDD_BINARY, "run", "-c", open.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("without an API token"), std::string::npos) << r.err;
+
+  dir.write("token", "tok\n");
+  auto cfg = dir.write("schedd.toml", head + "listen = \"127.0.0.1:0\"\ntoken_file = \"token\"\n");
+  testing::Process p({SCHEDD_BINARY, "run", "-c", cfg.string()});
+  ASSERT_TRUE(p.wait_for_err("schedd ready", 20s)) << p.err();
+  const std::string err = p.err();
+  const std::string marker = "listening on http://127.0.0.1:";
+  auto at = err.find(marker);
+  ASSERT_NE(at, std::string::npos) << err;
+  const auto port = static_cast<uint16_t>(std::stoi(err.substr(at + marker.size())));
+  EXPECT_EQ(request(port, "GET", "/healthz").status, 200);
+  EXPECT_EQ(request(port, "POST", "/v1/executions", R"({"executor":"noop"})").status, 401);
+  EXPECT_EQ(request(port, "POST", "/v1/executions", R"({"executor":"noop"})", "tok").status, 201);
+  p.signal(SIGTERM);
+  auto end = p.wait();
+  EXPECT_EQ(end.exit_code, 0) << end.err;
 }
 
 }  // namespace

@@ -176,7 +176,10 @@ params = { duration = "30s" }
 
 TEST(CliTest, RunStopsCleanlyOnSigterm) {
   testing::TempDir dir;
-  fs::path cfg = write_config(dir, R"([helpers.n]
+  // Port 0: the control API must not depend on a fixed port being free.
+  fs::path cfg = write_config(dir, R"([api]
+listen = "127.0.0.1:0"
+[helpers.n]
 executor = "noop"
 schedule = { every = "1m" }
 )");
