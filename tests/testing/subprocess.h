@@ -60,13 +60,22 @@ class Process {
   // Waits for exit; returns the result.
   ProcessResult wait() {
     int status = 0;
-    waitpid(pid_, &status, 0);
+    if (!reaped_) waitpid(pid_, &status, 0);
     reaped_ = true;
     ProcessResult r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = out();
     r.err = err();
     return r;
+  }
+
+  // Whether the process has exited (reaps it; wait() then returns at once with no status).
+  bool exited() {
+    if (reaped_) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    reaped_ = true;
+    return true;
   }
 
   // Polls stderr until it contains `text` or `timeout` passes (bounded wait for a real
