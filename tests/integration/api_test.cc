@@ -524,6 +524,34 @@ TEST(ApiTest, TicketsRunOneAfterAnotherPerProjectWithPositions) {
   EXPECT_EQ(r.status, 400);  // the sleep executor needs a duration
 }
 
+// The first-party ticket plugin: a project's tickets run one after another, report
+// progress in steps, and stop when asked.
+TEST(ApiTest, TicketPluginRunsAProjectsTicketsInOrderAndStops) {
+  Harness h(R"([tickets]
+executor = "ticket"
+)");
+  const std::string work = R"("params":{"duration":"30ms","steps":3})";
+  ASSERT_EQ(h.post("/v1/projects/demo/tickets", R"({"ticket":"a",)" + work + "}").status, 201);
+  ASSERT_EQ(h.post("/v1/projects/demo/tickets", R"({"ticket":"b",)" + work + "}").status, 201);
+  ASSERT_TRUE(h.wait_status("demo:a", "succeeded"));
+  ASSERT_TRUE(h.wait_status("demo:b", "succeeded"));
+  Response a = h.get("/v1/projects/demo/tickets/a");
+  Response b = h.get("/v1/projects/demo/tickets/b");
+  EXPECT_EQ(a.j["output"], "ticket demo:a of project demo done (attempt 1)");
+  EXPECT_EQ(a.j["executor"], "ticket");
+  EXPECT_EQ(a.j["params"]["steps"], 3);
+  // Same project: b started only after a finished (RFC 3339 UTC text sorts by time).
+  EXPECT_LE(a.j["finished"].get<std::string>(), b.j["started"].get<std::string>());
+
+  ASSERT_EQ(
+      h.post("/v1/projects/demo/tickets", R"({"ticket":"long","params":{"duration":"1h"}})").status,
+      201);
+  ASSERT_TRUE(h.wait_status("demo:long", "running"));
+  EXPECT_EQ(h.call("DELETE", "/v1/projects/demo/tickets/long?stop=true").status, 202);
+  ASSERT_TRUE(h.wait_status("demo:long", "cancelled"));
+  EXPECT_EQ(h.get("/v1/executions/demo:long").j["message"], "stopped at step 0 of 10");
+}
+
 TEST(ApiTest, TicketsNeedTheirExecutor) {
   Harness h(R"([tickets]
 executor = "not-loaded"
@@ -809,6 +837,83 @@ TEST(ApiTest, StopEndsOpenStreamsAndConnections) {
   EXPECT_ANY_THROW({
     for (int i = 0; i < 1000; ++i) sse.next();
   });
+}
+
+// schedctl over the API: --json output parsed here, human output checked for its key lines.
+TEST(ApiSchedctlTest, CommandsPrintJsonAndWatchOncePrintsOneSnapshot) {
+  Harness h(R"([tickets]
+executor = "sleep"
+[helpers.hourly]
+executor = "noop"
+schedule = { every = "1h" }
+)");
+  const std::string addr = "127.0.0.1:" + std::to_string(h.port());
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {SCHEDCTL_BINARY, "--addr", addr};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::run_process(argv);
+  };
+
+  auto r = ctl({"--json", "watch", "--once"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json snapshot = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(snapshot.is_object()) << r.out;
+  EXPECT_EQ(snapshot["runningCapacity"], 4);
+  EXPECT_EQ(snapshot["queuedCapacity"], 10000);
+  EXPECT_EQ(snapshot["running"], 0);
+
+  r = ctl({"watch", "--once"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("running 0"), std::string::npos) << r.out;
+
+  r = ctl({"--json", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["node"], "n1");
+
+  r = ctl({"--json", "submit", "sleep", "--key", "k", "-p", "duration=1h", "--priority", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string id = json::parse(r.out)["id"];
+  ASSERT_TRUE(h.wait_status(id, "running"));
+  r = ctl({"--json", "watch", "--once"});
+  EXPECT_EQ(json::parse(r.out)["running"], 1);
+
+  r = ctl({"tickets", "add", "proj", "t1", "-p", "duration=1h"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ticket t1 of project proj queued at position #1\n");
+  ASSERT_TRUE(h.wait_status("proj:t1", "running"));
+  ASSERT_EQ(ctl({"tickets", "add", "proj", "t2", "-p", "duration=1h"}).exit_code, 0);
+  r = ctl({"--json", "queue", "proj"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json q = json::parse(r.out);
+  EXPECT_EQ(q["running"]["id"], "proj:t1");
+  EXPECT_EQ(q["queue"][0]["id"], "proj:t2");
+  r = ctl({"queue", "proj"});
+  EXPECT_NE(r.out.find("running  proj:t1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("#1"), std::string::npos) << r.out;
+
+  r = ctl({"cancel", id});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("HTTP 409"), std::string::npos) << r.err;
+  r = ctl({"--json", "cancel", id, "--stop"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["stop_requested"], true);
+  r = ctl({"tickets", "cancel", "proj", "t2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  r = ctl({"--json", "helpers"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["helpers"][0]["name"], "hourly");
+  r = ctl({"--json", "helpers", "disable", "hourly"});
+  EXPECT_EQ(json::parse(r.out)["removed"], 2);
+  r = ctl({"helpers", "update", "hourly", "{ every = \"30m\" }"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = ctl({"helpers", "show", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("HTTP 404"), std::string::npos);
+
+  r = testing::run_process({SCHEDCTL_BINARY, "--addr", "127.0.0.1:1", "status"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("cannot reach"), std::string::npos) << r.err;
 }
 
 // `schedd run` serves the API on the configured address, logs it, refuses a non-loopback

@@ -1,0 +1,406 @@
+// schedctl: the command line of the control API (docs/api.md). Address and token come from
+// flags, then the environment (SCHEDD_ADDR, SCHEDD_TOKEN), then a schedd config file
+// (--config: [api] listen and token_file/token_env), then 127.0.0.1:7878 without a token.
+// --json prints the API's JSON for every command. Exit codes: 0 success, 1 the API refused
+// (its error on stderr), 2 usage, 3 the daemon cannot be reached.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "client.h"
+#include "core/api/api.h"
+#include "core/config/config.h"
+
+namespace {
+
+using json = nlohmann::json;
+using schedctl::ApiClient;
+using schedctl::HttpResult;
+
+constexpr int kOk = 0;
+constexpr int kRefused = 1;
+constexpr int kUsage = 2;
+constexpr int kUnreachable = 3;
+
+struct Options {
+  std::string addr;
+  std::string token;
+  std::string config;
+  bool json_out = false;
+};
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// A "k=v" param: integers, true/false and JSON values ([..], {..}) keep their type.
+bool add_param(json& params, const std::string& kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+  json parsed = json::parse(v, nullptr, false);
+  if (!parsed.is_discarded() && (parsed.is_number_integer() || parsed.is_boolean() ||
+                                 parsed.is_array() || parsed.is_object() || parsed.is_number())) {
+    params[k] = parsed;
+  } else {
+    params[k] = v;
+  }
+  return true;
+}
+
+class Ctl {
+ public:
+  explicit Ctl(const Options& o) : o_(o), client_(resolve_addr(o), resolve_token(o)) {}
+
+  // Sends a request; on success prints the JSON (--json) or calls `human`; returns the exit
+  // code.
+  int run(const std::string& method, const std::string& target, const std::string& body,
+          const std::function<void(const json&)>& human) {
+    HttpResult r = client_.call(method, target, body);
+    if (r.status == 0) {
+      std::cerr << "schedctl: " << r.error << "\n";
+      return kUnreachable;
+    }
+    json j = json::parse(r.body, nullptr, false);
+    if (r.status >= 300) {
+      if (o_.json_out) std::cout << r.body << (r.body.ends_with("\n") ? "" : "\n");
+      std::string message = r.body;
+      if (j.is_object() && j.contains("error")) {
+        message = j["error"].value("code", "") + ": " + j["error"].value("message", "");
+      }
+      std::cerr << "schedctl: HTTP " << r.status << ": " << message;
+      if (auto it = r.headers.find("Retry-After"); it != r.headers.end()) {
+        std::cerr << " (retry after " << it->second << " s)";
+      }
+      std::cerr << "\n";
+      return kRefused;
+    }
+    if (o_.json_out || j.is_discarded()) {
+      std::cout << r.body << (r.body.ends_with("\n") ? "" : "\n");
+    } else {
+      human(j);
+    }
+    return kOk;
+  }
+
+  ApiClient& client() { return client_; }
+  bool json_out() const { return o_.json_out; }
+
+ private:
+  static std::optional<schedd::Config> load(const Options& o) {
+    if (o.config.empty()) return std::nullopt;
+    std::vector<schedd::ConfigError> errors;
+    auto c = schedd::load_config(o.config, errors);
+    for (const auto& e : errors) std::cerr << "schedctl: " << e.to_string() << "\n";
+    return c;
+  }
+  static std::string resolve_addr(const Options& o) {
+    if (!o.addr.empty()) return o.addr;
+    if (const char* e = std::getenv("SCHEDD_ADDR"); e && *e) return e;
+    if (auto c = load(o)) return c->listen;
+    return "127.0.0.1:7878";
+  }
+  static std::optional<std::string> resolve_token(const Options& o) {
+    if (!o.token.empty()) return o.token;
+    if (const char* e = std::getenv("SCHEDD_TOKEN"); e && *e) return std::string(e);
+    if (auto c = load(o)) {
+      auto api = schedd::api::api_options_from_config(*c);
+      if (api.is_ok()) return api->token;
+      std::cerr << "schedctl: " << api.status().message() << "\n";
+    }
+    return std::nullopt;
+  }
+
+  Options o_;
+  schedctl::ApiClient client_;
+};
+
+std::string bar(std::size_t used, std::size_t capacity, std::size_t width = 30) {
+  const std::size_t filled = capacity == 0 ? 0 : std::min(width, used * width / capacity);
+  return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+}
+
+void print_stats(const json& s) {
+  std::printf(
+      "running %-5zu %s %zu\n", s.value("running", std::size_t{0}),
+      bar(s.value("running", std::size_t{0}), s.value("runningCapacity", std::size_t{0})).c_str(),
+      s.value("runningCapacity", std::size_t{0}));
+  std::printf(
+      "queued  %-5zu %s %zu\n", s.value("queued", std::size_t{0}),
+      bar(s.value("queued", std::size_t{0}), s.value("queuedCapacity", std::size_t{0})).c_str(),
+      s.value("queuedCapacity", std::size_t{0}));
+  if (s.contains("lanes")) {
+    for (auto& [name, l] : s["lanes"].items()) {
+      std::printf(
+          "  lane %-12s running %zu/%zu %s queued %zu\n", name.c_str(),
+          l.value("running", std::size_t{0}), l.value("runningCapacity", std::size_t{0}),
+          bar(l.value("running", std::size_t{0}), l.value("runningCapacity", std::size_t{0}), 10)
+              .c_str(),
+          l.value("queued", std::size_t{0}));
+    }
+  }
+}
+
+void print_execution_line(const json& e) {
+  std::string pos = e.contains("position") ? "#" + std::to_string(e["position"].get<int>()) : "";
+  std::printf("%-4s %-40s %-10s key %-16s lane %-10s p%d due %s\n", pos.c_str(),
+              e.value("id", "").c_str(), e.value("status", "").c_str(), e.value("key", "").c_str(),
+              e.value("lane", "").c_str(), e.value("priority", 0), e.value("due", "").c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"schedctl: control a schedd daemon over its HTTP API", "schedctl"};
+  app.require_subcommand(1);
+  Options o;
+  app.add_option("--addr", o.addr,
+                 "API address HOST:PORT (env SCHEDD_ADDR; default 127.0.0.1:7878)");
+  app.add_option("--token", o.token, "Bearer token (env SCHEDD_TOKEN)");
+  app.add_option("--config", o.config, "schedd config file: [api] listen and token");
+  app.add_flag("--json", o.json_out, "Print the API's JSON");
+
+  auto* status = app.add_subcommand("status", "Daemon status");
+
+  auto* helpers = app.add_subcommand("helpers", "List helpers, or act on one");
+  std::string helper_action = "list", helper_name, schedule;
+  helpers->add_option("action", helper_action, "list | show | enable | disable | update | run")
+      ->check(CLI::IsMember({"list", "show", "enable", "disable", "update", "run"}));
+  helpers->add_option("name", helper_name, "Helper name");
+  helpers->add_option("schedule", schedule,
+                      "update: the schedule as a TOML inline table, e.g. '{ every = \"30m\" }'");
+
+  auto* submit = app.add_subcommand("submit", "Submit an ad-hoc execution");
+  std::string executor, helper, key, lane, id, not_before, expiry;
+  int priority = 0;
+  std::vector<std::string> params;
+  submit->add_option("executor", executor, "Executor (or --helper)");
+  submit->add_option("--helper", helper, "Run this helper's executor and params");
+  submit->add_option("--key", key, "Serialization key");
+  submit->add_option("--lane", lane, "Lane");
+  submit->add_option("--id", id, "Execution id");
+  submit->add_option("--priority", priority, "1 (highest) to 5");
+  submit->add_option("--not-before", not_before, "Earliest start, RFC 3339");
+  submit->add_option("--expiry", expiry, "Expire when not started within this long, e.g. 30m");
+  submit->add_option("-p,--param", params, "Param k=v (repeatable)");
+
+  auto* queue = app.add_subcommand("queue", "Queued executions, or a project's ticket queue");
+  std::string project;
+  queue->add_option("project", project, "Project");
+
+  auto* cancel = app.add_subcommand("cancel", "Cancel an execution");
+  std::string cancel_id;
+  bool stop = false;
+  cancel->add_option("id", cancel_id, "Execution id")->required();
+  cancel->add_flag("--stop", stop, "Request a cooperative stop if it is running");
+
+  auto* tickets = app.add_subcommand("tickets", "A project's tickets: list, add, cancel");
+  std::string ticket_action = "list", ticket_project, ticket;
+  std::vector<std::string> ticket_params;
+  bool ticket_stop = false;
+  tickets->add_option("action", ticket_action, "list | add | cancel")
+      ->check(CLI::IsMember({"list", "add", "cancel"}));
+  tickets->add_option("project", ticket_project, "Project")->required();
+  tickets->add_option("ticket", ticket, "Ticket");
+  tickets->add_option("-p,--param", ticket_params, "Param k=v (repeatable)");
+  tickets->add_flag("--stop", ticket_stop, "cancel: request a stop if it is running");
+
+  auto* watch = app.add_subcommand("watch", "Live capacity from the stats stream");
+  bool once = false;
+  watch->add_flag("--once", once, "Print one snapshot and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUsage;
+  }
+
+  Ctl ctl(o);
+  auto print_json = [](const json& j) { std::cout << j.dump(2) << "\n"; };
+
+  if (status->parsed()) {
+    return ctl.run("GET", "/v1/status", "", [](const json& s) {
+      std::printf("schedd %s on node %s, store %s, up %llds\n", s.value("version", "").c_str(),
+                  s.value("node", "").c_str(), s.value("store", "").c_str(),
+                  static_cast<long long>(s.value("uptime_seconds", 0)));
+      std::printf("helpers %d (%d enabled), executors %d\n", s["helpers"].value("total", 0),
+                  s["helpers"].value("enabled", 0), s.value("executors", 0));
+      json stats = {{"running", s["running"]},
+                    {"runningCapacity", s["capacity"]["running"]},
+                    {"queued", s["queued"]},
+                    {"queuedCapacity", s["capacity"]["queued"]}};
+      print_stats(stats);
+      for (const auto& l : s["lanes"]) {
+        std::printf("  lane %-12s running %d/%d queued %d\n", l.value("name", "").c_str(),
+                    l.value("running", 0), l.value("workers", 0), l.value("queued", 0));
+      }
+    });
+  }
+  if (helpers->parsed()) {
+    if (helper_action != "list" && helper_name.empty()) {
+      std::cerr << "schedctl: helpers " << helper_action << " needs a NAME\n";
+      return kUsage;
+    }
+    const std::string base = "/v1/helpers/" + url_encode(helper_name);
+    if (helper_action == "list") {
+      return ctl.run("GET", "/v1/helpers", "", [](const json& j) {
+        for (const auto& h : j["helpers"]) {
+          std::printf("%-24s %-8s %-10s next %s\n", h.value("name", "").c_str(),
+                      h.value("enabled", false) ? "enabled" : "disabled",
+                      h.value("executor", "").c_str(),
+                      h["next_due"].is_null() ? "-" : h["next_due"].get<std::string>().c_str());
+        }
+      });
+    }
+    if (helper_action == "show") return ctl.run("GET", base, "", print_json);
+    if (helper_action == "enable" || helper_action == "disable") {
+      return ctl.run("POST", base + "/" + helper_action, "", [&](const json& j) {
+        if (helper_action == "enable") {
+          std::printf("%s enabled: %d executions planned\n", helper_name.c_str(),
+                      j.value("planned", 0));
+        } else {
+          std::printf("%s disabled: %d queued executions removed\n", helper_name.c_str(),
+                      j.value("removed", 0));
+        }
+      });
+    }
+    if (helper_action == "update") {
+      if (schedule.empty()) {
+        std::cerr << "schedctl: helpers update NAME SCHEDULE\n";
+        return kUsage;
+      }
+      return ctl.run("PUT", base + "/schedule", json{{"schedule", schedule}}.dump(),
+                     [&](const json& j) {
+                       std::printf("%s: %d executions planned; next:\n", helper_name.c_str(),
+                                   j.value("planned", 0));
+                       for (const auto& n : j["next"]) {
+                         std::printf("  %s\n", n.value("due", "").c_str());
+                       }
+                     });
+    }
+    return ctl.run("POST", base + "/run", "", [](const json& j) {
+      std::printf("%s queued at position #%d\n", j.value("id", "").c_str(), j.value("position", 0));
+    });
+  }
+  if (submit->parsed()) {
+    json body = json::object();
+    if (!executor.empty()) body["executor"] = executor;
+    if (!helper.empty()) body["helper"] = helper;
+    if (!key.empty()) body["key"] = key;
+    if (!lane.empty()) body["lane"] = lane;
+    if (!id.empty()) body["id"] = id;
+    if (priority != 0) body["priority"] = priority;
+    if (!not_before.empty()) body["not_before"] = not_before;
+    if (!expiry.empty()) body["expiry"] = expiry;
+    if (!params.empty()) {
+      json p = json::object();
+      for (const auto& kv : params) {
+        if (!add_param(p, kv)) {
+          std::cerr << "schedctl: --param \"" << kv << "\" is not k=v\n";
+          return kUsage;
+        }
+      }
+      body["params"] = p;
+    }
+    return ctl.run("POST", "/v1/executions", body.dump(), [](const json& j) {
+      std::printf("%s queued at position #%d\n", j.value("id", "").c_str(), j.value("position", 0));
+    });
+  }
+  if (queue->parsed()) {
+    if (project.empty()) {
+      return ctl.run("GET", "/v1/executions?status=queued&limit=1000", "", [](const json& j) {
+        for (const auto& e : j["executions"]) print_execution_line(e);
+      });
+    }
+    return ctl.run("GET", "/v1/projects/" + url_encode(project) + "/tickets", "",
+                   [](const json& j) {
+                     if (!j["running"].is_null()) {
+                       std::printf("running  %s\n", j["running"].value("id", "").c_str());
+                     }
+                     for (const auto& e : j["queue"]) print_execution_line(e);
+                   });
+  }
+  if (cancel->parsed()) {
+    return ctl.run(
+        "POST", "/v1/executions/" + url_encode(cancel_id) + "/cancel" + (stop ? "?stop=true" : ""),
+        "", [&](const json& j) {
+          std::printf(
+              "%s: %s\n", cancel_id.c_str(),
+              j.value("stop_requested", false) ? "stop requested" : j.value("status", "").c_str());
+        });
+  }
+  if (tickets->parsed()) {
+    const std::string base = "/v1/projects/" + url_encode(ticket_project) + "/tickets";
+    if (ticket_action == "list") {
+      return ctl.run("GET", base, "", [](const json& j) {
+        if (!j["running"].is_null())
+          std::printf("running  %s\n", j["running"].value("id", "").c_str());
+        for (const auto& e : j["queue"]) print_execution_line(e);
+      });
+    }
+    if (ticket.empty()) {
+      std::cerr << "schedctl: tickets " << ticket_action << " PROJECT TICKET\n";
+      return kUsage;
+    }
+    if (ticket_action == "add") {
+      json body = {{"ticket", ticket}};
+      if (!ticket_params.empty()) {
+        json p = json::object();
+        for (const auto& kv : ticket_params) {
+          if (!add_param(p, kv)) {
+            std::cerr << "schedctl: --param \"" << kv << "\" is not k=v\n";
+            return kUsage;
+          }
+        }
+        body["params"] = p;
+      }
+      return ctl.run("POST", base, body.dump(),
+                     [](const json& j) { std::printf("%s\n", j.value("message", "").c_str()); });
+    }
+    return ctl.run("DELETE", base + "/" + url_encode(ticket) + (ticket_stop ? "?stop=true" : ""),
+                   "", [&](const json& j) {
+                     std::printf("%s: %s\n", ticket.c_str(),
+                                 j.value("stop_requested", false) ? "stop requested"
+                                                                  : j.value("status", "").c_str());
+                   });
+  }
+  if (watch->parsed()) {
+    std::string error = ctl.client().stream(
+        "/v1/stats/stream", [&](const std::string& name, const std::string& data) {
+          if (name != "stats") return true;
+          json s = json::parse(data, nullptr, false);
+          if (s.is_discarded()) return true;
+          if (ctl.json_out()) {
+            std::cout << s.dump() << std::endl;
+          } else {
+            if (!once) std::cout << "\x1b[H\x1b[2J";  // clear the terminal
+            print_stats(s);
+            std::cout << std::flush;
+          }
+          return !once;
+        });
+    if (!error.empty()) {
+      std::cerr << "schedctl: " << error << "\n";
+      return error.rfind("HTTP ", 0) == 0 ? kRefused : kUnreachable;
+    }
+    return kOk;
+  }
+  return kUsage;
+}
