@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <deque>
@@ -77,6 +78,7 @@ struct HttpServer::Impl {
   std::unique_ptr<net::io_context> ioc;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
+  std::unique_ptr<net::thread_pool> handlers;  // runs HttpHandler calls
   tcp::endpoint bound;
   std::atomic<std::size_t> connections{0};
   bool stopped = false;
@@ -163,6 +165,19 @@ class Session : public std::enable_shared_from_this<Session> {
     r.remote = remote_;
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
+    // The handler may block (a durable store acknowledges a submission after its commit), so
+    // it runs on the handler pool; the I/O threads only move bytes. Many submissions waiting
+    // at once share one commit.
+    net::post(*server_.handlers, [self = shared_from_this(), r = std::move(r), keep_alive] {
+      HttpResponse res = self->call_handler(r);
+      net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {
+        if (res.stream) return self->start_stream(std::move(res));
+        self->write(std::move(res), keep_alive);
+      });
+    });
+  }
+
+  HttpResponse call_handler(const HttpRequest& r) {
     HttpResponse res;
     try {
       res = server_.handler(r);
@@ -176,8 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res.status = 500;
       res.body = error_body("internal", "unknown exception");
     }
-    if (res.stream) return start_stream(std::move(res));
-    write(std::move(res), keep_alive);
+    return res;
   }
 
   void reply_error(int status, std::string_view code, std::string_view message) {
@@ -362,6 +376,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions option
   if (ec) return unavailable("cannot listen on " + endpoint_text(*endpoint) + ": " + ec.message());
   impl->bound = impl->acceptor->local_endpoint(ec);
   if (ec) return unavailable("cannot read the bound address: " + ec.message());
+  impl->handlers =
+      std::make_unique<net::thread_pool>(std::max<std::size_t>(1, impl->options.handler_threads));
   impl->accept();
   const std::size_t threads = std::max<std::size_t>(1, impl->options.threads);
   for (std::size_t i = 0; i < threads; ++i) {
@@ -394,6 +410,9 @@ void HttpServer::stop() {
   impl_->ioc->stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Handlers in progress finish; their responses go nowhere.
+  impl_->handlers->stop();
+  impl_->handlers->join();
   // No handler runs now. End every stream's subscription before the io_context (and with it
   // every connection) goes, so that no publisher reaches a connection afterwards.
   std::vector<std::shared_ptr<Session>> streams;
@@ -408,7 +427,8 @@ void HttpServer::stop() {
   beast::error_code ec;
   impl_->acceptor->close(ec);
   impl_->acceptor.reset();
-  impl_->ioc.reset();  // destroys the connections still waiting on I/O
+  impl_->handlers.reset();  // before the io_context: abandoned calls hold connections
+  impl_->ioc.reset();       // destroys the connections still waiting on I/O
 }
 
 std::string HttpServer::address() const { return endpoint_text(impl_->bound); }

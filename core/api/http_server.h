@@ -1,6 +1,8 @@
 // HttpServer: the HTTP/1.1 transport of the control API, on Boost.Beast and Boost.Asio. A
 // small pool of threads runs every connection asynchronously, so a server-sent-event client
-// or an idle keep-alive connection holds no thread. Requests are parsed by Beast with limits
+// or an idle keep-alive connection holds no thread. Handlers run on a separate pool, so a
+// request that waits for the store (a durable submission) never holds up other connections'
+// I/O, and many such requests can share one commit. Requests are parsed by Beast with limits
 // on header and body size; a request must arrive within `read_timeout` (idle keep-alive
 // connections are closed after it too), and every write must finish within `write_timeout`,
 // so a client that stops reading is dropped instead of holding memory.
@@ -31,6 +33,8 @@ struct HttpServerOptions {
   bool require_loopback = false;
   // I/O threads. Default: 2
   std::size_t threads = 2;
+  // Threads that run the handler (which may wait for a durable store). Default: 8
+  std::size_t handler_threads = 8;
   // Largest request body. Default: 1 MiB
   std::size_t body_limit = 1 << 20;
   // Largest request line plus headers. Default: 16 KiB

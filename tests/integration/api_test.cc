@@ -609,6 +609,20 @@ TEST(ApiTest, TokensComeFromFileOrEnvironment) {
   EXPECT_FALSE(api_options_from_config(c).is_ok());
 }
 
+TEST(ApiTest, ConfigTakesOneReadOnlyTokenSource) {
+  std::vector<ConfigError> errors;
+  auto cfg =
+      parse_config("[api]\nread_token_file = \"t\"\nread_token_env = \"T\"\n", "x.toml", errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].to_string(),
+            "x.toml:3:18: [api] read_token_env: set either read_token_file or read_token_env, "
+            "not both");
+  errors.clear();
+  cfg = parse_config("[api]\nread_token_env = \"T\"\n", "x.toml", errors);
+  ASSERT_TRUE(cfg.has_value());
+  EXPECT_EQ(cfg->read_token_env, "T");
+}
+
 TEST(ApiTest, RefusesANonLoopbackAddressWithoutAToken) {
   PluginHost plugins;
   std::vector<PluginLoadError> errors;
