@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/testing/daemon_process.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -92,47 +93,6 @@ std::vector<RecordedRun> read_runs(const std::filesystem::path& file) {
   return runs;
 }
 
-class Daemon {
- public:
-  Daemon(const std::filesystem::path& config) {
-    started_ = std::chrono::steady_clock::now();
-    proc_ = std::make_unique<Process>(
-        std::vector<std::string>{SCHEDD_BINARY, "run", "-c", config.string()});
-  }
-  // Waits for "schedd ready" and the API's address. Returns false on timeout or exit.
-  bool wait_ready() {
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (proc_->err().find("schedd ready") == std::string::npos) {
-      if (proc_->exited() || std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(5ms);
-    }
-    ready_after_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
-    static const std::regex kListen(R"(listening on (?:http://)?127\.0\.0\.1:(\d+))");
-    std::smatch m;
-    std::string err = proc_->err();
-    if (!std::regex_search(err, m, kListen)) return false;
-    port_ = static_cast<uint16_t>(std::stoi(m[1]));
-    return true;
-  }
-  uint16_t port() const { return port_; }
-  double ready_seconds() const { return ready_after_.count(); }
-  std::string log() const { return proc_->err(); }
-  void kill9() {
-    proc_->signal(SIGKILL);
-    proc_->wait();
-  }
-  ProcessResult stop() {
-    proc_->signal(SIGTERM);
-    return proc_->wait();
-  }
-
- private:
-  std::unique_ptr<Process> proc_;
-  std::chrono::steady_clock::time_point started_;
-  std::chrono::duration<double> ready_after_{};
-  uint16_t port_ = 0;
-};
-
 TEST(CrashTest, KillNineRoundsLoseNothingAndNeverOverlapAKey) {
   const char* rounds_env = std::getenv("SCHEDD_CRASH_ROUNDS");
   const int rounds = rounds_env != nullptr ? std::atoi(rounds_env) : 20;
@@ -188,7 +148,7 @@ executor = "record"
   int submitted = 0;
 
   auto run_round = [&](bool last) {
-    Daemon d(config_path);
+    DaemonProcess d(config_path);
     ASSERT_TRUE(d.wait_ready()) << d.log();
     ready_seconds.push_back(d.ready_seconds());
     static const std::regex kLoaded(R"(loaded (\d+) queued, (\d+) running .* in ([0-9.]+) s)");
