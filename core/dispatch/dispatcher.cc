@@ -286,11 +286,7 @@ void Dispatcher::worker(Lane& lane) {
     RunningMap::iterator it = lane.queue.front();
     lane.queue.pop_front();
     lock.unlock();
-    const auto run_started = std::chrono::steady_clock::now();
-    run_one(it);
-    const double run_us =
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - run_started)
-            .count();
+    const double run_us = std::chrono::duration<double, std::micro>(run_one(it)).count();
     lock.lock();
     lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
     ++lane.runs;
@@ -350,7 +346,7 @@ Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimeP
   return c;
 }
 
-void Dispatcher::run_one(RunningMap::iterator it) {
+std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
   // `it` stays valid until this call erases it (see Running). Its execution and deadline are
   // read without mu_ below: nothing writes them once the attempt is queued for a worker,
   // except `started`, written here under mu_.
@@ -427,6 +423,7 @@ void Dispatcher::run_one(RunningMap::iterator it) {
                   std::chrono::duration<double, std::milli>(outcome.duration).count(), tail);
     }
   }
+  return outcome.duration;
 }
 
 void Dispatcher::stop(std::chrono::milliseconds grace) {

@@ -118,7 +118,9 @@ class Dispatcher {
 
   void loop();
   void worker(Lane& lane);
-  void run_one(RunningMap::iterator it);
+  // Runs one claimed attempt and records it; returns how long the executor ran (not counting
+  // the wait for the claim to be durable), for claim-ahead.
+  std::chrono::nanoseconds run_one(RunningMap::iterator it);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by

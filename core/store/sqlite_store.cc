@@ -980,15 +980,22 @@ std::size_t SqliteStore::prune_history(TimePoint before) {
 
 Status SqliteStore::put_helper_state(const HelperState& state) {
   uint64_t token = 0;
+  bool operator_change = true;
   {
     std::lock_guard lock(mu_);
+    // Only the planner's watermark moved: no wait. It is written with (or after) the plan it
+    // covers, so a crash loses both or neither, and the planner plans again from the older
+    // watermark; waiting would cost one commit per helper per planning round.
+    HelperState old = mem_.helper_state(state.name).value_or(HelperState{});
+    operator_change =
+        old.enabled != state.enabled || old.schedule_override != state.schedule_override;
     if (Status s = mem_.put_helper_state(state); !s.is_ok()) return s;
     std::lock_guard g(wmu_);
     pending_->states.insert_or_assign(state.name, state);
     token = ++queued_token_;
     writer_cv_.notify_one();
   }
-  if (!wait_token(token, true)) return not_durable(path_);
+  if (operator_change && !wait_token(token, true)) return not_durable(path_);
   return Status::ok();
 }
 

@@ -2,7 +2,8 @@
 // call; each change it makes is also queued for one writer thread, which writes the queued
 // changes of many calls in one SQLite transaction (group commit, WAL mode) and then marks
 // them durable. Calls that acknowledge something to the outside wait for that:
-//   - submit, cancel, put_helper_state and recover return only once their change is durable;
+//   - submit, cancel, recover and put_helper_state (enabled or schedule override changed)
+//     return only once their change is durable;
 //   - claim returns at once with a durable_token; the dispatcher waits for it before it
 //     starts the claimed runs, so a run never starts unrecorded;
 //   - plan, complete, remove_planned and prune_history do not wait: their changes are
@@ -43,7 +44,7 @@ struct SqliteOptions {
   Durability durability = Durability::kFull;
   std::chrono::milliseconds batch_window{50};  // kBatch: longest time between fsyncs
   // Claims beyond free workers per lane call (Store::claim_ahead); 0 disables.
-  std::size_t claim_ahead = 128;
+  std::size_t claim_ahead = 512;
   // Tests: SQLite's max_page_count, to make the disk "full" (0: no limit).
   uint64_t max_pages = 0;
 };

@@ -144,8 +144,12 @@ struct Lag {
   double p50 = 0, p99 = 0, max = 0;
 };
 
+std::size_t g_claim_ahead = SqliteOptions{}.claim_ahead;
+
 std::unique_ptr<SqliteStore> open_sqlite(const std::filesystem::path& path) {
-  auto s = SqliteStore::open(path);  // durability full: fsync every commit
+  SqliteOptions o;  // durability full: fsync every commit
+  o.claim_ahead = g_claim_ahead;
+  auto s = SqliteStore::open(path, o);
   if (!s.is_ok()) {
     std::cerr << s.status().to_string() << "\n";
     std::exit(1);
@@ -328,6 +332,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   app.add_option("--plugin-dir", plugin_dir, "Folder with noop.so and sleep.so");
   app.add_flag("--quick", quick, "Smaller run for CI smoke tests");
+  app.add_option("--claim-ahead", g_claim_ahead, "SQLite store: claims ahead of free workers");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 

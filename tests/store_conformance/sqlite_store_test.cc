@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/store_conformance/store_conformance.h"
@@ -325,6 +326,33 @@ TEST(SqliteStoreTest, HistoryPrunedAndPlansRemovedAreGoneFromDisk) {
   EXPECT_EQ(r.running, 0u);
   EXPECT_EQ(r.queued + r.terminal + r.running, store->list({}).size());
   EXPECT_LE(store->list({}).size(), 1u);
+}
+
+// Batch durability: a submission is acknowledged once committed (before any fsync), and the
+// writer fsyncs the WAL itself within the window; everything is there after a reopen.
+TEST(SqliteStoreTest, BatchDurabilityFsyncsTheWalWithinTheWindow) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  SqliteOptions o;
+  o.durability = SqliteOptions::Durability::kBatch;
+  o.batch_window = 20ms;
+  {
+    auto store = open_ok(path, o);
+    ASSERT_NE(store, nullptr);
+    auto spec = make_spec("t", {.origin = ExecOrigin::kAdhoc});
+    for (int i = 0; i < 20; ++i) {
+      auto r = store->submit(make_exec(spec, at(1s), "t-" + std::to_string(i)), at(0s), 100);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    }
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (store->writer_stats().fsyncs == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_GE(store->writer_stats().fsyncs, 1u);
+    EXPECT_GE(store->writer_stats().commits, 1u);
+  }
+  auto store = open_ok(path, o);
+  EXPECT_EQ(store->load_report().queued, 20u);
 }
 
 // A full disk: SQLite's page limit stands in for it. The write fails, the store says so,
