@@ -14,6 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // Executor schemas matching the first-party plugins.
@@ -897,13 +898,33 @@ TEST(ConfigTest, ParamValueText) {
   EXPECT_STREQ(param_type_name(static_cast<ParamType>(99)), "unknown");
 }
 
+TEST(ConfigTest, SqliteStorePathAndDurability) {
+  Config cfg = parse_ok(R"([daemon]
+store = "sqlite:/var/lib/schedd/schedd.db"
+durability = "batch"
+durability_window = "10ms"
+)");
+  EXPECT_EQ(cfg.store_path, "/var/lib/schedd/schedd.db");
+  EXPECT_EQ(cfg.durability, "batch");
+  EXPECT_EQ(cfg.durability_window, std::chrono::milliseconds(10));
+  Config defaults = parse_ok("[daemon]\nstore = \"sqlite:/tmp/s.db\"\n");
+  EXPECT_EQ(defaults.durability, "full");
+  EXPECT_EQ(defaults.durability_window, std::chrono::milliseconds(50));
+  auto errors = phase1("[daemon]\ndurability = \"sometimes\"\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], HasSubstr("durability"));
+  EXPECT_THAT(errors[0], HasSubstr("sometimes"));
+}
+
 // --- The shipped configs. --------------------------------------------------------------------
 
 TEST(ConfigTest, ReferenceConfigLoads) {
   const std::filesystem::path path = SCHEDD_SOURCE_DIR "/config/schedd.toml";
   Config cfg = load_ok(path);
   EXPECT_EQ(cfg.plugin_dir, (path.parent_path() / "../build/dev/plugins").lexically_normal());
-  EXPECT_EQ(cfg.store, "memory");
+  EXPECT_EQ(cfg.store, "sqlite:data/schedd.db");
+  EXPECT_EQ(cfg.store_path, path.parent_path() / "data/schedd.db");
+  EXPECT_EQ(cfg.durability, "full");
   EXPECT_EQ(cfg.listen, "127.0.0.1:7878");
   ASSERT_NE(cfg.find_lane("default"), nullptr);
   EXPECT_EQ(cfg.find_lane("default")->workers, 4u);
