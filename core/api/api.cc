@@ -1547,12 +1547,13 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
   const json* params = f.object("params");
   if (!f.ok()) return field_response(f.error());
 
-  const TicketsConfig& tc = engine.config().tickets;
+  const TicketSettings tc = engine.config().tickets.for_project(project);
   const LoadedExecutor* executor = engine.plugins().find(tc.executor);
   if (executor == nullptr) {
     return error_response(503, "tickets_unavailable",
                           "the tickets executor \"" + tc.executor +
-                              "\" ([tickets] executor) is not provided by any loaded plugin");
+                              "\" ([tickets] executor or its project's override) is not provided "
+                              "by any loaded plugin");
   }
   FieldError pe;
   auto converted = convert_params(params, executor->info(), pe);

@@ -410,7 +410,8 @@ const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", 
 const Names kCapacityKeys = {"queued"};
 const Names kRetryKeys = {"max_attempts", "delays"};
 const Names kLaneKeys = {"workers", "timeout"};
-const Names kTicketKeys = {"executor", "lane", "priority", "expiry"};
+const Names kTicketKeys = {"executor", "lane", "priority", "expiry", "projects"};
+const Names kTicketProjectKeys = {"executor", "lane", "priority", "expiry"};
 const Names kHelperKeys = {"executor", "description", "enabled", "schedule", "key",
                            "lane",     "priority",    "expiry",  "timeout",  "retry",
                            "overlap",  "catch_up",    "params"};
@@ -802,6 +803,27 @@ void Loader::read_tickets(const Section& s, Config& cfg) {
   lane_ref(s, "lane", cfg.tickets.lane);
   if (auto v = read_int(s, "priority", 1, 5)) cfg.tickets.priority = static_cast<int>(*v);
   if (auto v = read_duration(s, "expiry", Positive::kYes)) cfg.tickets.expiry = *v;
+  const toml::table* projects = read_table(s, "projects");
+  if (projects == nullptr) return;
+  const Section ps = child(s, *projects, "projects");
+  for (const auto& [key, value] : ps.table) {
+    if (!value.is_table()) check_type(ps, key.str(), value, toml::node_type::table);
+  }
+  for (const auto& [key, table] : named_tables(ps.table)) {
+    const std::string name(key->str());
+    const Section p = child(ps, *table, name);
+    check_keys(p, kTicketProjectKeys);
+    TicketProjectConfig project;
+    if (auto v = read_string(p, "executor", /*allow_empty=*/false)) project.executor = *v;
+    if (p.table.get("lane") != nullptr) {
+      std::string lane;
+      lane_ref(p, "lane", lane);
+      if (!lane.empty()) project.lane = lane;
+    }
+    if (auto v = read_int(p, "priority", 1, 5)) project.priority = static_cast<int>(*v);
+    if (auto v = read_duration(p, "expiry", Positive::kYes)) project.expiry = *v;
+    cfg.tickets.projects.insert_or_assign(name, std::move(project));
+  }
 }
 
 void Loader::read_helpers(const Section& s, Config& cfg) {

@@ -104,11 +104,38 @@ struct LaneConfig {
   std::optional<std::chrono::milliseconds> timeout;  // default timeout of executions in it
 };
 
-struct TicketsConfig {
+// How tickets of one project run: [tickets] with the project's [tickets.projects.NAME]
+// overrides applied.
+struct TicketSettings {
   std::string executor = "ticket";
   std::string lane = "default";
   int priority = 3;
   std::optional<std::chrono::milliseconds> expiry;
+};
+
+// One project's overrides; unset keys come from [tickets].
+struct TicketProjectConfig {
+  std::optional<std::string> executor;
+  std::optional<std::string> lane;
+  std::optional<int> priority;
+  std::optional<std::chrono::milliseconds> expiry;
+};
+
+struct TicketsConfig : TicketSettings {
+  std::map<std::string, TicketProjectConfig, std::less<>> projects;
+
+  // The settings for `project`: its overrides over the [tickets] defaults.
+  TicketSettings for_project(std::string_view project) const {
+    TicketSettings out = *this;
+    auto it = projects.find(project);
+    if (it == projects.end()) return out;
+    const TicketProjectConfig& p = it->second;
+    if (p.executor) out.executor = *p.executor;
+    if (p.lane) out.lane = *p.lane;
+    if (p.priority) out.priority = *p.priority;
+    if (p.expiry) out.expiry = p.expiry;
+    return out;
+  }
 };
 
 struct Config {

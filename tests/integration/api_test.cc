@@ -561,6 +561,41 @@ executor = "not-loaded"
   EXPECT_EQ(r.code(), "tickets_unavailable");
 }
 
+// [tickets.projects.NAME] overrides the executor, lane, priority and expiry of one project.
+TEST(ApiTest, TicketSettingsAreOverriddenPerProject) {
+  Harness h(R"([lanes.default]
+workers = 2
+[lanes.bulk]
+workers = 1
+[tickets]
+executor = "sleep"
+priority = 3
+[tickets.projects.fast]
+executor = "noop"
+lane = "bulk"
+priority = 1
+expiry = "90s"
+)");
+  Response fast =
+      h.post("/v1/projects/fast/tickets", R"({"ticket":"a","not_before":"2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(fast.status, 201) << fast.body;
+  Response other =
+      h.post("/v1/projects/other/tickets",
+             R"({"ticket":"a","params":{"duration":"1ms"},"not_before":"2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(other.status, 201) << other.body;
+  auto f = h.store().get(fast.j.value("id", ""));
+  auto o = h.store().get(other.j.value("id", ""));
+  ASSERT_TRUE(f && o);
+  EXPECT_EQ(f->spec->executor, "noop");
+  EXPECT_EQ(f->spec->lane, "bulk");
+  EXPECT_EQ(f->spec->priority, 1);
+  EXPECT_EQ(f->spec->expiry, std::chrono::milliseconds(90000));
+  EXPECT_EQ(o->spec->executor, "sleep");
+  EXPECT_EQ(o->spec->lane, "default");
+  EXPECT_EQ(o->spec->priority, 3);
+  EXPECT_FALSE(o->spec->expiry.has_value());
+}
+
 TEST(ApiTest, AuthNoneWrongReadOnlyAndRight) {
   testing::TempDir dir;
   ApiOptions options;

@@ -916,6 +916,43 @@ durability_window = "10ms"
   EXPECT_THAT(errors[0], HasSubstr("sometimes"));
 }
 
+TEST(ConfigTest, TicketProjectsOverrideTheTicketDefaults) {
+  Config cfg = parse_ok(R"([lanes.bulk]
+workers = 1
+[tickets]
+executor = "ticket"
+priority = 4
+expiry = "1h"
+[tickets.projects.acme]
+lane = "bulk"
+priority = 1
+[tickets.projects.batch]
+executor = "noop"
+expiry = "5m"
+)");
+  TicketSettings acme = cfg.tickets.for_project("acme");
+  EXPECT_EQ(acme.executor, "ticket");
+  EXPECT_EQ(acme.lane, "bulk");
+  EXPECT_EQ(acme.priority, 1);
+  EXPECT_EQ(acme.expiry, std::chrono::hours(1));
+  TicketSettings batch = cfg.tickets.for_project("batch");
+  EXPECT_EQ(batch.executor, "noop");
+  EXPECT_EQ(batch.lane, "default");
+  EXPECT_EQ(batch.priority, 4);
+  EXPECT_EQ(batch.expiry, std::chrono::minutes(5));
+  EXPECT_EQ(cfg.tickets.for_project("other").priority, 4);
+
+  auto errors = phase1(R"([tickets.projects.acme]
+lane = "bluk"
+priorty = 2
+)");
+  ASSERT_EQ(errors.size(), 2u) << ::testing::PrintToString(errors);
+  EXPECT_THAT(errors[0], HasSubstr("x.toml:2:"));
+  EXPECT_THAT(errors[0], HasSubstr("bluk"));
+  EXPECT_THAT(errors[1], HasSubstr("priorty"));
+  EXPECT_THAT(errors[1], HasSubstr("did you mean \"priority\""));
+}
+
 // --- The shipped configs. --------------------------------------------------------------------
 
 TEST(ConfigTest, ReferenceConfigLoads) {
