@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/common/duration.h"
+#include "core/common/params_json.h"
 #include "core/schedule/schedule.h"
 
 namespace schedd::api {
@@ -108,29 +109,9 @@ const char* origin_name(ExecOrigin o) {
   return "adhoc";
 }
 
-json param_json(const ParamValue& v) {
-  switch (v.type) {
-    case ParamType::kString:
-      return std::get<std::string>(v.value);
-    case ParamType::kInt:
-      return std::get<int64_t>(v.value);
-    case ParamType::kDouble:
-      return std::get<double>(v.value);
-    case ParamType::kBool:
-      return std::get<bool>(v.value);
-    case ParamType::kDuration:
-      return format_duration(std::get<milliseconds>(v.value));
-    case ParamType::kStringList:
-      return std::get<StringList>(v.value);
-    case ParamType::kStringMap:
-      return std::get<StringMap>(v.value);
-  }
-  return v.to_text();
-}
-
 json params_json(const ParamList& params) {
   json j = json::object();
-  for (const auto& [name, value] : params) j[name] = param_json(value);
+  for (const auto& [name, value] : params) j[name] = param_to_json(value, DurationJson::kText);
   return j;
 }
 

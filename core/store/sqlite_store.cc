@@ -16,6 +16,8 @@
 #include <system_error>
 #include <unordered_set>
 
+#include "core/common/params_json.h"
+
 namespace schedd {
 namespace {
 
@@ -59,26 +61,6 @@ TimePoint from_ns(int64_t ns) {
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns)));
 }
 
-Json param_to_json(const ParamValue& v) {
-  switch (v.type) {
-    case ParamType::kString:
-      return std::get<std::string>(v.value);
-    case ParamType::kInt:
-      return std::get<int64_t>(v.value);
-    case ParamType::kDouble:
-      return std::get<double>(v.value);
-    case ParamType::kBool:
-      return std::get<bool>(v.value);
-    case ParamType::kDuration:
-      return std::get<std::chrono::milliseconds>(v.value).count();
-    case ParamType::kStringList:
-      return std::get<StringList>(v.value);
-    case ParamType::kStringMap:
-      return std::get<StringMap>(v.value);
-  }
-  return nullptr;
-}
-
 ParamValue param_from_json(ParamType type, const Json& j) {
   switch (type) {
     case ParamType::kString:
@@ -116,7 +98,8 @@ std::string template_to_body(const ExecTemplate& t) {
   j["overlap"] = static_cast<int>(t.overlap);
   Json params = Json::array();
   for (const auto& [name, value] : t.params) {
-    params.push_back(Json::array({name, static_cast<int>(value.type), param_to_json(value)}));
+    params.push_back(Json::array(
+        {name, static_cast<int>(value.type), param_to_json(value, DurationJson::kMilliseconds)}));
   }
   j["params"] = std::move(params);
   return j.dump();
