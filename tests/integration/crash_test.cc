@@ -159,9 +159,10 @@ executor = "record"
     // Submit from another thread while the main thread picks the moment to kill.
     std::atomic<bool> stop_submitting{false};
     std::mutex mu;
+    const unsigned submitter_seed = rng();  // drawn here: rng belongs to this thread
     std::thread submitter([&] {
       HttpClient client("127.0.0.1", d.port());
-      std::mt19937 local(rng());
+      std::mt19937 local(submitter_seed);
       while (!stop_submitting.load()) {
         std::string id;
         {
