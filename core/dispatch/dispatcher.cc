@@ -180,7 +180,10 @@ void Dispatcher::loop() {
     std::optional<TimePoint> next_deadline;
     {
       std::lock_guard g(mu_);
+      // Skipped when no run has a timeout: with claim-ahead, running_ holds hundreds of
+      // short runs, and this round comes after most completions.
       for (auto& [id, r] : running_) {
+        if (with_deadline_ == 0) break;
         if (!r.deadline || r.stop_reason) continue;
         if (*r.deadline <= now) {
           r.stop_reason = ExecStatus::kTimedOut;
@@ -265,6 +268,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     Running& r = it->second;
     if (e.spec->timeout) {
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
+      ++with_deadline_;
     }
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
@@ -397,6 +401,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
     std::lock_guard g(mu_);
     c = finish(r, outcome, now);
     e = std::move(r.execution);
+    if (r.deadline) --with_deadline_;
     running_.erase(it);
     ++completing_;
   }

@@ -149,7 +149,9 @@ class Dispatcher {
   TimePoint idle_at_{};
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
   RunningMap running_;
-  std::size_t completing_ = 0;  // attempts out of running_ whose completion is being recorded
+  RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)
+  std::size_t with_deadline_ = 0;  // entries of running_ with a deadline
+  std::size_t completing_ = 0;     // attempts out of running_ whose completion is being recorded
   std::thread loop_thread_;
   bool started_ = false;
 };
