@@ -44,6 +44,7 @@ class DaemonProcess {
   }
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return proc_->pid(); }
   double ready_seconds() const { return ready_after_.count(); }
   std::string log() const { return proc_->err(); }
   void kill9() {

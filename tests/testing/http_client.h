@@ -1,7 +1,8 @@
 // HttpClient: a small synchronous HTTP/1.1 client (Boost.Beast) for tests that talk to a real
 // daemon: one keep-alive connection, reconnecting when the server closed it. Errors (refused,
 // reset, killed server) come back as status 0 with the error text in `body`, never as
-// exceptions. Not thread-safe; one per thread.
+// exceptions. `open_stream` turns the connection into a server-sent-events stream that stays
+// open until `close()` or destruction. Not thread-safe; one per thread.
 #pragma once
 
 #include <boost/asio/connect.hpp>
@@ -10,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -31,6 +33,52 @@ class HttpClient {
   }
   Response post(const std::string& target, const std::string& body) {
     return send(boost::beast::http::verb::post, target, body);
+  }
+
+  // GET `target` as a stream (server-sent events): reads the response header and body data
+  // until `until` appears in it (or `timeout` passes), then keeps the connection open. The
+  // result's body is the data read so far. The client must not send requests afterwards.
+  Response open_stream(const std::string& target, const std::string& until = "\n\n",
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    namespace http = boost::beast::http;
+    boost::beast::error_code ec;
+    stream_.reset();
+    stream_.emplace(io_);
+    stream_->expires_after(timeout);
+    boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address(host_), port_);
+    stream_->connect(ep, ec);
+    if (ec) return fail(ec);
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, host_);
+    if (token_) req.set(http::field::authorization, "Bearer " + *token_);
+    http::write(*stream_, req, ec);
+    if (ec) return fail(ec);
+    stream_text_.clear();
+    stream_buffer_.clear();
+    stream_parser_.emplace();
+    stream_parser_->body_limit(boost::none);
+    stream_on_chunk_ = [this](std::uint64_t, boost::beast::string_view data,
+                              boost::beast::error_code&) {
+      stream_text_.append(data.data(), data.size());
+      return data.size();
+    };
+    stream_parser_->on_chunk_body(stream_on_chunk_);
+    http::read_header(*stream_, stream_buffer_, *stream_parser_, ec);
+    if (ec) return fail(ec);
+    Response r{static_cast<int>(stream_parser_->get().result_int()), "", ""};
+    while (r.status == 200 && stream_text_.find(until) == std::string::npos) {
+      http::read_some(*stream_, stream_buffer_, *stream_parser_, ec);
+      if (ec) return fail(ec);
+    }
+    stream_->expires_never();
+    r.body = stream_text_;
+    return r;
+  }
+
+  // Closes the connection (a stream, or an idle keep-alive connection).
+  void close() {
+    stream_parser_.reset();
+    stream_.reset();
   }
 
   Response send(boost::beast::http::verb method, const std::string& target,
@@ -78,11 +126,22 @@ class HttpClient {
   }
 
  private:
+  Response fail(const boost::beast::error_code& ec) {
+    close();
+    return {0, ec.message(), ""};
+  }
+
   std::string host_;
   uint16_t port_;
   std::optional<std::string> token_;
   boost::asio::io_context io_;
   std::optional<boost::beast::tcp_stream> stream_;
+  // open_stream's state: the parser keeps reading chunks into stream_text_.
+  boost::beast::flat_buffer stream_buffer_;
+  std::optional<boost::beast::http::response_parser<boost::beast::http::empty_body>> stream_parser_;
+  std::function<std::size_t(std::uint64_t, boost::beast::string_view, boost::beast::error_code&)>
+      stream_on_chunk_;
+  std::string stream_text_;
 };
 
 }  // namespace schedd::testing

@@ -1,0 +1,260 @@
+// schedd-http-bench: end-to-end load driver for the HTTP control API (issue #6). Starts the
+// real `schedd run` on a temporary config (SQLite store, durability "full", API on port 0),
+// then, in this order:
+//
+//   sse     opens `--sse` (100) server-sent-event connections to GET /v1/stats/stream on the
+//           idle daemon and reports its VmRSS growth (/proc/PID/status) with them connected;
+//   submit  `--clients` threads, each with one keep-alive connection, post tickets
+//           (POST /v1/projects/{P}/tickets over `--projects` projects) until `--total` are
+//           acknowledged or `--seconds` pass, while one more thread samples GET /v1/status
+//           latency on its own keep-alive connection;
+//   sse     the same 100 stream connections again, after the load (heap freed by the load is
+//           reused, so this one can read lower; the idle one is the headline).
+//
+// Every acknowledged ticket is durable: a 201 is sent after the store's commit is fsynced.
+// Tickets are due far in the future (`not_before` in 2099) so that the measurement is the
+// submission path only: the queue never drains, capacity.queued (which counts due
+// executions) is never reached, and no executor or dispatcher work competes for the CPU.
+// `--run` submits them due now instead, on the noop executor, to see the cost with dispatch.
+//
+// Prints one JSON object on stdout. `--quick` is the CI smoke run.
+//
+//   build/release/bin/schedd-http-bench [--quick] [--clients 64] [--total 200000]
+//
+// Numbers and how to read them: docs/PERFORMANCE.md, "HTTP API (issue #6)".
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/testing/daemon_process.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/temp_dir.h"
+
+namespace {
+
+using Clk = std::chrono::steady_clock;
+using schedd::testing::DaemonProcess;
+using schedd::testing::HttpClient;
+using schedd::testing::TempDir;
+
+double seconds_since(Clk::time_point t) {
+  return std::chrono::duration<double>(Clk::now() - t).count();
+}
+
+// VmRSS of `pid` in MB (0 when unreadable).
+double rss_mb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+struct Options {
+  std::string schedd = SCHEDD_BINARY;
+  std::string plugin_dir = SCHEDD_PLUGIN_DIR;
+  std::size_t clients = 64;
+  std::size_t projects = 1000;
+  std::size_t total = 200000;
+  double seconds = 30;
+  std::size_t sse = 100;
+  std::string durability = "full";
+  bool run = false;
+  bool quick = false;
+  bool keep = false;
+};
+
+std::string config_text(const Options& o, const TempDir& dir) {
+  return "[daemon]\nplugin_dir = \"" + o.plugin_dir +
+         "\"\nstore = \"sqlite:" + (dir / "state" / "schedd.db").string() + "\"\ndurability = \"" +
+         o.durability +
+         "\"\nlog_level = \"info\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n"
+         "[capacity]\nqueued = 100000000\n\n[lanes.default]\nworkers = 2\n\n"
+         "[tickets]\nexecutor = \"noop\"\n";
+}
+
+struct Sse {
+  double before_mb = 0, after_mb = 0;
+  std::size_t connected = 0;
+};
+
+// `n` stream connections, each having read its first event; the daemon's RSS before and with
+// them connected (after a second, so that a few pushes have gone out).
+Sse sse_phase(const DaemonProcess& d, std::size_t n) {
+  Sse out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  out.before_mb = rss_mb(d.pid());
+  std::vector<std::unique_ptr<HttpClient>> streams;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto c = std::make_unique<HttpClient>("127.0.0.1", d.port());
+    auto r = c->open_stream("/v1/stats/stream", "event: stats");
+    if (r.status != 200) {
+      std::cerr << "stream " << i << ": " << r.status << " " << r.body << "\n";
+      continue;
+    }
+    ++out.connected;
+    streams.push_back(std::move(c));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  out.after_mb = rss_mb(d.pid());
+  streams.clear();
+  return out;
+}
+
+struct Submit {
+  std::size_t created = 0, errors = 0;
+  double seconds = 0;
+  std::vector<double> submit_ms, status_ms;
+  std::size_t status_errors = 0;
+};
+
+Submit submit_phase(const Options& o, const DaemonProcess& d) {
+  const std::size_t per_client = (o.total + o.clients - 1) / o.clients;
+  const std::string extra = o.run ? "" : R"(,"not_before":"2099-01-01T00:00:00Z")";
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> created{0}, errors{0};
+  std::vector<std::vector<double>> lat(o.clients);
+  // Connect every client first (one warm-up ticket each), then start the clock.
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (std::size_t c = 0; c < o.clients; ++c) {
+    clients.push_back(std::make_unique<HttpClient>("127.0.0.1", d.port()));
+    auto r = clients.back()->post("/v1/projects/warmup/tickets",
+                                  R"({"ticket":"w)" + std::to_string(c) + "\"" + extra + "}");
+    if (r.status != 201) std::cerr << "warm-up: " << r.status << " " << r.body << "\n";
+  }
+  Submit out;
+  const auto deadline = Clk::now() + std::chrono::duration<double>(o.seconds);
+  const auto t0 = Clk::now();
+  std::vector<std::thread> threads;
+  for (std::size_t c = 0; c < o.clients; ++c) {
+    threads.emplace_back([&, c] {
+      HttpClient& client = *clients[c];
+      lat[c].reserve(per_client);
+      for (std::size_t i = 0; i < per_client && Clk::now() < deadline; ++i) {
+        const std::size_t n = c * per_client + i;
+        const std::string target = "/v1/projects/p" + std::to_string(n % o.projects) + "/tickets";
+        const std::string body = R"({"ticket":"t)" + std::to_string(n) + "\"" + extra + "}";
+        const auto s = Clk::now();
+        auto r = client.post(target, body);
+        lat[c].push_back(seconds_since(s) * 1000);
+        if (r.status == 201) {
+          ++created;
+        } else if (++errors <= 5) {
+          std::cerr << "submit: " << r.status << " " << r.body << "\n";
+        }
+      }
+    });
+  }
+  std::thread sampler([&] {
+    HttpClient client("127.0.0.1", d.port());
+    while (!done) {
+      const auto s = Clk::now();
+      auto r = client.get("/v1/status");
+      if (r.status == 200) {
+        out.status_ms.push_back(seconds_since(s) * 1000);
+      } else {
+        ++out.status_errors;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  for (auto& t : threads) t.join();
+  out.seconds = seconds_since(t0);
+  done = true;
+  sampler.join();
+  out.created = created;
+  out.errors = errors;
+  for (auto& v : lat) out.submit_ms.insert(out.submit_ms.end(), v.begin(), v.end());
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"schedd-http-bench: end-to-end load driver for the HTTP control API"};
+  app.add_option("--schedd", o.schedd, "The schedd binary");
+  app.add_option("--plugin-dir", o.plugin_dir, "Folder with noop.so");
+  app.add_option("--clients", o.clients, "Submitting threads, one keep-alive connection each")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--projects", o.projects, "Projects the tickets are spread over")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--total", o.total, "Tickets to submit (the phase ends at --seconds anyway)");
+  app.add_option("--seconds", o.seconds, "Longest submit phase");
+  app.add_option("--sse", o.sse, "Stream clients")->check(CLI::Range(0, 1000));
+  app.add_option("--durability", o.durability, "sqlite durability: full or batch")
+      ->check(CLI::IsMember({"full", "batch"}));
+  app.add_flag("--run", o.run, "Tickets due now (noop runs them) instead of in 2099");
+  app.add_flag("--keep", o.keep, "Write the daemon's log to $TMPDIR/schedd-http-bench.log");
+  app.add_flag("--quick", o.quick, "Smaller run for CI smoke tests");
+  CLI11_PARSE(app, argc, argv);
+  if (o.quick) {
+    o.total = std::min<std::size_t>(o.total, 2000);
+    o.sse = std::min<std::size_t>(o.sse, 10);
+    o.seconds = std::min(o.seconds, 20.0);
+  }
+
+  TempDir dir;
+  auto config = dir.write("schedd.toml", config_text(o, dir));
+  DaemonProcess daemon(config);
+  if (!daemon.wait_ready()) {
+    std::cerr << "schedd did not start:\n" << daemon.log();
+    return 1;
+  }
+  // For `perf record -g -p PID` while it runs.
+  std::cerr << "schedd pid " << daemon.pid() << ", API on 127.0.0.1:" << daemon.port() << "\n";
+  const double rss_idle = rss_mb(daemon.pid());
+  Sse sse_idle = sse_phase(daemon, o.sse);
+  Submit sub = submit_phase(o, daemon);
+  const double rss_loaded = rss_mb(daemon.pid());
+  Sse sse_loaded = sse_phase(daemon, o.sse);
+  const std::string log = daemon.log();
+  const int exit_code = daemon.stop().exit_code;
+  if (o.keep) {
+    std::ofstream(dir.path().parent_path() / "schedd-http-bench.log") << log;
+    std::cerr << "log: " << (dir.path().parent_path() / "schedd-http-bench.log").string() << "\n";
+  }
+
+  nlohmann::ordered_json j;
+  j["http_submit_per_second"] = static_cast<double>(sub.created) / sub.seconds;
+  j["http_status_p99_ms"] = percentile(sub.status_ms, 0.99);
+  j["sse_clients_rss_mb"] = sse_idle.after_mb - sse_idle.before_mb;
+  j["clients"] = o.clients;
+  j["projects"] = o.projects;
+  j["durability"] = o.durability;
+  j["due"] = o.run ? "now" : "2099";
+  j["total"] = sub.created;
+  j["errors"] = sub.errors;
+  j["seconds"] = sub.seconds;
+  j["submit_p50_ms"] = percentile(sub.submit_ms, 0.50);
+  j["submit_p99_ms"] = percentile(sub.submit_ms, 0.99);
+  j["status_samples"] = sub.status_ms.size();
+  j["status_errors"] = sub.status_errors;
+  j["status_p50_ms"] = percentile(sub.status_ms, 0.50);
+  j["status_max_ms"] = sub.status_ms.empty() ? 0 : sub.status_ms.back();
+  j["sse_clients"] = sse_idle.connected;
+  j["rss_idle_mb"] = rss_idle;
+  j["rss_sse_before_mb"] = sse_idle.before_mb;
+  j["rss_sse_after_mb"] = sse_idle.after_mb;
+  j["rss_after_submit_mb"] = rss_loaded;
+  j["sse_clients_rss_mb_after_load"] = sse_loaded.after_mb - sse_loaded.before_mb;
+  j["daemon_exit"] = exit_code;
+  std::cout << j.dump() << std::endl;
+  const bool ok = sub.created > 0 && sub.errors == 0 && sse_idle.connected == o.sse &&
+                  sse_loaded.connected == o.sse && exit_code == 0;
+  return ok ? 0 : 1;
+}
