@@ -167,9 +167,10 @@ StatusOr<std::size_t> Engine::enable(const std::string& helper) {
   std::lock_guard lock(mu_);
   const HelperConfig* h = config_.find_helper(helper);
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
-  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
-  state.enabled = true;
-  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = planner_->update_state(helper, [](HelperState& st) { st.enabled = true; });
+      !s.is_ok()) {
+    return s;
+  }
   if (Status s = apply_state(*h); !s.is_ok()) return s;
   auto report = planner_->plan_helper(helper, clock_.now());
   if (!report.is_ok()) return report.status();
@@ -182,10 +183,14 @@ StatusOr<std::size_t> Engine::disable(const std::string& helper) {
   std::lock_guard lock(mu_);
   const HelperConfig* h = config_.find_helper(helper);
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
-  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
-  state.enabled = false;
-  state.planned_until.reset();
-  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = planner_->update_state(helper,
+                                        [](HelperState& st) {
+                                          st.enabled = false;
+                                          st.planned_until.reset();
+                                        });
+      !s.is_ok()) {
+    return s;
+  }
   if (Status s = apply_state(*h); !s.is_ok()) return s;
   auto removed = store_.remove_planned(helper);
   if (!removed.is_ok()) return removed.status();
@@ -209,10 +214,14 @@ StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
   auto built = build_schedule(*parsed, config_.timezone, helper);
   if (!built.is_ok()) return invalid_argument("schedule: " + built.status().message());
 
-  HelperState state = store_.helper_state(helper).value_or(HelperState{helper, {}, {}, {}});
-  state.schedule_override = inline_toml;
-  state.planned_until.reset();
-  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = planner_->update_state(helper,
+                                        [&](HelperState& st) {
+                                          st.schedule_override = inline_toml;
+                                          st.planned_until.reset();
+                                        });
+      !s.is_ok()) {
+    return s;
+  }
   auto removed = store_.remove_planned(helper);
   if (!removed.is_ok()) return removed.status();
   if (Status s = apply_state(*h); !s.is_ok()) return s;

@@ -49,8 +49,14 @@ StatusOr<PlanReport> Planner::plan_helper(const std::string& name, TimePoint now
 }
 
 Status Planner::reset_watermark(const std::string& name) {
+  return update_state(name, [](HelperState& s) { s.planned_until.reset(); });
+}
+
+Status Planner::update_state(const std::string& name,
+                             const std::function<void(HelperState&)>& change) {
+  std::lock_guard lock(mu_);
   HelperState state = store_.helper_state(name).value_or(HelperState{name, {}, {}, {}});
-  state.planned_until.reset();
+  change(state);
   return store_.put_helper_state(state);
 }
 

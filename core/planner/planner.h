@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,10 @@ class Planner {
   StatusOr<PlanReport> plan_helper(const std::string& name, TimePoint now);
   // Forgets the watermark of `name`, so the next plan starts from `now` (update, disable).
   Status reset_watermark(const std::string& name);
+  // Reads `name`'s HelperState from the store, applies `change`, and writes it back, under
+  // the planner's lock: a planning round (which writes the watermark into the same state)
+  // never interleaves with it, so neither update is lost.
+  Status update_state(const std::string& name, const std::function<void(HelperState&)>& change);
 
   std::chrono::milliseconds lookahead() const { return lookahead_; }
 

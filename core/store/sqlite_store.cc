@@ -926,15 +926,22 @@ StatusOr<Execution> SqliteStore::cancel(std::string_view id, TimePoint now) {
   return result;
 }
 
+// Waits: disable and update acknowledge the removal to an operator, and a restart must not
+// find the removed executions queued under a disabled helper.
 StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name) {
-  std::lock_guard lock(mu_);
-  std::vector<std::string> removed;
-  auto n = mem_.remove_planned(name, &removed);
-  if (!n.is_ok() || removed.empty()) return n;
-  std::lock_guard g(wmu_);
-  for (auto& id : removed) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
-  ++queued_token_;
-  writer_cv_.notify_one();
+  uint64_t token = 0;
+  StatusOr<std::size_t> n = internal_error("unset");
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> removed;
+    n = mem_.remove_planned(name, &removed);
+    if (!n.is_ok() || removed.empty()) return n;
+    std::lock_guard g(wmu_);
+    for (auto& id : removed) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
+    token = ++queued_token_;
+    writer_cv_.notify_one();
+  }
+  if (!wait_token(token, true)) return not_durable(path_);
   return n;
 }
 

@@ -2,11 +2,11 @@
 // call; each change it makes is also queued for one writer thread, which writes the queued
 // changes of many calls in one SQLite transaction (group commit, WAL mode) and then marks
 // them durable. Calls that acknowledge something to the outside wait for that:
-//   - submit, cancel, recover and put_helper_state (enabled or schedule override changed)
-//     return only once their change is durable;
+//   - submit, cancel, remove_planned, recover and put_helper_state (enabled or schedule
+//     override changed) return only once their change is durable;
 //   - claim returns at once with a durable_token; the dispatcher waits for it before it
 //     starts the claimed runs, so a run never starts unrecorded;
-//   - plan, complete, remove_planned and prune_history do not wait: their changes are
+//   - plan, complete and prune_history do not wait: their changes are
 //     written in call order with the next group, and a crash before that is recovered by
 //     re-planning (idempotent) or by interrupting the run (at least once, DESIGN.md §9).
 //

@@ -102,7 +102,12 @@ class FileStore final : public Store {
 
  private:
   void open() {
-    auto s = SqliteStore::open(dir_ / "store.db");
+    // Batch durability: no fsync per commit (durability is not what these tests check;
+    // the reopened store commits and closes after every change).
+    SqliteOptions o;
+    o.durability = SqliteOptions::Durability::kBatch;
+    o.batch_window = std::chrono::hours(1);
+    auto s = SqliteStore::open(dir_ / "store.db", o);
     if (!s.is_ok()) throw std::runtime_error(s.status().to_string());
     s_ = std::move(s).value();
   }
