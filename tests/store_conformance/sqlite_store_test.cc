@@ -27,13 +27,16 @@ using ::testing::HasSubstr;
 // queues, helper state), not just that the live store behaves.
 class FileStore final : public Store {
  private:
-  // Runs `f`; with reopen, a call that changes something is followed by a reopen. Calls are
-  // serialized (the reopen replaces the store under concurrent callers).
-  template <typename F>
-  auto call(bool changes, F f) {
+  // Runs `f`; with reopen, a call that changes something (`changes` of its result) is
+  // followed by a reopen. Calls are serialized (the reopen replaces the store under
+  // concurrent callers).
+  static constexpr auto kAlways = [](const auto&) { return true; };
+  static constexpr auto kNever = [](const auto&) { return false; };
+  template <typename F, typename Changed>
+  auto call(Changed changes, F f) {
     std::lock_guard lock(mu_);
     auto result = f();
-    if (reopen_ && changes) {
+    if (reopen_ && changes(result)) {
       if (!s_->flush()) throw std::runtime_error("flush failed");
       s_.reset();
       open();
@@ -45,54 +48,59 @@ class FileStore final : public Store {
   explicit FileStore(bool reopen) : reopen_(reopen) { open(); }
 
   StatusOr<std::size_t> plan(std::vector<Execution> e, TimePoint now) override {
-    return call(true, [&] { return s_->plan(std::move(e), now); });
+    return call(kAlways, [&] { return s_->plan(std::move(e), now); });
   }
   StatusOr<std::pair<Execution, std::size_t>> submit(Execution e, TimePoint now,
                                                      std::size_t cap) override {
-    return call(true, [&] { return s_->submit(std::move(e), now, cap); });
+    return call(kAlways, [&] { return s_->submit(std::move(e), now, cap); });
   }
   StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
                               std::string_view node) override {
-    return call(true, [&] { return s_->claim(lane, max, now, node); });
+    // A claim that found nothing (workers polling) changed nothing: no reopen.
+    auto found = [](const StatusOr<ClaimResult>& r) {
+      return !r.is_ok() || !r->claimed.empty() || !r->expired.empty() || !r->skipped.empty() ||
+             !r->replace.empty();
+    };
+    return call(found, [&] { return s_->claim(lane, max, now, node); });
   }
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override {
-    return call(true, [&] { return s_->complete(id, fence, c); });
+    return call(kAlways, [&] { return s_->complete(id, fence, c); });
   }
   std::optional<TimePoint> next_event(TimePoint now) override {
-    return call(false, [&] { return s_->next_event(now); });
+    return call(kNever, [&] { return s_->next_event(now); });
   }
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override {
-    return call(true, [&] { return s_->cancel(id, now); });
+    return call(kAlways, [&] { return s_->cancel(id, now); });
   }
   StatusOr<std::size_t> remove_planned(std::string_view name) override {
-    return call(true, [&] { return s_->remove_planned(name); });
+    return call(kAlways, [&] { return s_->remove_planned(name); });
   }
   std::optional<Execution> get(std::string_view id) override {
-    return call(false, [&] { return s_->get(id); });
+    return call(kNever, [&] { return s_->get(id); });
   }
   std::vector<Execution> list(const ExecutionFilter& f) override {
-    return call(false, [&] { return s_->list(f); });
+    return call(kNever, [&] { return s_->list(f); });
   }
   std::optional<std::size_t> position(std::string_view id) override {
-    return call(false, [&] { return s_->position(id); });
+    return call(kNever, [&] { return s_->position(id); });
   }
   std::vector<Execution> key_queue(std::string_view key) override {
-    return call(false, [&] { return s_->key_queue(key); });
+    return call(kNever, [&] { return s_->key_queue(key); });
   }
   std::size_t prune_history(TimePoint before) override {
-    return call(true, [&] { return s_->prune_history(before); });
+    return call(kAlways, [&] { return s_->prune_history(before); });
   }
   std::vector<LaneCounts> counts(TimePoint now) override {
-    return call(false, [&] { return s_->counts(now); });
+    return call(kNever, [&] { return s_->counts(now); });
   }
   std::optional<HelperState> helper_state(std::string_view name) override {
-    return call(false, [&] { return s_->helper_state(name); });
+    return call(kNever, [&] { return s_->helper_state(name); });
   }
   Status put_helper_state(const HelperState& state) override {
-    return call(true, [&] { return s_->put_helper_state(state); });
+    return call(kAlways, [&] { return s_->put_helper_state(state); });
   }
   std::vector<Execution> recover(TimePoint now) override {
-    return call(true, [&] { return s_->recover(now); });
+    return call(kAlways, [&] { return s_->recover(now); });
   }
   // The prefix tells the conformance suite which transient, in-memory-only state (a
   // replace already reported) a reopen forgets; see kReopenedStorePrefix.

@@ -504,9 +504,17 @@ TEST_P(StoreConformanceTest, OverlapSkipWaitsBehindAnotherHelperOnTheSameKey) {
 }
 
 TEST_P(StoreConformanceTest, OverlapReplaceReportsTheRunningExecutionOnce) {
-  if (store().describe().starts_with(kReopenedStorePrefix)) {
-    GTEST_SKIP() << "a reopened store forgets a reported replace by design";
-  }
+  // A reopened store forgets that it reported a replace (a restart interrupts the run
+  // anyway): it reports the same running execution again once per reopen, never another.
+  const bool reopened = store().describe().starts_with(kReopenedStorePrefix);
+  const auto again = [&](const ClaimResult& c) {
+    if (reopened) {
+      EXPECT_THAT(c.replace, ElementsAre("job@1767225600"));
+    } else {
+      EXPECT_THAT(c.replace, IsEmpty());
+    }
+    EXPECT_THAT(c.claimed, IsEmpty());
+  };
   auto spec = make_spec("job", {.overlap = OverlapPolicy::kReplace});
   plan({make_exec(spec, at(0s)), make_exec(spec, at(60s)), make_exec(spec, at(70s))});
   auto first = claim("default", 5, at(0s));
@@ -515,8 +523,8 @@ TEST_P(StoreConformanceTest, OverlapReplaceReportsTheRunningExecutionOnce) {
   auto r = claim("default", 5, at(60s));
   EXPECT_THAT(r.claimed, IsEmpty());
   EXPECT_THAT(r.replace, ElementsAre("job@1767225600"));
-  EXPECT_THAT(claim("default", 5, at(61s)).replace, IsEmpty());
-  EXPECT_THAT(claim("default", 5, at(75s)).replace, IsEmpty());
+  again(claim("default", 5, at(61s)));
+  again(claim("default", 5, at(75s)));
   // The replacing run waits for the key and starts once the replaced one ends.
   finish(first.claimed[0], at(76s), ExecStatus::kCancelled);
   auto next = claim("default", 5, at(76s));
@@ -686,13 +694,11 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesInIdOrder) {
 // Four workers claim and complete 2000 executions over 40 keys; every execution runs once
 // (plus its retries), and no key ever has two running.
 TEST_P(StoreConformanceTest, ConcurrentClaimAndCompleteKeepKeysSerialized) {
-  if (store().describe().starts_with(kReopenedStorePrefix)) {
-    // Its calls are serialized around a reopen (thousands of them): no concurrency left to
-    // test, and the live instantiation of the same store runs this test.
-    GTEST_SKIP() << "a reopened store serializes calls";
-  }
-  constexpr int kExecutions = 2000;
-  constexpr int kKeys = 40;
+  // A reopened store reads its whole file after every call (and serializes the calls around
+  // that): fewer executions keep it within the test timeout under the sanitizers.
+  const bool reopened = store().describe().starts_with(kReopenedStorePrefix);
+  const int kExecutions = reopened ? 200 : 2000;
+  const int kKeys = reopened ? 20 : 40;
   std::vector<Execution> batch;
   std::vector<std::shared_ptr<const ExecTemplate>> specs;
   for (int k = 0; k < kKeys; ++k) {
@@ -743,7 +749,7 @@ TEST_P(StoreConformanceTest, ConcurrentClaimAndCompleteKeepKeysSerialized) {
   for (int n = 0; n < 4; ++n) threads.emplace_back(worker, n);
   for (auto& t : threads) t.join();
   EXPECT_FALSE(violation.load());
-  EXPECT_EQ(finished_count.size(), std::size_t{kExecutions});
+  EXPECT_EQ(finished_count.size(), static_cast<std::size_t>(kExecutions));
   for (const auto& [id, n] : finished_count) EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(store().next_event(now), std::nullopt);
 }
