@@ -256,6 +256,11 @@ struct SqliteStore::Batch {
   std::unordered_map<std::string, std::optional<Execution>> rows;
   std::map<std::string, HelperState> states;
 
+  void put(Execution e) {
+    std::string id = e.id;
+    rows.insert_or_assign(std::move(id), std::move(e));
+  }
+  void erase(std::string id) { rows.insert_or_assign(std::move(id), std::nullopt); }
   bool empty() const { return rows.empty() && states.empty(); }
   std::size_t size() const { return rows.size() + states.size(); }
   // Puts back the changes of an older batch that failed to write, under newer ones.
@@ -781,20 +786,6 @@ void SqliteStore::writer() {
 
 // ---- queueing ---------------------------------------------------------------------------------
 
-uint64_t SqliteStore::upsert_locked(const Execution& e) {
-  std::lock_guard g(wmu_);
-  pending_->rows.insert_or_assign(e.id, e);
-  writer_cv_.notify_one();
-  return ++queued_token_;
-}
-
-uint64_t SqliteStore::erase_locked(const std::string& id) {
-  std::lock_guard g(wmu_);
-  pending_->rows.insert_or_assign(id, std::nullopt);
-  writer_cv_.notify_one();
-  return ++queued_token_;
-}
-
 bool SqliteStore::wait_token(uint64_t token, bool fail_fast) {
   std::unique_lock lock(wmu_);
   durable_cv_.wait(lock, [&] {
@@ -860,14 +851,10 @@ StatusOr<std::size_t> SqliteStore::plan(std::vector<Execution> executions, TimeP
   std::vector<Execution> created;
   auto n = mem_.plan(std::move(executions), now, &created);
   if (!n.is_ok() || created.empty()) return n;
-  std::lock_guard g(wmu_);
-  pending_->rows.reserve(pending_->rows.size() + created.size());
-  for (auto& e : created) {
-    std::string id = e.id;
-    pending_->rows.insert_or_assign(std::move(id), std::move(e));
-  }
-  ++queued_token_;
-  writer_cv_.notify_one();
+  enqueue([&](Batch& b) {
+    b.rows.reserve(b.rows.size() + created.size());
+    for (auto& e : created) b.put(std::move(e));
+  });
   return n;
 }
 
@@ -880,7 +867,7 @@ StatusOr<std::pair<Execution, std::size_t>> SqliteStore::submit(Execution execut
     if (Status s = refuse_if_failing(); !s.is_ok()) return s;
     result = mem_.submit(std::move(execution), now, capacity_queued);
     if (!result.is_ok()) return result;
-    token = upsert_locked(result->first);
+    token = enqueue([&](Batch& b) { b.put(result->first); });
   }
   if (!wait_token(token, true)) return not_durable(path_);
   return result;
@@ -894,12 +881,11 @@ StatusOr<ClaimResult> SqliteStore::claim(std::string_view lane, std::size_t max,
   if (result->claimed.empty() && result->expired.empty() && result->skipped.empty()) {
     return result;
   }
-  std::lock_guard g(wmu_);
-  for (const auto* list : {&result->claimed, &result->expired, &result->skipped}) {
-    for (const auto& e : *list) pending_->rows.insert_or_assign(e.id, e);
-  }
-  result->durable_token = ++queued_token_;
-  writer_cv_.notify_one();
+  result->durable_token = enqueue([&](Batch& b) {
+    for (const auto* list : {&result->claimed, &result->expired, &result->skipped}) {
+      for (const auto& e : *list) b.put(e);
+    }
+  });
   return result;
 }
 
@@ -907,7 +893,7 @@ Status SqliteStore::complete(std::string_view id, uint64_t fence, const Completi
   std::lock_guard lock(mu_);
   Execution after;
   Status s = mem_.complete(id, fence, c, &after);
-  if (s.is_ok()) upsert_locked(after);
+  if (s.is_ok()) enqueue([&](Batch& b) { b.put(std::move(after)); });
   return s;
 }
 
@@ -920,7 +906,7 @@ StatusOr<Execution> SqliteStore::cancel(std::string_view id, TimePoint now) {
     std::lock_guard lock(mu_);
     result = mem_.cancel(id, now);
     if (!result.is_ok()) return result;
-    token = upsert_locked(*result);
+    token = enqueue([&](Batch& b) { b.put(*result); });
   }
   if (!wait_token(token, true)) return not_durable(path_);
   return result;
@@ -936,10 +922,9 @@ StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name) {
     std::vector<std::string> removed;
     n = mem_.remove_planned(name, &removed);
     if (!n.is_ok() || removed.empty()) return n;
-    std::lock_guard g(wmu_);
-    for (auto& id : removed) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
-    token = ++queued_token_;
-    writer_cv_.notify_one();
+    token = enqueue([&](Batch& b) {
+      for (auto& id : removed) b.erase(std::move(id));
+    });
   }
   if (!wait_token(token, true)) return not_durable(path_);
   return n;
@@ -961,10 +946,9 @@ std::size_t SqliteStore::prune_history(TimePoint before) {
   std::vector<std::string> pruned;
   std::size_t n = mem_.prune_history(before, &pruned);
   if (pruned.empty()) return n;
-  std::lock_guard g(wmu_);
-  for (auto& id : pruned) pending_->rows.insert_or_assign(std::move(id), std::nullopt);
-  ++queued_token_;
-  writer_cv_.notify_one();
+  enqueue([&](Batch& b) {
+    for (auto& id : pruned) b.erase(std::move(id));
+  });
   return n;
 }
 
@@ -980,10 +964,7 @@ Status SqliteStore::put_helper_state(const HelperState& state) {
     operator_change =
         old.enabled != state.enabled || old.schedule_override != state.schedule_override;
     if (Status s = mem_.put_helper_state(state); !s.is_ok()) return s;
-    std::lock_guard g(wmu_);
-    pending_->states.insert_or_assign(state.name, state);
-    token = ++queued_token_;
-    writer_cv_.notify_one();
+    token = enqueue([&](Batch& b) { b.states.insert_or_assign(state.name, state); });
   }
   if (operator_change && !wait_token(token, true)) return not_durable(path_);
   return Status::ok();
@@ -997,13 +978,9 @@ std::vector<Execution> SqliteStore::recover(TimePoint now) {
     std::vector<Execution> after;
     interrupted = mem_.recover(now, &after);
     if (after.empty()) return interrupted;
-    std::lock_guard g(wmu_);
-    for (auto& e : after) {
-      std::string id = e.id;
-      pending_->rows.insert_or_assign(std::move(id), std::move(e));
-    }
-    token = ++queued_token_;
-    writer_cv_.notify_one();
+    token = enqueue([&](Batch& b) {
+      for (auto& e : after) b.put(std::move(e));
+    });
   }
   wait_token(token, true);
   return interrupted;

@@ -123,10 +123,16 @@ class SqliteStore final : public Store {
   std::optional<std::string> write(Batch& batch);
   void sync_wal();
 
-  // Queue changes under mu_ (which also orders the MemoryStore call before them). Return the
-  // token of the change.
-  uint64_t upsert_locked(const Execution& e);
-  uint64_t erase_locked(const std::string& id);
+  // Queues one call's changes for the writer: `fill` adds them to the pending batch under
+  // wmu_. Called with mu_ held, which orders it after the MemoryStore call it records.
+  // Returns the token of the change (see wait_token).
+  template <typename Fill>
+  uint64_t enqueue(Fill fill) {
+    std::lock_guard g(wmu_);
+    fill(*pending_);
+    writer_cv_.notify_one();
+    return ++queued_token_;
+  }
   // Waits until `token` is durable (true) or the store closed (false). With `fail_fast`,
   // also returns false once a write that included `token` has failed.
   bool wait_token(uint64_t token, bool fail_fast);
