@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +68,16 @@ struct HelperState {
   std::optional<bool> enabled;                   // unset: the config's value
   std::optional<std::string> schedule_override;  // serialized schedule (TOML inline table)
   std::optional<TimePoint> planned_until;        // planner watermark
+};
+
+// What a shared store (Redis) tells this daemon about changes made by other daemons. Called on
+// the store's own thread; the callbacks must be cheap and must not call back into the store.
+struct StoreEvents {
+  // Something may have become claimable or its next event may have moved (another daemon
+  // submitted, planned, or freed a key), or the store came back after an outage.
+  std::function<void()> wake{};
+  // An operator changed helper `name`'s runtime state (enable, disable, schedule override).
+  std::function<void(const std::string& name)> helper_changed{};
 };
 
 class Store {
@@ -143,6 +154,27 @@ class Store {
   // durable write carries many claims (0: claim only for free workers). The dispatcher asks
   // only when runs in the lane are short; see docs/store.md.
   virtual std::size_t claim_ahead() const { return 0; }
+
+  // Plans executions of one helper that the caller computed from helper state `seen` (enabled
+  // and schedule_override as the planner last applied them). A shared store refuses with
+  // kAborted, storing nothing, when another daemon changed either since; the caller re-applies
+  // the state and plans again. A single-process store plans (its callers serialize changes).
+  virtual StatusOr<std::size_t> plan_from(const HelperState& /*seen*/,
+                                          std::vector<Execution> executions, TimePoint now) {
+    return plan(std::move(executions), now);
+  }
+
+  // Moves only the planner watermark of helper `name`, leaving enabled and the override as
+  // stored (another daemon may have just changed them). Callers serialize per store process.
+  virtual Status put_watermark(const std::string& name, TimePoint planned_until) {
+    HelperState state = helper_state(name).value_or(HelperState{name, {}, {}, {}});
+    state.planned_until = planned_until;
+    return put_helper_state(state);
+  }
+
+  // Registers for changes made by other daemons (a shared store); a no-op for stores that
+  // only this process changes. Call before the engine starts.
+  virtual void subscribe(StoreEvents /*events*/) {}
 
   // "memory", "sqlite:/path/to/schedd.db", ...: for status and logs.
   virtual std::string describe() const = 0;
