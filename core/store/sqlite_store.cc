@@ -17,121 +17,18 @@
 #include <unordered_set>
 
 #include "core/common/params_json.h"
+#include "core/store/codec.h"
 
 namespace schedd {
 namespace {
 
-using Json = nlohmann::json;
+using codec::from_ns;
+using codec::status_code;
+using codec::status_from_code;
+using codec::template_from_body;
+using codec::template_to_body;
+using codec::to_ns;
 
-// ---- encoding ---------------------------------------------------------------------------------
-// Times are nanoseconds since the Unix epoch (INTEGER). Statuses have fixed numbers, written
-// down here and in docs/store.md, independent of the enum's order.
-
-constexpr std::array<std::pair<ExecStatus, int>, 9> kStatusCodes = {{
-    {ExecStatus::kQueued, 0},
-    {ExecStatus::kRunning, 1},
-    {ExecStatus::kSucceeded, 2},
-    {ExecStatus::kFailed, 3},
-    {ExecStatus::kTimedOut, 4},
-    {ExecStatus::kCancelled, 5},
-    {ExecStatus::kExpired, 6},
-    {ExecStatus::kSkipped, 7},
-    {ExecStatus::kInterrupted, 8},
-}};
-
-int status_code(ExecStatus s) {
-  for (const auto& [status, code] : kStatusCodes) {
-    if (status == s) return code;
-  }
-  return -1;
-}
-
-std::optional<ExecStatus> status_from_code(int code) {
-  for (const auto& [status, c] : kStatusCodes) {
-    if (c == code) return status;
-  }
-  return std::nullopt;
-}
-
-int64_t to_ns(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-TimePoint from_ns(int64_t ns) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns)));
-}
-
-ParamValue param_from_json(ParamType type, const Json& j) {
-  switch (type) {
-    case ParamType::kString:
-      return ParamValue::string(j.get<std::string>());
-    case ParamType::kInt:
-      return ParamValue::integer(j.get<int64_t>());
-    case ParamType::kDouble:
-      return ParamValue::number(j.get<double>());
-    case ParamType::kBool:
-      return ParamValue::boolean(j.get<bool>());
-    case ParamType::kDuration:
-      return ParamValue::duration(std::chrono::milliseconds(j.get<int64_t>()));
-    case ParamType::kStringList:
-      return ParamValue::list(j.get<StringList>());
-    case ParamType::kStringMap:
-      return ParamValue::map(j.get<StringMap>());
-  }
-  throw std::runtime_error("unknown param type " + std::to_string(static_cast<int>(type)));
-}
-
-std::string template_to_body(const ExecTemplate& t) {
-  Json j;
-  j["origin"] = static_cast<int>(t.origin);
-  j["name"] = t.name;
-  j["executor"] = t.executor;
-  j["key"] = t.key;
-  j["lane"] = t.lane;
-  j["priority"] = t.priority;
-  j["expiry_ms"] = t.expiry ? Json(t.expiry->count()) : Json(nullptr);
-  j["timeout_ms"] = t.timeout ? Json(t.timeout->count()) : Json(nullptr);
-  j["max_attempts"] = t.max_attempts;
-  Json delays = Json::array();
-  for (auto d : t.retry_delays) delays.push_back(d.count());
-  j["retry_delays_ms"] = std::move(delays);
-  j["overlap"] = static_cast<int>(t.overlap);
-  Json params = Json::array();
-  for (const auto& [name, value] : t.params) {
-    params.push_back(Json::array(
-        {name, static_cast<int>(value.type), param_to_json(value, DurationJson::kMilliseconds)}));
-  }
-  j["params"] = std::move(params);
-  return j.dump();
-}
-
-// Throws on a malformed body (caught by load()).
-std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) {
-  Json j = Json::parse(body);
-  auto t = std::make_shared<ExecTemplate>();
-  t->origin = static_cast<ExecOrigin>(j.at("origin").get<int>());
-  t->name = j.at("name").get<std::string>();
-  t->executor = j.at("executor").get<std::string>();
-  t->key = j.at("key").get<std::string>();
-  t->lane = j.at("lane").get<std::string>();
-  t->priority = j.at("priority").get<int>();
-  if (!j.at("expiry_ms").is_null()) {
-    t->expiry = std::chrono::milliseconds(j["expiry_ms"].get<int64_t>());
-  }
-  if (!j.at("timeout_ms").is_null()) {
-    t->timeout = std::chrono::milliseconds(j["timeout_ms"].get<int64_t>());
-  }
-  t->max_attempts = j.at("max_attempts").get<uint32_t>();
-  for (const auto& d : j.at("retry_delays_ms")) {
-    t->retry_delays.emplace_back(d.get<int64_t>());
-  }
-  t->overlap = static_cast<OverlapPolicy>(j.at("overlap").get<int>());
-  for (const auto& p : j.at("params")) {
-    auto type = static_cast<ParamType>(p.at(1).get<int>());
-    t->params.emplace_back(p.at(0).get<std::string>(), param_from_json(type, p.at(2)));
-  }
-  return t;
-}
 
 // ---- schema -----------------------------------------------------------------------------------
 // kMigrations[v] takes a file from schema v to v + 1. Add a step, never edit one.
