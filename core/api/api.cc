@@ -71,6 +71,8 @@ HttpResponse status_response(const Status& s, json extra = json::object()) {
       return error_response(504, "deadline_exceeded", s.message(), std::move(extra));
     case StatusCode::kCancelled:
       return error_response(503, "cancelled", s.message(), std::move(extra));
+    case StatusCode::kAborted:
+      return error_response(409, "aborted", s.message(), std::move(extra));
     case StatusCode::kOk:
     case StatusCode::kInternal:
       break;

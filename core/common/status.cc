@@ -22,6 +22,8 @@ const char* status_code_name(StatusCode code) {
       return "deadline_exceeded";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kAborted:
+      return "aborted";
     case StatusCode::kInternal:
       return "internal";
   }

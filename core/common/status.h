@@ -21,6 +21,7 @@ enum class StatusCode {
   kUnavailable,         // store unreachable (HTTP 503)
   kDeadlineExceeded,
   kCancelled,
+  kAborted,  // a concurrent change won; re-read and retry (HTTP 409)
   kInternal,
 };
 
@@ -52,6 +53,7 @@ inline Status failed_precondition(std::string m) {
 }
 inline Status internal_error(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 inline Status unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
+inline Status aborted(std::string m) { return Status(StatusCode::kAborted, std::move(m)); }
 
 template <typename T>
 class [[nodiscard]] StatusOr {

@@ -142,7 +142,8 @@ class Store {
 
   // Recovery after a crash: every running execution becomes interrupted; those the retry
   // policy allows go back to their key's queue (attempt + 1, not_before = now). Returns the
-  // interrupted executions as they were.
+  // interrupted executions as they were. A shared store (Redis) interrupts only the runs of
+  // this daemon's node id and runs whose lease lapsed: other daemons' runs are alive.
   virtual std::vector<Execution> recover(TimePoint now) = 0;
 
   // Blocks until every change made up to the call that returned `token` is durable (see

@@ -1030,7 +1030,7 @@ TEST_P(StoreConformanceTest, RandomizedOperationsMatchABruteForceModel) {
       std::string lane = lanes[pick(2)];
       std::size_t max = pick(4);
       auto expected = model.claim(lane, max, now);
-      auto r = store().claim(lane, max, now, "node");
+      auto r = store().claim(lane, max, now, "node-1");
       ASSERT_TRUE(r.is_ok());
       ASSERT_EQ(ids_of(r->claimed), expected.claimed);
       ASSERT_EQ(sorted(ids_of(r->expired)), sorted(expected.expired));

@@ -1,0 +1,344 @@
+#include "core/store/redis_client.h"
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <future>
+
+namespace schedd {
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+RedisValue convert(const redisReply* r) {
+  RedisValue v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      v.type = RedisValue::Type::kString;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.type = RedisValue::Type::kStatus;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      v.type = RedisValue::Type::kError;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      v.type = RedisValue::Type::kInteger;
+      v.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      v.type = RedisValue::Type::kArray;
+      v.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      break;  // nil
+  }
+  return v;
+}
+
+struct ReplyDeleter {
+  void operator()(void* r) const {
+    if (r != nullptr) freeReplyObject(r);
+  }
+};
+using ReplyPtr = std::unique_ptr<void, ReplyDeleter>;
+
+void append(redisContext* c, const RedisArgv& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisAppendCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+}
+
+// A command on a fresh connection during set-up; the error names the address.
+Status setup_command(redisContext* c, const RedisConnectOptions& o, const RedisArgv& argv,
+                     const char* what) {
+  append(c, argv);
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK) {
+    return unavailable(fmt::format("{}: {}: {}", o.address.to_string(), what, c->errstr));
+  }
+  ReplyPtr reply(raw);
+  auto* r = static_cast<redisReply*>(raw);
+  if (r->type == REDIS_REPLY_ERROR) {
+    return unavailable(
+        fmt::format("{}: {}: {}", o.address.to_string(), what, std::string(r->str, r->len)));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<redisContext*> redis_connect(const RedisConnectOptions& o) {
+  redisContext* c = redisConnectWithTimeout(o.address.host.c_str(), o.address.port,
+                                            to_timeval(o.connect_timeout));
+  if (c == nullptr || c->err != 0) {
+    std::string why = c != nullptr ? c->errstr : "out of memory";
+    if (c != nullptr) redisFree(c);
+    return unavailable(fmt::format("{}: cannot connect: {}", o.address.to_string(), why));
+  }
+  redisSetTimeout(c, to_timeval(o.command_timeout));
+  redisEnableKeepAlive(c);
+  Status s = Status::ok();
+  if (!o.password.empty()) s = setup_command(c, o, {"AUTH", o.password}, "authentication failed");
+  if (s.is_ok() && o.address.db != 0) {
+    s = setup_command(c, o, {"SELECT", std::to_string(o.address.db)}, "cannot select database");
+  }
+  if (!s.is_ok()) {
+    redisFree(c);
+    return s;
+  }
+  return c;
+}
+
+// ---- RedisClient ----------------------------------------------------------------------------
+
+StatusOr<std::unique_ptr<RedisClient>> RedisClient::connect(RedisConnectOptions options) {
+  auto c = redis_connect(options);
+  if (!c.is_ok()) return c.status();
+  return std::unique_ptr<RedisClient>(new RedisClient(std::move(options), *c));
+}
+
+RedisClient::RedisClient(RedisConnectOptions options, redisContext* ctx)
+    : options_(std::move(options)), ctx_(ctx) {
+  io_ = std::thread([this] { io_loop(); });
+}
+
+RedisClient::~RedisClient() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  io_.join();
+  if (ctx_ != nullptr) redisFree(ctx_);
+}
+
+void RedisClient::set_on_connect(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  on_connect_ = std::move(fn);
+}
+
+std::string RedisClient::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+StatusOr<RedisValue> RedisClient::call(RedisArgv argv) {
+  std::vector<RedisArgv> commands;
+  commands.push_back(std::move(argv));
+  auto replies = call_many(std::move(commands));
+  if (!replies.is_ok()) return replies.status();
+  return std::move(replies->front());
+}
+
+StatusOr<std::vector<RedisValue>> RedisClient::call_many(std::vector<RedisArgv> commands) {
+  auto req = std::make_shared<Request>();
+  req->commands = std::move(commands);
+  {
+    std::unique_lock lock(mu_);
+    if (!connected_.load() || stop_) {
+      return unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
+                                     last_error_.empty() ? "closing" : last_error_));
+    }
+    queue_.push_back(req);
+    cv_.notify_one();
+    done_cv_.wait(lock, [&] { return req->done; });
+  }
+  if (!req->status.is_ok()) return req->status;
+  return std::move(req->replies);
+}
+
+void RedisClient::fail_all(std::deque<std::shared_ptr<Request>>& batch, const std::string& why) {
+  for (auto& r : batch) {
+    if (r->done) continue;
+    r->status = unavailable(fmt::format("{}: {}", options_.address.to_string(), why));
+    r->done = true;
+  }
+  batch.clear();
+  done_cv_.notify_all();
+}
+
+void RedisClient::io_loop() {
+  using namespace std::chrono_literals;
+  std::unique_lock lock(mu_);
+  auto backoff = 100ms;
+  while (true) {
+    if (ctx_ == nullptr) {
+      fail_all(queue_, "not connected (" + last_error_ + ")");
+      if (stop_) return;
+      cv_.wait_for(lock, backoff, [&] { return stop_; });
+      if (stop_) return;
+      lock.unlock();
+      auto c = redis_connect(options_);
+      lock.lock();
+      if (!c.is_ok()) {
+        last_error_ = c.status().message();
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+        continue;
+      }
+      ctx_ = *c;
+      backoff = 100ms;
+      spdlog::info("redis {}: reconnected", options_.address.to_string());
+      auto fn = on_connect_;
+      lock.unlock();
+      if (fn) fn();
+      lock.lock();
+      connected_ = true;
+      continue;
+    }
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stop_
+    std::deque<std::shared_ptr<Request>> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    for (auto& r : batch) {
+      for (const auto& cmd : r->commands) append(ctx_, cmd);
+    }
+    std::string error;
+    std::size_t answered = 0;
+    for (auto& r : batch) {
+      r->replies.reserve(r->commands.size());
+      for (std::size_t i = 0; i < r->commands.size() && error.empty(); ++i) {
+        void* raw = nullptr;
+        if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+          error = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
+          break;
+        }
+        ReplyPtr reply(raw);
+        r->replies.push_back(convert(static_cast<redisReply*>(raw)));
+      }
+      if (!error.empty()) break;
+      ++answered;
+    }
+    lock.lock();
+    for (std::size_t i = 0; i < answered; ++i) batch[i]->done = true;
+    if (!error.empty()) {
+      spdlog::warn("redis {}: connection lost: {}", options_.address.to_string(), error);
+      redisFree(ctx_);
+      ctx_ = nullptr;
+      connected_ = false;
+      last_error_ = error;
+      fail_all(batch, "connection lost: " + error);
+    }
+    done_cv_.notify_all();
+  }
+}
+
+// ---- RedisSubscriber ------------------------------------------------------------------------
+
+RedisSubscriber::RedisSubscriber(RedisConnectOptions options, std::vector<std::string> channels,
+                                 OnMessages on_messages)
+    : options_(std::move(options)),
+      channels_(std::move(channels)),
+      on_messages_(std::move(on_messages)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+RedisSubscriber::~RedisSubscriber() {
+  stop_ = true;
+  {
+    std::lock_guard lock(fd_mu_);
+    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+  }
+  thread_.join();
+}
+
+void RedisSubscriber::loop() {
+  using namespace std::chrono_literals;
+  auto backoff = 100ms;
+  bool first = true;
+  while (!stop_) {
+    auto c = redis_connect(options_);
+    if (!c.is_ok()) {
+      for (auto waited = 0ms; waited < backoff && !stop_; waited += 50ms) {
+        std::this_thread::sleep_for(50ms);
+      }
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+      continue;
+    }
+    backoff = 100ms;
+    redisContext* ctx = *c;
+    {
+      std::lock_guard lock(fd_mu_);
+      fd_ = ctx->fd;
+      if (stop_) shutdown(fd_, SHUT_RDWR);
+    }
+    RedisArgv sub{"SUBSCRIBE"};
+    sub.insert(sub.end(), channels_.begin(), channels_.end());
+    append(ctx, sub);
+    bool ok = true;
+    bool announced = false;
+    bool missed = false;  // a reconnect: tell the callback, even without messages
+    std::vector<std::pair<std::string, std::string>> burst;
+    while (!stop_ && ok) {
+      // Drain every complete reply already read, then wait for more (poll, so that stop_ is
+      // seen within 100 ms; hiredis' own read timeout would close the connection).
+      while (true) {
+        void* raw = nullptr;
+        if (redisGetReplyFromReader(ctx, &raw) != REDIS_OK) {
+          ok = false;
+          break;
+        }
+        if (raw == nullptr) break;
+        ReplyPtr reply(raw);
+        RedisValue v = convert(static_cast<redisReply*>(raw));
+        if (v.type != RedisValue::Type::kArray || v.elements.size() < 3) continue;
+        if (v.elements[0].str == "message") {
+          burst.emplace_back(v.elements[1].str, v.elements[2].str);
+        } else if (v.elements[0].str == "subscribe" && !announced) {
+          announced = true;
+          // Subscribed: anything published while we were away is missed, so say so.
+          missed = !first;
+          first = false;
+        }
+      }
+      if (!burst.empty() || missed) {
+        on_messages_(burst);
+        burst.clear();
+        missed = false;
+      }
+      if (!ok) break;
+      // Flush the SUBSCRIBE command if it is still buffered.
+      int done = 0;
+      while (done == 0) {
+        if (redisBufferWrite(ctx, &done) != REDIS_OK) {
+          ok = false;
+          break;
+        }
+      }
+      pollfd p{ctx->fd, POLLIN, 0};
+      int n = poll(&p, 1, 100);
+      if (n < 0 && errno != EINTR) ok = false;
+      if (n > 0 && redisBufferRead(ctx) != REDIS_OK) ok = false;
+    }
+    {
+      std::lock_guard lock(fd_mu_);
+      fd_ = -1;
+    }
+    redisFree(ctx);
+    if (!stop_) {
+      spdlog::warn("redis {}: subscription lost; reconnecting", options_.address.to_string());
+    }
+  }
+}
+
+}  // namespace schedd

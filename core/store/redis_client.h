@@ -1,0 +1,126 @@
+// RedisClient: one hiredis connection behind a small RAII wrapper, shared by many threads.
+// Callers hand in commands and block for their replies; one I/O thread writes every command
+// waiting at that moment and then reads their replies, so concurrent callers share one round
+// trip (group pipelining). When the connection is lost, waiting and new calls fail at once with
+// kUnavailable, and the I/O thread reconnects with backoff (100 ms doubling to 2 s), calling
+// `on_connect` after each successful reconnect.
+//
+// RedisSubscriber: a second connection in SUBSCRIBE mode with its own thread, reconnecting the
+// same way; delivers each burst of messages to one callback call.
+//
+// Thread-safety: both are thread-safe; callbacks run on their own threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/common/status.h"
+#include "core/store/redis_store.h"
+
+struct redisContext;
+
+namespace schedd {
+
+// A reply, copied out of hiredis.
+struct RedisValue {
+  enum class Type { kNil, kInteger, kString, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  long long integer = 0;
+  std::string str;  // kString, kStatus, kError
+  std::vector<RedisValue> elements;
+
+  bool is_nil() const { return type == Type::kNil; }
+  bool is_error() const { return type == Type::kError; }
+};
+
+using RedisArgv = std::vector<std::string>;
+
+struct RedisConnectOptions {
+  RedisAddress address;
+  std::string password;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds command_timeout{2000};
+};
+
+// Connects (AUTH, SELECT); kUnavailable naming the address when it cannot.
+StatusOr<redisContext*> redis_connect(const RedisConnectOptions& o);
+
+class RedisClient {
+ public:
+  // Connects once; kUnavailable when that fails (start-up refuses).
+  static StatusOr<std::unique_ptr<RedisClient>> connect(RedisConnectOptions options);
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // One command. A Redis error reply is a value (is_error()), not a failed status; the status
+  // fails only when the connection does (kUnavailable).
+  StatusOr<RedisValue> call(RedisArgv argv);
+  // Several commands in one round trip, replies in order.
+  StatusOr<std::vector<RedisValue>> call_many(std::vector<RedisArgv> commands);
+
+  // Runs after every successful reconnect, on the I/O thread, before queued calls are sent
+  // (which it must not wait for); set before any outage.
+  void set_on_connect(std::function<void()> fn);
+
+  bool connected() const { return connected_.load(); }
+  std::string last_error() const;
+  const RedisConnectOptions& options() const { return options_; }
+
+ private:
+  struct Request {
+    std::vector<RedisArgv> commands;
+    std::vector<RedisValue> replies;
+    Status status;
+    bool done = false;
+  };
+
+  explicit RedisClient(RedisConnectOptions options, redisContext* ctx);
+  void io_loop();
+  void fail_all(std::deque<std::shared_ptr<Request>>& batch, const std::string& why);
+
+  const RedisConnectOptions options_;
+  redisContext* ctx_;  // I/O thread only (after construction)
+  std::atomic<bool> connected_{true};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // I/O thread waits for requests
+  std::condition_variable done_cv_;  // callers wait for replies
+  std::deque<std::shared_ptr<Request>> queue_;
+  std::string last_error_;
+  std::function<void()> on_connect_;
+  bool stop_ = false;
+  std::thread io_;
+};
+
+class RedisSubscriber {
+ public:
+  using OnMessages = std::function<void(const std::vector<std::pair<std::string, std::string>>&)>;
+  // Subscribes to `channels`; messages (channel, payload) arrive in bursts on its thread. After
+  // a reconnect the callback is called with an empty burst (something may have been missed).
+  RedisSubscriber(RedisConnectOptions options, std::vector<std::string> channels,
+                  OnMessages on_messages);
+  ~RedisSubscriber();
+  RedisSubscriber(const RedisSubscriber&) = delete;
+  RedisSubscriber& operator=(const RedisSubscriber&) = delete;
+
+ private:
+  void loop();
+
+  const RedisConnectOptions options_;
+  const std::vector<std::string> channels_;
+  const OnMessages on_messages_;
+  std::atomic<bool> stop_{false};
+  std::mutex fd_mu_;
+  int fd_ = -1;  // the live connection's socket, shut down to stop at once (fd_mu_)
+  std::thread thread_;
+};
+
+}  // namespace schedd

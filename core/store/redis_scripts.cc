@@ -1,0 +1,413 @@
+#include "core/store/redis_scripts.h"
+
+namespace schedd::redis_lua {
+
+// Keys (P = ARGV[1] = "schedd:<namespace>:"), as docs/redis.md lists them:
+//   P e:<id>        hash: one execution (fields below)
+//   P t:<tid>       string: a template's JSON body (tid: FNV-1a of the body)
+//   P ids           zset (score 0): every execution id, for list() in id order
+//   P q:<key>       zset: the key's queued executions, score due (us), member m
+//   P run           hash: key -> id of its running execution
+//   P rr            hash: key -> 1 once overlap = replace was reported for that run
+//   P pend          zset: heads whose key is free, score not_before, member m
+//   P watch         zset: heads waiting to be skipped/replaced, score not_before, member m
+//   P ready:<lane>:<priority>  zset: claimable heads, score due, member m
+//   P due:<lane>    zset: queued executions of the lane by not_before (queued-and-due counts)
+//   P lanes         set: lane names seen
+//   P lrun          hash: lane -> running count (cluster-wide)
+//   P exp           zset: queued first attempts with an expiry, score due + expiry
+//   P hist          zset: terminal executions, score finished
+//   P pl:<helper>   set: queued planned executions of the helper (remove_planned)
+//   P lease         zset: running executions, score lease deadline
+//   P h:<helper>    hash: helper runtime state: en, ov, pu
+//   P seq, P fence  counters
+//   P wake, P helper  pub/sub channels
+// m = "<seq as 16 hex digits>|<id>": equal scores order by seq.
+// Execution hash fields: id tpl key lane pri org name ov exps expns ma due dus nb nbs att seq
+// st fence cr sa fi msg out node m (times: ns strings; *s fields: us scores).
+// Status codes as codec.h; overlap 0 queue 1 skip 2 replace 3 allow; origin 1 helper.
+const std::string_view kPrelude = R"lua(
+local P = ARGV[1]
+local function ex(id) return P .. 'e:' .. id end
+local function idof(m) return string.sub(m, 18) end
+local function load(id)
+  local v = redis.call('HMGET', ex(id), 'key', 'lane', 'pri', 'org', 'name', 'ov', 'exps', 'ma',
+                       'att', 'st', 'm', 'dus', 'nbs', 'node', 'fence')
+  if not v[1] then return nil end
+  return {id = id, key = v[1], lane = v[2], pri = v[3], org = v[4], name = v[5], ov = v[6],
+          exps = v[7], ma = tonumber(v[8]), att = tonumber(v[9]), st = tonumber(v[10]), m = v[11],
+          dus = v[12], nbs = v[13], node = v[14], fence = v[15]}
+end
+local function full(id) return redis.call('HGETALL', ex(id)) end
+local function unplace(m, h)
+  redis.call('ZREM', P .. 'pend', m)
+  redis.call('ZREM', P .. 'watch', m)
+  redis.call('ZREM', P .. 'ready:' .. h.lane .. ':' .. h.pri, m)
+end
+local function watches(key, h)
+  if h.att ~= 1 then return false end
+  local applies = h.ov == '1' or (h.ov == '2' and redis.call('HEXISTS', P .. 'rr', key) == 0)
+  if not applies then return false end
+  local rid = redis.call('HGET', P .. 'run', key)
+  return redis.call('HGET', ex(rid), 'name') == h.name
+end
+local function place_head(key)
+  local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
+  if not head then return end
+  local h = load(idof(head))
+  if redis.call('HEXISTS', P .. 'run', key) == 0 then
+    redis.call('ZADD', P .. 'pend', h.nbs, head)
+  elseif watches(key, h) then
+    redis.call('ZADD', P .. 'watch', h.nbs, head)
+  end
+end
+local function reseat_head(key)
+  local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
+  if not head then return end
+  unplace(head, load(idof(head)))
+  place_head(key)
+end
+local function enqueue(h)
+  local q = P .. 'q:' .. h.key
+  local old = redis.call('ZRANGE', q, 0, 0)[1]
+  redis.call('ZADD', q, h.dus, h.m)
+  if redis.call('ZRANGE', q, 0, 0)[1] == h.m then
+    if old then unplace(old, load(idof(old))) end
+    place_head(h.key)
+  end
+  redis.call('ZADD', P .. 'due:' .. h.lane, h.nbs, h.id)
+  if h.att == 1 and h.exps ~= '' then redis.call('ZADD', P .. 'exp', h.exps, h.id) end
+  if h.org == '1' then redis.call('SADD', P .. 'pl:' .. h.name, h.id) end
+end
+local function dequeue(h)
+  local q = P .. 'q:' .. h.key
+  local was_head = redis.call('ZRANGE', q, 0, 0)[1] == h.m
+  unplace(h.m, h)
+  redis.call('ZREM', q, h.m)
+  redis.call('ZREM', P .. 'due:' .. h.lane, h.id)
+  redis.call('ZREM', P .. 'exp', h.id)
+  if h.org == '1' then redis.call('SREM', P .. 'pl:' .. h.name, h.id) end
+  if was_head then place_head(h.key) end
+end
+local function finish_queued(h, st, now_ns, now_us, msg)
+  dequeue(h)
+  redis.call('HSET', ex(h.id), 'st', st, 'fi', now_ns, 'msg', msg)
+  redis.call('ZADD', P .. 'hist', now_us, h.id)
+  return full(h.id)
+end
+local function release(h)
+  redis.call('HDEL', P .. 'run', h.key)
+  redis.call('HDEL', P .. 'rr', h.key)
+  redis.call('HINCRBY', P .. 'lrun', h.lane, -1)
+  redis.call('ZREM', P .. 'lease', h.id)
+  reseat_head(h.key)
+end
+local function requeue(h, nb_ns, nb_us)
+  h.att = h.att + 1
+  h.nbs = nb_us
+  h.st = 0
+  redis.call('HSET', ex(h.id), 'st', 0, 'att', h.att, 'nb', nb_ns, 'nbs', nb_us, 'sa', '',
+             'fi', '', 'node', '')
+  enqueue(h)
+end
+local function finish_released(h, st, fi_ns, fi_us)
+  redis.call('HSET', ex(h.id), 'st', st, 'fi', fi_ns)
+  redis.call('ZADD', P .. 'hist', fi_us, h.id)
+end
+local function start(h, now_ns, node, lease_us)
+  redis.call('HSET', P .. 'run', h.key, h.id)
+  dequeue(h)
+  local fence = redis.call('INCR', P .. 'fence')
+  redis.call('HSET', ex(h.id), 'st', 1, 'sa', now_ns, 'fence', fence, 'node', node)
+  redis.call('HINCRBY', P .. 'lrun', h.lane, 1)
+  redis.call('ZADD', P .. 'lease', lease_us, h.id)
+end
+local function destroy(id)
+  redis.call('DEL', ex(id))
+  redis.call('ZREM', P .. 'ids', id)
+  redis.call('ZREM', P .. 'hist', id)
+end
+local function interrupt(h, now_ns, now_us, msg)
+  release(h)
+  redis.call('HSET', ex(h.id), 'msg', msg)
+  if h.ma > h.att then
+    requeue(h, now_ns, now_us)
+  else
+    finish_released(h, 8, now_ns, now_us)
+  end
+end
+local function queued_due(now_us)
+  local n = 0
+  for _, l in ipairs(redis.call('SMEMBERS', P .. 'lanes')) do
+    n = n + redis.call('ZCOUNT', P .. 'due:' .. l, '-inf', now_us)
+  end
+  return n
+end
+-- Inserts a new queued execution from the 16 fields at a[i..i+15] (id tpl key lane pri org name
+-- ov exps expns ma due dus nb nbs att); nil when the id exists.
+local function insert(a, i, now_ns)
+  local id = a[i]
+  if redis.call('EXISTS', ex(id)) == 1 then return nil end
+  local seq = redis.call('INCR', P .. 'seq')
+  local m = string.format('%016x', seq) .. '|' .. id
+  local att = tonumber(a[i + 15])
+  if att < 1 then att = 1 end
+  redis.call('HSET', ex(id), 'id', id, 'tpl', a[i + 1], 'key', a[i + 2], 'lane', a[i + 3],
+             'pri', a[i + 4], 'org', a[i + 5], 'name', a[i + 6], 'ov', a[i + 7], 'exps', a[i + 8],
+             'expns', a[i + 9], 'ma', a[i + 10], 'due', a[i + 11], 'dus', a[i + 12],
+             'nb', a[i + 13], 'nbs', a[i + 14], 'att', att, 'seq', seq, 'st', 0, 'fence', 0,
+             'cr', now_ns, 'sa', '', 'fi', '', 'msg', '', 'out', '', 'node', '', 'm', m)
+  redis.call('ZADD', P .. 'ids', 0, id)
+  redis.call('SADD', P .. 'lanes', a[i + 3])
+  local h = {id = id, key = a[i + 2], lane = a[i + 3], pri = a[i + 4], org = a[i + 5],
+             name = a[i + 6], ov = a[i + 7], exps = a[i + 8], ma = tonumber(a[i + 10]),
+             att = att, st = 0, m = m, dus = a[i + 12], nbs = a[i + 14]}
+  enqueue(h)
+  return h
+end
+local function put_templates(a, i)
+  local n = tonumber(a[i])
+  for j = 1, n do
+    redis.call('SET', P .. 't:' .. a[i + 2 * j - 1], a[i + 2 * j], 'NX')
+  end
+  return i + 1 + 2 * n
+end
+)lua";
+
+namespace {
+
+// ARGV: P now_ns now_us guard_name guard_en guard_has_ov guard_ov ntpl [tid body]* then per
+// execution 16 fields + preset status code + preset message. Returns {created} or {-1} when the
+// guard's helper state changed.
+constexpr std::string_view kPlanBody = R"lua(
+local now_ns, now_us = ARGV[2], ARGV[3]
+if ARGV[4] ~= '' then
+  local v = redis.call('HMGET', P .. 'h:' .. ARGV[4], 'en', 'ov')
+  local en = v[1] or ''
+  local has_ov = v[2] and '1' or '0'
+  if en ~= ARGV[5] or has_ov ~= ARGV[6] or (v[2] and v[2] ~= ARGV[7]) then return {-1} end
+end
+local i = put_templates(ARGV, 8)
+local created = 0
+while i <= #ARGV do
+  local h = insert(ARGV, i, now_ns)
+  if h then
+    created = created + 1
+    local preset = ARGV[i + 16]
+    if preset ~= '0' then finish_queued(h, preset, now_ns, now_us, ARGV[i + 17]) end
+  end
+  i = i + 18
+end
+if created > 0 then redis.call('PUBLISH', P .. 'wake', 'plan') end
+return {created}
+)lua";
+
+// ARGV: P now_ns now_us capacity ntpl [tid body]* 16 fields.
+constexpr std::string_view kSubmitBody = R"lua(
+local now_ns, now_us = ARGV[2], ARGV[3]
+local i = put_templates(ARGV, 5)
+local id = ARGV[i]
+local old = load(id)
+if old and old.st == 0 then
+  return {'queued', redis.call('ZRANK', P .. 'q:' .. old.key, old.m) + 1}
+end
+if old and old.st == 1 then return {'running'} end
+local queued = queued_due(now_us)
+if queued >= tonumber(ARGV[4]) then return {'full', queued} end
+if old then destroy(id) end
+local h = insert(ARGV, i, now_ns)
+redis.call('PUBLISH', P .. 'wake', 'submit')
+return {'ok', full(id), redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1}
+)lua";
+
+// ARGV: P lane max now_ns now_us node lease_us cap (-1: none). Returns {claimed, expired,
+// skipped, replace ids, reaped (as they were)}; executions as HGETALL arrays.
+constexpr std::string_view kClaimBody = R"lua(
+local lane, max, now_ns, now_us = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local node, lease_us, cap = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local claimed, expired, skipped, replace, reaped = {}, {}, {}, {}, {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'lease', '-inf', now_us, 'LIMIT', 0, 256)) do
+  local h = load(id)
+  table.insert(reaped, full(id))
+  interrupt(h, now_ns, now_us, 'attempt ' .. h.att .. ' interrupted: the lease of node ' ..
+            h.node .. ' lapsed')
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'exp', '-inf', now_us, 'LIMIT', 0, 1000)) do
+  table.insert(expired, finish_queued(load(id), 6, now_ns, now_us, 'not started by due + expiry'))
+end
+local function apply_overlap()
+  while true do
+    local w = redis.call('ZRANGEBYSCORE', P .. 'watch', '-inf', now_us, 'LIMIT', 0, 1)[1]
+    if not w then return end
+    redis.call('ZREM', P .. 'watch', w)
+    local h = load(idof(w))
+    local rid = redis.call('HGET', P .. 'run', h.key)
+    if h.ov == '1' then
+      table.insert(skipped, finish_queued(h, 7, now_ns, now_us,
+                                          'skipped: ' .. rid .. ' was still running'))
+    else
+      redis.call('HSET', P .. 'rr', h.key, 1)
+      table.insert(replace, rid)
+    end
+  end
+end
+apply_overlap()
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'pend', '-inf', now_us, 'LIMIT', 0, 10000)) do
+  redis.call('ZREM', P .. 'pend', m)
+  local v = redis.call('HMGET', ex(idof(m)), 'lane', 'pri', 'dus')
+  redis.call('ZADD', P .. 'ready:' .. v[1] .. ':' .. v[2], v[3], m)
+end
+local n = max
+if cap >= 0 then
+  local running = tonumber(redis.call('HGET', P .. 'lrun', lane) or '0')
+  n = math.min(n, math.max(0, cap - running))
+end
+for pri = 1, 5 do
+  if n <= 0 then break end
+  local rk = P .. 'ready:' .. lane .. ':' .. pri
+  while n > 0 do
+    local m = redis.call('ZRANGE', rk, 0, 0)[1]
+    if not m then break end
+    local h = load(idof(m))
+    start(h, now_ns, node, lease_us)
+    table.insert(claimed, full(h.id))
+    n = n - 1
+  end
+end
+apply_overlap()
+if #reaped > 0 then redis.call('PUBLISH', P .. 'wake', 'reaped') end
+return {claimed, expired, skipped, replace, reaped}
+)lua";
+
+// ARGV: P id fence status retry nb_ns nb_us fi_ns fi_us msg out
+constexpr std::string_view kCompleteBody = R"lua(
+local id = ARGV[2]
+local h = load(id)
+if not h then return {'nf'} end
+if h.st ~= 1 or h.fence ~= ARGV[3] then return {'stale', h.st, h.fence} end
+release(h)
+redis.call('HSET', ex(id), 'msg', ARGV[10], 'out', ARGV[11])
+if ARGV[5] == '1' then
+  requeue(h, ARGV[6], ARGV[7])
+  redis.call('PUBLISH', P .. 'wake', 'retry')
+else
+  finish_released(h, ARGV[4], ARGV[8], ARGV[9])
+end
+return {'ok'}
+)lua";
+
+// ARGV: P id now_ns now_us
+constexpr std::string_view kCancelBody = R"lua(
+local h = load(ARGV[2])
+if not h then return {'nf'} end
+if h.st == 0 then return {'ok', finish_queued(h, 5, ARGV[3], ARGV[4], 'cancelled while queued')} end
+if h.st == 1 then return {'running'} end
+return {'terminal', full(ARGV[2])}
+)lua";
+
+// ARGV: P name. Returns the ids removed.
+constexpr std::string_view kRemovePlannedBody = R"lua(
+local ids = redis.call('SMEMBERS', P .. 'pl:' .. ARGV[2])
+for _, id in ipairs(ids) do
+  dequeue(load(id))
+  destroy(id)
+end
+return ids
+)lua";
+
+// ARGV: P before_us limit. Returns how many were dropped.
+constexpr std::string_view kPruneBody = R"lua(
+local ids = redis.call('ZRANGEBYSCORE', P .. 'hist', '-inf', '(' .. ARGV[2], 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+for _, id in ipairs(ids) do destroy(id) end
+return #ids
+)lua";
+
+// ARGV: P now_us. Returns {lane, running, queued_due}*.
+constexpr std::string_view kCountsBody = R"lua(
+local out = {}
+for _, l in ipairs(redis.call('SMEMBERS', P .. 'lanes')) do
+  table.insert(out, l)
+  table.insert(out, tonumber(redis.call('HGET', P .. 'lrun', l) or '0'))
+  table.insert(out, redis.call('ZCOUNT', P .. 'due:' .. l, '-inf', ARGV[2]))
+end
+return out
+)lua";
+
+// ARGV: P now_ns now_us node. Interrupts runs of `node` (this daemon's earlier life) and runs
+// whose lease lapsed. Returns them as they were.
+constexpr std::string_view kRecoverBody = R"lua(
+local out = {}
+local all = redis.call('ZRANGE', P .. 'lease', 0, -1, 'WITHSCORES')
+for j = 1, #all, 2 do
+  local id = all[j]
+  local h = load(id)
+  if tonumber(all[j + 1]) <= tonumber(ARGV[3]) or h.node == ARGV[4] then
+    table.insert(out, full(id))
+    interrupt(h, ARGV[2], ARGV[3], 'attempt ' .. h.att ..
+              ' interrupted: its daemon stopped while it ran')
+  end
+end
+if #out > 0 then redis.call('PUBLISH', P .. 'wake', 'recover') end
+return out
+)lua";
+
+// ARGV: P now_us. Returns {pend nb_ns|false, watch nb_ns|false, expiry ns|false,
+// {lease id, score}* (up to 64)}.
+constexpr std::string_view kNextEventBody = R"lua(
+local function first_nb(z)
+  local m = redis.call('ZRANGEBYSCORE', P .. z, '(' .. ARGV[2], '+inf', 'LIMIT', 0, 1)[1]
+  if not m then return false end
+  return redis.call('HGET', ex(idof(m)), 'nb')
+end
+local e = redis.call('ZRANGEBYSCORE', P .. 'exp', '(' .. ARGV[2], '+inf', 'LIMIT', 0, 1)[1]
+local expns = false
+if e then expns = redis.call('HGET', ex(e), 'expns') end
+local leases = redis.call('ZRANGEBYSCORE', P .. 'lease', '(' .. ARGV[2], '+inf', 'WITHSCORES',
+                          'LIMIT', 0, 64)
+return {first_nb('pend'), first_nb('watch'), expns, leases}
+)lua";
+
+// ARGV: P lease_us [id fence]*. Renews the leases still held; returns the ids no longer held.
+constexpr std::string_view kRenewBody = R"lua(
+local lost = {}
+for j = 3, #ARGV, 2 do
+  local v = redis.call('HMGET', ex(ARGV[j]), 'st', 'fence')
+  if v[1] == '1' and v[2] == ARGV[j + 1] then
+    redis.call('ZADD', P .. 'lease', 'XX', ARGV[2], ARGV[j])
+  else
+    table.insert(lost, ARGV[j])
+  end
+end
+return lost
+)lua";
+
+// ARGV: P name has_en en has_ov ov has_pu pu. Publishes the name when en or ov changed.
+constexpr std::string_view kPutHelperBody = R"lua(
+local k = P .. 'h:' .. ARGV[2]
+local old = redis.call('HMGET', k, 'en', 'ov')
+local function put(field, has, value)
+  if has == '1' then redis.call('HSET', k, field, value) else redis.call('HDEL', k, field) end
+end
+put('en', ARGV[3], ARGV[4])
+put('ov', ARGV[5], ARGV[6])
+put('pu', ARGV[7], ARGV[8])
+local new = redis.call('HMGET', k, 'en', 'ov')
+if old[1] ~= new[1] or old[2] ~= new[2] then
+  redis.call('PUBLISH', P .. 'helper', ARGV[2])
+end
+return 1
+)lua";
+
+}  // namespace
+
+const Script kScripts[kScriptCount] = {
+    {"plan", kPlanBody},       {"submit", kSubmitBody},
+    {"claim", kClaimBody},     {"complete", kCompleteBody},
+    {"cancel", kCancelBody},   {"remove_planned", kRemovePlannedBody},
+    {"prune", kPruneBody},     {"counts", kCountsBody},
+    {"recover", kRecoverBody}, {"next_event", kNextEventBody},
+    {"renew", kRenewBody},     {"put_helper", kPutHelperBody},
+};
+
+}  // namespace schedd::redis_lua

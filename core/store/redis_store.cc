@@ -1,0 +1,803 @@
+#include "core/store/redis_store.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/store/codec.h"
+#include "core/store/redis_client.h"
+#include "core/store/redis_scripts.h"
+
+namespace schedd {
+namespace {
+
+using redis_lua::ScriptId;
+
+int64_t to_us(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+std::string ns_str(TimePoint t) { return std::to_string(codec::to_ns(t)); }
+std::string us_str(TimePoint t) { return std::to_string(to_us(t)); }
+
+int64_t parse_i64(const std::string& s) {
+  int64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+std::string fnv1a_hex(std::string_view s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+// The value of a string or integer reply as text.
+std::string text(const RedisValue& v) {
+  return v.type == RedisValue::Type::kInteger ? std::to_string(v.integer) : v.str;
+}
+
+Status script_error(const char* script, const RedisValue& v) {
+  return internal_error(fmt::format("redis script {}: {}", script, v.str));
+}
+
+}  // namespace
+
+struct RedisStore::Impl {
+  RedisOptions o;
+  std::string prefix;
+  std::unique_ptr<RedisClient> client;
+  std::unique_ptr<RedisSubscriber> subscriber;
+  std::string shas[redis_lua::kScriptCount];
+  Clock* clock = nullptr;
+
+  std::mutex mu;
+  // Templates: by body hash, and the hash of live templates by address (the planner reuses one
+  // template for all executions of a helper).
+  std::unordered_map<std::string, std::shared_ptr<const ExecTemplate>> templates;
+  struct Known {
+    std::weak_ptr<const ExecTemplate> t;
+    std::string tid;
+    std::string body;
+  };
+  std::unordered_map<const ExecTemplate*, Known> by_address;
+  // Runs claimed through this store and not yet completed: id -> fence (lease renewal).
+  std::unordered_map<std::string, uint64_t> held;
+  // Completions that could not be recorded (Redis unreachable), replayed in order.
+  struct Pending {
+    std::string id;
+    uint64_t fence;
+    Completion c;
+  };
+  std::deque<Pending> replay;
+  StoreEvents events;
+  bool stopping = false;
+  bool kick = false;  // the lease thread should run now (a reconnect)
+  std::condition_variable cv;
+  std::thread lease_thread;
+
+  // ---- scripts ------------------------------------------------------------------------------
+
+  Status load_scripts() {
+    for (int i = 0; i < redis_lua::kScriptCount; ++i) {
+      std::string body(redis_lua::kPrelude);
+      body += redis_lua::kScripts[i].body;
+      auto r = client->call({"SCRIPT", "LOAD", body});
+      if (!r.is_ok()) return r.status();
+      if (r->is_error()) {
+        return internal_error(
+            fmt::format("redis script {} does not load: {}", redis_lua::kScripts[i].name, r->str));
+      }
+      shas[i] = r->str;
+    }
+    return Status::ok();
+  }
+
+  // Runs a script; reloads the scripts once when Redis forgot them (a restart).
+  StatusOr<RedisValue> eval(ScriptId id, std::vector<std::string> args) {
+    RedisArgv argv;
+    argv.reserve(args.size() + 4);
+    argv.emplace_back("EVALSHA");
+    argv.push_back(shas[id]);
+    argv.emplace_back("0");
+    argv.push_back(prefix);
+    for (auto& a : args) argv.push_back(std::move(a));
+    auto r = client->call(argv);
+    if (r.is_ok() && r->is_error() && r->str.starts_with("NOSCRIPT")) {
+      if (Status s = load_scripts(); !s.is_ok()) return s;
+      argv[1] = shas[id];
+      r = client->call(std::move(argv));
+    }
+    if (r.is_ok() && r->is_error()) return script_error(redis_lua::kScripts[id].name, *r);
+    return r;
+  }
+
+  // ---- encoding -----------------------------------------------------------------------------
+
+  // The template's id and body, cached by address.
+  std::pair<std::string, std::string> template_of(const std::shared_ptr<const ExecTemplate>& t) {
+    std::lock_guard lock(mu);
+    auto it = by_address.find(t.get());
+    if (it != by_address.end() && it->second.t.lock() == t) {
+      return {it->second.tid, it->second.body};
+    }
+    std::string body = codec::template_to_body(*t);
+    std::string tid = fnv1a_hex(body);
+    by_address[t.get()] = Known{t, tid, body};
+    templates.try_emplace(tid, t);
+    return {tid, body};
+  }
+
+  // Appends `tid body` pairs for the distinct templates of `executions`, with their count first.
+  void append_templates(const std::vector<const Execution*>& executions,
+                        std::vector<std::string>& args) {
+    std::vector<std::pair<std::string, std::string>> distinct;
+    std::unordered_set<const ExecTemplate*> seen;
+    for (const Execution* e : executions) {
+      if (!seen.insert(e->spec.get()).second) continue;
+      distinct.push_back(template_of(e->spec));
+    }
+    args.push_back(std::to_string(distinct.size()));
+    for (auto& [tid, body] : distinct) {
+      args.push_back(tid);
+      args.push_back(body);
+    }
+  }
+
+  // The 16 insert fields of an execution (see redis_scripts.cc).
+  void append_fields(const Execution& e, std::vector<std::string>& args) {
+    const ExecTemplate& t = *e.spec;
+    args.push_back(e.id);
+    args.push_back(template_of(e.spec).first);
+    args.push_back(e.key());
+    args.push_back(t.lane);
+    args.push_back(std::to_string(std::clamp(t.priority, 1, 5)));
+    args.push_back(std::to_string(static_cast<int>(t.origin)));
+    args.push_back(t.name);
+    args.push_back(std::to_string(static_cast<int>(t.overlap)));
+    if (t.expiry) {
+      TimePoint expires = e.due + *t.expiry;
+      args.push_back(us_str(expires));
+      args.push_back(ns_str(expires));
+    } else {
+      args.emplace_back();
+      args.emplace_back();
+    }
+    args.push_back(std::to_string(t.max_attempts));
+    args.push_back(ns_str(e.due));
+    args.push_back(us_str(e.due));
+    args.push_back(ns_str(e.not_before));
+    args.push_back(us_str(e.not_before));
+    args.push_back(std::to_string(e.attempt));
+  }
+
+  // Templates named by `hashes` (HGETALL arrays) that are not cached yet, fetched in one call.
+  Status fetch_templates(const std::vector<const RedisValue*>& hashes) {
+    std::vector<std::string> missing;
+    {
+      std::lock_guard lock(mu);
+      for (const RedisValue* h : hashes) {
+        const auto& el = h->elements;
+        for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
+          if (el[i].str != "tpl") continue;
+          if (!templates.contains(el[i + 1].str)) missing.push_back(el[i + 1].str);
+          break;
+        }
+      }
+    }
+    if (missing.empty()) return Status::ok();
+    std::sort(missing.begin(), missing.end());
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+    RedisArgv argv{"MGET"};
+    for (const auto& tid : missing) argv.push_back(prefix + "t:" + tid);
+    auto r = client->call(std::move(argv));
+    if (!r.is_ok()) return r.status();
+    std::lock_guard lock(mu);
+    for (std::size_t i = 0; i < missing.size() && i < r->elements.size(); ++i) {
+      if (r->elements[i].is_nil()) {
+        return internal_error(fmt::format("redis: template {} is missing", missing[i]));
+      }
+      try {
+        templates.emplace(missing[i], codec::template_from_body(r->elements[i].str));
+      } catch (const std::exception& ex) {
+        return internal_error(
+            fmt::format("redis: template {} is malformed: {}", missing[i], ex.what()));
+      }
+    }
+    return Status::ok();
+  }
+
+  // An execution from its HGETALL array (templates fetched first).
+  StatusOr<Execution> decode(const RedisValue& h) {
+    Execution e;
+    std::string tid;
+    int st = 0;
+    const auto& el = h.elements;
+    for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
+      const std::string& f = el[i].str;
+      const std::string v = text(el[i + 1]);
+      if (f == "id") {
+        e.id = v;
+      } else if (f == "tpl") {
+        tid = v;
+      } else if (f == "due") {
+        e.due = codec::from_ns(parse_i64(v));
+      } else if (f == "nb") {
+        e.not_before = codec::from_ns(parse_i64(v));
+      } else if (f == "seq") {
+        e.seq = static_cast<uint64_t>(parse_i64(v));
+      } else if (f == "att") {
+        e.attempt = static_cast<uint32_t>(parse_i64(v));
+      } else if (f == "st") {
+        st = static_cast<int>(parse_i64(v));
+      } else if (f == "fence") {
+        e.fence = static_cast<uint64_t>(parse_i64(v));
+      } else if (f == "cr") {
+        e.created = codec::from_ns(parse_i64(v));
+      } else if (f == "sa") {
+        if (!v.empty()) e.started = codec::from_ns(parse_i64(v));
+      } else if (f == "fi") {
+        if (!v.empty()) e.finished = codec::from_ns(parse_i64(v));
+      } else if (f == "msg") {
+        e.message = v;
+      } else if (f == "out") {
+        e.output = v;
+      } else if (f == "node") {
+        e.node = v;
+      }
+    }
+    auto status = codec::status_from_code(st);
+    if (!status) return internal_error(fmt::format("redis: execution {} has status {}", e.id, st));
+    e.status = *status;
+    std::lock_guard lock(mu);
+    auto it = templates.find(tid);
+    if (it == templates.end()) {
+      return internal_error(
+          fmt::format("redis: execution {} names unknown template {}", e.id, tid));
+    }
+    e.spec = it->second;
+    return e;
+  }
+
+  // Decodes a list of HGETALL arrays (skipping empty ones: gone meanwhile).
+  StatusOr<std::vector<Execution>> decode_all(const std::vector<const RedisValue*>& hashes) {
+    if (Status s = fetch_templates(hashes); !s.is_ok()) return s;
+    std::vector<Execution> out;
+    out.reserve(hashes.size());
+    for (const RedisValue* h : hashes) {
+      if (h->elements.empty()) continue;
+      auto e = decode(*h);
+      if (!e.is_ok()) return e.status();
+      out.push_back(std::move(e).value());
+    }
+    return out;
+  }
+  StatusOr<std::vector<Execution>> decode_array(const RedisValue& array) {
+    std::vector<const RedisValue*> hashes;
+    for (const auto& h : array.elements) hashes.push_back(&h);
+    return decode_all(hashes);
+  }
+
+  // Executions by id, in one round trip.
+  StatusOr<std::vector<Execution>> fetch(const std::vector<std::string>& ids) {
+    if (ids.empty()) return std::vector<Execution>{};
+    std::vector<RedisArgv> cmds;
+    cmds.reserve(ids.size());
+    for (const auto& id : ids) cmds.push_back({"HGETALL", prefix + "e:" + id});
+    auto r = client->call_many(std::move(cmds));
+    if (!r.is_ok()) return r.status();
+    std::vector<const RedisValue*> hashes;
+    for (const auto& h : *r) hashes.push_back(&h);
+    return decode_all(hashes);
+  }
+
+  // ---- leases and replay ----------------------------------------------------------------------
+
+  TimePoint now() const { return clock != nullptr ? clock->now() : SystemClock::instance().now(); }
+
+  Status renew() {
+    std::vector<std::string> args;
+    {
+      std::lock_guard lock(mu);
+      if (held.empty()) return Status::ok();
+      args.push_back(us_str(now() + o.lease));
+      for (const auto& [id, fence] : held) {
+        args.push_back(id);
+        args.push_back(std::to_string(fence));
+      }
+    }
+    auto r = eval(redis_lua::kRenew, std::move(args));
+    if (!r.is_ok()) return r.status();
+    std::lock_guard lock(mu);
+    for (const auto& lost : r->elements) {
+      if (held.erase(lost.str) > 0) {
+        spdlog::warn(
+            "exec {}: lease lost (its run was re-queued by another daemon); its completion will "
+            "not be recorded",
+            lost.str);
+      }
+    }
+    return Status::ok();
+  }
+
+  Status record(const std::string& id, uint64_t fence, const Completion& c) {
+    auto r = eval(redis_lua::kComplete,
+                  {id, std::to_string(fence), std::to_string(codec::status_code(c.status)),
+                   c.retry ? "1" : "0", ns_str(c.retry_at), us_str(c.retry_at), ns_str(c.finished),
+                   us_str(c.finished), c.message, c.output});
+    if (!r.is_ok()) return r.status();
+    const std::string& tag = r->elements.at(0).str;
+    if (tag == "nf") return not_found(fmt::format("execution {} not found", id));
+    if (tag == "stale") {
+      auto st = codec::status_from_code(static_cast<int>(r->elements.at(1).integer));
+      return failed_precondition(
+          fmt::format("execution {} is not running under fence {} (it is {}, fence {})", id, fence,
+                      st ? exec_status_name(*st) : "unknown", text(r->elements.at(2))));
+    }
+    return Status::ok();
+  }
+
+  void replay_pending() {
+    while (true) {
+      Pending p;
+      {
+        std::lock_guard lock(mu);
+        if (replay.empty()) return;
+        p = replay.front();
+      }
+      Status s = record(p.id, p.fence, p.c);
+      if (s.code() == StatusCode::kUnavailable) return;  // still away: next round
+      {
+        std::lock_guard lock(mu);
+        replay.pop_front();
+        held.erase(p.id);
+      }
+      if (s.is_ok()) {
+        spdlog::info("exec {}: completion recorded after the outage", p.id);
+      } else {
+        spdlog::warn("exec {}: completion after the outage not recorded: {}", p.id, s.message());
+      }
+    }
+  }
+
+  void lease_loop() {
+    std::unique_lock lock(mu);
+    const auto every =
+        std::max<std::chrono::milliseconds>(o.lease / 5, std::chrono::milliseconds(10));
+    while (!stopping) {
+      cv.wait_for(lock, every, [&] { return stopping || kick; });
+      if (stopping) return;
+      kick = false;
+      lock.unlock();
+      if (client->connected()) {
+        replay_pending();
+        if (Status s = renew(); !s.is_ok() && s.code() != StatusCode::kUnavailable) {
+          spdlog::warn("redis: lease renewal: {}", s.message());
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  void on_messages(const std::vector<std::pair<std::string, std::string>>& burst) {
+    StoreEvents ev;
+    {
+      std::lock_guard lock(mu);
+      ev = events;
+      if (burst.empty()) kick = true;  // reconnected: replay and renew now
+    }
+    if (burst.empty()) cv.notify_all();
+    bool wake = burst.empty();
+    std::unordered_set<std::string> helpers;
+    for (const auto& [channel, payload] : burst) {
+      if (channel == prefix + "helper") {
+        helpers.insert(payload);
+      } else {
+        wake = true;
+      }
+    }
+    for (const auto& h : helpers) {
+      if (ev.helper_changed) ev.helper_changed(h);
+    }
+    if (wake && ev.wake) ev.wake();
+  }
+};
+
+RedisStore::RedisStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StatusOr<std::unique_ptr<RedisStore>> RedisStore::open(RedisOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->o = std::move(options);
+  impl->prefix = "schedd:" + impl->o.ns + ":";
+  impl->clock = impl->o.clock;
+  RedisConnectOptions co;
+  co.address = impl->o.address;
+  co.password = impl->o.password.empty() ? impl->o.address.password : impl->o.password;
+  co.connect_timeout = impl->o.connect_timeout;
+  co.command_timeout = impl->o.command_timeout;
+  auto client = RedisClient::connect(co);
+  if (!client.is_ok()) return client.status();
+  impl->client = std::move(client).value();
+  // Redis 6.2 or newer: ZADD XX with scores, ZRANGE ... BYSCORE semantics used by the scripts.
+  auto info = impl->client->call({"INFO", "server"});
+  if (!info.is_ok()) return info.status();
+  if (info->is_error()) {
+    return unavailable(fmt::format("{}: INFO refused: {}", impl->o.address.to_string(), info->str));
+  }
+  auto pos = info->str.find("redis_version:");
+  if (pos != std::string::npos) {
+    int major = std::atoi(info->str.c_str() + pos + 14);
+    if (major < 6) {
+      return failed_precondition(fmt::format("{}: Redis {} is too old (6.2 or newer needed)",
+                                             impl->o.address.to_string(), major));
+    }
+  }
+  if (Status s = impl->load_scripts(); !s.is_ok()) return s;
+  Impl* raw = impl.get();
+  impl->client->set_on_connect([raw] {
+    {
+      std::lock_guard lock(raw->mu);
+      raw->kick = true;
+    }
+    raw->cv.notify_all();
+  });
+  impl->subscriber = std::make_unique<RedisSubscriber>(
+      co, std::vector<std::string>{impl->prefix + "wake", impl->prefix + "helper"},
+      [raw](const auto& burst) { raw->on_messages(burst); });
+  impl->lease_thread = std::thread([raw] { raw->lease_loop(); });
+  return std::unique_ptr<RedisStore>(new RedisStore(std::move(impl)));
+}
+
+RedisStore::~RedisStore() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->lease_thread.joinable()) impl_->lease_thread.join();
+  impl_->subscriber.reset();
+  impl_->client.reset();
+}
+
+void RedisStore::subscribe(StoreEvents events) {
+  std::lock_guard lock(impl_->mu);
+  impl_->events = std::move(events);
+}
+
+std::size_t RedisStore::claim_ahead() const { return impl_->o.claim_ahead; }
+
+std::string RedisStore::describe() const {
+  return fmt::format("{} (namespace {})", impl_->o.address.to_string(), impl_->o.ns);
+}
+
+Status RedisStore::health() const {
+  if (impl_->client->connected()) return Status::ok();
+  return unavailable(fmt::format("{}: not connected ({})", impl_->o.address.to_string(),
+                                 impl_->client->last_error()));
+}
+
+StatusOr<std::size_t> RedisStore::plan(std::vector<Execution> executions, TimePoint now) {
+  return plan_from(HelperState{}, std::move(executions), now);
+}
+
+StatusOr<std::size_t> RedisStore::plan_from(const HelperState& seen,
+                                            std::vector<Execution> executions, TimePoint now) {
+  for (const auto& e : executions) {
+    if (e.id.empty()) return invalid_argument("execution without an id");
+    if (!e.spec) return invalid_argument(fmt::format("execution {} has no template", e.id));
+  }
+  if (executions.empty()) return std::size_t{0};
+  std::vector<std::string> args{ns_str(now), us_str(now), seen.name};
+  args.push_back(seen.enabled ? (*seen.enabled ? "1" : "0") : "");
+  args.push_back(seen.schedule_override ? "1" : "0");
+  args.push_back(seen.schedule_override.value_or(""));
+  std::vector<const Execution*> ptrs;
+  for (const auto& e : executions) ptrs.push_back(&e);
+  impl_->append_templates(ptrs, args);
+  for (const auto& e : executions) {
+    impl_->append_fields(e, args);
+    args.push_back(is_terminal(e.status) ? std::to_string(codec::status_code(e.status)) : "0");
+    args.push_back(is_terminal(e.status) ? e.message : "");
+  }
+  auto r = impl_->eval(redis_lua::kPlan, std::move(args));
+  if (!r.is_ok()) return r.status();
+  long long created = r->elements.at(0).integer;
+  if (created < 0) {
+    return aborted(fmt::format("helper {}: its state was changed by another daemon", seen.name));
+  }
+  return static_cast<std::size_t>(created);
+}
+
+StatusOr<std::pair<Execution, std::size_t>> RedisStore::submit(Execution execution, TimePoint now,
+                                                               std::size_t capacity_queued) {
+  if (execution.id.empty()) return invalid_argument("execution without an id");
+  if (!execution.spec) {
+    return invalid_argument(fmt::format("execution {} has no template", execution.id));
+  }
+  std::vector<std::string> args{ns_str(now), us_str(now), std::to_string(capacity_queued)};
+  impl_->append_templates({&execution}, args);
+  impl_->append_fields(execution, args);
+  auto r = impl_->eval(redis_lua::kSubmit, std::move(args));
+  if (!r.is_ok()) return r.status();
+  const std::string& tag = r->elements.at(0).str;
+  if (tag == "queued") {
+    return Status(StatusCode::kAlreadyExists,
+                  fmt::format("execution {} already queued at position {}", execution.id,
+                              r->elements.at(1).integer));
+  }
+  if (tag == "running") {
+    return Status(StatusCode::kAlreadyExists,
+                  fmt::format("execution {} already running", execution.id));
+  }
+  if (tag == "full") {
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("queue full: {} queued of capacity {}", r->elements.at(1).integer,
+                              capacity_queued));
+  }
+  auto stored = impl_->decode_all({&r->elements.at(1)});
+  if (!stored.is_ok()) return stored.status();
+  if (stored->empty()) return internal_error("redis: submitted execution vanished");
+  return std::make_pair(std::move(stored->front()),
+                        static_cast<std::size_t>(r->elements.at(2).integer));
+}
+
+StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, TimePoint now,
+                                        std::string_view node) {
+  long long cap = -1;
+  if (auto it = impl_->o.lane_capacity.find(lane); it != impl_->o.lane_capacity.end()) {
+    cap = static_cast<long long>(it->second);
+  }
+  auto r = impl_->eval(redis_lua::kClaim,
+                       {std::string(lane), std::to_string(max), ns_str(now), us_str(now),
+                        std::string(node), us_str(now + impl_->o.lease), std::to_string(cap)});
+  if (!r.is_ok()) return r.status();
+  const auto& el = r->elements;
+  ClaimResult out;
+  auto claimed = impl_->decode_array(el.at(0));
+  if (!claimed.is_ok()) return claimed.status();
+  out.claimed = std::move(claimed).value();
+  auto expired = impl_->decode_array(el.at(1));
+  if (!expired.is_ok()) return expired.status();
+  out.expired = std::move(expired).value();
+  auto skipped = impl_->decode_array(el.at(2));
+  if (!skipped.is_ok()) return skipped.status();
+  out.skipped = std::move(skipped).value();
+  for (const auto& id : el.at(3).elements) out.replace.push_back(id.str);
+  auto reaped = impl_->decode_array(el.at(4));
+  if (reaped.is_ok()) {
+    for (const auto& e : *reaped) {
+      spdlog::warn(
+          "exec {} [{}]: the lease of node {} lapsed while it ran: interrupted (attempt {} of {})",
+          e.id, e.key(), e.node, e.attempt, e.spec->max_attempts);
+    }
+  }
+  std::lock_guard lock(impl_->mu);
+  for (const auto& e : out.claimed) impl_->held[e.id] = e.fence;
+  return out;
+}
+
+Status RedisStore::complete(std::string_view id, uint64_t fence, const Completion& c) {
+  if (!is_terminal(c.status)) {
+    return invalid_argument(fmt::format("execution {}: completion with non-terminal status {}", id,
+                                        exec_status_name(c.status)));
+  }
+  std::string sid(id);
+  Status s = impl_->record(sid, fence, c);
+  if (s.code() == StatusCode::kUnavailable) {
+    // Kept, with its lease renewed, and recorded once Redis is back (docs/redis.md).
+    std::lock_guard lock(impl_->mu);
+    impl_->replay.push_back(Impl::Pending{sid, fence, c});
+    spdlog::warn("exec {}: completion kept for when Redis is back: {}", sid, s.message());
+    return Status::ok();
+  }
+  std::lock_guard lock(impl_->mu);
+  impl_->held.erase(sid);
+  return s;
+}
+
+std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
+  auto r = impl_->eval(redis_lua::kNextEvent, {us_str(now)});
+  if (!r.is_ok()) return std::nullopt;
+  const auto& el = r->elements;
+  std::optional<TimePoint> next;
+  auto consider = [&](TimePoint t) {
+    if (!next || t < *next) next = t;
+  };
+  for (int i = 0; i < 3; ++i) {
+    if (el.at(i).type == RedisValue::Type::kString) {
+      consider(codec::from_ns(parse_i64(el.at(i).str)));
+    }
+  }
+  // Other daemons' leases: a lapse frees a key. Own leases are renewed, not events.
+  const auto& leases = el.at(3).elements;
+  std::lock_guard lock(impl_->mu);
+  for (std::size_t i = 0; i + 1 < leases.size(); i += 2) {
+    if (impl_->held.contains(leases[i].str)) continue;
+    consider(TimePoint(std::chrono::microseconds(parse_i64(leases[i + 1].str))));
+    break;
+  }
+  return next;
+}
+
+StatusOr<Execution> RedisStore::cancel(std::string_view id, TimePoint now) {
+  auto r = impl_->eval(redis_lua::kCancel, {std::string(id), ns_str(now), us_str(now)});
+  if (!r.is_ok()) return r.status();
+  const std::string& tag = r->elements.at(0).str;
+  if (tag == "nf") return not_found(fmt::format("execution {} not found", id));
+  if (tag == "running") {
+    return failed_precondition(
+        fmt::format("execution {} is running; request a stop to cancel it", id));
+  }
+  auto e = impl_->decode_all({&r->elements.at(1)});
+  if (!e.is_ok()) return e.status();
+  if (tag == "terminal") {
+    return Status(StatusCode::kAlreadyExists,
+                  fmt::format("execution {} already {}", id, exec_status_name(e->front().status)));
+  }
+  return std::move(e->front());
+}
+
+StatusOr<std::size_t> RedisStore::remove_planned(std::string_view name) {
+  auto r = impl_->eval(redis_lua::kRemovePlanned, {std::string(name)});
+  if (!r.is_ok()) return r.status();
+  return r->elements.size();
+}
+
+std::optional<Execution> RedisStore::get(std::string_view id) {
+  auto r = impl_->fetch({std::string(id)});
+  if (!r.is_ok() || r->empty()) return std::nullopt;
+  return std::move(r->front());
+}
+
+std::vector<Execution> RedisStore::list(const ExecutionFilter& filter) {
+  std::vector<Execution> out;
+  std::string from = filter.after_id.empty() ? "-" : "(" + filter.after_id;
+  constexpr std::size_t kPage = 256;
+  while (out.size() < filter.limit) {
+    auto ids = impl_->client->call(
+        {"ZRANGEBYLEX", impl_->prefix + "ids", from, "+", "LIMIT", "0", std::to_string(kPage)});
+    if (!ids.is_ok() || ids->elements.empty()) break;
+    std::vector<std::string> page;
+    for (const auto& v : ids->elements) page.push_back(v.str);
+    auto execs = impl_->fetch(page);
+    if (!execs.is_ok()) break;
+    for (auto& e : *execs) {
+      if (out.size() >= filter.limit) break;
+      if (filter.status && e.status != *filter.status) continue;
+      if (filter.name && e.spec->name != *filter.name) continue;
+      if (filter.key && e.key() != *filter.key) continue;
+      if (filter.lane && e.lane() != *filter.lane) continue;
+      out.push_back(std::move(e));
+    }
+    if (page.size() < kPage) break;
+    from = "(" + page.back();
+  }
+  return out;
+}
+
+std::optional<std::size_t> RedisStore::position(std::string_view id) {
+  auto r = impl_->client->call({"HMGET", impl_->prefix + "e:" + std::string(id), "st", "key", "m"});
+  if (!r.is_ok() || r->elements.size() < 3 || r->elements[0].is_nil()) return std::nullopt;
+  if (r->elements[0].str != "0") return std::nullopt;
+  auto rank =
+      impl_->client->call({"ZRANK", impl_->prefix + "q:" + r->elements[1].str, r->elements[2].str});
+  if (!rank.is_ok() || rank->type != RedisValue::Type::kInteger) return std::nullopt;
+  return static_cast<std::size_t>(rank->integer + 1);
+}
+
+std::vector<Execution> RedisStore::key_queue(std::string_view key) {
+  auto r = impl_->client->call({"ZRANGE", impl_->prefix + "q:" + std::string(key), "0", "-1"});
+  if (!r.is_ok()) return {};
+  std::vector<std::string> ids;
+  for (const auto& m : r->elements) ids.push_back(m.str.substr(17));
+  auto execs = impl_->fetch(ids);
+  if (!execs.is_ok()) return {};
+  return std::move(execs).value();
+}
+
+std::size_t RedisStore::prune_history(TimePoint before) {
+  constexpr long long kBatch = 1000;
+  std::size_t total = 0;
+  while (true) {
+    auto r = impl_->eval(redis_lua::kPrune, {us_str(before), std::to_string(kBatch)});
+    if (!r.is_ok()) break;
+    total += static_cast<std::size_t>(r->integer);
+    if (r->integer < kBatch) break;
+  }
+  return total;
+}
+
+std::vector<LaneCounts> RedisStore::counts(TimePoint now) {
+  auto r = impl_->eval(redis_lua::kCounts, {us_str(now)});
+  std::vector<LaneCounts> out;
+  if (!r.is_ok()) return out;
+  const auto& el = r->elements;
+  for (std::size_t i = 0; i + 2 < el.size(); i += 3) {
+    out.push_back(LaneCounts{el[i].str, static_cast<std::size_t>(std::max(0LL, el[i + 1].integer)),
+                             static_cast<std::size_t>(el[i + 2].integer)});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const LaneCounts& a, const LaneCounts& b) { return a.lane < b.lane; });
+  return out;
+}
+
+std::optional<HelperState> RedisStore::helper_state(std::string_view name) {
+  auto r =
+      impl_->client->call({"HMGET", impl_->prefix + "h:" + std::string(name), "en", "ov", "pu"});
+  if (!r.is_ok() || r->elements.size() < 3) return std::nullopt;
+  const auto& el = r->elements;
+  if (el[0].is_nil() && el[1].is_nil() && el[2].is_nil()) return std::nullopt;
+  HelperState s;
+  s.name = std::string(name);
+  if (!el[0].is_nil()) s.enabled = el[0].str == "1";
+  if (!el[1].is_nil()) s.schedule_override = el[1].str;
+  if (!el[2].is_nil()) s.planned_until = codec::from_ns(parse_i64(el[2].str));
+  return s;
+}
+
+Status RedisStore::put_helper_state(const HelperState& state) {
+  if (state.name.empty()) return invalid_argument("helper state without a helper name");
+  auto r =
+      impl_->eval(redis_lua::kPutHelper,
+                  {state.name, state.enabled ? "1" : "0",
+                   state.enabled && *state.enabled ? "1" : "0", state.schedule_override ? "1" : "0",
+                   state.schedule_override.value_or(""), state.planned_until ? "1" : "0",
+                   state.planned_until ? ns_str(*state.planned_until) : std::string()});
+  return r.is_ok() ? Status::ok() : r.status();
+}
+
+Status RedisStore::put_watermark(const std::string& name, TimePoint planned_until) {
+  auto r = impl_->client->call({"HSET", impl_->prefix + "h:" + name, "pu", ns_str(planned_until)});
+  if (!r.is_ok()) return r.status();
+  if (r->is_error()) return internal_error("redis: " + r->str);
+  return Status::ok();
+}
+
+std::vector<Execution> RedisStore::recover(TimePoint now) {
+  auto r = impl_->eval(redis_lua::kRecover, {ns_str(now), us_str(now), impl_->o.node_id});
+  if (!r.is_ok()) {
+    spdlog::error("recover: {}", r.status().message());
+    return {};
+  }
+  auto execs = impl_->decode_array(*r);
+  if (!execs.is_ok()) {
+    spdlog::error("recover: {}", execs.status().message());
+    return {};
+  }
+  std::sort(execs->begin(), execs->end(),
+            [](const Execution& a, const Execution& b) { return a.seq < b.seq; });
+  std::lock_guard lock(impl_->mu);
+  for (const auto& e : *execs) impl_->held.erase(e.id);
+  return std::move(execs).value();
+}
+
+Status RedisStore::renew_leases() { return impl_->renew(); }
+
+Status RedisStore::wipe() {
+  std::string cursor = "0";
+  do {
+    auto r = impl_->client->call({"SCAN", cursor, "MATCH", impl_->prefix + "*", "COUNT", "1000"});
+    if (!r.is_ok()) return r.status();
+    if (r->elements.size() < 2) return internal_error("redis: SCAN reply");
+    cursor = r->elements[0].str;
+    if (!r->elements[1].elements.empty()) {
+      RedisArgv del{"DEL"};
+      for (const auto& k : r->elements[1].elements) del.push_back(k.str);
+      auto d = impl_->client->call(std::move(del));
+      if (!d.is_ok()) return d.status();
+    }
+  } while (cursor != "0");
+  return Status::ok();
+}
+
+}  // namespace schedd
