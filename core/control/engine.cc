@@ -45,6 +45,7 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
       plugins_(plugins),
       node_id_(std::move(node_id)) {
   planner_ = std::make_unique<Planner>(store_, config_.lookahead);
+  planner_->set_on_stale([this](const std::string& name) { queue_refresh(name); });
   DispatcherOptions options;
   for (const auto& lane : config_.lanes) options.lanes.push_back({lane.name, lane.workers});
   options.node_id = node_id_;
@@ -98,7 +99,50 @@ void Engine::remove_observer(uint64_t id) {
   std::erase_if(observers_, [id](const auto& o) { return o.first == id; });
 }
 
-Engine::~Engine() { dispatcher_->stop(std::chrono::milliseconds(0)); }
+Engine::~Engine() {
+  dispatcher_->stop(std::chrono::milliseconds(0));
+  store_.subscribe(StoreEvents{});
+  {
+    std::lock_guard lock(refresh_mu_);
+    refresh_stop_ = true;
+  }
+  refresh_cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+}
+
+void Engine::queue_refresh(const std::string& name) {
+  {
+    std::lock_guard lock(refresh_mu_);
+    refresh_.insert(name);
+  }
+  refresh_cv_.notify_all();
+}
+
+void Engine::refresh_loop() {
+  std::unique_lock lock(refresh_mu_);
+  while (true) {
+    refresh_cv_.wait(lock, [&] { return refresh_stop_ || !refresh_.empty(); });
+    if (refresh_stop_) return;
+    std::set<std::string> names;
+    names.swap(refresh_);
+    lock.unlock();
+    for (const auto& name : names) {
+      std::lock_guard engine_lock(mu_);
+      const HelperConfig* h = config_.find_helper(name);
+      if (h == nullptr) continue;  // not in this daemon's config
+      if (Status s = apply_state(*h); !s.is_ok()) {
+        spdlog::error("helper {}: changed on another daemon: {}", name, s.message());
+        continue;
+      }
+      auto p = planner_->helper(name);
+      auto report = planner_->plan_helper(name, clock_.now());
+      spdlog::info("helper {}: changed on another daemon; now {}, {} planned here", name,
+                   p && p->enabled ? "enabled" : "disabled", report.is_ok() ? report->created : 0);
+    }
+    dispatcher_->poke();
+    lock.lock();
+  }
+}
 
 std::shared_ptr<const ExecTemplate> Engine::make_template(const HelperConfig& h) const {
   auto t = std::make_shared<ExecTemplate>();
@@ -128,6 +172,10 @@ Status Engine::apply_state(const HelperConfig& h) {
   p.spec = make_template(h);
   p.enabled = state && state->enabled ? *state->enabled : h.enabled;
   p.catch_up = to_catch_up(h.catch_up);
+  if (state) {
+    p.seen = *state;
+    p.seen.planned_until.reset();
+  }
   ScheduleConfig sc = h.schedule;
   if (state && state->schedule_override) {
     std::vector<ConfigError> errors;
@@ -157,6 +205,13 @@ Status Engine::start() {
   for (const auto& h : config_.helpers) {
     if (Status s = apply_state(h); !s.is_ok()) return s;
   }
+  // A shared store reports other daemons' changes: new work wakes the dispatcher, a changed
+  // helper is re-applied here.
+  refresher_ = std::thread([this] { refresh_loop(); });
+  store_.subscribe(StoreEvents{
+      .wake = [this] { dispatcher_->poke(); },
+      .helper_changed = [this](const std::string& name) { queue_refresh(name); },
+  });
   dispatcher_->start();
   return Status::ok();
 }

@@ -9,11 +9,14 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/common/clock.h"
@@ -90,6 +93,10 @@ class Engine {
  private:
   std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
   Status apply_state(const HelperConfig& h);
+  // Re-applies helpers whose stored state another daemon changed (shared store), off the
+  // store's and the planner's threads.
+  void queue_refresh(const std::string& name);
+  void refresh_loop();
 
   const Config& config_;
   Store& store_;
@@ -100,6 +107,12 @@ class Engine {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::mutex mu_;  // serializes enable/disable/update
   uint64_t adhoc_counter_ = 0;
+
+  std::mutex refresh_mu_;
+  std::condition_variable refresh_cv_;
+  std::set<std::string> refresh_;  // helper names to re-apply
+  bool refresh_stop_ = false;
+  std::thread refresher_;
 
   // Observers added through add_observer; one DispatchObserver registered at construction
   // fans out to them under a shared lock.

@@ -62,6 +62,12 @@ Status Planner::update_state(const std::string& name,
 
 StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now) {
   HelperState state = store_.helper_state(h.name).value_or(HelperState{h.name, {}, {}, {}});
+  // Another daemon (shared store) changed the helper since it was applied here: plan nothing
+  // until it is re-applied.
+  if (state.enabled != h.seen.enabled || state.schedule_override != h.seen.schedule_override) {
+    if (on_stale_) on_stale_(h.name);
+    return PlanReport{};
+  }
   const TimePoint until = now + lookahead_;
   // Plan from the watermark when there is one (after downtime this includes the missed due
   // times), else from now.
@@ -107,12 +113,17 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
                  std::make_move_iterator(missed.end()));
   }
   if (!batch.empty()) {
-    auto created = store_.plan(std::move(batch), now);
+    HelperState seen = h.seen;
+    seen.name = h.name;
+    auto created = store_.plan_from(seen, std::move(batch), now);
+    if (created.status().code() == StatusCode::kAborted) {
+      if (on_stale_) on_stale_(h.name);
+      return PlanReport{};
+    }
     if (!created.is_ok()) return created.status();
     report.created = *created - std::min(*created, report.skipped);
   }
-  state.planned_until = until;
-  if (Status s = store_.put_helper_state(state); !s.is_ok()) return s;
+  if (Status s = store_.put_watermark(h.name, until); !s.is_ok()) return s;
   return report;
 }
 

@@ -34,6 +34,10 @@ struct PlannedHelper {
   std::shared_ptr<const Schedule> schedule;
   bool enabled = true;
   CatchUpPolicy catch_up = CatchUpPolicy::kAll;
+  // The stored runtime state this was built from (enabled and schedule_override; the
+  // watermark is ignored). A planning round that finds another state in the store, because
+  // another daemon changed it, plans nothing for the helper and reports it stale.
+  HelperState seen{};
 };
 
 struct PlanReport {
@@ -64,6 +68,11 @@ class Planner {
 
   std::chrono::milliseconds lookahead() const { return lookahead_; }
 
+  // Called from inside a planning call, under the planner's lock, with the name of a
+  // helper whose stored state differs from the one it was built from; the owner re-applies
+  // it. Must not call back into the planner on this thread. Set before planning starts.
+  void set_on_stale(std::function<void(const std::string&)> fn) { on_stale_ = std::move(fn); }
+
  private:
   StatusOr<PlanReport> plan_locked(const PlannedHelper& h, TimePoint now);
 
@@ -71,6 +80,7 @@ class Planner {
   const std::chrono::milliseconds lookahead_;
   mutable std::mutex mu_;
   std::map<std::string, PlannedHelper> helpers_;
+  std::function<void(const std::string&)> on_stale_;
 };
 
 }  // namespace schedd
