@@ -1164,6 +1164,20 @@ TEST(ConfigTest, ReferenceConfigLoads) {
   EXPECT_EQ(*param(*daily, "output_limit"), ParamValue::integer(4096));
 }
 
+TEST(ConfigTest, RedisConfigLoads) {
+  const std::filesystem::path path = SCHEDD_SOURCE_DIR "/config/redis.toml";
+  Config cfg = load_ok(path);
+  EXPECT_EQ(cfg.store, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(cfg.node_id, "node-a");
+  EXPECT_EQ(cfg.redis.ns, "default");
+  EXPECT_EQ(cfg.redis.lease, 5s);
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kCluster);
+  EXPECT_FALSE(cfg.redis.password_file);
+  EXPECT_FALSE(cfg.redis.password_env);
+  ASSERT_NE(cfg.find_lane("default"), nullptr);
+  EXPECT_EQ(cfg.find_lane("default")->workers, 4u);
+}
+
 TEST(ConfigTest, MinimalConfigLoads) {
   const std::filesystem::path path = SCHEDD_SOURCE_DIR "/config/minimal.toml";
   Config cfg = load_ok(path);
