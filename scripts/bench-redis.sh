@@ -10,7 +10,8 @@
 # "always" like the test harness), installs BullMQ with npm in tests/load/bullmq (pinned by
 # its package-lock.json), then for each run prints one JSON line per side on stdout:
 #   BullMQ:  tests/load/bullmq/bench.js (workers in 2 processes sharing concurrency C);
-#   schedd:  `schedd-bench --redis URL --redis-only` (see the schedd side below).
+#   schedd:  `schedd-bench --redis URL --redis-only`, then 2 `schedd run` daemons fed over
+#            HTTP (tests/load/schedd_daemons.js); see the schedd side below.
 # Machine load (uptime) goes to stderr before and after each run. Numbers and how to read
 # them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
 set -euo pipefail
@@ -35,7 +36,7 @@ while (($#)); do
     --appendfsync) appendfsync=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --bullmq-only) bullmq_only=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-redis: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,16 +57,12 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/schedd-bench-redis-XXXXXX")
 redis_pid=""
 port=""
-daemon_pids=()
 
 process_alive() {  # a zombie counts as gone
   [[ -r /proc/$1/stat ]] && ! grep -q ') Z' "/proc/$1/stat"
 }
 
 cleanup() {
-  local pid
-  for pid in "${daemon_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${daemon_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [[ -n $redis_pid ]]; then
     redis-cli -p "$port" shutdown >/dev/null 2>&1 || kill -TERM "$redis_pid" 2>/dev/null || true
     for _ in $(seq 200); do process_alive "$redis_pid" || break; sleep 0.05; done
@@ -114,33 +111,41 @@ echo "bench-redis: redis-server $(redis-server --version | awk '{print $3}' | se
 )
 
 # ------------------------------------------------------------------------------------------
-# The schedd side. HOOK: it runs once `schedd-bench` accepts --redis (it needs the Redis store,
-# core/store/redis_store.cc); until then it says so and only BullMQ is measured.
-#
-# `schedd-bench --redis URL --redis-only` measures one RedisStore + one dispatcher with the
-# noop executor (redis_dispatch_per_second, with C workers) and the due -> start lag
-# (redis_lag_p99_ms). The issue's full setup, 2 `schedd run` daemons on this redis-server
-# (store = "redis://...", [lanes.default] workers = C, lane_capacity = "cluster", distinct
-# node_id, [api] listen = "127.0.0.1:0", [tickets] executor = "noop") fed JOBS tickets over
-# HTTP, goes in schedd_two_daemons below when the store lands.
-schedd_side() {
+# The schedd side, two ways; each needs the Redis store (core/store/redis_store.cc) in the
+# build and says so, instead of failing the run, when it is not there yet.
+#   schedd_bench:       `schedd-bench --redis URL --redis-only`: one RedisStore + one dispatcher
+#                       with C workers and the noop executor (redis_dispatch_per_second,
+#                       redis_lag_p99_ms), the same code paths as schedd-bench's in-memory runs.
+#   schedd_two_daemons: tests/load/schedd_daemons.js: 2 `schedd run` daemons on this
+#                       redis-server (noop, [lanes.default] workers = C with lane_capacity
+#                       "cluster", history kept), fed JOBS executions over HTTP: the setup of
+#                       issue #7, to compare with BullMQ's 2 processes.
+schedd_bench() {
   local bench="$ROOT/$build/bin/schedd-bench"
   if [[ ! -x $bench ]]; then
-    echo "bench-redis: schedd side skipped: $bench not built (cmake --build --preset release)" >&2
+    echo "bench-redis: schedd-bench skipped: $bench not built (cmake --build --preset release)" >&2
     return 0
   fi
   if ! "$bench" --help 2>/dev/null | grep -q -- '--redis'; then
-    echo "bench-redis: schedd side skipped: this schedd-bench has no --redis" >&2
+    echo "bench-redis: schedd-bench skipped: this schedd-bench has no --redis" >&2
     return 0
   fi
   "$bench" --plugin-dir "$ROOT/$build/plugins" --redis "$url" --redis-only \
     --redis-workers "$concurrency" --redis-executions "$jobs" --redis-lag-executions "$lag_jobs" \
-    --redis-lag-span-ms "$lag_span_ms"
+    --redis-lag-span-ms "$lag_span_ms" ||
+    echo "bench-redis: schedd-bench --redis failed (exit $?)" >&2
 }
 
-# HOOK (not yet wired): 2 daemons, fed over HTTP; see above. daemon_pids are stopped on exit.
 schedd_two_daemons() {
-  echo "bench-redis: 2-daemon schedd run not wired yet (needs the Redis store)" >&2
+  local schedd="$ROOT/$build/bin/schedd"
+  if [[ ! -x $schedd ]]; then
+    echo "bench-redis: 2 daemons skipped: $schedd not built" >&2
+    return 0
+  fi
+  node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
+    --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
+    --lag-span-ms "$lag_span_ms" ||
+    echo "bench-redis: 2 daemons failed (exit $?); see above" >&2
 }
 
 for run in $(seq "$runs"); do
@@ -148,7 +153,7 @@ for run in $(seq "$runs"); do
   node tests/load/bullmq/bench.js --redis "$url" --jobs "$jobs" --concurrency "$concurrency" \
     --processes 2 --lag-jobs "$lag_jobs" --lag-span-ms "$lag_span_ms"
   if ((!bullmq_only)); then
-    schedd_side
+    schedd_bench
     schedd_two_daemons
   fi
   echo "bench-redis: run $run/$runs, after: $(uptime)" >&2
