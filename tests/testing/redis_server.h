@@ -106,10 +106,25 @@ class RedisServer {
     return c;
   }
 
-  // Runs one command (no arguments with spaces) on a fresh connection; the reply, or throws.
+  // Runs one command on a fresh connection, its words split on spaces (so no argument holds a
+  // space); the reply, or throws when there is none.
   RedisReplyPtr command(const std::string& text) const {
+    std::vector<std::string> words;
+    for (std::size_t begin = 0; begin < text.size();) {
+      std::size_t end = text.find(' ', begin);
+      if (end == std::string::npos) end = text.size();
+      if (end > begin) words.push_back(text.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& w : words) {
+      argv.push_back(w.data());
+      lengths.push_back(w.size());
+    }
     RedisContextPtr c = connect();
-    RedisReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), text.c_str())));
+    RedisReplyPtr r(static_cast<redisReply*>(
+        redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lengths.data())));
     if (!r) throw std::runtime_error("RedisServer: " + text + ": " + c->errstr);
     return r;
   }
