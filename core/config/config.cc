@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -23,6 +24,7 @@
 
 #include "core/common/duration.h"
 #include "core/schedule/cron.h"
+#include "core/store/redis_store.h"
 
 namespace schedd {
 
@@ -295,8 +297,29 @@ std::string check_store(std::string_view store) {
     return quote(store) + " has no path; write e.g. \"sqlite:/var/lib/schedd/schedd.db\"";
   }
   if (store.starts_with("redis://")) {
-    if (store.size() > 8) return "";
-    return quote(store) + " has no address; write e.g. \"redis://127.0.0.1:6379/0\"";
+    if (store.size() == 8) {
+      return quote(store) + " has no address; write e.g. \"redis://127.0.0.1:6379/0\"";
+    }
+    StatusOr<RedisAddress> address = parse_redis_url(store);
+    if (address.is_ok()) return "";
+    // parse_redis_url's message starts with `store "URL": `; the caller already says which
+    // key it is. A password in the URL is not repeated in the message.
+    std::string why = address.status().message();
+    if (why.starts_with("store ")) why = why.substr(6);
+    const std::string_view rest = store.substr(8);
+    if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
+      const std::string_view auth = rest.substr(0, at);
+      const size_t colon = auth.find(':');
+      const std::string_view password =
+          colon == std::string_view::npos ? auth : auth.substr(colon + 1);
+      if (!password.empty()) {
+        for (size_t pos = why.find(password); pos != std::string::npos;
+             pos = why.find(password, pos + 3)) {
+          why.replace(pos, password.size(), "***");
+        }
+      }
+    }
+    return why;
   }
   return quote(store) + " is not a supported store; " + use;
 }
@@ -401,13 +424,16 @@ std::string raw_kind_name(const RawParam& raw) {
 // ---------------------------------------------------------------------------------------------
 // The loader: walks the parsed document section by section.
 
-const Names kRootKeys = {"daemon", "api", "capacity", "retry", "lanes", "tickets", "helpers"};
+const Names kRootKeys = {"daemon", "api",     "capacity", "retry",
+                         "lanes",  "tickets", "helpers",  "redis"};
 const Names kDaemonKeys = {
     "timezone",       "plugin_dir", "on_plugin_error",  "log_format",   "log_level",
     "store",          "node_id",    "lookahead",        "expand_every", "history_retention",
     "shutdown_grace", "durability", "durability_window"};
 const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", "read_token_env"};
 const Names kCapacityKeys = {"queued"};
+const Names kRedisKeys = {"namespace",     "connect_timeout", "command_timeout", "lease",
+                          "password_file", "password_env",    "lane_capacity",   "claim_ahead"};
 const Names kRetryKeys = {"max_attempts", "delays"};
 const Names kLaneKeys = {"workers", "timeout"};
 const Names kTicketKeys = {"executor", "lane", "priority", "expiry", "projects"};
@@ -490,6 +516,7 @@ class Loader {
 
   void read_daemon(const Section& s, Config& cfg);
   void read_api(const Section& s, Config& cfg);
+  void read_redis(const Section& s, const toml::node& node, Config& cfg);
   RetryConfig read_retry(const Section& s, RetryConfig base);
   void read_lanes(const Section& s, Config& cfg);
   void read_tickets(const Section& s, Config& cfg);
@@ -509,6 +536,8 @@ class Loader {
     std::string prefix;
   };
   std::vector<LaneRef> lane_refs_;
+  // [daemon] store was written as a redis:// URL (valid or not): [redis] belongs with it.
+  bool redis_store_written_ = false;
 };
 
 void Loader::check_keys(const Section& s, const Names& known) {
@@ -655,6 +684,9 @@ void Loader::load(const toml::table& root, Config& cfg) {
   if (const toml::table* t = read_table(top, "tickets")) {
     read_tickets(child(top, *t, "tickets"), cfg);
   }
+  if (const toml::table* t = read_table(top, "redis")) {
+    read_redis(child(top, *t, "redis"), *root.get("redis"), cfg);
+  }
   if (const toml::table* t = read_table(top, "helpers")) {
     read_helpers(child(top, *t, "helpers"), cfg);
   }
@@ -680,6 +712,7 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
   if (auto v = read_enum(s, "log_format", {"text", "json"})) cfg.log_format = *v;
   if (auto v = read_enum(s, "log_level", {"debug", "info", "warn", "error"})) cfg.log_level = *v;
   if (auto store = read_string(s, "store")) {
+    redis_store_written_ = store->starts_with("redis://");
     if (std::string why = check_store(*store); !why.empty()) {
       error(s.table.get("store")->source(), prefix(s, "store") + why);
     } else {
@@ -735,6 +768,50 @@ void Loader::read_api(const Section& s, Config& cfg) {
     error(s.table.get("read_token_env")->source(),
           prefix(s, "read_token_env") + "set either read_token_file or read_token_env, not both");
   }
+}
+
+void Loader::read_redis(const Section& s, const toml::node& node, Config& cfg) {
+  if (!redis_store_written_) {
+    error(node.source(), header(s) + " only applies to a Redis store, but [daemon] store is " +
+                             quote(cfg.store) +
+                             "; remove [redis] or set store = " + "\"redis://HOST:PORT/DB\"");
+    return;
+  }
+  check_keys(s, kRedisKeys);
+  RedisConfig& r = cfg.redis;
+  if (auto ns = read_string(s, "namespace", /*allow_empty=*/false)) {
+    if (is_valid_name(*ns)) {
+      r.ns = *ns;
+    } else {
+      error(s.table.get("namespace")->source(),
+            prefix(s, "namespace") + quote(*ns) +
+                " is not a valid namespace: use only letters, digits, \"_\", \"-\" and \".\"");
+    }
+  }
+  if (auto v = read_duration(s, "connect_timeout", Positive::kYes)) r.connect_timeout = *v;
+  if (auto v = read_duration(s, "command_timeout", Positive::kYes)) r.command_timeout = *v;
+  if (auto v = read_duration(s, "lease", Positive::kYes)) {
+    if (*v < std::chrono::seconds(1)) {
+      error(s.table.get("lease")->source(),
+            prefix(s, "lease") + format_duration(*v) +
+                " is too short: a lease must be at least 1s (it is renewed every lease / 5)");
+    } else {
+      r.lease = *v;
+    }
+  }
+  if (auto file = read_string(s, "password_file", /*allow_empty=*/false)) {
+    r.password_file = resolve(*file).string();
+  }
+  if (auto env = read_string(s, "password_env", /*allow_empty=*/false)) r.password_env = *env;
+  if (r.password_file && r.password_env) {
+    error(s.table.get("password_env")->source(),
+          prefix(s, "password_env") + "set either password_file or password_env, not both");
+  }
+  if (auto v = read_enum(s, "lane_capacity", {"cluster", "node"})) {
+    r.lane_capacity =
+        *v == "node" ? RedisConfig::LaneCapacity::kNode : RedisConfig::LaneCapacity::kCluster;
+  }
+  if (auto v = read_int(s, "claim_ahead", 0, 1000000)) r.claim_ahead = static_cast<uint64_t>(*v);
 }
 
 RetryConfig Loader::read_retry(const Section& s, RetryConfig base) {
@@ -1121,6 +1198,39 @@ std::optional<ScheduleConfig> parse_schedule(std::string_view inline_table,
   }
   if (errors.size() != first) return std::nullopt;
   return sc;
+}
+
+StatusOr<std::optional<std::string>> read_redis_password(const RedisConfig& redis) {
+  auto trim = [](std::string text) {
+    auto space = [](unsigned char c) { return std::isspace(c) != 0; };
+    while (!text.empty() && space(text.back())) text.pop_back();
+    size_t begin = 0;
+    while (begin < text.size() && space(text[begin])) ++begin;
+    return text.substr(begin);
+  };
+  if (redis.password_file) {
+    const std::string& file = *redis.password_file;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      const int err = errno;
+      return invalid_argument("[redis] password_file " + file + ": cannot be read (" +
+                              (err != 0 ? std::strerror(err) : "open failed") + ")");
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text = trim(std::move(text));
+    if (text.empty()) return invalid_argument("[redis] password_file " + file + " is empty");
+    return std::optional<std::string>(std::move(text));
+  }
+  if (redis.password_env) {
+    const char* value = std::getenv(redis.password_env->c_str());
+    std::string text = trim(value == nullptr ? "" : value);
+    if (text.empty()) {
+      return invalid_argument("[redis] password_env: environment variable " + *redis.password_env +
+                              " is not set or empty");
+    }
+    return std::optional<std::string>(std::move(text));
+  }
+  return std::optional<std::string>();
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {

@@ -138,6 +138,22 @@ struct TicketsConfig : TicketSettings {
   }
 };
 
+// [redis]: settings of the shared Redis store (store = "redis://HOST:PORT/DB"); the table is
+// refused with any other store.
+struct RedisConfig {
+  std::string ns = "default";  // `namespace`: keys are schedd:<ns>:...
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds command_timeout{2000};
+  std::chrono::milliseconds lease{5000};  // >= 1s
+  // The password, read at start-up by read_redis_password(); at most one of the two.
+  std::optional<std::string> password_file;  // resolved against the config file's folder
+  std::optional<std::string> password_env;
+  // kCluster: each lane's `workers` is its running limit across all daemons; kNode: each
+  // daemon's own workers only.
+  enum class LaneCapacity { kCluster, kNode } lane_capacity = LaneCapacity::kCluster;
+  uint64_t claim_ahead = 0;
+};
+
 struct Config {
   std::filesystem::path file;  // the config file itself
   // [daemon]
@@ -169,6 +185,8 @@ struct Config {
   std::vector<LaneConfig> lanes;  // always contains "default"
   TicketsConfig tickets;
   std::vector<HelperConfig> helpers;  // in file order
+  // [redis]
+  RedisConfig redis;
 
   const LaneConfig* find_lane(std::string_view name) const;
   const HelperConfig* find_helper(std::string_view name) const;
@@ -181,6 +199,11 @@ std::optional<Config> load_config(const std::filesystem::path& path,
 // The same from text (tests, API bodies); `source_name` appears in error locations.
 std::optional<Config> parse_config(std::string_view text, const std::string& source_name,
                                    std::vector<ConfigError>& errors);
+
+// The Redis password from [redis] password_file (trimmed) or password_env; nullopt when
+// neither is set. kInvalidArgument naming the file or the variable (never its content) when
+// it cannot be read or is empty.
+StatusOr<std::optional<std::string>> read_redis_password(const RedisConfig& redis);
 
 // Looks up an executor's schema by name; nullptr when no loaded plugin provides it.
 using ExecutorLookup = std::function<const ExecutorInfo*(std::string_view)>;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -143,7 +144,7 @@ TEST(ConfigErrorTest, UnknownKeyWithoutSuggestionListsTheKeys) {
 TEST(ConfigErrorTest, UnknownTopLevelTableAndKey) {
   EXPECT_THAT(phase1("verbose = true\n[deamon]\n"),
               ElementsAre("x.toml:1:1: unknown key \"verbose\"; expected one of: daemon, api, "
-                          "capacity, retry, lanes, tickets, helpers",
+                          "capacity, retry, lanes, tickets, helpers, redis",
                           "x.toml:2:2: unknown table [deamon] (did you mean [daemon]?)"));
 }
 
@@ -442,6 +443,94 @@ TEST(ConfigErrorTest, ApiChecks) {
   EXPECT_THAT(phase1("[api]\nlisten = \"0.0.0.0:65535\"\n"), IsEmpty());
 }
 
+TEST(ConfigErrorTest, RedisStoreUrlIsChecked) {
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://127.0.0.1:abc/0\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://127.0.0.1:abc/0\": port \"abc\" "
+                          "is not a port number (expected redis://HOST[:PORT][/DB])"));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://127.0.0.1:0/0\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://127.0.0.1:0/0\": port \"0\" is "
+                          "not a port number (expected redis://HOST[:PORT][/DB])"));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://db.local/one\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://db.local/one\": database "
+                          "\"one\" is not a number (expected redis://HOST[:PORT][/DB])"));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://:6379/0\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://:6379/0\": no host (expected "
+                          "redis://HOST[:PORT][/DB])"));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://\" has no address; write e.g. "
+                          "\"redis://127.0.0.1:6379/0\""));
+  // A password in a bad URL is not repeated in the message.
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://:s3cret@db:99999/0\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://:***@db:99999/0\": port "
+                          "\"99999\" is not a port number (expected redis://HOST[:PORT][/DB])"));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://db.local\"\n"), IsEmpty());
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://10.0.0.5:6380/3\"\n"), IsEmpty());
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://:pw@10.0.0.5:6380/3\"\n"), IsEmpty());
+}
+
+TEST(ConfigErrorTest, RedisTableNeedsARedisStore) {
+  EXPECT_THAT(phase1("[redis]\nnamespace = \"prod\"\n"),
+              ElementsAre("x.toml:1:1: [redis] only applies to a Redis store, but [daemon] store "
+                          "is \"memory\"; remove [redis] or set store = "
+                          "\"redis://HOST:PORT/DB\""));
+  EXPECT_THAT(phase1("[daemon]\nstore = \"sqlite:/tmp/s.db\"\n[redis]\nlease = \"10s\"\n"),
+              ElementsAre("x.toml:3:1: [redis] only applies to a Redis store, but [daemon] store "
+                          "is \"sqlite:/tmp/s.db\"; remove [redis] or set store = "
+                          "\"redis://HOST:PORT/DB\""));
+  // A bad Redis URL is reported once, and [redis] is still checked.
+  EXPECT_THAT(phase1("[daemon]\nstore = \"redis://h:x\"\n[redis]\nlease = \"1ms\"\n"),
+              ElementsAre("x.toml:2:9: [daemon] store: \"redis://h:x\": port \"x\" is not a port "
+                          "number (expected redis://HOST[:PORT][/DB])",
+                          "x.toml:4:9: [redis] lease: 1ms is too short: a lease must be at "
+                          "least 1s (it is renewed every lease / 5)"));
+}
+
+TEST(ConfigErrorTest, RedisChecks) {
+  const std::string store = "[daemon]\nstore = \"redis://127.0.0.1:6379/0\"\n[redis]\n";
+  EXPECT_THAT(phase1(store + "namespace = \"a b\"\n"),
+              ElementsAre("x.toml:4:13: [redis] namespace: \"a b\" is not a valid namespace: use "
+                          "only letters, digits, \"_\", \"-\" and \".\""));
+  EXPECT_THAT(phase1(store + "namespace = \"x:y\"\n"),
+              ElementsAre("x.toml:4:13: [redis] namespace: \"x:y\" is not a valid namespace: use "
+                          "only letters, digits, \"_\", \"-\" and \".\""));
+  EXPECT_THAT(phase1(store + "namespace = \"\"\n"),
+              ElementsAre("x.toml:4:13: [redis] namespace: must not be empty"));
+  EXPECT_THAT(phase1(store + "connect_timeout = \"0s\"\ncommand_timeout = 2\n"),
+              ElementsAre("x.toml:4:19: [redis] connect_timeout: must be greater than 0 (got "
+                          "\"0s\")",
+                          "x.toml:5:19: [redis] command_timeout: expected a duration string such "
+                          "as \"90s\", got integer"));
+  EXPECT_THAT(phase1(store + "command_timeout = \"2 s\"\n"),
+              ElementsAre(HasSubstr("x.toml:4:19: [redis] command_timeout: ")));
+  EXPECT_THAT(phase1(store + "lease = \"999ms\"\n"),
+              ElementsAre("x.toml:4:9: [redis] lease: 999ms is too short: a lease must be at "
+                          "least 1s (it is renewed every lease / 5)"));
+  EXPECT_THAT(phase1(store + "lease = \"0s\"\n"),
+              ElementsAre("x.toml:4:9: [redis] lease: must be greater than 0 (got \"0s\")"));
+  EXPECT_THAT(phase1(store + "password_file = \"pw\"\npassword_env = \"PW\"\n"),
+              ElementsAre("x.toml:5:16: [redis] password_env: set either password_file or "
+                          "password_env, not both"));
+  EXPECT_THAT(phase1(store + "password_file = \"\"\npassword_env = \"\"\n"),
+              ElementsAre("x.toml:4:17: [redis] password_file: must not be empty",
+                          "x.toml:5:16: [redis] password_env: must not be empty"));
+  EXPECT_THAT(phase1(store + "lane_capacity = \"nodes\"\n"),
+              ElementsAre("x.toml:4:17: [redis] lane_capacity: \"nodes\" is not one of "
+                          "\"cluster\", \"node\" (did you mean \"node\"?)"));
+  EXPECT_THAT(phase1(store + "claim_ahead = -1\n"),
+              ElementsAre("x.toml:4:15: [redis] claim_ahead: -1 is out of range 0-1000000"));
+  EXPECT_THAT(phase1(store + "claim_ahead = \"8\"\n"),
+              ElementsAre("x.toml:4:15: [redis] claim_ahead: expected integer, got string"));
+  EXPECT_THAT(phase1(store + "leese = \"5s\"\n"),
+              ElementsAre("x.toml:4:1: unknown key \"leese\" in [redis] (did you mean "
+                          "\"lease\"?)"));
+  EXPECT_THAT(phase1(store + "password = \"x\"\n"),
+              ElementsAre(HasSubstr("x.toml:4:1: unknown key \"password\" in [redis]")));
+  EXPECT_THAT(phase1("redis = 1\n[daemon]\nstore = \"redis://h\"\n"),
+              ElementsAre("x.toml:1:9: redis: expected table, got integer"));
+  EXPECT_THAT(phase1(store + "lease = \"1s\"\nclaim_ahead = 1000000\nnamespace = \"a-b_c.d9\"\n"),
+              IsEmpty());
+}
+
 TEST(ConfigErrorTest, LaneAndRetryChecks) {
   EXPECT_THAT(phase1("[lanes.default]\nworkers = 0\n[lanes.big]\nworkers = 1025\n"),
               ElementsAre("x.toml:2:11: [lanes.default] workers: 0 is out of range 1-1024",
@@ -573,6 +662,102 @@ TEST(ConfigTest, EmptyFileGetsEveryDefault) {
   EXPECT_EQ(cfg.tickets.priority, 3);
   EXPECT_FALSE(cfg.tickets.expiry);
   EXPECT_TRUE(cfg.helpers.empty());
+  EXPECT_EQ(cfg.redis.ns, "default");
+  EXPECT_EQ(cfg.redis.connect_timeout, 2s);
+  EXPECT_EQ(cfg.redis.command_timeout, 2s);
+  EXPECT_EQ(cfg.redis.lease, 5s);
+  EXPECT_FALSE(cfg.redis.password_file);
+  EXPECT_FALSE(cfg.redis.password_env);
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kCluster);
+  EXPECT_EQ(cfg.redis.claim_ahead, 0u);
+}
+
+TEST(ConfigTest, RedisStoreWithoutARedisTableGetsTheDefaults) {
+  Config cfg = parse_ok("[daemon]\nstore = \"redis://10.1.2.3:6380/2\"\nnode_id = \"a\"\n");
+  EXPECT_EQ(cfg.store, "redis://10.1.2.3:6380/2");
+  EXPECT_EQ(cfg.store_path, "");
+  EXPECT_EQ(cfg.node_id, "a");
+  EXPECT_EQ(cfg.redis.ns, "default");
+  EXPECT_EQ(cfg.redis.lease, 5s);
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kCluster);
+}
+
+TEST(ConfigTest, RedisReadsEverySetting) {
+  Config cfg = parse_ok(R"(
+[daemon]
+store = "redis://127.0.0.1:6379/1"
+[redis]
+namespace = "prod.eu-1"
+connect_timeout = "500ms"
+command_timeout = "3s"
+lease = "10s"
+password_env = "SCHEDD_REDIS_PASSWORD"
+lane_capacity = "node"
+claim_ahead = 64
+)");
+  EXPECT_EQ(cfg.redis.ns, "prod.eu-1");
+  EXPECT_EQ(cfg.redis.connect_timeout, 500ms);
+  EXPECT_EQ(cfg.redis.command_timeout, 3s);
+  EXPECT_EQ(cfg.redis.lease, 10s);
+  EXPECT_EQ(cfg.redis.password_env, "SCHEDD_REDIS_PASSWORD");
+  EXPECT_FALSE(cfg.redis.password_file);
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kNode);
+  EXPECT_EQ(cfg.redis.claim_ahead, 64u);
+  cfg = parse_ok("[daemon]\nstore = \"redis://h\"\n[redis]\nlane_capacity = \"cluster\"\n");
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kCluster);
+}
+
+TEST(ConfigTest, RedisPasswordFromAFile) {
+  testing::TempDir dir;
+  auto path = dir.write("etc/schedd.toml",
+                        "[daemon]\nstore = \"redis://127.0.0.1\"\n"
+                        "[redis]\npassword_file = \"secrets/redis\"\n");
+  std::vector<ConfigError> errors;
+  auto cfg = load_config(path, errors);
+  ASSERT_TRUE(cfg) << strings(errors)[0];
+  // Relative to the config file's folder.
+  const std::string file = (dir.path() / "etc/secrets/redis").string();
+  EXPECT_EQ(cfg->redis.password_file, file);
+
+  // Missing: the error names the file.
+  StatusOr<std::optional<std::string>> password = read_redis_password(cfg->redis);
+  ASSERT_FALSE(password.is_ok());
+  EXPECT_EQ(password.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(password.status().message(),
+              HasSubstr("[redis] password_file " + file + ": cannot be read"));
+
+  dir.write("etc/secrets/redis", " \n\t\n");
+  password = read_redis_password(cfg->redis);
+  ASSERT_FALSE(password.is_ok());
+  EXPECT_EQ(password.status().message(), "[redis] password_file " + file + " is empty");
+
+  dir.write("etc/secrets/redis", "  s3cr3t pass\n");
+  password = read_redis_password(cfg->redis);
+  ASSERT_TRUE(password.is_ok()) << password.status().message();
+  EXPECT_EQ(*password, std::optional<std::string>("s3cr3t pass"));
+}
+
+TEST(ConfigTest, RedisPasswordFromTheEnvironment) {
+  RedisConfig redis;
+  // Neither key: no password (the URL's, if any, is used).
+  StatusOr<std::optional<std::string>> password = read_redis_password(redis);
+  ASSERT_TRUE(password.is_ok());
+  EXPECT_FALSE(password->has_value());
+
+  redis.password_env = "SCHEDD_CONFIG_TEST_REDIS_PASSWORD";
+  ::unsetenv("SCHEDD_CONFIG_TEST_REDIS_PASSWORD");
+  password = read_redis_password(redis);
+  ASSERT_FALSE(password.is_ok());
+  EXPECT_EQ(password.status().message(),
+            "[redis] password_env: environment variable SCHEDD_CONFIG_TEST_REDIS_PASSWORD is not "
+            "set or empty");
+  ::setenv("SCHEDD_CONFIG_TEST_REDIS_PASSWORD", "", 1);
+  EXPECT_FALSE(read_redis_password(redis).is_ok());
+  ::setenv("SCHEDD_CONFIG_TEST_REDIS_PASSWORD", "hunter2\n", 1);
+  password = read_redis_password(redis);
+  ASSERT_TRUE(password.is_ok()) << password.status().message();
+  EXPECT_EQ(*password, std::optional<std::string>("hunter2"));
+  ::unsetenv("SCHEDD_CONFIG_TEST_REDIS_PASSWORD");
 }
 
 TEST(ConfigTest, ReadsEverySetting) {
@@ -977,6 +1162,20 @@ TEST(ConfigTest, ReferenceConfigLoads) {
   ASSERT_NE(param(*daily, "kill_grace"), nullptr);
   EXPECT_EQ(*param(*daily, "kill_grace"), ParamValue::duration(5s));
   EXPECT_EQ(*param(*daily, "output_limit"), ParamValue::integer(4096));
+}
+
+TEST(ConfigTest, RedisConfigLoads) {
+  const std::filesystem::path path = SCHEDD_SOURCE_DIR "/config/redis.toml";
+  Config cfg = load_ok(path);
+  EXPECT_EQ(cfg.store, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(cfg.node_id, "node-a");
+  EXPECT_EQ(cfg.redis.ns, "default");
+  EXPECT_EQ(cfg.redis.lease, 5s);
+  EXPECT_EQ(cfg.redis.lane_capacity, RedisConfig::LaneCapacity::kCluster);
+  EXPECT_FALSE(cfg.redis.password_file);
+  EXPECT_FALSE(cfg.redis.password_env);
+  ASSERT_NE(cfg.find_lane("default"), nullptr);
+  EXPECT_EQ(cfg.find_lane("default")->workers, 4u);
 }
 
 TEST(ConfigTest, MinimalConfigLoads) {

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark of issue #7: schedd on its Redis store against BullMQ, both
+# processing no-op jobs at the same concurrency on the same redis-server, completed jobs kept.
+#
+#   scripts/bench-redis.sh [--runs N] [--jobs N] [--concurrency C] [--lag-jobs N]
+#                          [--lag-span-ms MS] [--appendfsync always|everysec|no]
+#                          [--build DIR] [--bullmq-only]
+#
+# Starts ONE redis-server on a free loopback port (AOF on, fsync as --appendfsync, default
+# "always" like the test harness), installs BullMQ with npm in tests/load/bullmq (pinned by
+# its package-lock.json), then for each run prints one JSON line per side on stdout:
+#   BullMQ:  tests/load/bullmq/bench.js (workers in 2 processes sharing concurrency C);
+#   schedd:  `schedd-bench --redis URL --redis-only`, then 2 `schedd run` daemons fed over
+#            HTTP (tests/load/schedd_daemons.js); see the schedd side below.
+# Machine load (uptime) goes to stderr before and after each run. Numbers and how to read
+# them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+runs=3
+jobs=50000
+concurrency=8
+lag_jobs=2000
+lag_span_ms=5000
+appendfsync=always
+build=build/release
+bullmq_only=0
+while (($#)); do
+  case "$1" in
+    --runs) runs=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --lag-jobs) lag_jobs=$2; shift 2 ;;
+    --lag-span-ms) lag_span_ms=$2; shift 2 ;;
+    --appendfsync) appendfsync=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --bullmq-only) bullmq_only=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "bench-redis: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+if ((${#need[@]})); then
+  echo "bench-redis: installing ${need[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/schedd-bench-redis-XXXXXX")
+redis_pid=""
+port=""
+
+process_alive() {  # a zombie counts as gone
+  [[ -r /proc/$1/stat ]] && ! grep -q ') Z' "/proc/$1/stat"
+}
+
+cleanup() {
+  if [[ -n $redis_pid ]]; then
+    redis-cli -p "$port" shutdown >/dev/null 2>&1 || kill -TERM "$redis_pid" 2>/dev/null || true
+    for _ in $(seq 200); do process_alive "$redis_pid" || break; sleep 0.05; done
+    if process_alive "$redis_pid"; then kill -KILL "$redis_pid" 2>/dev/null || true; fi
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ONE redis-server on a free loopback port, as tests/testing/redis_server.h starts its own.
+start_redis() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi  # taken
+    rm -f "$work/redis.pid" "$work/redis.log"
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$work/redis.pid" \
+      --dir "$work" --appendonly yes --appendfsync "$appendfsync" --save "" \
+      --logfile "$work/redis.log" --loglevel warning --always-show-logo no || continue
+    for _ in $(seq 400); do
+      if [[ -s $work/redis.pid ]] && [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
+        redis_pid=$(cat "$work/redis.pid")
+        return 0
+      fi
+      grep -q 'Could not create server TCP listening socket' "$work/redis.log" 2>/dev/null && break
+      sleep 0.05
+    done
+  done
+  echo "bench-redis: redis-server did not start:" >&2
+  cat "$work/redis.log" >&2 || true
+  return 1
+}
+start_redis
+url="redis://127.0.0.1:$port/0"
+echo "bench-redis: redis-server $(redis-server --version | awk '{print $3}' | sed 's/^v=//') pid $redis_pid" \
+  "on $url, appendfsync $appendfsync; $(nproc) cores" >&2
+
+# BullMQ, the versions pinned by package-lock.json. `npm ci` is tried first; npm refuses it
+# for this lock file on some npm versions (the platform-specific optional packages of
+# msgpackr-extract), and `npm install --no-save` then installs the same pinned versions
+# without touching the lock file.
+(
+  cd tests/load/bullmq
+  npm ci --no-audit --no-fund --loglevel=silent >/dev/null 2>&1 ||
+    npm install --no-save --no-audit --no-fund --loglevel=error >&2
+)
+
+# ------------------------------------------------------------------------------------------
+# The schedd side, two ways; each needs the Redis store (core/store/redis_store.cc) in the
+# build and says so, instead of failing the run, when it is not there yet.
+#   schedd_bench:       `schedd-bench --redis URL --redis-only`: one RedisStore + one dispatcher
+#                       with C workers and the noop executor (redis_dispatch_per_second,
+#                       redis_lag_p99_ms), the same code paths as schedd-bench's in-memory runs.
+#   schedd_two_daemons: tests/load/schedd_daemons.js: 2 `schedd run` daemons on this
+#                       redis-server (noop, [lanes.default] workers = C with lane_capacity
+#                       "cluster", history kept), fed JOBS executions over HTTP: the setup of
+#                       issue #7, to compare with BullMQ's 2 processes.
+schedd_bench() {
+  local bench="$ROOT/$build/bin/schedd-bench"
+  if [[ ! -x $bench ]]; then
+    echo "bench-redis: schedd-bench skipped: $bench not built (cmake --build --preset release)" >&2
+    return 0
+  fi
+  if ! "$bench" --help 2>/dev/null | grep -q -- '--redis'; then
+    echo "bench-redis: schedd-bench skipped: this schedd-bench has no --redis" >&2
+    return 0
+  fi
+  "$bench" --plugin-dir "$ROOT/$build/plugins" --redis "$url" --redis-only \
+    --redis-workers "$concurrency" --redis-executions "$jobs" --redis-lag-executions "$lag_jobs" \
+    --redis-lag-span-ms "$lag_span_ms" ||
+    echo "bench-redis: schedd-bench --redis failed (exit $?)" >&2
+}
+
+schedd_two_daemons() {
+  local schedd="$ROOT/$build/bin/schedd"
+  if [[ ! -x $schedd ]]; then
+    echo "bench-redis: 2 daemons skipped: $schedd not built" >&2
+    return 0
+  fi
+  node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
+    --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
+    --lag-span-ms "$lag_span_ms" ||
+    echo "bench-redis: 2 daemons failed (exit $?); see above" >&2
+}
+
+for run in $(seq "$runs"); do
+  echo "bench-redis: run $run/$runs, before: $(uptime)" >&2
+  node tests/load/bullmq/bench.js --redis "$url" --jobs "$jobs" --concurrency "$concurrency" \
+    --processes 2 --lag-jobs "$lag_jobs" --lag-span-ms "$lag_span_ms"
+  if ((!bullmq_only)); then
+    schedd_bench
+    schedd_two_daemons
+  fi
+  echo "bench-redis: run $run/$runs, after: $(uptime)" >&2
+done
