@@ -43,17 +43,17 @@ struct Completion {
   bool retry = false;  // re-queue as attempt + 1 at `retry_at` instead of finishing
   TimePoint retry_at{};
   TimePoint finished{};
-  std::string message;
-  std::string output;
+  std::string message{};
+  std::string output{};
 };
 
 struct ExecutionFilter {
-  std::optional<ExecStatus> status;
-  std::optional<std::string> name;  // helper or ticket name
-  std::optional<std::string> key;
-  std::optional<std::string> lane;
+  std::optional<ExecStatus> status{};
+  std::optional<std::string> name{};  // helper or ticket name
+  std::optional<std::string> key{};
+  std::optional<std::string> lane{};
   std::size_t limit = 100;
-  std::string after_id;  // cursor: executions strictly after this id in list order
+  std::string after_id{};  // cursor: executions strictly after this id in list order
 };
 
 struct LaneCounts {
@@ -64,10 +64,10 @@ struct LaneCounts {
 
 // Helper runtime state set through the control API; wins over the config until reset.
 struct HelperState {
-  std::string name;
-  std::optional<bool> enabled;                   // unset: the config's value
-  std::optional<std::string> schedule_override;  // serialized schedule (TOML inline table)
-  std::optional<TimePoint> planned_until;        // planner watermark
+  std::string name{};
+  std::optional<bool> enabled{};                   // unset: the config's value
+  std::optional<std::string> schedule_override{};  // serialized schedule (TOML inline table)
+  std::optional<TimePoint> planned_until{};        // planner watermark
 };
 
 // What a shared store (Redis) tells this daemon about changes made by other daemons. Called on

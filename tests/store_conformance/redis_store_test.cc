@@ -1,29 +1,32 @@
+// The Redis store: the conformance suite against a real redis-server, then what only a shared
+// store does: leases and fences across daemons, cluster-wide lane capacity, pub/sub, stale
+// planners, and Redis going away and coming back.
 #include "core/store/redis_store.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "tests/store_conformance/store_conformance.h"
+#include "tests/testing/manual_clock.h"
+#include "tests/testing/redis_server.h"
 
 namespace schedd::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-// TEMPORARY until tests/testing/redis_server.h lands: SCHEDD_TEST_REDIS_PORT names a running
-// redis-server.
-int redis_port() {
-  const char* p = std::getenv("SCHEDD_TEST_REDIS_PORT");
-  return p != nullptr ? std::atoi(p) : 6399;
+// One server for the whole binary; every store gets a namespace of its own.
+RedisServer& shared_server() {
+  static RedisServer server;
+  return server;
 }
 
 std::string unique_ns() {
@@ -31,21 +34,269 @@ std::string unique_ns() {
   return "t" + std::to_string(getpid()) + "-" + std::to_string(n++);
 }
 
-std::unique_ptr<RedisStore> open_store(RedisOptions o = {}) {
-  o.address.port = redis_port();
-  if (o.ns == "default") o.ns = unique_ns();
-  auto s = RedisStore::open(o);
+RedisOptions options_for(const RedisServer& server, std::string ns = "") {
+  RedisOptions o;
+  o.address.port = server.port();
+  o.ns = ns.empty() ? unique_ns() : std::move(ns);
+  return o;
+}
+
+std::unique_ptr<RedisStore> open_ok(RedisOptions o) {
+  auto s = RedisStore::open(std::move(o));
   EXPECT_TRUE(s.is_ok()) << s.status().to_string();
   return s.is_ok() ? std::move(s).value() : nullptr;
 }
 
 INSTANTIATE_TEST_SUITE_P(Redis, StoreConformanceTest, ::testing::Values(StoreFactory([] {
-                           RedisOptions o;
+                           RedisOptions o = options_for(shared_server());
                            o.node_id = "node-1";
                            // Conformance time jumps by hours without renewals: no lapses.
                            o.lease = std::chrono::hours(24 * 365);
-                           return std::unique_ptr<Store>(open_store(o));
+                           return std::unique_ptr<Store>(open_ok(o));
                          })));
+
+// Two daemons (stores) on one namespace, with leases on a manual clock.
+class RedisPairTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ns_ = unique_ns();
+    a_ = open_ok(with(ns_, "a"));
+    b_ = open_ok(with(ns_, "b"));
+    ASSERT_TRUE(a_ && b_);
+  }
+  RedisOptions with(const std::string& ns, const std::string& node) {
+    RedisOptions o = options_for(shared_server(), ns);
+    o.node_id = node;
+    o.lease = 5s;
+    o.clock = &clock_;
+    o.lane_capacity = capacity_;
+    return o;
+  }
+  void plan(RedisStore& s, std::vector<Execution> e) {
+    auto r = s.plan(std::move(e), clock_.now());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  std::vector<Execution> claim(RedisStore& s, const std::string& node, std::size_t max = 10) {
+    auto r = s.claim("default", max, clock_.now(), node);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->claimed : std::vector<Execution>{};
+  }
+
+  ManualClock clock_{kT0};
+  std::string ns_;
+  std::map<std::string, std::size_t, std::less<>> capacity_;
+  std::unique_ptr<RedisStore> a_;
+  std::unique_ptr<RedisStore> b_;
+};
+
+TEST_F(RedisPairTest, ALapsedLeaseIsReQueuedAsInterruptedAndTheOldFenceIsRefused) {
+  auto spec = make_spec("job", {.max_attempts = 2});
+  plan(*a_, {make_exec(spec, kT0)});
+  auto mine = claim(*a_, "a");
+  ASSERT_EQ(mine.size(), 1u);
+  clock_.advance(1s);
+  EXPECT_TRUE(claim(*b_, "b").empty());  // the key runs on a, its lease holds
+  clock_.advance(5s);                    // a never renewed: lapsed at kT0 + 5 s
+  auto taken = claim(*b_, "b");
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].id, mine[0].id);
+  EXPECT_EQ(taken[0].attempt, 2u);
+  EXPECT_EQ(taken[0].node, "b");
+  EXPECT_GT(taken[0].fence, mine[0].fence);
+  Completion c{.status = ExecStatus::kSucceeded, .finished = clock_.now()};
+  Status late = a_->complete(mine[0].id, mine[0].fence, c);
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition) << late.to_string();
+  ASSERT_TRUE(b_->complete(taken[0].id, taken[0].fence, c).is_ok());
+  auto done = a_->get(mine[0].id);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, ExecStatus::kSucceeded);
+  EXPECT_EQ(done->node, "b");
+}
+
+TEST_F(RedisPairTest, ALapsedLeaseWithoutRetriesEndsInterrupted) {
+  plan(*a_, {make_exec(make_spec("job"), kT0)});
+  ASSERT_EQ(claim(*a_, "a").size(), 1u);
+  clock_.advance(6s);
+  EXPECT_TRUE(claim(*b_, "b").empty());
+  auto e = b_->get("job@1767225600");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, ExecStatus::kInterrupted);
+  EXPECT_NE(e->message.find("lease of node a lapsed"), std::string::npos) << e->message;
+}
+
+TEST_F(RedisPairTest, RenewedLeasesHold) {
+  plan(*a_, {make_exec(make_spec("job", {.max_attempts = 3}), kT0)});
+  ASSERT_EQ(claim(*a_, "a").size(), 1u);
+  clock_.advance(4s);
+  ASSERT_TRUE(a_->renew_leases().is_ok());  // now until kT0 + 9 s
+  clock_.advance(4s);
+  EXPECT_TRUE(claim(*b_, "b").empty());
+  auto e = b_->get("job@1767225600");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, ExecStatus::kRunning);
+  EXPECT_EQ(e->node, "a");
+}
+
+TEST_F(RedisPairTest, NextEventIncludesAnotherDaemonsLeaseButNotOwn) {
+  plan(*a_, {make_exec(make_spec("job"), kT0)});
+  ASSERT_EQ(claim(*a_, "a").size(), 1u);
+  EXPECT_EQ(a_->next_event(kT0), std::nullopt);
+  EXPECT_EQ(b_->next_event(kT0), kT0 + 5s);
+}
+
+TEST_F(RedisPairTest, RecoverInterruptsOnlyTheRunsOfItsOwnNode) {
+  plan(*a_, {make_exec(make_spec("x"), kT0), make_exec(make_spec("y"), kT0)});
+  ASSERT_EQ(claim(*a_, "a", 1).size(), 1u);
+  ASSERT_EQ(claim(*b_, "b", 1).size(), 1u);
+  auto recovered = a_->recover(kT0 + 1s);
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].node, "a");
+  auto running = a_->list(ExecutionFilter{.status = ExecStatus::kRunning});
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].node, "b");
+}
+
+TEST_F(RedisPairTest, LaneCapacityIsClusterWide) {
+  capacity_["default"] = 2;
+  a_ = open_ok(with(ns_, "a"));
+  b_ = open_ok(with(ns_, "b"));
+  std::vector<Execution> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
+  plan(*a_, batch);
+  auto on_a = claim(*a_, "a", 5);
+  EXPECT_EQ(on_a.size(), 2u);
+  EXPECT_TRUE(claim(*b_, "b", 5).empty());
+  Completion c{.status = ExecStatus::kSucceeded, .finished = kT0};
+  ASSERT_TRUE(a_->complete(on_a[0].id, on_a[0].fence, c).is_ok());
+  EXPECT_EQ(claim(*b_, "b", 5).size(), 1u);
+}
+
+TEST_F(RedisPairTest, APlanFromAStateAnotherDaemonChangedIsAbortedAndStoresNothing) {
+  HelperState off{.name = "job", .enabled = false};
+  ASSERT_TRUE(a_->put_helper_state(off).is_ok());
+  HelperState seen{.name = "job"};  // b applied the config's state: nothing stored
+  auto r = b_->plan_from(seen, {make_exec(make_spec("job"), kT0 + 60s)}, kT0);
+  EXPECT_EQ(r.status().code(), StatusCode::kAborted) << r.status().to_string();
+  EXPECT_EQ(a_->get("job@1767225660"), std::nullopt);
+  auto ok = b_->plan_from(off, {make_exec(make_spec("job"), kT0 + 60s)}, kT0);
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(*ok, 1u);
+}
+
+TEST_F(RedisPairTest, PutWatermarkLeavesAnotherDaemonsChangeAlone) {
+  ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "job", .enabled = false}).is_ok());
+  ASSERT_TRUE(b_->put_watermark("job", kT0 + 2h).is_ok());
+  auto s = a_->helper_state("job");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->enabled, false);
+  EXPECT_EQ(s->planned_until, kT0 + 2h);
+}
+
+// Waits (real time, bounded) for pub/sub deliveries; the bound only stops a broken test.
+struct EventLog {
+  std::mutex mu;
+  std::condition_variable cv;
+  int wakes = 0;
+  std::vector<std::string> helpers;
+  StoreEvents events() {
+    return StoreEvents{
+        .wake =
+            [this] {
+              std::lock_guard lock(mu);
+              ++wakes;
+              cv.notify_all();
+            },
+        .helper_changed =
+            [this](const std::string& name) {
+              std::lock_guard lock(mu);
+              helpers.push_back(name);
+              cv.notify_all();
+            },
+    };
+  }
+  template <typename Pred>
+  bool wait(Pred pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, 10s, pred);
+  }
+};
+
+TEST_F(RedisPairTest, SubmissionsAndHelperChangesReachTheOtherDaemon) {
+  EventLog log;
+  b_->subscribe(log.events());
+  // The subscription is asynchronous: publish until it is seen.
+  int n = 0;
+  ASSERT_TRUE(log.wait([&] {
+    if (log.wakes > 0) return true;
+    log.mu.unlock();
+    auto r = a_->submit(
+        make_exec(make_spec("t", {.origin = ExecOrigin::kTicket}), kT0, "t-" + std::to_string(n++)),
+        kT0, 1000);
+    EXPECT_TRUE(r.is_ok());
+    std::this_thread::sleep_for(20ms);
+    log.mu.lock();
+    return log.wakes > 0;
+  }));
+  ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "nightly", .enabled = false}).is_ok());
+  ASSERT_TRUE(log.wait([&] { return !log.helpers.empty(); }));
+  EXPECT_EQ(log.helpers.front(), "nightly");
+  // A watermark alone is not a change to act on.
+  ASSERT_TRUE(a_->put_watermark("nightly", kT0 + 2h).is_ok());
+  ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "nightly", .enabled = true}).is_ok());
+  ASSERT_TRUE(log.wait([&] { return log.helpers.size() >= 2; }));
+  std::lock_guard lock(log.mu);
+  EXPECT_EQ(log.helpers.size(), 2u);
+}
+
+TEST(RedisStoreTest, OpenRefusesAnAddressWithNothingListeningAndNamesIt) {
+  RedisOptions o;
+  o.address.port = 1;  // nothing listens on port 1 here
+  o.connect_timeout = 500ms;
+  auto s = RedisStore::open(o);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("redis://127.0.0.1:1/0"), std::string::npos)
+      << s.status().message();
+}
+
+TEST(RedisStoreTest, AnOutageFailsCallsFastKeepsCompletionsAndRecoversByItself) {
+  RedisServer server;
+  ManualClock clock(kT0);
+  RedisOptions o = options_for(server);
+  o.clock = &clock;
+  o.node_id = "a";
+  o.command_timeout = 1s;
+  auto store = open_ok(o);
+  ASSERT_TRUE(store);
+  auto spec = make_spec("job");
+  ASSERT_TRUE(store->plan({make_exec(spec, kT0), make_exec(spec, kT0 + 1s)}, kT0).is_ok());
+  auto c = store->claim("default", 1, kT0, "a");
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_EQ(c->claimed.size(), 1u);
+
+  server.stop();  // graceful: the AOF has everything
+  auto refused = store->submit(make_exec(spec, kT0, "adhoc"), kT0, 100);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().to_string();
+  EXPECT_FALSE(store->health().is_ok());
+  // The run finishes during the outage: its completion is kept, not lost.
+  Completion done{.status = ExecStatus::kSucceeded, .finished = kT0 + 1s};
+  EXPECT_TRUE(store->complete(c->claimed[0].id, c->claimed[0].fence, done).is_ok());
+
+  server.restart();
+  // The store reconnects by itself (backoff up to 2 s) and replays the completion.
+  bool recovered = false;
+  for (int i = 0; i < 200 && !recovered; ++i) {
+    std::this_thread::sleep_for(50ms);
+    auto e = store->get(c->claimed[0].id);
+    recovered = store->health().is_ok() && e && e->status == ExecStatus::kSucceeded;
+  }
+  ASSERT_TRUE(recovered) << store->health().to_string();
+  // The key is free again: the next one of the key is claimable.
+  auto next = store->claim("default", 1, kT0 + 1s, "a");
+  ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+  ASSERT_EQ(next->claimed.size(), 1u);
+  EXPECT_EQ(next->claimed[0].id, "job@1767225601");
+}
 
 }  // namespace
 }  // namespace schedd::testing
