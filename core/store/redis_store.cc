@@ -618,6 +618,8 @@ std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
       consider(codec::from_ns(parse_i64(el.at(i).str)));
     }
   }
+  const auto rescan = impl_->o.rescan.value_or(impl_->o.lease);
+  if (rescan.count() > 0) consider(now + rescan);
   // Other daemons' leases: a lapse frees a key. Own leases are renewed, not events.
   const auto& leases = el.at(3).elements;
   std::lock_guard lock(impl_->mu);

@@ -65,6 +65,10 @@ struct RedisOptions {
   std::map<std::string, std::size_t, std::less<>> lane_capacity;
   // Claims beyond free workers per lane call (Store::claim_ahead).
   std::size_t claim_ahead = 0;
+  // next_event() is never later than now + rescan (0: no bound), so that an idle daemon
+  // still looks at least that often for lapsed leases of daemons that died after it last
+  // looked (a claim publishes nothing). Default: the lease.
+  std::optional<std::chrono::milliseconds> rescan{};
 };
 
 class RedisStore final : public Store {

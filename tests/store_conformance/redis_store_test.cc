@@ -52,6 +52,7 @@ INSTANTIATE_TEST_SUITE_P(Redis, StoreConformanceTest, ::testing::Values(StoreFac
                            o.node_id = "node-1";
                            // Conformance time jumps by hours without renewals: no lapses.
                            o.lease = std::chrono::hours(24 * 365);
+                           o.rescan = std::chrono::milliseconds(0);
                            return std::unique_ptr<Store>(open_ok(o));
                          })));
 
@@ -70,6 +71,7 @@ class RedisPairTest : public ::testing::Test {
     o.lease = 5s;
     o.clock = &clock_;
     o.lane_capacity = capacity_;
+    o.rescan = 0ms;
     return o;
   }
   void plan(RedisStore& s, std::vector<Execution> e) {
@@ -142,6 +144,15 @@ TEST_F(RedisPairTest, NextEventIncludesAnotherDaemonsLeaseButNotOwn) {
   ASSERT_EQ(claim(*a_, "a").size(), 1u);
   EXPECT_EQ(a_->next_event(kT0), std::nullopt);
   EXPECT_EQ(b_->next_event(kT0), kT0 + 5s);
+}
+
+TEST_F(RedisPairTest, AnIdleDaemonLooksForLapsedLeasesAtLeastEveryRescan) {
+  RedisOptions o = with(ns_, "c");
+  o.rescan.reset();  // default: the lease
+  auto c = open_ok(o);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->next_event(kT0), kT0 + 5s);
+  EXPECT_EQ(b_->next_event(kT0), std::nullopt);
 }
 
 TEST_F(RedisPairTest, RecoverInterruptsOnlyTheRunsOfItsOwnNode) {
