@@ -13,17 +13,18 @@
 #include <thread>
 
 #include "tests/store_conformance/store_conformance.h"
+#include "tests/testing/redis_server.h"
 
 namespace schedd::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-// TEMPORARY until tests/testing/redis_server.h lands: SCHEDD_TEST_REDIS_PORT names a running
-// redis-server.
+// One redis-server of this test process's own (tests/testing/redis_server.h), started by the
+// first test that needs it and stopped at exit; each store gets a namespace of its own.
 int redis_port() {
-  const char* p = std::getenv("SCHEDD_TEST_REDIS_PORT");
-  return p != nullptr ? std::atoi(p) : 6399;
+  static RedisServer server;
+  return server.port();
 }
 
 std::string unique_ns() {
