@@ -26,6 +26,7 @@
 #include "core/plugin_host/plugin_host.h"
 #include "core/schedule/schedule.h"
 #include "core/store/memory_store.h"
+#include "core/store/redis_store.h"
 #include "core/store/sqlite_store.h"
 
 namespace schedd {
@@ -242,9 +243,55 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
   return outcome.status == RunStatus::kSucceeded ? kExitOk : kExitRunFailed;
 }
 
+// The Redis store of `cfg` (store = "redis://..." and [redis]) for this daemon, `node_id`.
+// nullptr after logging why it cannot be opened; the message names the address, never the
+// password.
+std::unique_ptr<Store> open_redis_store(const Config& cfg, const std::string& node_id) {
+  StatusOr<RedisAddress> address = parse_redis_url(cfg.store);
+  if (!address.is_ok()) {
+    // The config loader checked the URL; this is a second look at the same text.
+    spdlog::error("cannot open the store: {}", address.status().message());
+    return nullptr;
+  }
+  RedisOptions options;
+  options.address = *address;
+  StatusOr<std::optional<std::string>> password = read_redis_password(cfg.redis);
+  if (!password.is_ok()) {
+    spdlog::error("cannot open the store {}: {}", address->to_string(),
+                  password.status().message());
+    return nullptr;
+  }
+  if (password->has_value()) options.password = **password;  // wins over the URL's
+  options.ns = cfg.redis.ns;
+  options.connect_timeout = cfg.redis.connect_timeout;
+  options.command_timeout = cfg.redis.command_timeout;
+  options.lease = cfg.redis.lease;
+  options.node_id = node_id;
+  options.clock = &SystemClock::instance();
+  // Cluster-wide running limits: each lane's workers, unless every daemon runs its own.
+  if (cfg.redis.lane_capacity == RedisConfig::LaneCapacity::kCluster) {
+    for (const auto& lane : cfg.lanes) options.lane_capacity[lane.name] = lane.workers;
+  }
+  options.claim_ahead = cfg.redis.claim_ahead;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto opened = RedisStore::open(std::move(options));
+  if (!opened.is_ok()) {
+    spdlog::error("cannot open the store: {}", opened.status().message());
+    return nullptr;
+  }
+  spdlog::info(
+      "store {}: namespace {}, node {}, lease {}, lane capacity {}{}; opened in {:.3f} s",
+      address->to_string(), cfg.redis.ns, node_id, format_duration(cfg.redis.lease),
+      cfg.redis.lane_capacity == RedisConfig::LaneCapacity::kCluster ? "cluster-wide" : "per node",
+      cfg.redis.claim_ahead > 0 ? ", claim-ahead " + std::to_string(cfg.redis.claim_ahead)
+                                : std::string(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return std::move(opened).value();
+}
+
 // The store the config names, opened and loaded (and logged), or the in-memory store with
 // --ephemeral. nullptr after logging why it cannot be opened.
-std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral) {
+std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral, const std::string& node_id) {
   if (ephemeral || cfg.store == "memory") {
     spdlog::warn(
         "store memory{}: nothing survives a restart",
@@ -277,10 +324,9 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral) {
             : std::string("full (fsync every commit)"));
     return std::move(opened).value();
   }
-  spdlog::error(
-      "store {} is not available in this build yet (use \"sqlite:PATH\" or "
-      "--ephemeral)",
-      cfg.store);
+  if (cfg.store.starts_with("redis://")) return open_redis_store(cfg, node_id);
+  spdlog::error("store {} is not supported (use \"memory\", \"sqlite:PATH\" or \"redis://...\")",
+                cfg.store);
   return nullptr;
 }
 
@@ -315,7 +361,7 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     gethostname(host, sizeof host - 1);
     node_id = host;
   }
-  std::unique_ptr<Store> store_owner = open_store(cfg, ephemeral);
+  std::unique_ptr<Store> store_owner = open_store(cfg, ephemeral, node_id);
   if (!store_owner) return kExitRunFailed;
   Store& store = *store_owner;
   Engine engine(cfg, store, SystemClock::instance(), *loaded->plugins, node_id);

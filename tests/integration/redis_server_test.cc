@@ -88,6 +88,20 @@ TEST(RedisServerTest, StopClosesThePortAndWaitsForTheProcess) {
   server.stop();  // idempotent
 }
 
+TEST(RedisServerTest, APasswordIsRequiredAndTheHarnessUsesIt) {
+  RedisServer server(RedisServer::Options{.password = "s3cret"});
+  set(server, "k", "v");  // the harness's connections AUTH
+  struct timeval tv = {2, 0};
+  RedisContextPtr plain(redisConnectWithTimeout("127.0.0.1", server.port(), tv));
+  ASSERT_TRUE(plain && plain->err == 0);
+  RedisReplyPtr refused(static_cast<redisReply*>(redisCommand(plain.get(), "GET k")));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->type, REDIS_REPLY_ERROR);
+  EXPECT_THAT(std::string(refused->str, refused->len), HasSubstr("NOAUTH"));
+  server.restart();  // waits for PONG through AUTH, and stops through AUTH
+  EXPECT_EQ(get(server, "k"), "v");
+}
+
 TEST(RedisServerTest, MissingBinaryFailsLoudly) {
   try {
     RedisServer server(RedisServer::Options{.binary = "/nonexistent/redis-server"});

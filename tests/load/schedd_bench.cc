@@ -1,13 +1,22 @@
-// schedd-bench: end-to-end load driver for the engine. Runs the real planner, store and
-// dispatcher with the real noop and sleep plugins loaded through the real loader, and prints
-// one JSON object on stdout. `--quick` runs a smaller version for CI smoke tests.
+// schedd-bench: end-to-end load driver for the engine. Runs the real planner,
+// store and dispatcher with the real noop and sleep plugins loaded through the
+// real loader, and prints one JSON object on stdout. `--quick` runs a smaller
+// version for CI smoke tests.
 //
 //   build/release/bin/schedd-bench --plugin-dir build/release/plugins [--quick]
+//                                  [--redis redis://127.0.0.1:6379/0
+//                                  [--redis-only]]
+//
+// With --redis, the same dispatch and lag measurements run on the Redis store
+// too (one store, one dispatcher, --redis-workers workers; fields redis_*),
+// each in a namespace of its own that is wiped afterwards.
+// scripts/bench-redis.sh runs them beside BullMQ on one redis-server.
 //
 // Numbers and how to read them: docs/PERFORMANCE.md.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -23,6 +32,7 @@
 #include "core/plugin_host/plugin_host.h"
 #include "core/schedule/schedule.h"
 #include "core/store/memory_store.h"
+#include "core/store/redis_store.h"
 #include "core/store/sqlite_store.h"
 
 namespace schedd {
@@ -120,13 +130,16 @@ std::vector<Execution> ready_batch(std::size_t total, std::size_t keys, TimePoin
   return batch;
 }
 
-// `total` ready noop executions over `keys` keys through `workers` workers.
-double bench_dispatch(const PluginHost& plugins, std::size_t total, std::size_t keys,
-                      std::size_t workers) {
-  MemoryStore store;
+// `total` ready noop executions over `keys` keys through `workers` workers, on
+// `store`.
+double bench_dispatch_on(Store& store, const PluginHost& plugins, std::size_t total,
+                         std::size_t keys, std::size_t workers) {
   Planner planner(store, std::chrono::hours(2));
   TimePoint now = SystemClock::instance().now();
-  (void)store.plan(ready_batch(total, keys, now), now);
+  if (auto planned = store.plan(ready_batch(total, keys, now), now); !planned.is_ok()) {
+    std::cerr << "plan: " << planned.status().to_string() << "\n";
+    std::exit(1);
+  }
   Counter counter;
   Dispatcher d(
       store, planner, SystemClock::instance(), [&](std::string_view n) { return plugins.find(n); },
@@ -138,6 +151,12 @@ double bench_dispatch(const PluginHost& plugins, std::size_t total, std::size_t 
   double s = seconds_since(t0);
   d.stop(std::chrono::milliseconds(0));
   return total / s;
+}
+
+double bench_dispatch(const PluginHost& plugins, std::size_t total, std::size_t keys,
+                      std::size_t workers) {
+  MemoryStore store;
+  return bench_dispatch_on(store, plugins, total, keys, workers);
 }
 
 struct Lag {
@@ -163,8 +182,9 @@ struct Durable {
   uint64_t commits = 0;
 };
 
-// The dispatch benchmark on the SQLite store with full durability: every claim is on disk
-// (fsync) before its run starts, every completion is written in the next group commit.
+// The dispatch benchmark on the SQLite store with full durability: every claim
+// is on disk (fsync) before its run starts, every completion is written in the
+// next group commit.
 Durable bench_durable_dispatch(const PluginHost& plugins, const std::filesystem::path& dir,
                                std::size_t total, std::size_t keys, std::size_t workers) {
   const auto path = dir / "dispatch.db";
@@ -198,9 +218,10 @@ struct Ack {
   double p50 = 0, p99 = 0;
 };
 
-// Submission acknowledgement latency on the SQLite store (full durability): `threads`
-// clients each submitting `per_thread` executions one after another; each submit returns
-// once its row is fsynced, so concurrent submissions share commits.
+// Submission acknowledgement latency on the SQLite store (full durability):
+// `threads` clients each submitting `per_thread` executions one after another;
+// each submit returns once its row is fsynced, so concurrent submissions share
+// commits.
 Ack bench_submit_ack(const std::filesystem::path& dir, std::size_t threads,
                      std::size_t per_thread) {
   auto store = open_sqlite(dir / "submit.db");
@@ -229,8 +250,8 @@ Ack bench_submit_ack(const std::filesystem::path& dir, std::size_t threads,
   return {all[all.size() / 2], all[all.size() * 99 / 100]};
 }
 
-// Start-up recovery of `total` queued executions on `keys` keys: open (read every row and
-// rebuild the index) plus recover(), timed from a closed file.
+// Start-up recovery of `total` queued executions on `keys` keys: open (read
+// every row and rebuild the index) plus recover(), timed from a closed file.
 double bench_recovery(const std::filesystem::path& dir, std::size_t total, std::size_t keys) {
   const auto path = dir / "recovery.db";
   {
@@ -249,11 +270,11 @@ double bench_recovery(const std::filesystem::path& dir, std::size_t total, std::
   return s;
 }
 
-// `total` executions due at spread-out instants over `span`, on `keys` keys: the delay from
+// `total` executions due at spread-out instants over `span` (from 500 ms from
+// now), on `keys` keys, through `workers` workers on `store`: the delay from
 // due to the executor being called, on the real clock.
-Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
-              std::chrono::milliseconds span) {
-  MemoryStore store;
+Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std::size_t keys,
+                 std::chrono::milliseconds span, std::size_t workers) {
   Planner planner(store, std::chrono::hours(2));
   TimePoint start = SystemClock::instance().now() + std::chrono::milliseconds(500);
   std::vector<Execution> batch;
@@ -264,13 +285,17 @@ Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
     e.due = e.not_before = start + span * i / total;
     batch.push_back(std::move(e));
   }
-  (void)store.plan(std::move(batch), SystemClock::instance().now());
+  if (auto planned = store.plan(std::move(batch), SystemClock::instance().now());
+      !planned.is_ok()) {
+    std::cerr << "plan: " << planned.status().to_string() << "\n";
+    std::exit(1);
+  }
   std::mutex mu;
   std::vector<double> lags;
   Counter counter;
   Dispatcher d(
       store, planner, SystemClock::instance(), [&](std::string_view n) { return plugins.find(n); },
-      options(2));
+      options(workers));
   d.add_observer({.on_start =
                       [&](const Execution& e) {
                         double ms = std::chrono::duration<double, std::milli>(
@@ -288,6 +313,69 @@ Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
     return lags[std::min(lags.size() - 1, std::size_t(p * lags.size()))];
   };
   return {pct(0.50), pct(0.99), lags.back()};
+}
+
+Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
+              std::chrono::milliseconds span) {
+  MemoryStore store;
+  return bench_lag_on(store, plugins, total, keys, span, 2);
+}
+
+// The Redis store at `url` for one measurement: a namespace of its own, the
+// lane's capacity the dispatcher's workers. Exits with the reason when Redis
+// cannot be reached.
+std::unique_ptr<RedisStore> open_redis(const std::string& url, const std::string& phase,
+                                       std::size_t workers, std::size_t claim_ahead) {
+  auto address = parse_redis_url(url);
+  if (!address.is_ok()) {
+    std::cerr << "--redis: " << address.status().message() << "\n";
+    std::exit(2);
+  }
+  RedisOptions o;
+  o.address = *address;
+  o.ns = "bench-" + phase + "-" + std::to_string(getpid());
+  o.node_id = "schedd-bench";
+  o.clock = &SystemClock::instance();
+  o.lane_capacity = {{"default", workers}};
+  o.claim_ahead = claim_ahead;
+  auto store = RedisStore::open(std::move(o));
+  if (!store.is_ok()) {
+    std::cerr << "--redis: " << store.status().to_string() << "\n";
+    std::exit(1);
+  }
+  if (Status s = (*store)->wipe(); !s.is_ok()) {
+    std::cerr << "--redis: wipe: " << s.to_string() << "\n";
+    std::exit(1);
+  }
+  return std::move(store).value();
+}
+
+struct RedisBench {
+  std::string address;
+  double dispatch_per_second = 0;
+  Lag lag;
+};
+
+// The dispatch and lag measurements on the Redis store, each in a fresh
+// namespace that is wiped afterwards (history kept until then, as a daemon
+// keeps it).
+RedisBench bench_redis(const PluginHost& plugins, const std::string& url, std::size_t total,
+                       std::size_t keys, std::size_t workers, std::size_t lag_total,
+                       std::chrono::milliseconds lag_span, std::size_t claim_ahead) {
+  RedisBench out;
+  out.address = parse_redis_url(url)->to_string();
+  {
+    auto store = open_redis(url, "dispatch", workers, claim_ahead);
+    out.dispatch_per_second = bench_dispatch_on(*store, plugins, total, keys, workers);
+    (void)store->wipe();
+  }
+  {
+    auto store = open_redis(url, "lag", workers, claim_ahead);
+    out.lag = bench_lag_on(*store, plugins, lag_total, std::min<std::size_t>(100, lag_total),
+                           lag_span, workers);
+    (void)store->wipe();
+  }
+  return out;
 }
 
 // `n` executions running at once (sleep plugin), the RSS while they run.
@@ -333,7 +421,39 @@ int main(int argc, char** argv) {
   app.add_option("--plugin-dir", plugin_dir, "Folder with noop.so and sleep.so");
   app.add_flag("--quick", quick, "Smaller run for CI smoke tests");
   app.add_option("--claim-ahead", g_claim_ahead, "SQLite store: claims ahead of free workers");
+  std::string redis_url;
+  bool redis_only = false;
+  std::size_t redis_workers = 2;
+  std::size_t redis_total = 0;
+  std::size_t redis_keys = 1000;
+  std::size_t redis_lag_total = 0;
+  std::size_t redis_lag_span_ms = 0;
+  std::size_t redis_claim_ahead = 0;
+  app.add_option("--redis", redis_url,
+                 "Also measure the Redis store at this URL (redis://HOST:PORT/DB): "
+                 "redis_dispatch_per_second, redis_lag_p99_ms");
+  app.add_flag("--redis-only", redis_only, "With --redis: only the Redis measurements");
+  app.add_option("--redis-workers", redis_workers, "Redis: dispatcher workers (default 2)");
+  app.add_option("--redis-executions", redis_total,
+                 "Redis: executions dispatched (default 100000; --quick 5000)");
+  app.add_option("--redis-keys", redis_keys, "Redis: keys they are spread over (default 1000)");
+  app.add_option("--redis-lag-executions", redis_lag_total,
+                 "Redis: executions of the lag measurement (default as the "
+                 "in-memory one)");
+  app.add_option("--redis-lag-span-ms", redis_lag_span_ms,
+                 "Redis: span their due times are spread over (default as the "
+                 "in-memory one)");
+  app.add_option("--redis-claim-ahead", redis_claim_ahead,
+                 "Redis: claims ahead of free workers (default 0)");
   CLI11_PARSE(app, argc, argv);
+  if (redis_only && redis_url.empty()) {
+    std::cerr << "--redis-only needs --redis URL\n";
+    return 2;
+  }
+  if (redis_workers == 0) {
+    std::cerr << "--redis-workers must be at least 1\n";
+    return 2;
+  }
   spdlog::set_level(spdlog::level::warn);
 
   PluginHost plugins;
@@ -348,13 +468,41 @@ int main(int argc, char** argv) {
   const std::size_t dispatch_keys = quick ? 1000 : 10000;
   const std::size_t lag_total = quick ? 2000 : 10000;
   const std::size_t concurrent = quick ? 100 : 1000;
+  const std::chrono::milliseconds lag_span(quick ? 2000 : 10000);
+  if (redis_total == 0) redis_total = quick ? 5000 : 100000;
+  if (redis_lag_total == 0) redis_lag_total = lag_total;
+  const std::chrono::milliseconds redis_lag_span =
+      redis_lag_span_ms > 0 ? std::chrono::milliseconds(redis_lag_span_ms) : lag_span;
 
-  // Concurrent first: its RSS is the whole process's, and the later phases leave freed heap
-  // that glibc keeps mapped.
+  nlohmann::ordered_json j;
+  auto add_redis = [&] {
+    if (redis_url.empty()) return;
+    RedisBench r = bench_redis(plugins, redis_url, redis_total, redis_keys, redis_workers,
+                               redis_lag_total, redis_lag_span, redis_claim_ahead);
+    j["redis_address"] = r.address;
+    j["redis_dispatch_executions"] = redis_total;
+    j["redis_dispatch_keys"] = redis_keys;
+    j["redis_dispatch_workers"] = redis_workers;
+    j["redis_claim_ahead"] = redis_claim_ahead;
+    j["redis_dispatch_per_second"] = r.dispatch_per_second;
+    j["redis_lag_executions"] = redis_lag_total;
+    j["redis_lag_span_ms"] = redis_lag_span.count();
+    j["redis_lag_p50_ms"] = r.lag.p50;
+    j["redis_lag_p99_ms"] = r.lag.p99;
+    j["redis_lag_max_ms"] = r.lag.max;
+  };
+  if (redis_only) {
+    add_redis();
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+
+  // Concurrent first: its RSS is the whole process's, and the later phases
+  // leave freed heap that glibc keeps mapped.
   double rss = bench_concurrent(plugins, concurrent);
   Plan plan = bench_plan(helpers);
   double per_second = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
-  Lag lag = bench_lag(plugins, lag_total, 100, std::chrono::milliseconds(quick ? 2000 : 10000));
+  Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
 
   std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) return 1;
@@ -365,7 +513,6 @@ int main(int argc, char** argv) {
   double recovery = bench_recovery(dir, recovery_total, dispatch_keys);
   std::filesystem::remove_all(dir);
 
-  nlohmann::ordered_json j;
   j["plan_executions"] = plan.executions;
   j["plan_seconds"] = plan.seconds;
   j["plan_bytes_per_execution"] = plan.bytes_per_execution;
@@ -386,6 +533,7 @@ int main(int argc, char** argv) {
   j["recovery_executions"] = recovery_total;
   j["recovery_seconds"] = recovery;
   j["bytes_on_disk_per_execution"] = durable.bytes_per_execution;
+  add_redis();
   std::cout << j.dump() << std::endl;
   return 0;
 }

@@ -56,6 +56,8 @@ class RedisServer {
     std::string binary = "redis-server";
     // Extra arguments appended to the command line (e.g. {"--requirepass", "secret"}).
     std::vector<std::string> extra_args = {};
+    // Set: the server requires it (--requirepass), and the harness's own connections AUTH.
+    std::string password = {};
     // How long start-up may take until the server answers PING.
     std::chrono::milliseconds start_timeout{std::chrono::seconds(20)};
   };
@@ -66,14 +68,14 @@ class RedisServer {
     binary_ = find_binary(options_.binary);
     // A port that was free a moment ago may be taken by the time the server binds it: try a
     // few ports before giving up.
-    std::string last_error;
-    for (int attempt = 0; attempt < 5; ++attempt) {
+    for (int attempt = 0;; ++attempt) {
       port_ = free_port();
-      std::optional<std::string> error = start();
+      std::optional<StartError> error = start();
       if (!error) return;
-      last_error = *error;
+      if (!error->port_taken || attempt == 4) {
+        throw std::runtime_error("RedisServer: " + error->message);
+      }
     }
-    throw std::runtime_error("RedisServer: " + last_error);
   }
 
   ~RedisServer() {
@@ -94,15 +96,12 @@ class RedisServer {
   bool running() const { return pid_ > 0 && alive(pid_); }
   std::string log() const { return read_file(dir_ / "redis.log"); }
 
-  // A fresh connection (database 0); throws when the server does not answer.
+  // A fresh connection (database 0, authenticated when the server has a password); throws
+  // when the server does not answer.
   RedisContextPtr connect() const {
-    struct timeval tv = {2, 0};
-    RedisContextPtr c(redisConnectWithTimeout("127.0.0.1", port_, tv));
-    if (!c || c->err != 0) {
-      throw std::runtime_error("RedisServer: cannot connect to " + url() + ": " +
-                               (c ? c->errstr : "out of memory"));
-    }
-    redisSetTimeout(c.get(), tv);
+    std::string error;
+    RedisContextPtr c = open_connection(std::chrono::seconds(2), error);
+    if (!c) throw std::runtime_error("RedisServer: cannot connect to " + url() + ": " + error);
     return c;
   }
 
@@ -139,10 +138,8 @@ class RedisServer {
     if (!alive(pid)) return;
     bool sent = false;
     {
-      struct timeval tv = {2, 0};
-      RedisContextPtr c(redisConnectWithTimeout("127.0.0.1", port_, tv));
-      if (c && c->err == 0) {
-        redisSetTimeout(c.get(), tv);
+      std::string error;
+      if (RedisContextPtr c = open_connection(std::chrono::seconds(2), error)) {
         // On success the server closes the connection without a reply.
         RedisReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SHUTDOWN")));
         sent = !r || r->type != REDIS_REPLY_ERROR;
@@ -171,7 +168,9 @@ class RedisServer {
   // dir (so it reloads the append-only file). Throws when it cannot start.
   void restart() {
     stop();
-    if (auto error = start()) throw std::runtime_error("RedisServer: restart: " + *error);
+    if (auto error = start()) {
+      throw std::runtime_error("RedisServer: restart: " + error->message);
+    }
   }
 
   // Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
@@ -233,8 +232,35 @@ class RedisServer {
     return true;
   }
 
+  // A connection to the server, AUTHed when it has a password; nullptr and `error` when not.
+  RedisContextPtr open_connection(std::chrono::milliseconds timeout, std::string& error) const {
+    struct timeval tv = {static_cast<time_t>(timeout.count() / 1000),
+                         static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    RedisContextPtr c(redisConnectWithTimeout("127.0.0.1", port_, tv));
+    if (!c || c->err != 0) {
+      error = c ? c->errstr : "out of memory";
+      return nullptr;
+    }
+    redisSetTimeout(c.get(), tv);
+    if (!options_.password.empty()) {
+      const char* argv[] = {"AUTH", options_.password.c_str()};
+      const std::size_t lengths[] = {4, options_.password.size()};
+      RedisReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c.get(), 2, argv, lengths)));
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        error = r ? std::string(r->str, r->len) : std::string(c->errstr);
+        return nullptr;
+      }
+    }
+    return c;
+  }
+
+  struct StartError {
+    std::string message;
+    bool port_taken = false;  // worth another port
+  };
+
   // Starts redis-server on port_ and waits for PONG; the reason when it cannot.
-  std::optional<std::string> start() {
+  std::optional<StartError> start() {
     const std::filesystem::path pidfile = dir_ / "redis.pid";
     std::error_code ec;
     std::filesystem::remove(pidfile, ec);
@@ -264,6 +290,10 @@ class RedisServer {
                                      "warning",
                                      "--always-show-logo",
                                      "no"};
+    if (!options_.password.empty()) {
+      argv.push_back("--requirepass");
+      argv.push_back(options_.password);
+    }
     argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
@@ -278,12 +308,15 @@ class RedisServer {
     pid_t launcher = -1;
     const int spawned = posix_spawn(&launcher, args[0], &fa, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
-    if (spawned != 0) return "cannot run " + binary_ + ": " + std::strerror(spawned);
+    if (spawned != 0) {
+      return StartError{"cannot run " + binary_ + ": " + std::strerror(spawned)};
+    }
     // With --daemonize the launcher forks the server and exits.
     int status = 0;
     ::waitpid(launcher, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return binary_ + " failed to start on port " + std::to_string(port_) + ": " + diagnostics();
+      return StartError{binary_ + " failed to start on port " + std::to_string(port_) + ": " +
+                        diagnostics()};
     }
 
     const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
@@ -296,25 +329,21 @@ class RedisServer {
       // A port taken meanwhile: the server exits before it writes its pidfile.
       if (read_file(dir_ / "redis.log").find("Could not create server TCP listening socket") !=
           std::string::npos) {
-        return "port " + std::to_string(port_) + " is taken: " + diagnostics();
+        return StartError{"port " + std::to_string(port_) + " is taken: " + diagnostics(), true};
       }
       if (pid_ > 0 && !alive(pid_)) {
         pid_ = 0;
-        return "redis-server on port " + std::to_string(port_) + " exited: " + diagnostics();
+        return StartError{"redis-server on port " + std::to_string(port_) +
+                          " exited: " + diagnostics()};
       }
       if (pid_ > 0) {
         // PONG, not LOADING: the append-only file has been replayed.
-        struct timeval tv = {1, 0};
-        RedisContextPtr c(redisConnectWithTimeout("127.0.0.1", port_, tv));
-        if (c && c->err == 0) {
-          redisSetTimeout(c.get(), tv);
+        if (RedisContextPtr c = open_connection(std::chrono::seconds(1), last)) {
           RedisReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "PING")));
           if (r && r->type == REDIS_REPLY_STATUS && std::string(r->str, r->len) == "PONG") {
             return std::nullopt;
           }
           last = r ? std::string(r->str ? r->str : "", r->len) : std::string(c->errstr);
-        } else {
-          last = c ? c->errstr : "out of memory";
         }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -324,8 +353,9 @@ class RedisServer {
       wait_gone(pid_, std::chrono::seconds(10));
       pid_ = 0;
     }
-    return "redis-server on port " + std::to_string(port_) + " did not answer PING within " +
-           std::to_string(options_.start_timeout.count()) + " ms (" + last + "): " + diagnostics();
+    return StartError{
+        "redis-server on port " + std::to_string(port_) + " did not answer PING within " +
+        std::to_string(options_.start_timeout.count()) + " ms (" + last + "): " + diagnostics()};
   }
 
   std::string diagnostics() const {
