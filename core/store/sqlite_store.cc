@@ -29,7 +29,6 @@ using codec::template_from_body;
 using codec::template_to_body;
 using codec::to_ns;
 
-
 // ---- schema -----------------------------------------------------------------------------------
 // kMigrations[v] takes a file from schema v to v + 1. Add a step, never edit one.
 
