@@ -979,8 +979,11 @@ HttpResponse Api::Impl::readyz() {
   json checks = json::object();
   bool ready = true;
   try {
+    // A store can answer reads and still refuse writes (Redis unreachable, a full disk).
+    const Status health = engine.store().health();
     (void)engine.store().counts(engine.clock().now());
-    checks["store"] = "ok";
+    checks["store"] = health.is_ok() ? "ok" : "unavailable: " + health.message();
+    ready = ready && health.is_ok();
   } catch (const std::exception& e) {
     checks["store"] = std::string("unreachable: ") + e.what();
     ready = false;

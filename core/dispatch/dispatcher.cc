@@ -155,7 +155,7 @@ void Dispatcher::loop() {
     poked_ = false;
     loop_idle_ = false;
     lock.unlock();
-    const TimePoint now = clock_.now();
+    TimePoint now = clock_.now();
 
     if (now >= next_plan) {
       auto report = planner_.plan_all(now);
@@ -169,6 +169,9 @@ void Dispatcher::loop() {
           now - std::chrono::duration_cast<TimePoint::duration>(options_.history_retention));
       if (pruned > 0) spdlog::debug("history: pruned {} executions", pruned);
       next_plan = now + std::chrono::duration_cast<TimePoint::duration>(options_.expand_every);
+      // A planning round on a shared store can take a second or more: claim at the time it
+      // is now, not when the round began, or the claims' leases start out already old.
+      now = clock_.now();
     }
 
     bool claimed_any = false;

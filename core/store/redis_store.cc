@@ -557,9 +557,12 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   if (auto it = impl_->o.lane_capacity.find(lane); it != impl_->o.lane_capacity.end()) {
     cap = static_cast<long long>(it->second);
   }
+  // The lease runs on this store's clock, as its renewals do, never from a caller's `now`,
+  // which may be older than the call.
+  const TimePoint lease_deadline = std::max(now, impl_->now()) + impl_->o.lease;
   auto r = impl_->eval(redis_lua::kClaim,
                        {std::string(lane), std::to_string(max), ns_str(now), us_str(now),
-                        std::string(node), us_str(now + impl_->o.lease), std::to_string(cap)});
+                        std::string(node), us_str(lease_deadline), std::to_string(cap)});
   if (!r.is_ok()) return r.status();
   const auto& el = r->elements;
   ClaimResult out;
@@ -668,11 +671,18 @@ std::vector<Execution> RedisStore::list(const ExecutionFilter& filter) {
   while (out.size() < filter.limit) {
     auto ids = impl_->client->call(
         {"ZRANGEBYLEX", impl_->prefix + "ids", from, "+", "LIMIT", "0", std::to_string(kPage)});
-    if (!ids.is_ok() || ids->elements.empty()) break;
+    if (!ids.is_ok()) {
+      spdlog::warn("store {}: list: {}", describe(), ids.status().to_string());
+      break;
+    }
+    if (ids->elements.empty()) break;
     std::vector<std::string> page;
     for (const auto& v : ids->elements) page.push_back(v.str);
     auto execs = impl_->fetch(page);
-    if (!execs.is_ok()) break;
+    if (!execs.is_ok()) {
+      spdlog::warn("store {}: list: {}", describe(), execs.status().to_string());
+      break;
+    }
     for (auto& e : *execs) {
       if (out.size() >= filter.limit) break;
       if (filter.status && e.status != *filter.status) continue;

@@ -37,6 +37,7 @@
 
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/run_records.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -45,53 +46,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
-
-int64_t mono_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-struct RecordedRun {
-  std::string id;
-  std::string key;
-  uint32_t attempt = 0;
-  int64_t start = 0;
-  std::optional<int64_t> end;
-  std::string how;  // "done", "stopped", or "" (killed)
-};
-
-// Parses the record file into runs, pairing each end with its start (id and attempt).
-std::vector<RecordedRun> read_runs(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  std::vector<RecordedRun> runs;
-  std::map<std::pair<std::string, uint32_t>, std::size_t> open;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    char kind = 0;
-    RecordedRun r;
-    int64_t wall = 0;
-    ls >> kind >> r.id >> r.key >> r.attempt;
-    int64_t mono = 0;
-    ls >> mono >> wall;
-    if (kind == 'S') {
-      r.start = mono;
-      open[{r.id, r.attempt}] = runs.size();
-      runs.push_back(r);
-    } else if (kind == 'E') {
-      auto it = open.find({r.id, r.attempt});
-      if (it == open.end()) {
-        ADD_FAILURE() << "end record without a start: " << line;
-        continue;
-      }
-      runs[it->second].end = mono;
-      ls >> runs[it->second].how;
-      open.erase(it);
-    }
-  }
-  return runs;
-}
 
 TEST(CrashTest, KillNineRoundsLoseNothingAndNeverOverlapAKey) {
   const char* rounds_env = std::getenv("SCHEDD_CRASH_ROUNDS");
@@ -233,32 +187,11 @@ executor = "record"
   std::vector<RecordedRun> runs = read_runs(records);
   ASSERT_FALSE(runs.empty());
   // A run without an end record was killed: it ended at the first kill after its start.
-  for (auto& r : runs) {
-    if (r.end) continue;
-    auto k = std::upper_bound(kills.begin(), kills.end(), r.start);
-    ASSERT_NE(k, kills.end()) << "run " << r.id << " attempt " << r.attempt
-                              << " has no end and no kill after its start";
-    r.end = *k;
-  }
+  end_killed_runs(runs, kills);
+  if (::testing::Test::HasFailure()) return;
 
   // No key overlaps.
-  std::map<std::string, std::vector<const RecordedRun*>> by_key;
-  for (const auto& r : runs) by_key[r.key].push_back(&r);
-  std::size_t overlaps = 0;
-  for (auto& [key, list] : by_key) {
-    std::sort(list.begin(), list.end(),
-              [](const RecordedRun* a, const RecordedRun* b) { return a->start < b->start; });
-    for (std::size_t i = 1; i < list.size(); ++i) {
-      if (list[i]->start < *list[i - 1]->end) {
-        if (++overlaps <= 5) {
-          ADD_FAILURE() << "key " << key << ": " << list[i]->id << " (attempt " << list[i]->attempt
-                        << ") started while " << list[i - 1]->id << " (attempt "
-                        << list[i - 1]->attempt << ") ran";
-        }
-      }
-    }
-  }
-  EXPECT_EQ(overlaps, 0u);
+  EXPECT_EQ(count_key_overlaps(runs), 0u);
 
   // Runs twice only across a kill, with a higher attempt, logged as interrupted.
   std::map<std::string, std::vector<const RecordedRun*>> by_id;
