@@ -88,7 +88,8 @@ std::string Dispatcher::debug_state() const {
   std::lock_guard lock(mu_);
   std::string out =
       "loop_idle=" + std::to_string(loop_idle_) + " poked=" + std::to_string(poked_) +
-      " completing=" + std::to_string(completing_) + " idle_at_behind_ms=" +
+      " completing=" + std::to_string(completing_) + " refilling=" + std::to_string(refilling_) +
+      " idle_at_behind_ms=" +
       std::to_string(
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - idle_at_).count());
   for (const auto& [name, lane] : lanes_) {
@@ -118,8 +119,8 @@ bool Dispatcher::wait_quiet(std::chrono::milliseconds timeout,
     // `busy` also counts claims in flight (reserved before the store call returns).
     std::size_t busy = 0;
     for (const auto& [name, lane] : lanes_) busy += lane->busy;
-    if (!loop_idle_ || poked_ || completing_ > 0 || busy != running_.size() + completing_ ||
-        idle_at_ < clock_.now()) {
+    if (!loop_idle_ || poked_ || completing_ > 0 || refilling_ > 0 ||
+        busy != running_.size() + completing_ || idle_at_ < clock_.now()) {
       return false;
     }
     return std::all_of(running_.begin(), running_.end(), [&](const auto& r) {
@@ -306,10 +307,16 @@ void Dispatcher::worker(Lane& lane) {
     loop_cv_.notify_all();
     // With claim-ahead, refill once half the lane's queue has drained, so that the next
     // claims are being written while the queue still has work.
+    // `refilling_` covers the gap between giving back this worker's slot (busy) and claim_for
+    // reserving it again: without it, the loop could go idle in that gap, wait_quiet would
+    // report quiet, and this claim would still happen afterwards, at a `now` read before the
+    // test moved the clock on.
     if (lane.queue.size() <= ahead_for(lane) / 2 && !stopping_) {
+      ++refilling_;
       lock.unlock();
       claim_for(lane, clock_.now(), /*housekeeping=*/false);
       lock.lock();
+      --refilling_;
     }
     idle_cv_.notify_all();
   }

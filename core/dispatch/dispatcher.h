@@ -36,6 +36,11 @@ struct LaneSpec {
 
 // Observer hooks (metrics, tests). Called from the loop or worker threads without core locks
 // held; must be cheap and thread-safe.
+//
+// In on_claim, `started` is the instant the store claimed the execution at (the `now` given
+// to Store::claim, which checked expiry and not_before against it). The clock may read later
+// by the time the hook runs: a claim made just before the clock moves past due + expiry was
+// on time, so judge a claim by `started`, not by the clock.
 struct DispatchObserver {
   std::function<void(const Execution&)> on_claim{};  // claimed, about to start
   std::function<void(const Execution&)> on_start{};  // executor called (worker thread)
@@ -152,6 +157,9 @@ class Dispatcher {
   RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)
   std::size_t with_deadline_ = 0;  // entries of running_ with a deadline
   std::size_t completing_ = 0;     // attempts out of running_ whose completion is being recorded
+  // Workers that recorded a completion and are about to claim their lane's next execution
+  // (between giving back their slot and reserving it again): wait_quiet is not quiet meanwhile.
+  std::size_t refilling_ = 0;
   std::thread loop_thread_;
   bool started_ = false;
 };

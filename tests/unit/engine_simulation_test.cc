@@ -66,14 +66,31 @@ class Auditor {
 
  private:
   void fail(std::string what) { violations_.push_back(std::move(what)); }
+  static std::string epoch(TimePoint t) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+  }
 
+  // Judged at the claim's instant (`started`, the `now` the store claimed at; see
+  // DispatchObserver), not at clock_.now(): the test thread may move the clock on between a
+  // dispatcher thread reading it for a claim and this hook (a claim after a cancel, racing the
+  // next minute), and a claim made before due + expiry is on time even if the hook runs after.
   void claimed(const Execution& e) {
     std::lock_guard l(mu_);
-    TimePoint now = clock_.now();
-    if (e.attempt == 1 && e.expires() && now >= *e.expires()) {
-      fail("started at or after due + expiry: " + e.id);
+    if (!e.started) {
+      fail("claimed without a claim instant: " + e.id);
+      return;
     }
-    if (e.not_before > now) fail("started before not_before: " + e.id);
+    const TimePoint at = *e.started;
+    if (at > clock_.now()) fail("claimed at an instant the clock has not reached: " + e.id);
+    if (e.attempt == 1 && e.expires() && at >= *e.expires()) {
+      fail("started at or after due + expiry: " + e.id + " claimed at " + epoch(at) +
+           ", expires at " + epoch(*e.expires()));
+    }
+    if (e.not_before > at) {
+      fail("started before not_before: " + e.id + " claimed at " + epoch(at) + ", not before " +
+           epoch(e.not_before));
+    }
   }
 
   void started(const Execution& e) {
@@ -107,7 +124,10 @@ class Auditor {
   void expired(const Execution& e) {
     std::lock_guard l(mu_);
     ++expirations_;
-    if (!e.expires() || clock_.now() < *e.expires()) fail("expired early: " + e.id);
+    // The store's instant of the expiry, like the claim's above.
+    if (!e.expires() || !e.finished || *e.finished < *e.expires() || *e.finished > clock_.now()) {
+      fail("expired early: " + e.id);
+    }
     if (started_ids_.contains(e.id)) fail("expired after it started: " + e.id);
   }
 
@@ -198,10 +218,12 @@ workers = 1
   validate_helpers(*config, plugins, errors);
   ASSERT_TRUE(errors.empty()) << errors.front().to_string();
 
+  // Declared before the engine, so destroyed after it: when an ASSERT or FAIL returns early,
+  // ~Engine stops the dispatcher's threads while the clock, store and auditor they use live.
   testing::ManualClock clock(*parse_rfc3339("2026-06-01T00:00:30Z"));
   MemoryStore store;
-  Engine engine(*config, store, clock, plugins, "sim");
   Auditor auditor(clock, {{"default", 3}, {"fast", 2}, {"solo", 1}});
+  Engine engine(*config, store, clock, plugins, "sim");
   engine.dispatcher().add_observer(auditor.observer());
   ASSERT_TRUE(engine.start().is_ok());
   ASSERT_TRUE(engine.dispatcher().wait_idle(10s));

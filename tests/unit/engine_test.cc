@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "core/store/memory_store.h"
 #include "tests/testing/manual_clock.h"
@@ -337,6 +338,63 @@ TEST(EngineTest, ExecutionWaitingBehindItsKeyExpires) {
   h.idle();
   EXPECT_EQ(h.store().get("blocker")->status, ExecStatus::kCancelled);
   EXPECT_EQ(h.ids("start"), (std::vector<std::string>{"blocker"}));
+}
+
+// Regression: EngineSimulationTest's auditor judged a claim by the clock its on_claim hook read,
+// and failed ("started at or after due + expiry") when the test moved the clock on between a
+// worker's claim (after a cancel freed its key) and the hook. The claim itself was on time;
+// on_claim's `started` is the instant the store claimed at, whatever the clock reads later.
+TEST(EngineTest, ClaimHookSeesTheClaimInstantWhenTheClockMovesOnMeanwhile) {
+  Harness h("", at(kStart));
+  std::mutex mu;
+  std::optional<TimePoint> claimed_at, clock_in_hook;
+  std::optional<TimePoint> waiter_expires;
+  DispatchObserver mover;  // the test thread advancing the clock while the claim's hooks run
+  mover.on_claim = [&](const Execution& e) {
+    if (e.id == "waiter") h.clock().advance(1min);
+  };
+  DispatchObserver checker;
+  checker.on_claim = [&](const Execution& e) {
+    if (e.id != "waiter") return;
+    std::lock_guard l(mu);
+    claimed_at = e.started;
+    clock_in_hook = h.clock().now();
+    waiter_expires = e.expires();
+  };
+  h.engine().dispatcher().add_observer(mover);
+  h.engine().dispatcher().add_observer(checker);
+  h.start();
+  SubmitRequest blocker;
+  blocker.id = "blocker";
+  blocker.executor = "sleep";
+  blocker.key = "k";
+  blocker.params = {{"duration", ParamValue::duration(1h)}};
+  ASSERT_TRUE(h.engine().submit(blocker).is_ok());
+  h.wait_running(1);
+  SubmitRequest waiter;
+  waiter.id = "waiter";
+  waiter.executor = "noop";
+  waiter.key = "k";
+  waiter.expiry = 1min;
+  ASSERT_TRUE(h.engine().submit(waiter).is_ok());
+  const TimePoint submitted = h.clock().now();
+  h.clock().advance(30s);
+  ASSERT_TRUE(h.engine().dispatcher().wait_quiet(
+      10s, [](const Execution& e) { return e.id == "blocker"; }));
+  const TimePoint cancelled = h.clock().now();
+  // The blocker's worker frees the key and claims the waiter at `cancelled`, 30 s before its
+  // expiry; the mover then moves the clock 30 s past it before the checker runs.
+  EXPECT_EQ(h.engine().cancel("blocker").status().code(), StatusCode::kFailedPrecondition);
+  h.wait_events("finish", 2);
+  h.idle();
+  std::lock_guard l(mu);
+  ASSERT_TRUE(claimed_at && clock_in_hook && waiter_expires);
+  EXPECT_EQ(*waiter_expires, submitted + 1min);
+  EXPECT_EQ(*claimed_at, cancelled);
+  EXPECT_LT(*claimed_at, *waiter_expires);
+  EXPECT_GE(*clock_in_hook, *waiter_expires);  // what the old auditor compared, wrongly
+  EXPECT_EQ(h.store().get("waiter")->status, ExecStatus::kSucceeded);
+  EXPECT_EQ(h.ids("expired"), std::vector<std::string>{});
 }
 
 TEST(EngineTest, TimeoutStopsAndRetriesPerPolicyKeepingKeyOrder) {
