@@ -80,6 +80,46 @@ HttpResponse status_response(const Status& s, json extra = json::object()) {
   return error_response(500, "internal", s.message(), std::move(extra));
 }
 
+// Joins a deferred submission's durability (Store::submit_deferred, from the store's writer)
+// with the response built once the submission was accepted, and answers when both are known:
+// the response if the submission became durable, the store's 503 otherwise. Thread-safe.
+class DurableReply : public std::enable_shared_from_this<DurableReply> {
+ public:
+  // The callback for submit_deferred.
+  Store::DurableCallback callback() {
+    return [self = shared_from_this()](Status s) { self->durable(std::move(s)); };
+  }
+
+  // The response to return from the handler: `ok` at once if durability is known already,
+  // otherwise a deferred response that is sent when it is.
+  HttpResponse reply(HttpResponse ok) {
+    std::lock_guard lock(mu_);
+    if (durable_) return durable_->is_ok() ? std::move(ok) : status_response(*durable_);
+    ok_ = std::move(ok);
+    HttpResponse r;
+    r.deferred = out_;
+    return r;
+  }
+
+ private:
+  void durable(Status s) {
+    std::unique_lock lock(mu_);
+    if (!ok_) {
+      durable_ = std::move(s);
+      return;
+    }
+    HttpResponse ok = std::move(*ok_);
+    ok_.reset();
+    lock.unlock();
+    out_->resolve(s.is_ok() ? std::move(ok) : status_response(s));
+  }
+
+  std::mutex mu_;
+  std::optional<Status> durable_;
+  std::optional<HttpResponse> ok_;
+  std::shared_ptr<DeferredResponse> out_ = std::make_shared<DeferredResponse>();
+};
+
 // A request error naming the field at fault.
 struct FieldError {
   std::string field;
@@ -899,6 +939,8 @@ struct Api::Impl {
                                            FieldError& error);
   HttpResponse queue_full(const Status& s);
   HttpResponse submitted(const StatusOr<SubmitResult>& r);
+  // Submits without holding a thread until the commit: the 201 is sent once it is durable.
+  HttpResponse submit_durably(SubmitRequest req);
 
   Engine& engine;
   ApiOptions options;
@@ -1217,6 +1259,13 @@ HttpResponse Api::Impl::submitted(const StatusOr<SubmitResult>& r) {
   return res;
 }
 
+HttpResponse Api::Impl::submit_durably(SubmitRequest req) {
+  auto reply = std::make_shared<DurableReply>();
+  auto r = engine.submit_deferred(std::move(req), reply->callback());
+  if (!r.is_ok()) return submitted(r);
+  return reply->reply(submitted(r));
+}
+
 HttpResponse Api::Impl::helper_run(const std::string& name) {
   return submitted(engine.run_now(name));
 }
@@ -1314,7 +1363,7 @@ HttpResponse Api::Impl::execution_submit(const std::string& body) {
   FieldError error;
   auto req = read_submit(*j, "", error);
   if (!req) return submit_error(error);
-  return submitted(engine.submit(std::move(*req)));
+  return submit_durably(std::move(*req));
 }
 
 HttpResponse Api::Impl::executions_bulk(const std::string& body) {
@@ -1558,7 +1607,8 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
   req.expiry = expiry ? expiry : tc.expiry;
   req.timeout = timeout;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto r = engine.submit(req);
+    auto reply = std::make_shared<DurableReply>();
+    auto r = engine.submit_deferred(req, reply->callback());
     if (r.is_ok()) {
       feed.poke();
       HttpResponse res = json_response(
@@ -1571,7 +1621,7 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
                 {"message", fmt::format("ticket {} of project {} queued at position #{}", *ticket,
                                         project, r->position)}});
       res.headers.emplace_back("Location", "/v1/projects/" + project + "/tickets/" + *ticket);
-      return res;
+      return reply->reply(std::move(res));
     }
     if (r.status().code() == StatusCode::kResourceExhausted) return queue_full(r.status());
     if (r.status().code() != StatusCode::kAlreadyExists) return status_response(r.status());
@@ -1750,6 +1800,33 @@ Api::Api(Engine& engine, ApiOptions options)
     : impl_(std::make_unique<Impl>(engine, std::move(options))) {}
 Api::~Api() = default;
 
+bool Api::handles_inline(const HttpRequest& request) const {
+  // Which requests never wait: with a local store, the cheap reads and single submissions
+  // (a durable submission is answered later, from the store's writer, not waited for).
+  // Everything that waits for a commit (operator changes, cancel, bulk) or may walk much of
+  // the store (listings) goes to the pool, and so does everything on a remote store.
+  std::string_view path = request.target;
+  path = path.substr(0, path.find('?'));
+  if (request.method == "GET" && path == "/healthz") return true;
+  if (impl_->engine.store().remote()) return false;
+  if (request.method == "GET") {
+    return path == "/readyz" || path == "/metrics" || path == "/v1/status" || path == "/v1/stats" ||
+           path == "/v1/lanes";
+  }
+  if (request.method != "POST") return false;
+  if (path == "/v1/executions") return true;
+  // POST /v1/projects/P/tickets
+  constexpr std::string_view kProjects = "/v1/projects/";
+  constexpr std::string_view kTickets = "/tickets";
+  if (path.size() <= kProjects.size() + kTickets.size() || path.rfind(kProjects, 0) != 0 ||
+      path.substr(path.size() - kTickets.size()) != kTickets) {
+    return false;
+  }
+  std::string_view project =
+      path.substr(kProjects.size(), path.size() - kProjects.size() - kTickets.size());
+  return project.find('/') == std::string_view::npos;
+}
+
 HttpResponse Api::handle(const HttpRequest& request) {
   try {
     HttpResponse r = impl_->route(request);
@@ -1777,6 +1854,9 @@ StatusOr<std::unique_ptr<ApiService>> ApiService::start(Engine& engine, ApiOptio
   std::unique_ptr<ApiService> service(new ApiService());
   server.require_loopback = !options.token.has_value();
   service->api_ = std::make_unique<Api>(engine, std::move(options));
+  server.run_inline = [api = service->api_.get()](const HttpRequest& r) {
+    return api->handles_inline(r);
+  };
   auto s = HttpServer::start(std::move(server), [api = service->api_.get()](const HttpRequest& r) {
     return api->handle(r);
   });

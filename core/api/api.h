@@ -55,6 +55,9 @@ class Api {
 
   // Never throws: every failure is a JSON error response.
   HttpResponse handle(const HttpRequest& request);
+  // Whether handle() never blocks for this request, so the transport may call it on an I/O
+  // thread (HttpServerOptions::run_inline).
+  bool handles_inline(const HttpRequest& request) const;
 
   struct Impl;
 

@@ -70,6 +70,15 @@ StatusOr<tcp::endpoint> parse_listen(net::io_context& ioc, const std::string& li
 
 class Session;
 
+// Sessions waiting for a deferred response. The store calls back from its own thread, maybe
+// after the server stopped, so the callback reaches the session only through this hub, which
+// outlives the server and refuses once it stopped.
+struct DeferredHub {
+  std::mutex mu;
+  bool stopped = false;
+  std::map<const Session*, std::shared_ptr<Session>> waiting;
+};
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -87,6 +96,8 @@ struct HttpServer::Impl {
   // Streaming sessions, so that stop() can end their streams before the io_context goes.
   std::mutex streams_mu;
   std::map<const void*, std::weak_ptr<Session>> streams;
+
+  std::shared_ptr<DeferredHub> deferred = std::make_shared<DeferredHub>();
 
   void accept();
 };
@@ -165,14 +176,49 @@ class Session : public std::enable_shared_from_this<Session> {
     r.remote = remote_;
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
-    // The handler may block (a durable store acknowledges a submission after its commit), so
-    // it runs on the handler pool; the I/O threads only move bytes. Many submissions waiting
-    // at once share one commit.
+    // A handler that never blocks runs here, on the connection's strand. Others may block (an
+    // operator change waits for its commit, a Redis round trip), so they run on the handler
+    // pool and the I/O threads only move bytes.
+    if (options().run_inline && options().run_inline(r)) {
+      return respond(call_handler(r), keep_alive);
+    }
     net::post(*server_.handlers, [self = shared_from_this(), r = std::move(r), keep_alive] {
       HttpResponse res = self->call_handler(r);
       net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {
-        if (res.stream) return self->start_stream(std::move(res));
-        self->write(std::move(res), keep_alive);
+        self->respond(std::move(res), keep_alive);
+      });
+    });
+  }
+
+  // On the strand.
+  void respond(HttpResponse res, bool keep_alive) {
+    if (res.deferred) return wait_deferred(std::move(res.deferred), keep_alive);
+    if (res.stream) return start_stream(std::move(res));
+    write(std::move(res), keep_alive);
+  }
+
+  // Parks the session in the hub until the handler resolves its response (from any thread),
+  // then writes it on the strand. If the server stops first, the response goes nowhere.
+  void wait_deferred(std::shared_ptr<DeferredResponse> deferred, bool keep_alive) {
+    auto hub = server_.deferred;
+    {
+      std::lock_guard lock(hub->mu);
+      if (hub->stopped) return;
+      hub->waiting[this] = shared_from_this();
+    }
+    const Session* key = this;
+    deferred->on_resolved([hub, key, keep_alive](HttpResponse res) {
+      std::lock_guard lock(hub->mu);
+      if (hub->stopped) return;
+      auto it = hub->waiting.find(key);
+      if (it == hub->waiting.end()) return;
+      std::shared_ptr<Session> s = std::move(it->second);
+      hub->waiting.erase(it);
+      // Posted under the hub's lock, holding the only reference: stop() cannot destroy the
+      // io_context in between, and nothing here outlives it.
+      auto executor = s->stream_.get_executor();
+      net::post(executor, [s = std::move(s), res = std::move(res), keep_alive]() mutable {
+        s->respond(std::move(res), keep_alive);
       });
     });
   }
@@ -413,6 +459,15 @@ void HttpServer::stop() {
   // Handlers in progress finish; their responses go nowhere.
   impl_->handlers->stop();
   impl_->handlers->join();
+  // Sessions waiting for a deferred response are dropped here, before the io_context; a
+  // store that resolves them later finds the hub stopped.
+  std::map<const Session*, std::shared_ptr<Session>> waiting;
+  {
+    std::lock_guard g(impl_->deferred->mu);
+    impl_->deferred->stopped = true;
+    waiting.swap(impl_->deferred->waiting);
+  }
+  waiting.clear();
   // No handler runs now. End every stream's subscription before the io_context (and with it
   // every connection) goes, so that no publisher reaches a connection afterwards.
   std::vector<std::shared_ptr<Session>> streams;

@@ -33,10 +33,9 @@ struct HttpServerOptions {
   bool require_loopback = false;
   // I/O threads. Default: 2
   std::size_t threads = 2;
-  // Threads that run the handler. A durable submission holds its thread until the store's
-  // commit is fsynced, so this bounds how many submissions one commit can carry: with 8,
-  // about 2,400 tickets/s; with 64, about 6,000 (docs/PERFORMANCE.md, "HTTP API"). Idle
-  // threads cost ~8 KiB of RSS each. Default: 64
+  // Threads that run handlers that may block (operator changes waiting for a commit, a
+  // Redis round trip, long listings). Durable submissions do not hold one while they wait
+  // (DeferredResponse). Idle threads cost ~8 KiB of RSS each. Default: 64
   std::size_t handler_threads = 64;
   // Largest request body. Default: 1 MiB
   std::size_t body_limit = 1 << 20;
@@ -52,6 +51,10 @@ struct HttpServerOptions {
   std::size_t stream_backlog = 256 << 10;
   // Connections beyond this are closed as soon as they are accepted. Default: 1024
   std::size_t max_connections = 1024;
+  // Requests for which this returns true are handled on the I/O thread that read them,
+  // saving two thread hops; their handlers must never block. Unset: every request goes to
+  // the handler pool.
+  HttpInlinePredicate run_inline;
 };
 
 class HttpServer {

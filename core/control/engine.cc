@@ -296,6 +296,29 @@ StatusOr<SubmitResult> Engine::run_now(const std::string& helper) {
 
 StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   const TimePoint now = clock_.now();
+  auto e = prepare(std::move(req), now);
+  if (!e.is_ok()) return e.status();
+  auto stored = store_.submit(std::move(*e), now, config_.capacity_queued);
+  if (!stored.is_ok()) return stored.status();
+  dispatcher_->poke();
+  return SubmitResult{std::move(stored->first), stored->second};
+}
+
+StatusOr<SubmitResult> Engine::submit_deferred(SubmitRequest req,
+                                               Store::DurableCallback on_durable) {
+  const TimePoint now = clock_.now();
+  auto e = prepare(std::move(req), now);
+  if (!e.is_ok()) return e.status();
+  auto stored =
+      store_.submit_deferred(std::move(*e), now, config_.capacity_queued, std::move(on_durable));
+  if (!stored.is_ok()) return stored.status();
+  // A claim waits for its own durable token, later than this submission's, so the run
+  // cannot start before the submission is on disk.
+  dispatcher_->poke();
+  return SubmitResult{std::move(stored->first), stored->second};
+}
+
+StatusOr<Execution> Engine::prepare(SubmitRequest req, TimePoint now) {
   auto t = std::make_shared<ExecTemplate>();
   if (!req.helper.empty()) {
     const HelperConfig* h = config_.find_helper(req.helper);
@@ -347,10 +370,7 @@ StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   e.spec = std::move(t);
   e.due = req.not_before.value_or(now);
   e.not_before = e.due;
-  auto stored = store_.submit(std::move(e), now, config_.capacity_queued);
-  if (!stored.is_ok()) return stored.status();
-  dispatcher_->poke();
-  return SubmitResult{std::move(stored->first), stored->second};
+  return e;
 }
 
 StatusOr<Execution> Engine::cancel(const std::string& id, bool stop_running) {

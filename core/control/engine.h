@@ -70,6 +70,9 @@ class Engine {
   // Queues one execution of `helper` due now (priority and key as configured).
   StatusOr<SubmitResult> run_now(const std::string& helper);
   StatusOr<SubmitResult> submit(SubmitRequest request);
+  // submit() that returns once the store accepted the execution, before it is durable;
+  // `on_durable` says when the acceptance may be acknowledged (Store::submit_deferred).
+  StatusOr<SubmitResult> submit_deferred(SubmitRequest request, Store::DurableCallback on_durable);
   // Cancels a queued execution, or requests a cooperative stop of a running one here
   // (kFailedPrecondition either way for a running one; with `stop_running` false no stop is
   // requested).
@@ -92,6 +95,8 @@ class Engine {
 
  private:
   std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
+  // The execution a submission asks for, validated (helper, executor, lane, priority).
+  StatusOr<Execution> prepare(SubmitRequest req, TimePoint now);
   Status apply_state(const HelperConfig& h);
   // Re-applies helpers whose stored state another daemon changed (shared store), off the
   // store's and the planner's threads.

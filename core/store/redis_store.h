@@ -102,6 +102,7 @@ class RedisStore final : public Store {
   Status put_watermark(const std::string& name, TimePoint planned_until) override;
   std::vector<Execution> recover(TimePoint now) override;
   void subscribe(StoreEvents events) override;
+  bool remote() const override { return true; }
   std::size_t claim_ahead() const override;
   std::string describe() const override;
   Status health() const override;

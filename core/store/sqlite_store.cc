@@ -606,6 +606,17 @@ void SqliteStore::sync_wal() {
   }
 }
 
+namespace {
+// An acknowledging call whose write failed: the change stays in memory and queued for the
+// writer's retries, but it was not acknowledged.
+Status not_durable(const std::filesystem::path& path) {
+  return Status(StatusCode::kUnavailable,
+                fmt::format("store {}: the change could not be written (see health); it was "
+                            "not acknowledged",
+                            path.string()));
+}
+}  // namespace
+
 void SqliteStore::writer() {
   const bool batch_mode = options_.durability == SqliteOptions::Durability::kBatch;
   auto last_sync = std::chrono::steady_clock::now();
@@ -656,6 +667,12 @@ void SqliteStore::writer() {
         failing_.reset();
       }
       durable_cv_.notify_all();
+      if (!callbacks_.empty() && callbacks_.front().first <= token) {
+        auto done = take_callbacks_locked(token);
+        lock.unlock();
+        run_callbacks(done, Status::ok());
+        lock.lock();
+      }
       continue;
     }
     ++stats_.failures;
@@ -669,6 +686,12 @@ void SqliteStore::writer() {
     attempted_token_ = token;
     pending_->merge_older(*batch);
     durable_cv_.notify_all();  // submitters waiting with a limit re-check failing_
+    if (!callbacks_.empty() && callbacks_.front().first <= token) {
+      auto failed = take_callbacks_locked(token);
+      lock.unlock();
+      run_callbacks(failed, not_durable(path_));
+      lock.lock();
+    }
     if (closing_) {
       spdlog::error("store {}: closing with {} changes not written: {}", path_.string(),
                     pending_->size(), *error);
@@ -678,6 +701,38 @@ void SqliteStore::writer() {
   }
   closed_ = true;
   durable_cv_.notify_all();
+  auto abandoned = take_callbacks_locked(UINT64_MAX);
+  lock.unlock();
+  run_callbacks(abandoned, not_durable(path_));
+}
+
+void SqliteStore::on_durable(uint64_t token, DurableCallback cb) {
+  std::unique_lock lock(wmu_);
+  if (durable_token_ >= token) {
+    lock.unlock();
+    cb(Status::ok());
+    return;
+  }
+  if (closed_) {
+    lock.unlock();
+    cb(not_durable(path_));
+    return;
+  }
+  callbacks_.emplace_back(token, std::move(cb));
+}
+
+std::vector<Store::DurableCallback> SqliteStore::take_callbacks_locked(uint64_t up_to) {
+  std::vector<DurableCallback> out;
+  while (!callbacks_.empty() && callbacks_.front().first <= up_to) {
+    out.push_back(std::move(callbacks_.front().second));
+    callbacks_.pop_front();
+  }
+  return out;
+}
+
+void SqliteStore::run_callbacks(std::vector<DurableCallback>& callbacks, const Status& status) {
+  for (auto& cb : callbacks) cb(status);
+  callbacks.clear();
 }
 
 // ---- queueing ---------------------------------------------------------------------------------
@@ -731,17 +786,6 @@ SqliteWriterStats SqliteStore::writer_stats() const {
 
 // ---- the Store calls --------------------------------------------------------------------------
 
-namespace {
-// An acknowledging call whose write failed: the change stays in memory and queued for the
-// writer's retries, but it was not acknowledged.
-Status not_durable(const std::filesystem::path& path) {
-  return Status(StatusCode::kUnavailable,
-                fmt::format("store {}: the change could not be written (see health); it was "
-                            "not acknowledged",
-                            path.string()));
-}
-}  // namespace
-
 StatusOr<std::size_t> SqliteStore::plan(std::vector<Execution> executions, TimePoint now) {
   std::lock_guard lock(mu_);
   std::vector<Execution> created;
@@ -766,6 +810,18 @@ StatusOr<std::pair<Execution, std::size_t>> SqliteStore::submit(Execution execut
     token = enqueue([&](Batch& b) { b.put(result->first); });
   }
   if (!wait_token(token, true)) return not_durable(path_);
+  return result;
+}
+
+StatusOr<std::pair<Execution, std::size_t>> SqliteStore::submit_deferred(
+    Execution execution, TimePoint now, std::size_t capacity_queued, DurableCallback on_durable) {
+  std::lock_guard lock(mu_);
+  if (Status s = refuse_if_failing(); !s.is_ok()) return s;
+  auto result = mem_.submit(std::move(execution), now, capacity_queued);
+  if (!result.is_ok()) return result;
+  // Registered under mu_, right after its change was queued, so callbacks_ stays in token
+  // order.
+  this->on_durable(enqueue([&](Batch& b) { b.put(result->first); }), std::move(on_durable));
   return result;
 }
 

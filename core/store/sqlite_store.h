@@ -23,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -84,6 +85,9 @@ class SqliteStore final : public Store {
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
   StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                      std::size_t capacity_queued) override;
+  StatusOr<std::pair<Execution, std::size_t>> submit_deferred(Execution execution, TimePoint now,
+                                                              std::size_t capacity_queued,
+                                                              DurableCallback on_durable) override;
   StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
                               std::string_view node) override;
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
@@ -133,6 +137,14 @@ class SqliteStore final : public Store {
     writer_cv_.notify_one();
     return ++queued_token_;
   }
+  // Registers `cb` for `token` (the last one enqueued; call with mu_ held so tokens arrive in
+  // order). The writer calls it once the token is durable, or with an error when a write
+  // carrying it fails or the store closes.
+  void on_durable(uint64_t token, DurableCallback cb);
+  // Takes the callbacks due after a commit (every token <= durable_token_) or a failure
+  // (every token <= attempted_token_, or all when closed_); wmu_ held.
+  std::vector<DurableCallback> take_callbacks_locked(uint64_t up_to);
+  static void run_callbacks(std::vector<DurableCallback>& callbacks, const Status& status);
   // Waits until `token` is durable (true) or the store closed (false). With `fail_fast`,
   // also returns false once a write that included `token` has failed.
   bool wait_token(uint64_t token, bool fail_fast);
@@ -162,6 +174,8 @@ class SqliteStore final : public Store {
   std::optional<std::string> failing_;  // the last write error, until a write succeeds
   bool closing_ = false;
   bool closed_ = false;  // the writer has exited; nothing more becomes durable
+  // Deferred submissions waiting for their token, in token order.
+  std::deque<std::pair<uint64_t, DurableCallback>> callbacks_;
   SqliteWriterStats stats_;
   std::thread writer_thread_;
 };

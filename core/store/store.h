@@ -96,6 +96,31 @@ class Store {
   virtual StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                              std::size_t capacity_queued) = 0;
 
+  // Called exactly once, from any thread (the store's writer, or the caller before
+  // submit_deferred returns), when a deferred submission is durable (OK) or will never be
+  // acknowledged (kUnavailable: the write failed or the store closed). Must be cheap and must
+  // not call back into the store.
+  using DurableCallback = std::function<void(Status)>;
+
+  // submit() without waiting for durability: returns as soon as the execution is accepted in
+  // the index (the same result and errors as submit), and calls `on_durable` once the
+  // acceptance may be acknowledged to the outside. `on_durable` is called only when this
+  // returns OK. The HTTP API answers from `on_durable`, so no thread blocks per submission
+  // and one commit carries every submission queued meanwhile. Stores without a write-behind
+  // call it before returning.
+  virtual StatusOr<std::pair<Execution, std::size_t>> submit_deferred(Execution execution,
+                                                                      TimePoint now,
+                                                                      std::size_t capacity_queued,
+                                                                      DurableCallback on_durable) {
+    auto r = submit(std::move(execution), now, capacity_queued);
+    if (r.is_ok()) on_durable(Status::ok());
+    return r;
+  }
+
+  // True when calls may wait on another machine (a network round trip to Redis), so callers
+  // that must stay responsive (the HTTP I/O threads) hand them to a pool instead.
+  virtual bool remote() const { return false; }
+
   // Claims up to `max` (possibly 0) ready executions for `lane` at `now` (see the ordering
   // contract),
   // marks them running with a new fence, records `node`, and locks their keys. First moves

@@ -4,6 +4,7 @@
 #include "core/api/api.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -21,6 +22,8 @@
 
 #include "core/control/validate.h"
 #include "core/store/memory_store.h"
+#include "core/store/sqlite_store.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -172,8 +175,10 @@ params = { duration = "1ms" }
 
 class Harness {
  public:
+  // `store`: the store to serve (default: a MemoryStore).
   explicit Harness(const std::string& toml = kConfig, ApiOptions options = {},
-                   HttpServerOptions server = {}) {
+                   HttpServerOptions server = {}, std::unique_ptr<Store> store = nullptr)
+      : owned_(store ? std::move(store) : std::make_unique<MemoryStore>()), store_(*owned_) {
     std::vector<PluginLoadError> errors;
     EXPECT_TRUE(plugins_.load_dir(SCHEDD_PLUGIN_DIR, PluginErrorPolicy::kFail, errors).is_ok());
     std::vector<ConfigError> cerrors;
@@ -231,12 +236,13 @@ class Harness {
   }
 
   Engine& engine() { return *engine_; }
-  MemoryStore& store() { return store_; }
+  Store& store() { return store_; }
 
  private:
   PluginHost plugins_;
   Config config_;
-  MemoryStore store_;
+  std::unique_ptr<Store> owned_;
+  Store& store_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ApiService> service_;
 };
@@ -320,6 +326,98 @@ TEST(ApiTest, SubmitsAndShowsAnExecutionWithItsTimeline) {
   r = h.post("/v1/executions", R"({"helper":"sleeper","id":"mine-1"})");
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(r.code(), "already_exists");
+}
+
+std::unique_ptr<Store> sqlite_store(const std::filesystem::path& path, SqliteOptions o = {}) {
+  auto s = SqliteStore::open(path, o);
+  EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+  return s.is_ok() ? std::unique_ptr<Store>(std::move(s).value()) : nullptr;
+}
+
+bool row_on_disk(sqlite3* db, const std::string& id) {
+  sqlite3_stmt* st = nullptr;
+  bool found = false;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM executions WHERE id = ?", -1, &st, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+// With the durable store, a submission is answered 201 only once it is in the file, while
+// many clients submit at once over keep-alive connections (their answers come from the
+// store's writer, not from a thread per request); a repeated ticket is idempotent.
+TEST(ApiTest, DurableSubmissionsAreAnsweredOnlyOnceOnDisk) {
+  schedd::testing::TempDir dir;
+  const auto path = dir.path() / "schedd.db";
+  Harness h(kConfig, ApiOptions{}, HttpServerOptions{}, sqlite_store(path));
+  constexpr int kClients = 8, kEach = 40;
+  std::atomic<int> created{0}, missing{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      sqlite3* reader = nullptr;
+      if (sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        ++other;
+        return;
+      }
+      schedd::testing::HttpClient client("127.0.0.1", h.port());
+      for (int i = 0; i < kEach; ++i) {
+        const std::string project = "p" + std::to_string(c);
+        auto r = client.post(
+            "/v1/projects/" + project + "/tickets",
+            R"({"ticket":"t)" + std::to_string(i) +
+                R"(","params":{"duration":"1ms"},"not_before":"2099-01-01T00:00:00Z"})");
+        json j = json::parse(r.body, nullptr, false);
+        if (r.status != 201 || !j.is_object() || j.value("position", 0) != i + 1) {
+          ++other;
+          continue;
+        }
+        ++created;
+        if (!row_on_disk(reader, j.value("id", ""))) ++missing;
+      }
+      sqlite3_close(reader);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(created.load(), kClients * kEach);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(missing.load(), 0) << "answered 201 before the row was in the file";
+
+  Response again =
+      h.post("/v1/projects/p0/tickets", R"({"ticket":"t0","params":{"duration":"1ms"}})");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.j.value("created", true), false);
+  EXPECT_EQ(again.j.value("position", 0), 1);
+
+  Response e = h.post("/v1/executions", R"({"executor":"noop","id":"durable-1",
+                                            "not_before":"2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(e.status, 201) << e.body;
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  EXPECT_TRUE(row_on_disk(reader, "durable-1"));
+  sqlite3_close(reader);
+}
+
+// A submission accepted in memory whose write then fails is answered 503 (not 201): the
+// answer waits for the commit, and the commit failed.
+TEST(ApiTest, ASubmissionWhoseWriteFailsIsAnswered503) {
+  schedd::testing::TempDir dir;
+  SqliteOptions o;
+  o.max_pages = 8;  // a "full disk" of 32 KiB
+  Harness h("[lanes.default]\nworkers = 1\n", ApiOptions{}, HttpServerOptions{},
+            sqlite_store(dir.path() / "schedd.db", o));
+  const std::string command(100000, 'x');
+  Response r = h.post("/v1/executions", R"({"executor":"shell","params":{"command":")" + command +
+                                            R"("},"not_before":"2099-01-01T00:00:00Z"})");
+  EXPECT_EQ(r.status, 503) << r.body.substr(0, 300);
+  EXPECT_EQ(r.code(), "unavailable");
+  EXPECT_NE(r.message().find("not acknowledged"), std::string::npos) << r.message();
+  // The daemon still answers, and says why it is not ready.
+  Response ready = h.get("/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
 }
 
 TEST(ApiTest, BadRequestsAreJsonErrorsThatNameThePositionOrField) {

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -395,6 +398,128 @@ TEST(SqliteStoreTest, AFullDiskRefusesSubmissionsWithAClearError) {
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(refused.status().message(), HasSubstr("nothing was accepted"));
   EXPECT_FALSE(store->get("ticket-after-full").has_value());
+}
+
+// Whether execution `id` is in the file, read through a connection of its own (what a
+// crash right now would leave).
+bool on_disk(sqlite3* db, const std::string& id) {
+  sqlite3_stmt* st = nullptr;
+  bool found = false;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM executions WHERE id = ?", -1, &st, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    found = sqlite3_step(st) == SQLITE_ROW;
+  }
+  sqlite3_finalize(st);
+  return found;
+}
+
+// Deferred submissions (the HTTP API's path): the call returns before the commit, and the
+// callback comes once per submission, only when the row is in the file.
+TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, int> calls;
+  std::vector<std::string> not_on_disk, failed;
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto spec = make_spec("t" + std::to_string(t), {.origin = ExecOrigin::kTicket});
+      for (int i = 0; i < kEach; ++i) {
+        const std::string id = "d-" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = store->submit_deferred(make_exec(spec, at(3600s), id), at(0s), 1000000,
+                                        [&, id](Status s) {
+                                          std::lock_guard lock(mu);
+                                          ++calls[id];
+                                          cv.notify_all();
+                                          if (!s.is_ok()) failed.push_back(id);
+                                          if (!on_disk(reader, id)) not_on_disk.push_back(id);
+                                        });
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        EXPECT_EQ(r->first.id, id);
+        EXPECT_EQ(r->second, static_cast<std::size_t>(i + 1));  // one key per thread
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(store->flush());
+  // flush() returns when the last commit is durable; its callbacks run right after.
+  std::unique_lock lock(mu);
+  cv.wait_for(lock, 10s, [&] { return calls.size() == kThreads * kEach; });
+  EXPECT_EQ(calls.size(), static_cast<std::size_t>(kThreads * kEach));
+  for (const auto& [id, n] : calls) EXPECT_EQ(n, 1) << id;
+  EXPECT_TRUE(failed.empty());
+  EXPECT_TRUE(not_on_disk.empty()) << not_on_disk.size() << " called back before the commit";
+  sqlite3_close(reader);
+}
+
+// A deferred submission whose write fails is called back with the error, once, and a
+// refused one (the store failing already) is never called back.
+TEST(SqliteStoreTest, ADeferredSubmissionWhoseWriteFailsIsCalledBackWithTheError) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  SqliteOptions o;
+  o.max_pages = 8;
+  auto store = open_ok(path, o);
+  ASSERT_NE(store, nullptr);
+  auto spec = make_spec("t", {.origin = ExecOrigin::kTicket});
+  Execution big = make_exec(spec, at(60s), "too-big");
+  big.message = std::string(200000, 'm');  // larger than 8 pages
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Status> results;
+  auto r = store->submit_deferred(std::move(big), at(0s), 100, [&](Status s) {
+    std::lock_guard lock(mu);
+    results.push_back(std::move(s));
+    cv.notify_all();
+  });
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return !results.empty(); }));
+    EXPECT_EQ(results[0].code(), StatusCode::kUnavailable);
+    EXPECT_THAT(results[0].message(), HasSubstr("not acknowledged"));
+  }
+  auto refused =
+      store->submit_deferred(make_exec(spec, at(60s), "after"), at(0s), 100, [&](Status s) {
+        std::lock_guard lock(mu);
+        results.push_back(std::move(s));
+      });
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("nothing was accepted"));
+  store.reset();  // closing with the failed change unwritten calls nobody again
+  std::lock_guard lock(mu);
+  EXPECT_EQ(results.size(), 1u);
+}
+
+// Closing the store writes what is queued first, so deferred submissions made just before
+// are called back as durable, not dropped.
+TEST(SqliteStoreTest, ClosingCallsBackDeferredSubmissionsAfterWritingThem) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  auto spec = make_spec("t", {.origin = ExecOrigin::kTicket});
+  std::atomic<int> ok{0}, bad{0};
+  for (int i = 0; i < 50; ++i) {
+    auto r = store->submit_deferred(make_exec(spec, at(60s), "c-" + std::to_string(i)), at(0s),
+                                    1000, [&](Status s) { ++(s.is_ok() ? ok : bad); });
+    ASSERT_TRUE(r.is_ok());
+  }
+  store.reset();
+  EXPECT_EQ(ok.load(), 50);
+  EXPECT_EQ(bad.load(), 0);
+  auto reopened = open_ok(path);
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(reopened->get("c-49").has_value());
 }
 
 }  // namespace
