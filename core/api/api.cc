@@ -782,12 +782,13 @@ class StatsFeed {
   }
 
   // Something changed (cheap; called from dispatcher threads and API calls).
+  // Wakes the publisher only when the change is news to it and someone listens: a burst of
+  // submissions costs one wake-up per stats interval, not one each.
   void poke() {
-    {
-      std::lock_guard lock(mu_);
-      dirty_ = true;
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mu_);
+    if (dirty_) return;
+    dirty_ = true;
+    if (!subscribers_.empty()) cv_.notify_all();
   }
 
   std::size_t clients() {

@@ -300,7 +300,7 @@ StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   if (!e.is_ok()) return e.status();
   auto stored = store_.submit(std::move(*e), now, config_.capacity_queued);
   if (!stored.is_ok()) return stored.status();
-  dispatcher_->poke();
+  dispatcher_->poke_for(stored->first.not_before);
   return SubmitResult{std::move(stored->first), stored->second};
 }
 
@@ -314,7 +314,7 @@ StatusOr<SubmitResult> Engine::submit_deferred(SubmitRequest req,
   if (!stored.is_ok()) return stored.status();
   // A claim waits for its own durable token, later than this submission's, so the run
   // cannot start before the submission is on disk.
-  dispatcher_->poke();
+  dispatcher_->poke_for(stored->first.not_before);
   return SubmitResult{std::move(stored->first), stored->second};
 }
 

@@ -75,6 +75,14 @@ void Dispatcher::poke() {
   loop_cv_.notify_all();
 }
 
+void Dispatcher::poke_for(TimePoint not_before) {
+  std::lock_guard lock(mu_);
+  if (loop_idle_ && !poked_ && not_before >= wake_at_) return;
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+}
+
 bool Dispatcher::request_stop(const std::string& id, ExecStatus as) {
   std::lock_guard lock(mu_);
   auto it = running_.find(id);
@@ -207,6 +215,7 @@ void Dispatcher::loop() {
     if (poked_ || stopping_ || claimed_any) continue;
     loop_idle_ = true;
     idle_at_ = now;
+    wake_at_ = wake;
     idle_cv_.notify_all();
     clock_.wait_until(loop_cv_, lock, wake, now);
   }

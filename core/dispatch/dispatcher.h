@@ -78,6 +78,11 @@ class Dispatcher {
 
   // Wakes the loop: something changed (submission, enable, update).
   void poke();
+  // poke() for one new queued execution that is not claimable before `not_before`: does
+  // nothing while the loop sleeps until `not_before` or earlier anyway (it recomputes its
+  // next event when it wakes), so a stream of submissions for later does not keep the loop
+  // spinning.
+  void poke_for(TimePoint not_before);
 
   // Requests a cooperative stop of a running execution (cancel, overlap = replace). Returns
   // false when it is not running here.
@@ -152,6 +157,7 @@ class Dispatcher {
   bool workers_exit_ = false;  // workers leave when their queue is empty
   bool loop_idle_ = false;     // the loop is waiting and found nothing to do at `idle_at_`
   TimePoint idle_at_{};
+  TimePoint wake_at_{};  // while loop_idle_: when the loop wakes by itself
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
   RunningMap running_;
   RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)

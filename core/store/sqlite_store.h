@@ -44,6 +44,13 @@ struct SqliteOptions {
   enum class Durability { kFull, kBatch };
   Durability durability = Durability::kFull;
   std::chrono::milliseconds batch_window{50};  // kBatch: longest time between fsyncs
+  // Group commit under load: a commit starts no sooner than this after the previous one
+  // started, unless kGatherRows changes are waiting, so that each commit (an fsync and its
+  // page writes, whatever it carries) carries more. A change made while the writer is idle
+  // is written at once, so a lone submission waits for no timer. 0 disables.
+  // Default: 1 ms (docs/PERFORMANCE.md, "HTTP API")
+  std::chrono::microseconds commit_gather{1000};
+  static constexpr std::size_t kGatherRows = 256;
   // Claims beyond free workers per lane call (Store::claim_ahead); 0 disables.
   std::size_t claim_ahead = 512;
   // Tests: SQLite's max_page_count, to make the disk "full" (0: no limit).
@@ -133,10 +140,16 @@ class SqliteStore final : public Store {
   template <typename Fill>
   uint64_t enqueue(Fill fill) {
     std::lock_guard g(wmu_);
+    const std::size_t before = pending_size_locked();
     fill(*pending_);
-    writer_cv_.notify_one();
+    // The writer waits for a first change, or (gathering) for kGatherRows of them; waking
+    // it for every change in between would cost a context switch each.
+    if (before == 0 || pending_size_locked() >= SqliteOptions::kGatherRows) {
+      writer_cv_.notify_one();
+    }
     return ++queued_token_;
   }
+  std::size_t pending_size_locked() const;  // wmu_ held
   // Registers `cb` for `token` (the last one enqueued; call with mu_ held so tokens arrive in
   // order). The writer calls it once the token is durable, or with an error when a write
   // carrying it fails or the store closes.
