@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,6 +121,31 @@ std::vector<Json> helper_executions(HttpClient& client, const std::string& helpe
   return all;
 }
 
+// The lines of `logs` that name `id`, each prefixed with the index of its log.
+std::string log_lines_about(const std::vector<std::string>& logs, const std::string& id) {
+  std::string out;
+  for (std::size_t i = 0; i < logs.size(); ++i) {
+    std::istringstream in(logs[i]);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find(id) != std::string::npos) out += "  [" + std::to_string(i) + "] " + line + "\n";
+    }
+  }
+  return out;
+}
+
+// Whether one line of `log` contains every one of `parts`.
+bool log_has_line(const std::string& log, const std::vector<std::string>& parts) {
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    bool all = true;
+    for (const auto& p : parts) all = all && line.find(p) != std::string::npos;
+    if (all) return true;
+  }
+  return false;
+}
+
 TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   const char* seed_env = std::getenv("SCHEDD_CLUSTER_SEED");
   const unsigned seed = seed_env != nullptr ? std::strtoul(seed_env, nullptr, 10) : 7;
@@ -137,7 +163,9 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   const std::array<std::string, 3> nodes = {"node-a", "node-b", "node-c"};
   std::array<std::filesystem::path, 3> configs;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    configs[i] = write_node_config(dir, nodes[i], redis.url(), "1s", records, helpers);
+    // 3 s: renewed every 600 ms, so a live daemon keeps its leases through the stalls of a
+    // loaded CI machine; the killed one's lapse within the wait below.
+    configs[i] = write_node_config(dir, nodes[i], redis.url(), "3s", records, helpers);
   }
 
   std::array<std::unique_ptr<DaemonProcess>, 3> daemons;
@@ -230,11 +258,20 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   daemons[1]->kill9();
   const int64_t kill = mono_ns();
   logs.push_back(daemons[1]->log());
-  std::this_thread::sleep_for(2500ms);
+  std::this_thread::sleep_for(4000ms);
   daemons[1] = std::make_unique<DaemonProcess>(configs[1]);
   ASSERT_TRUE(daemons[1]->wait_ready()) << daemons[1]->log();
   ports[1] = daemons[1]->port();
   std::this_thread::sleep_for(2500ms);
+  // At least 1,000 tickets however slow the machine (a minute more at most).
+  const auto enough_deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < enough_deadline) {
+    {
+      std::lock_guard g(mu);
+      if (accepted.size() >= 1000) break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
   stop_submitting = true;
   for (auto& t : submitters) t.join();
   ASSERT_GE(accepted.size(), 1000u) << "too few tickets accepted to mean anything";
@@ -290,34 +327,47 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   end_killed_runs(runs, {kill});
   EXPECT_EQ(count_key_overlaps(runs), 0u);
 
-  // Each execution ran once, or again only after its run died with node-b.
+  // Each execution ran once, or a second time after the kill, as a higher attempt logged as
+  // interrupted, because its first run was node-b's when it died: still running (no end
+  // record), or just done but its completion not yet in Redis (at-least-once: the executor's
+  // work and the store's record of it cannot be one atomic step; docs/redis.md).
   std::map<std::string, std::vector<const RecordedRun*>> by_id;
   for (const auto& r : runs) by_id[r.id].push_back(&r);
-  std::size_t reruns = 0;
   std::size_t killed_runs = 0;
-  for (const auto& r : runs) {
-    if (r.how.empty()) ++killed_runs;
-  }
+  std::size_t lost_completions = 0;
   for (auto& [id, list] : by_id) {
-    for (std::size_t i = 1; i < list.size(); ++i) {
-      ++reruns;
-      const RecordedRun& before = *list[i - 1];
-      const RecordedRun& again = *list[i];
-      EXPECT_TRUE(before.how.empty() && before.start < kill && kill <= again.start)
-          << id << " ran twice (attempts " << before.attempt << ", " << again.attempt
-          << ") but its first run did not die with the killed daemon";
-      EXPECT_GT(again.attempt, before.attempt) << id;
-      bool logged = false;
-      for (const auto& log : logs) {
-        logged = logged || (log.find("exec " + id + " ") != std::string::npos &&
-                            log.find("interrupted") != std::string::npos);
-      }
-      EXPECT_TRUE(logged) << id << " re-ran without any daemon logging it as interrupted";
+    EXPECT_LE(list.size(), 2u) << id << " ran " << list.size() << " times across one kill";
+    if (list.front()->how.empty()) {
+      ++killed_runs;
+      EXPECT_EQ(list.size(), 2u) << id << " died with node-b and never ran again";
     }
+    if (list.size() < 2) continue;
+    const RecordedRun& before = *list[0];
+    const RecordedRun& again = *list[1];
+    const bool on_killed =
+        log_has_line(logs[0], {"exec " + id + " [", "queued -> running",
+                               "attempt " + std::to_string(before.attempt) + ","});
+    const bool lost = before.how == "done" && before.end.has_value() && *before.end < kill &&
+                      kill - *before.end < 2'000'000'000;
+    lost_completions += lost;
+    EXPECT_TRUE(on_killed && before.start < kill && kill <= again.start &&
+                (before.how.empty() || lost))
+        << id << " ran twice (attempts " << before.attempt << ", " << again.attempt
+        << ") but its first run did not die with the killed daemon: first ran "
+        << (before.start - kill) / 1000000 << " ms from the kill to "
+        << (before.end.value_or(0) - kill) / 1000000 << " ms ("
+        << (before.how.empty() ? "killed" : before.how) << ", "
+        << (on_killed ? "on node-b" : "not on node-b") << "), again from "
+        << (again.start - kill) / 1000000 << " ms; the daemons said:\n"
+        << log_lines_about(logs, id);
+    EXPECT_GT(again.attempt, before.attempt) << id;
+    bool logged = false;
+    for (const auto& log : logs)
+      logged = logged || log_has_line(log, {"exec " + id + " ", "interrupted"});
+    EXPECT_TRUE(logged) << id << " re-ran without any daemon logging it as interrupted\n"
+                        << log_lines_about(logs, id);
   }
-  // What was running on node-b when it died ran again, each exactly once more.
   EXPECT_GT(killed_runs, 0u) << "the kill found nothing running: the test proved little";
-  EXPECT_EQ(reruns, killed_runs);
 
   std::set<std::string> done;
   for (const auto& r : runs) {
@@ -329,8 +379,9 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   for (const auto& [node, n] : helper_runs_by_node) by_node += " " + node + "=" + std::to_string(n);
   std::printf(
       "cluster test: 3 daemons, 1 kill; %zu tickets accepted (%d tried), %zu runs recorded, "
-      "%zu killed and re-run; helper runs by node:%s\n",
-      accepted.size(), tried.load(), runs.size(), killed_runs, by_node.c_str());
+      "%zu killed and re-run, %zu re-run as their completion died with the daemon; helper runs "
+      "by node:%s\n",
+      accepted.size(), tried.load(), runs.size(), killed_runs, lost_completions, by_node.c_str());
 }
 
 TEST(ClusterTest, RedisRestartedMidRunDaemonsReportItAndRecoverByThemselves) {
@@ -361,7 +412,7 @@ TEST(ClusterTest, RedisRestartedMidRunDaemonsReportItAndRecoverByThemselves) {
   // Long runs that are still running when Redis goes, and a queue behind them.
   for (int p = 0; p < 4; ++p) {
     const std::string project = "long" + std::to_string(p);
-    ASSERT_EQ(submit(p % 2 == 0 ? ca : cb, project, "first", "1500ms").status, 201);
+    ASSERT_EQ(submit(p % 2 == 0 ? ca : cb, project, "first", "4s").status, 201);
     for (int t = 0; t < 5; ++t) {
       ASSERT_EQ(submit(p % 2 == 0 ? ca : cb, project, "then-" + std::to_string(t), "20ms").status,
                 201);
@@ -380,6 +431,8 @@ TEST(ClusterTest, RedisRestartedMidRunDaemonsReportItAndRecoverByThemselves) {
     ASSERT_EQ(e.value("status", ""), "running") << e.dump();
   }
 
+  // From here the long runs run across the outage.
+  const int64_t down = mono_ns();
   redis.stop();
   // Not ready, and submissions refused with 503 on both, while Redis is down.
   for (HttpClient* c : {&ca, &cb}) {
@@ -398,7 +451,6 @@ TEST(ClusterTest, RedisRestartedMidRunDaemonsReportItAndRecoverByThemselves) {
   EXPECT_EQ(a.log().find("Segmentation"), std::string::npos);
 
   // The long runs finish while Redis is away: their daemons keep running them.
-  const int64_t down = mono_ns();
   {
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     std::size_t ended = 0;
