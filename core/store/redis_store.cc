@@ -496,26 +496,34 @@ StatusOr<std::size_t> RedisStore::plan_from(const HelperState& seen,
     if (e.id.empty()) return invalid_argument("execution without an id");
     if (!e.spec) return invalid_argument(fmt::format("execution {} has no template", e.id));
   }
-  if (executions.empty()) return std::size_t{0};
-  std::vector<std::string> args{ns_str(now), us_str(now), seen.name};
-  args.push_back(seen.enabled ? (*seen.enabled ? "1" : "0") : "");
-  args.push_back(seen.schedule_override ? "1" : "0");
-  args.push_back(seen.schedule_override.value_or(""));
-  std::vector<const Execution*> ptrs;
-  for (const auto& e : executions) ptrs.push_back(&e);
-  impl_->append_templates(ptrs, args);
-  for (const auto& e : executions) {
-    impl_->append_fields(e, args);
-    args.push_back(is_terminal(e.status) ? std::to_string(codec::status_code(e.status)) : "0");
-    args.push_back(is_terminal(e.status) ? e.message : "");
+  // One script per chunk: a script holds Redis (every daemon's claims and renewals) until it
+  // returns, and one of tens of thousands of executions took seconds, beyond the command
+  // timeout. Each chunk checks `seen` again, so a change by another daemon between chunks
+  // stops the plan there; the caller re-applies the state and plans again (idempotent).
+  std::size_t created = 0;
+  for (std::size_t begin = 0; begin < executions.size(); begin += kPlanChunk) {
+    const std::size_t end = std::min(executions.size(), begin + kPlanChunk);
+    std::vector<std::string> args{ns_str(now), us_str(now), seen.name};
+    args.push_back(seen.enabled ? (*seen.enabled ? "1" : "0") : "");
+    args.push_back(seen.schedule_override ? "1" : "0");
+    args.push_back(seen.schedule_override.value_or(""));
+    std::vector<const Execution*> ptrs;
+    for (std::size_t i = begin; i < end; ++i) ptrs.push_back(&executions[i]);
+    impl_->append_templates(ptrs, args);
+    for (const Execution* e : ptrs) {
+      impl_->append_fields(*e, args);
+      args.push_back(is_terminal(e->status) ? std::to_string(codec::status_code(e->status)) : "0");
+      args.push_back(is_terminal(e->status) ? e->message : "");
+    }
+    auto r = impl_->eval(redis_lua::kPlan, std::move(args));
+    if (!r.is_ok()) return r.status();
+    const long long n = r->elements.at(0).integer;
+    if (n < 0) {
+      return aborted(fmt::format("helper {}: its state was changed by another daemon", seen.name));
+    }
+    created += static_cast<std::size_t>(n);
   }
-  auto r = impl_->eval(redis_lua::kPlan, std::move(args));
-  if (!r.is_ok()) return r.status();
-  long long created = r->elements.at(0).integer;
-  if (created < 0) {
-    return aborted(fmt::format("helper {}: its state was changed by another daemon", seen.name));
-  }
-  return static_cast<std::size_t>(created);
+  return created;
 }
 
 StatusOr<std::pair<Execution, std::size_t>> RedisStore::submit(Execution execution, TimePoint now,

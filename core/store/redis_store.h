@@ -80,6 +80,9 @@ class RedisStore final : public Store {
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
 
+  // Executions planned per script call (plan, plan_from).
+  static constexpr std::size_t kPlanChunk = 1000;
+
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
   StatusOr<std::size_t> plan_from(const HelperState& seen, std::vector<Execution> executions,
                                   TimePoint now) override;

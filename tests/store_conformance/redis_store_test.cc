@@ -194,6 +194,27 @@ TEST_F(RedisPairTest, APlanFromAStateAnotherDaemonChangedIsAbortedAndStoresNothi
   EXPECT_EQ(*ok, 1u);
 }
 
+// A plan larger than one script call (RedisStore::kPlanChunk) is stored whole, in due order,
+// and planning it again from the other daemon creates nothing.
+TEST_F(RedisPairTest, APlanOfSeveralChunksIsStoredWholeAndOnce) {
+  const std::size_t n = 2 * RedisStore::kPlanChunk + 7;
+  auto spec = make_spec("big");
+  std::vector<Execution> all;
+  for (std::size_t i = 0; i < n; ++i) {
+    all.push_back(make_exec(spec, kT0 + std::chrono::seconds(60 + static_cast<int64_t>(i))));
+  }
+  auto first = a_->plan(all, kT0);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_EQ(*first, n);
+  auto again = b_->plan(all, kT0);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(*again, 0u);
+  auto queue = b_->key_queue("big");
+  ASSERT_EQ(queue.size(), n);
+  EXPECT_EQ(queue.front().id, all.front().id);
+  EXPECT_EQ(queue.back().id, all.back().id);
+}
+
 TEST_F(RedisPairTest, PutWatermarkLeavesAnotherDaemonsChangeAlone) {
   ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "job", .enabled = false}).is_ok());
   ASSERT_TRUE(b_->put_watermark("job", kT0 + 2h).is_ok());
