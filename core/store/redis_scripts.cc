@@ -368,14 +368,17 @@ local leases = redis.call('ZRANGEBYSCORE', P .. 'lease', '(' .. ARGV[2], '+inf',
 return {first_nb('pend'), first_nb('watch'), expns, leases}
 )lua";
 
-// ARGV: P lease_us [id fence]*. Renews the leases still held; returns the ids no longer held.
+// ARGV: P lease_us [id fence]*. Renews the leases still held; returns the ids no longer held:
+// claimed again under another fence, re-queued (0) or ended interrupted (8) by another daemon.
+// A run that ended under its own fence was completed by this daemon, whose completion reached
+// Redis before this renewal: not lost, and not returned.
 constexpr std::string_view kRenewBody = R"lua(
 local lost = {}
 for j = 3, #ARGV, 2 do
   local v = redis.call('HMGET', ex(ARGV[j]), 'st', 'fence')
   if v[1] == '1' and v[2] == ARGV[j + 1] then
     redis.call('ZADD', P .. 'lease', 'XX', ARGV[2], ARGV[j])
-  else
+  elseif not v[1] or v[2] ~= ARGV[j + 1] or v[1] == '0' or v[1] == '8' then
     table.insert(lost, ARGV[j])
   end
 end

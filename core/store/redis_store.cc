@@ -305,11 +305,12 @@ struct RedisStore::Impl {
 
   TimePoint now() const { return clock != nullptr ? clock->now() : SystemClock::instance().now(); }
 
-  Status renew() {
+  // Returns the ids whose lease was lost (see kRenew).
+  StatusOr<std::vector<std::string>> renew() {
     std::vector<std::string> args;
     {
       std::lock_guard lock(mu);
-      if (held.empty()) return Status::ok();
+      if (held.empty()) return std::vector<std::string>{};
       args.push_back(us_str(now() + o.lease));
       for (const auto& [id, fence] : held) {
         args.push_back(id);
@@ -318,6 +319,7 @@ struct RedisStore::Impl {
     }
     auto r = eval(redis_lua::kRenew, std::move(args));
     if (!r.is_ok()) return r.status();
+    std::vector<std::string> lost_ids;
     std::lock_guard lock(mu);
     for (const auto& lost : r->elements) {
       if (held.erase(lost.str) > 0) {
@@ -325,9 +327,10 @@ struct RedisStore::Impl {
             "exec {}: lease lost (its run was re-queued by another daemon); its completion will "
             "not be recorded",
             lost.str);
+        lost_ids.push_back(lost.str);
       }
     }
-    return Status::ok();
+    return lost_ids;
   }
 
   Status record(const std::string& id, uint64_t fence, const Completion& c) {
@@ -381,8 +384,8 @@ struct RedisStore::Impl {
       lock.unlock();
       if (client->connected()) {
         replay_pending();
-        if (Status s = renew(); !s.is_ok() && s.code() != StatusCode::kUnavailable) {
-          spdlog::warn("redis: lease renewal: {}", s.message());
+        if (auto r = renew(); !r.is_ok() && r.status().code() != StatusCode::kUnavailable) {
+          spdlog::warn("redis: lease renewal: {}", r.status().message());
         }
       }
       lock.lock();
@@ -801,7 +804,7 @@ std::vector<Execution> RedisStore::recover(TimePoint now) {
   return std::move(execs).value();
 }
 
-Status RedisStore::renew_leases() { return impl_->renew(); }
+StatusOr<std::vector<std::string>> RedisStore::renew_leases() { return impl_->renew(); }
 
 Status RedisStore::wipe() {
   std::string cursor = "0";

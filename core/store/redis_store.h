@@ -111,8 +111,8 @@ class RedisStore final : public Store {
   Status health() const override;
 
   // Tests and diagnostics: renews the leases of the runs this store holds now (the lease
-  // thread does this every lease / 5).
-  Status renew_leases();
+  // thread does this every lease / 5). Returns the ids whose lease was lost.
+  StatusOr<std::vector<std::string>> renew_leases();
   // Tests: deletes every key of this namespace.
   Status wipe();
 

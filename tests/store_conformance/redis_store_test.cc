@@ -130,13 +130,37 @@ TEST_F(RedisPairTest, RenewedLeasesHold) {
   plan(*a_, {make_exec(make_spec("job", {.max_attempts = 3}), kT0)});
   ASSERT_EQ(claim(*a_, "a").size(), 1u);
   clock_.advance(4s);
-  ASSERT_TRUE(a_->renew_leases().is_ok());  // now until kT0 + 9 s
+  auto lost = a_->renew_leases();  // now until kT0 + 9 s
+  ASSERT_TRUE(lost.is_ok());
+  EXPECT_TRUE(lost->empty());
   clock_.advance(4s);
   EXPECT_TRUE(claim(*b_, "b").empty());
   auto e = b_->get("job@1767225600");
   ASSERT_TRUE(e);
   EXPECT_EQ(e->status, ExecStatus::kRunning);
   EXPECT_EQ(e->node, "a");
+}
+
+// A renewal that reaches Redis after this daemon's own completion of a run (they race: the
+// renewal lists the runs held when it starts) does not call that run lost; one that finds the
+// run re-queued by another daemon does.
+TEST_F(RedisPairTest, ARenewalAfterItsOwnCompletionIsNotALostLease) {
+  plan(*a_, {make_exec(make_spec("done", {.max_attempts = 3}), kT0),
+             make_exec(make_spec("taken", {.max_attempts = 3}), kT0)});
+  auto mine = claim(*a_, "a");
+  ASSERT_EQ(mine.size(), 2u);
+  const Execution& done = mine[0].id == "done@1767225600" ? mine[0] : mine[1];
+  // The completion lands first, as if from another thread of the same daemon: `a` still
+  // holds the run when it renews.
+  Completion c;
+  c.status = ExecStatus::kSucceeded;
+  c.finished = kT0 + 1s;
+  ASSERT_TRUE(b_->complete(done.id, done.fence, c).is_ok());
+  clock_.advance(6s);  // `taken`'s lease lapses; b re-queues it as interrupted
+  EXPECT_TRUE(claim(*b_, "b", 0).empty());
+  auto lost = a_->renew_leases();
+  ASSERT_TRUE(lost.is_ok()) << lost.status().to_string();
+  EXPECT_EQ(*lost, std::vector<std::string>{"taken@1767225600"});
 }
 
 TEST_F(RedisPairTest, NextEventIncludesAnotherDaemonsLeaseButNotOwn) {
