@@ -443,14 +443,28 @@ struct MemoryStore::State {
     }
   }
 
-  void promote(TimePoint now) {
+  // Moves heads whose not_before is at or before `now` to their lane's ready set. Returns
+  // the instant to claim at: `now`, or a later instant an earlier call promoted with. Callers
+  // read the clock before they take the lock, so a claim can arrive with an older `now` than
+  // a next_event that already made heads ready; claiming those at the older `now` would start
+  // them "before" their not_before. The store's time never goes back.
+  TimePoint promote(TimePoint now) {
+    now = observe(now);
     while (!pending.empty() && (*pending.begin())->exec.not_before <= now) {
       Record* r = *pending.begin();
       pending.erase(pending.begin());
       r->lane->ready.insert(r);
       r->slot = Slot::kReady;
     }
+    return now;
   }
+  // The later of `now` and every instant observed before.
+  TimePoint observe(TimePoint now) {
+    if (now < promoted_until) return promoted_until;
+    promoted_until = now;
+    return now;
+  }
+  TimePoint promoted_until{};  // the latest `now` promote() saw
 
   void start(Record* r, TimePoint now, std::string_view node) {
     KeyState& ks = *r->key;
@@ -534,6 +548,7 @@ StatusOr<ClaimResult> MemoryStore::claim(std::string_view lane, std::size_t max,
   std::lock_guard lock(mu_);
   State& st = *state_;
   ClaimResult out;
+  now = st.observe(now);  // see promote(): never earlier than an instant already promoted
   st.expire(now, out.expired);
   st.apply_overlap(now, out);
   st.promote(now);
@@ -591,7 +606,7 @@ std::optional<TimePoint> MemoryStore::next_event(TimePoint now) {
   State& st = *state_;
   // Heads already ready are not events (a completion frees the worker they wait for): move
   // them out of `pending` so that its first entry is the next one to become ready.
-  st.promote(now);
+  now = st.promote(now);
   std::optional<TimePoint> next;
   auto consider = [&next](TimePoint t) {
     if (!next || t < *next) next = t;

@@ -76,6 +76,22 @@ TEST_P(StoreConformanceTest, PlanRejectsAnExecutionWithoutTemplateAndStoresNothi
 
 // ---- claim ordering -----------------------------------------------------------------------
 
+// Callers read the clock before the store's lock, so a claim can carry an older `now` than a
+// next_event that ran just before it. Whatever the store does with that (claim at the later
+// instant, or not yet), it never starts an execution before its not_before. Regression: the
+// engine simulation saw "started before not_before" about once in 40 runs.
+TEST_P(StoreConformanceTest, AClaimWithAnOlderNowNeverStartsBeforeNotBefore) {
+  auto spec = make_spec("late");
+  plan({make_exec(spec, at(10s))});
+  (void)store().next_event(at(20s));
+  auto r = store().claim("default", 1, at(5s), "n1");
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  for (const auto& e : r->claimed) {
+    ASSERT_TRUE(e.started.has_value());
+    EXPECT_GE(*e.started, e.not_before) << e.id;
+  }
+}
+
 TEST_P(StoreConformanceTest, ClaimOrdersByPriorityThenDueThenSubmission) {
   plan({
       make_exec(make_spec("p3-early", {.priority = 3}), at(0s)),
