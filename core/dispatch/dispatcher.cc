@@ -430,9 +430,11 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
   for (const auto& o : observers_) {
     if (o.on_finish) o.on_finish(e, c);
   }
-  if (Status s = store_.complete(id, e.fence, c); !s.is_ok()) {
-    spdlog::error("exec {}: completion not recorded: {}", id, s.to_string());
-  }
+  // Recorded before this worker's next claim (complete_async orders it ahead); a remote store
+  // does not hold the worker for its round trip.
+  store_.complete_async(id, e.fence, c, [id](Status s) {
+    if (!s.is_ok()) spdlog::error("exec {}: completion not recorded: {}", id, s.to_string());
+  });
   if (options_.log_transitions) {
     std::string tail = c.message.empty() ? "" : ": " + c.message;
     if (c.retry) {

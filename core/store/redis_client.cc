@@ -167,14 +167,47 @@ StatusOr<std::vector<RedisValue>> RedisClient::call_many(std::vector<RedisArgv> 
   return std::move(req->replies);
 }
 
-void RedisClient::fail_all(std::deque<std::shared_ptr<Request>>& batch, const std::string& why) {
+void RedisClient::send(RedisArgv command, Done done) {
+  auto req = std::make_shared<Request>();
+  req->commands.push_back(std::move(command));
+  req->callback = std::move(done);
+  {
+    std::lock_guard lock(mu_);
+    if (connected_.load() && !stop_) {
+      queue_.push_back(std::move(req));
+      cv_.notify_one();
+      return;
+    }
+  }
+  req->callback(unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
+                                        last_error().empty() ? "closing" : last_error())));
+}
+
+std::vector<std::shared_ptr<RedisClient::Request>> RedisClient::fail_all(
+    std::deque<std::shared_ptr<Request>>& batch, const std::string& why) {
+  std::vector<std::shared_ptr<Request>> callbacks;
   for (auto& r : batch) {
     if (r->done) continue;
     r->status = unavailable(fmt::format("{}: {}", options_.address.to_string(), why));
     r->done = true;
+    if (r->callback) callbacks.push_back(r);
   }
   batch.clear();
   done_cv_.notify_all();
+  return callbacks;
+}
+
+void RedisClient::run_callbacks(std::vector<std::shared_ptr<Request>>& done) {
+  for (auto& r : done) {
+    if (!r->status.is_ok()) {
+      r->callback(r->status);
+    } else if (r->replies.empty()) {
+      r->callback(internal_error("no reply"));
+    } else {
+      r->callback(std::move(r->replies.front()));
+    }
+  }
+  done.clear();
 }
 
 void RedisClient::io_loop() {
@@ -183,7 +216,12 @@ void RedisClient::io_loop() {
   auto backoff = 100ms;
   while (true) {
     if (ctx_ == nullptr) {
-      fail_all(queue_, "not connected (" + last_error_ + ")");
+      auto failed = fail_all(queue_, "not connected (" + last_error_ + ")");
+      if (!failed.empty()) {
+        lock.unlock();
+        run_callbacks(failed);
+        lock.lock();
+      }
       if (stop_) return;
       cv_.wait_for(lock, backoff, [&] { return stop_; });
       if (stop_) return;
@@ -230,16 +268,26 @@ void RedisClient::io_loop() {
       ++answered;
     }
     lock.lock();
-    for (std::size_t i = 0; i < answered; ++i) batch[i]->done = true;
+    std::vector<std::shared_ptr<Request>> callbacks;
+    for (std::size_t i = 0; i < answered; ++i) {
+      batch[i]->done = true;
+      if (batch[i]->callback) callbacks.push_back(batch[i]);
+    }
     if (!error.empty()) {
       spdlog::warn("redis {}: connection lost: {}", options_.address.to_string(), error);
       redisFree(ctx_);
       ctx_ = nullptr;
       connected_ = false;
       last_error_ = error;
-      fail_all(batch, "connection lost: " + error);
+      auto failed = fail_all(batch, "connection lost: " + error);
+      callbacks.insert(callbacks.end(), failed.begin(), failed.end());
     }
     done_cv_.notify_all();
+    if (!callbacks.empty()) {
+      lock.unlock();
+      run_callbacks(callbacks);
+      lock.lock();
+    }
   }
 }
 

@@ -66,6 +66,12 @@ class RedisClient {
   StatusOr<RedisValue> call(RedisArgv argv);
   // Several commands in one round trip, replies in order.
   StatusOr<std::vector<RedisValue>> call_many(std::vector<RedisArgv> commands);
+  // One command without waiting: it goes out with the next round trip, after every command
+  // queued before it (so a later call() on this client is processed by Redis after it), and
+  // `done` is called once with its reply, on the client's I/O thread (or on the caller's, at
+  // once, when not connected). `done` must be cheap and must not call this client.
+  using Done = std::function<void(StatusOr<RedisValue>)>;
+  void send(RedisArgv command, Done done);
 
   // Runs after every successful reconnect, on the I/O thread, before queued calls are sent
   // (which it must not wait for); set before any outage.
@@ -81,11 +87,16 @@ class RedisClient {
     std::vector<RedisValue> replies;
     Status status;
     bool done = false;
+    Done callback;  // send(): called instead of waking a caller
   };
 
   explicit RedisClient(RedisConnectOptions options, redisContext* ctx);
   void io_loop();
-  void fail_all(std::deque<std::shared_ptr<Request>>& batch, const std::string& why);
+  // Fails every request of `batch` (mu_ held); returns those sent with a callback, which the
+  // caller runs once it released mu_ (run_callbacks).
+  std::vector<std::shared_ptr<Request>> fail_all(std::deque<std::shared_ptr<Request>>& batch,
+                                                 const std::string& why);
+  static void run_callbacks(std::vector<std::shared_ptr<Request>>& done);
 
   const RedisConnectOptions options_;
   redisContext* ctx_;  // I/O thread only (after construction)

@@ -333,11 +333,27 @@ struct RedisStore::Impl {
     return lost_ids;
   }
 
+  static std::vector<std::string> complete_args(const std::string& id, uint64_t fence,
+                                                const Completion& c) {
+    return {id,
+            std::to_string(fence),
+            std::to_string(codec::status_code(c.status)),
+            c.retry ? "1" : "0",
+            ns_str(c.retry_at),
+            us_str(c.retry_at),
+            ns_str(c.finished),
+            us_str(c.finished),
+            c.message,
+            c.output};
+  }
+
   Status record(const std::string& id, uint64_t fence, const Completion& c) {
-    auto r = eval(redis_lua::kComplete,
-                  {id, std::to_string(fence), std::to_string(codec::status_code(c.status)),
-                   c.retry ? "1" : "0", ns_str(c.retry_at), us_str(c.retry_at), ns_str(c.finished),
-                   us_str(c.finished), c.message, c.output});
+    return complete_result(id, fence, eval(redis_lua::kComplete, complete_args(id, fence, c)));
+  }
+
+  // What the complete script's reply `r` means.
+  static Status complete_result(const std::string& id, uint64_t fence,
+                                const StatusOr<RedisValue>& r) {
     if (!r.is_ok()) return r.status();
     const std::string& tag = r->elements.at(0).str;
     if (tag == "nf") return not_found(fmt::format("execution {} not found", id));
@@ -598,6 +614,44 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   std::lock_guard lock(impl_->mu);
   for (const auto& e : out.claimed) impl_->held[e.id] = e.fence;
   return out;
+}
+
+void RedisStore::complete_async(std::string_view id, uint64_t fence, const Completion& c,
+                                std::function<void(Status)> done) {
+  if (!is_terminal(c.status)) {
+    done(invalid_argument(fmt::format("execution {}: completion with non-terminal status {}", id,
+                                      exec_status_name(c.status))));
+    return;
+  }
+  std::string sid(id);
+  RedisArgv argv{"EVALSHA", impl_->shas[redis_lua::kComplete], "0", impl_->prefix};
+  for (auto& a : Impl::complete_args(sid, fence, c)) argv.push_back(std::move(a));
+  Impl* impl = impl_.get();
+  impl->client->send(
+      std::move(argv), [impl, sid, fence, c, done = std::move(done)](StatusOr<RedisValue> r) {
+        Status s = r.is_ok() && r->is_error()
+                       ? (r->str.starts_with("NOSCRIPT")
+                              ? unavailable("the scripts are gone (Redis restarted)")
+                              : script_error(redis_lua::kScripts[redis_lua::kComplete].name, *r))
+                       : Impl::complete_result(sid, fence, r);
+        {
+          std::lock_guard lock(impl->mu);
+          if (s.code() == StatusCode::kUnavailable) {
+            // Kept, its lease renewed, and recorded by the lease thread (which reloads the
+            // scripts) once Redis answers again (docs/redis.md).
+            impl->replay.push_back(Impl::Pending{sid, fence, c});
+            impl->kick = true;
+          } else {
+            impl->held.erase(sid);
+          }
+        }
+        if (s.code() == StatusCode::kUnavailable) {
+          impl->cv.notify_all();
+          spdlog::warn("exec {}: completion kept for when Redis is back: {}", sid, s.message());
+          s = Status::ok();
+        }
+        done(std::move(s));
+      });
 }
 
 Status RedisStore::complete(std::string_view id, uint64_t fence, const Completion& c) {

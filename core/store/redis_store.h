@@ -91,6 +91,8 @@ class RedisStore final : public Store {
   StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
                               std::string_view node) override;
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
+  void complete_async(std::string_view id, uint64_t fence, const Completion& c,
+                      std::function<void(Status)> done) override;
   std::optional<TimePoint> next_event(TimePoint now) override;
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
   StatusOr<std::size_t> remove_planned(std::string_view name) override;

@@ -134,6 +134,16 @@ class Store {
   // its key's queue at its original position, attempt + 1, not_before = retry_at.
   virtual Status complete(std::string_view id, uint64_t fence, const Completion& c) = 0;
 
+  // complete() whose result comes later: `done` is called once with what complete() would have
+  // returned, maybe on another thread. Calls made after this one on the same store see the
+  // completion (a remote store sends it ahead of them), so a claim right after it can take
+  // the key's next execution. A remote store does not wait for its round trip, so a worker
+  // runs its next execution while the completion travels. `done` must be cheap.
+  virtual void complete_async(std::string_view id, uint64_t fence, const Completion& c,
+                              std::function<void(Status)> done) {
+    done(complete(id, fence, c));
+  }
+
   // The earliest instant at which the passing of time alone changes what claim would do:
   // the earliest not_before of a key head not yet ready, the earliest expiry of a queued
   // execution, the earliest skip/replace decision. Heads that are ready already are not

@@ -38,6 +38,8 @@ function parseArgs(argv) {
     lagJobs: 2000,
     lagSpanMs: 5000,
     timeoutS: 600,
+    laneCapacity: 'cluster',
+    claimAhead: 0,
   };
   const names = {
     '--schedd': 'schedd',
@@ -49,6 +51,8 @@ function parseArgs(argv) {
     '--lag-jobs': 'lagJobs',
     '--lag-span-ms': 'lagSpanMs',
     '--timeout-s': 'timeoutS',
+    '--lane-capacity': 'laneCapacity',
+    '--claim-ahead': 'claimAhead',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
@@ -111,13 +115,15 @@ class Daemon {
         `node_id = "${node}"`,
         '[redis]',
         `namespace = "bench-${process.pid}"`,
-        'lane_capacity = "cluster"',
+        `lane_capacity = "${args.laneCapacity}"`,
+        `claim_ahead = ${args.claimAhead}`,
         '[api]',
         'listen = "127.0.0.1:0"',
         '[capacity]',
         'queued = 100000000',
         '[lanes.default]',
-        `workers = ${args.concurrency}`,
+        // cluster: C runs at once over both daemons; node: C/2 on each, as BullMQ's workers.
+        `workers = ${args.laneCapacity === 'node' ? Math.max(1, Math.floor(args.concurrency / 2)) : args.concurrency}`,
         '',
       ].join('\n'),
     );

@@ -163,6 +163,43 @@ TEST_F(RedisPairTest, ARenewalAfterItsOwnCompletionIsNotALostLease) {
   EXPECT_EQ(*lost, std::vector<std::string>{"taken@1767225600"});
 }
 
+// A completion sent without waiting is in Redis before the same daemon's next call: the claim
+// right after it takes the key's next execution. Its result arrives once, later.
+TEST_F(RedisPairTest, AnAsyncCompletionIsAheadOfTheNextClaim) {
+  auto spec = make_spec("job");
+  plan(*a_, {make_exec(spec, kT0), make_exec(spec, kT0 + 1s)});
+  clock_.advance(1s);
+  auto first = claim(*a_, "a");
+  ASSERT_EQ(first.size(), 1u);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Status> results;
+  Completion c;
+  c.status = ExecStatus::kSucceeded;
+  c.finished = clock_.now();
+  a_->complete_async(first[0].id, first[0].fence, c, [&](Status s) {
+    std::lock_guard lock(mu);
+    results.push_back(std::move(s));
+    cv.notify_all();
+  });
+  auto next = claim(*a_, "a");
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, "job@1767225601");
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return !results.empty(); }));
+  EXPECT_TRUE(results[0].is_ok()) << results[0].to_string();
+  EXPECT_EQ(a_->get(first[0].id)->status, ExecStatus::kSucceeded);
+  // A stale one (the fence is spent) reports the refusal, as complete() would.
+  results.clear();
+  a_->complete_async(first[0].id, first[0].fence, c, [&](Status s) {
+    std::lock_guard l(mu);
+    results.push_back(std::move(s));
+    cv.notify_all();
+  });
+  ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return !results.empty(); }));
+  EXPECT_EQ(results[0].code(), StatusCode::kFailedPrecondition) << results[0].to_string();
+}
+
 TEST_F(RedisPairTest, NextEventIncludesAnotherDaemonsLeaseButNotOwn) {
   plan(*a_, {make_exec(make_spec("job"), kT0)});
   ASSERT_EQ(claim(*a_, "a").size(), 1u);
