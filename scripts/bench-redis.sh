@@ -142,10 +142,17 @@ schedd_two_daemons() {
     echo "bench-redis: 2 daemons skipped: $schedd not built" >&2
     return 0
   fi
-  node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
-    --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
-    --lag-span-ms "$lag_span_ms" ||
-    echo "bench-redis: 2 daemons failed (exit $?); see above" >&2
+  # Twice: C runs at once over the cluster (lane_capacity "cluster", workers C), and C/2 per
+  # daemon with claims taken 256 ahead (lane_capacity "node"), which is how BullMQ's 2
+  # processes of concurrency C/2 each run.
+  local setup
+  for setup in "--lane-capacity cluster" "--lane-capacity node --claim-ahead 256"; do
+    # shellcheck disable=SC2086
+    node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
+      --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
+      --lag-span-ms "$lag_span_ms" $setup ||
+      echo "bench-redis: 2 daemons ($setup) failed (exit $?); see above" >&2
+  done
 }
 
 for run in $(seq "$runs"); do

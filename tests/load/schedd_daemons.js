@@ -219,6 +219,8 @@ async function main(args) {
       daemons: daemons.length,
       redis: args.redis.replace(/\/\/[^@]*@/, '//'),
       concurrency: args.concurrency,
+      lane_capacity: args.laneCapacity,
+      claim_ahead: args.claimAhead,
       keys: args.keys,
       history_kept: true,
       cpus: os.cpus().length,
