@@ -24,6 +24,7 @@
 #include "core/store/memory_store.h"
 #include "core/store/sqlite_store.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/sqlite_rows.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -334,18 +335,6 @@ std::unique_ptr<Store> sqlite_store(const std::filesystem::path& path, SqliteOpt
   return s.is_ok() ? std::unique_ptr<Store>(std::move(s).value()) : nullptr;
 }
 
-bool row_on_disk(sqlite3* db, const std::string& id) {
-  sqlite3_stmt* st = nullptr;
-  bool found = false;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM executions WHERE id = ?", -1, &st, nullptr) ==
-      SQLITE_OK) {
-    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-    found = sqlite3_step(st) == SQLITE_ROW;
-  }
-  sqlite3_finalize(st);
-  return found;
-}
-
 // With the durable store, a submission is answered 201 only once it is in the file, while
 // many clients submit at once over keep-alive connections (their answers come from the
 // store's writer, not from a thread per request); a repeated ticket is idempotent.
@@ -376,7 +365,7 @@ TEST(ApiTest, DurableSubmissionsAreAnsweredOnlyOnceOnDisk) {
           continue;
         }
         ++created;
-        if (!row_on_disk(reader, j.value("id", ""))) ++missing;
+        if (!schedd::testing::execution_on_disk(reader, j.value("id", ""))) ++missing;
       }
       sqlite3_close(reader);
     });
@@ -397,7 +386,7 @@ TEST(ApiTest, DurableSubmissionsAreAnsweredOnlyOnceOnDisk) {
   ASSERT_EQ(e.status, 201) << e.body;
   sqlite3* reader = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  EXPECT_TRUE(row_on_disk(reader, "durable-1"));
+  EXPECT_TRUE(schedd::testing::execution_on_disk(reader, "durable-1"));
   sqlite3_close(reader);
 }
 

@@ -217,6 +217,20 @@ std::thread status_sampler(const DaemonProcess& d, std::atomic<bool>& done, Subm
   });
 }
 
+// Ends a submit phase that started at `t0`: stops the status sampler, gathers the counts and
+// every connection's latencies into `out`.
+Submit finish(Submit& out, Clk::time_point t0, std::atomic<bool>& done, std::thread& sampler,
+              const std::atomic<std::size_t>& created, const std::atomic<std::size_t>& errors,
+              const std::vector<std::vector<double>>& lat) {
+  out.seconds = seconds_since(t0);
+  done = true;
+  sampler.join();
+  out.created = created;
+  out.errors = errors;
+  for (const auto& v : lat) out.submit_ms.insert(out.submit_ms.end(), v.begin(), v.end());
+  return std::move(out);
+}
+
 // The submit phase with the async driver: --clients connections on one thread.
 Submit submit_phase_async(const Options& o, const DaemonProcess& d) {
   const std::size_t per_client = (o.total + o.clients - 1) / o.clients;
@@ -238,13 +252,7 @@ Submit submit_phase_async(const Options& o, const DaemonProcess& d) {
   std::thread sampler = status_sampler(d, done, out);
   const auto t0 = Clk::now();
   ioc.run();
-  out.seconds = seconds_since(t0);
-  done = true;
-  sampler.join();
-  out.created = created;
-  out.errors = errors;
-  for (auto& v : lat) out.submit_ms.insert(out.submit_ms.end(), v.begin(), v.end());
-  return out;
+  return finish(out, t0, done, sampler, created, errors, lat);
 }
 
 Submit submit_phase(const Options& o, const DaemonProcess& d) {
@@ -286,13 +294,7 @@ Submit submit_phase(const Options& o, const DaemonProcess& d) {
   }
   std::thread sampler = status_sampler(d, done, out);
   for (auto& t : threads) t.join();
-  out.seconds = seconds_since(t0);
-  done = true;
-  sampler.join();
-  out.created = created;
-  out.errors = errors;
-  for (auto& v : lat) out.submit_ms.insert(out.submit_ms.end(), v.begin(), v.end());
-  return out;
+  return finish(out, t0, done, sampler, created, errors, lat);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/store_conformance/store_conformance.h"
+#include "tests/testing/sqlite_rows.h"
 #include "tests/testing/temp_dir.h"
 
 namespace schedd::testing {
@@ -400,20 +401,6 @@ TEST(SqliteStoreTest, AFullDiskRefusesSubmissionsWithAClearError) {
   EXPECT_FALSE(store->get("ticket-after-full").has_value());
 }
 
-// Whether execution `id` is in the file, read through a connection of its own (what a
-// crash right now would leave).
-bool on_disk(sqlite3* db, const std::string& id) {
-  sqlite3_stmt* st = nullptr;
-  bool found = false;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM executions WHERE id = ?", -1, &st, nullptr) ==
-      SQLITE_OK) {
-    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-    found = sqlite3_step(st) == SQLITE_ROW;
-  }
-  sqlite3_finalize(st);
-  return found;
-}
-
 // Deferred submissions (the HTTP API's path): the call returns before the commit, and the
 // callback comes once per submission, only when the row is in the file.
 TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
@@ -440,7 +427,8 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
                                           ++calls[id];
                                           cv.notify_all();
                                           if (!s.is_ok()) failed.push_back(id);
-                                          if (!on_disk(reader, id)) not_on_disk.push_back(id);
+                                          if (!execution_on_disk(reader, id))
+                                            not_on_disk.push_back(id);
                                         });
         ASSERT_TRUE(r.is_ok()) << r.status().to_string();
         EXPECT_EQ(r->first.id, id);
