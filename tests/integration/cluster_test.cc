@@ -246,8 +246,11 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
       RedisReplyPtr running = redis.command("HVALS schedd:cluster:run");
       ASSERT_EQ(running->type, REDIS_REPLY_ARRAY);
       for (std::size_t i = 0; i < running->elements && !busy; ++i) {
-        RedisReplyPtr node = redis.command(
-            "HGET schedd:cluster:e:" + std::string(running->element[i]->str) + " node");
+        // A helper run (id helper@epoch, 30 ms): most tickets run 4 ms, which a loaded
+        // machine can finish between this look and the kill.
+        const std::string id = running->element[i]->str;
+        if (id.find('@') == std::string::npos) continue;
+        RedisReplyPtr node = redis.command("HGET schedd:cluster:e:" + id + " node");
         busy = node->type == REDIS_REPLY_STRING && std::string(node->str) == "node-b";
       }
       if (!busy) std::this_thread::sleep_for(1ms);
@@ -367,7 +370,9 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
     EXPECT_TRUE(logged) << id << " re-ran without any daemon logging it as interrupted\n"
                         << log_lines_about(logs, id);
   }
-  EXPECT_GT(killed_runs, 0u) << "the kill found nothing running: the test proved little";
+  // A run whose completion died with the daemon was in flight too.
+  EXPECT_GT(killed_runs + lost_completions, 0u)
+      << "the kill found nothing running: the test proved little";
 
   std::set<std::string> done;
   for (const auto& r : runs) {
