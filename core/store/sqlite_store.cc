@@ -687,12 +687,7 @@ void SqliteStore::writer() {
         failing_.reset();
       }
       durable_cv_.notify_all();
-      if (!callbacks_.empty() && callbacks_.front().first <= token) {
-        auto done = take_callbacks_locked(token);
-        lock.unlock();
-        run_callbacks(done, Status::ok());
-        lock.lock();
-      }
+      settle_callbacks(lock, token, Status::ok());
       continue;
     }
     ++stats_.failures;
@@ -706,12 +701,7 @@ void SqliteStore::writer() {
     attempted_token_ = token;
     pending_->merge_older(*batch);
     durable_cv_.notify_all();  // submitters waiting with a limit re-check failing_
-    if (!callbacks_.empty() && callbacks_.front().first <= token) {
-      auto failed = take_callbacks_locked(token);
-      lock.unlock();
-      run_callbacks(failed, not_durable(path_));
-      lock.lock();
-    }
+    settle_callbacks(lock, token, not_durable(path_));
     if (closing_) {
       spdlog::error("store {}: closing with {} changes not written: {}", path_.string(),
                     pending_->size(), *error);
@@ -721,14 +711,12 @@ void SqliteStore::writer() {
   }
   closed_ = true;
   durable_cv_.notify_all();
-  auto abandoned = take_callbacks_locked(UINT64_MAX);
-  lock.unlock();
-  run_callbacks(abandoned, not_durable(path_));
+  settle_callbacks(lock, UINT64_MAX, not_durable(path_));
 }
 
 std::size_t SqliteStore::pending_size_locked() const { return pending_->size(); }
 
-void SqliteStore::on_durable(uint64_t token, DurableCallback cb) {
+void SqliteStore::when_durable(uint64_t token, DurableCallback cb) {
   std::unique_lock lock(wmu_);
   if (durable_token_ >= token) {
     lock.unlock();
@@ -743,18 +731,17 @@ void SqliteStore::on_durable(uint64_t token, DurableCallback cb) {
   callbacks_.emplace_back(token, std::move(cb));
 }
 
-std::vector<Store::DurableCallback> SqliteStore::take_callbacks_locked(uint64_t up_to) {
-  std::vector<DurableCallback> out;
+void SqliteStore::settle_callbacks(std::unique_lock<std::mutex>& lock, uint64_t up_to,
+                                   const Status& status) {
+  std::vector<DurableCallback> due;
   while (!callbacks_.empty() && callbacks_.front().first <= up_to) {
-    out.push_back(std::move(callbacks_.front().second));
+    due.push_back(std::move(callbacks_.front().second));
     callbacks_.pop_front();
   }
-  return out;
-}
-
-void SqliteStore::run_callbacks(std::vector<DurableCallback>& callbacks, const Status& status) {
-  for (auto& cb : callbacks) cb(status);
-  callbacks.clear();
+  if (due.empty()) return;
+  lock.unlock();
+  for (auto& cb : due) cb(status);
+  lock.lock();
 }
 
 // ---- queueing ---------------------------------------------------------------------------------
@@ -843,7 +830,7 @@ StatusOr<std::pair<Execution, std::size_t>> SqliteStore::submit_deferred(
   if (!result.is_ok()) return result;
   // Registered under mu_, right after its change was queued, so callbacks_ stays in token
   // order.
-  this->on_durable(enqueue([&](Batch& b) { b.put(result->first); }), std::move(on_durable));
+  when_durable(enqueue([&](Batch& b) { b.put(result->first); }), std::move(on_durable));
   return result;
 }
 

@@ -153,11 +153,10 @@ class SqliteStore final : public Store {
   // Registers `cb` for `token` (the last one enqueued; call with mu_ held so tokens arrive in
   // order). The writer calls it once the token is durable, or with an error when a write
   // carrying it fails or the store closes.
-  void on_durable(uint64_t token, DurableCallback cb);
-  // Takes the callbacks due after a commit (every token <= durable_token_) or a failure
-  // (every token <= attempted_token_, or all when closed_); wmu_ held.
-  std::vector<DurableCallback> take_callbacks_locked(uint64_t up_to);
-  static void run_callbacks(std::vector<DurableCallback>& callbacks, const Status& status);
+  void when_durable(uint64_t token, DurableCallback cb);
+  // Calls, with `status` and wmu_ released meanwhile, every callback registered for a token up
+  // to `up_to` (a commit: durable_token_; a failed write: its token; closing: all).
+  void settle_callbacks(std::unique_lock<std::mutex>& lock, uint64_t up_to, const Status& status);
   // Waits until `token` is durable (true) or the store closed (false). With `fail_fast`,
   // also returns false once a write that included `token` has failed.
   bool wait_token(uint64_t token, bool fail_fast);
