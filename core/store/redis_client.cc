@@ -183,6 +183,37 @@ void RedisClient::send(RedisArgv command, Done done) {
                                         last_error().empty() ? "closing" : last_error())));
 }
 
+void RedisClient::send_batched(const RedisArgv& prefix, RedisArgv args, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (connected_.load() && !stop_) {
+      if (!queue_.empty()) {
+        Request& last = *queue_.back();
+        if (last.prefix_size == prefix.size() && last.commands.size() == 1 &&
+            std::equal(prefix.begin(), prefix.end(), last.commands[0].begin())) {
+          auto& cmd = last.commands[0];
+          cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
+                     std::make_move_iterator(args.end()));
+          last.parts.push_back(std::move(done));
+          return;
+        }
+      }
+      auto req = std::make_shared<Request>();
+      RedisArgv cmd = prefix;
+      cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
+                 std::make_move_iterator(args.end()));
+      req->commands.push_back(std::move(cmd));
+      req->prefix_size = prefix.size();
+      req->parts.push_back(std::move(done));
+      queue_.push_back(std::move(req));
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
+                               last_error().empty() ? "closing" : last_error())));
+}
+
 std::vector<std::shared_ptr<RedisClient::Request>> RedisClient::fail_all(
     std::deque<std::shared_ptr<Request>>& batch, const std::string& why) {
   std::vector<std::shared_ptr<Request>> callbacks;
@@ -190,7 +221,7 @@ std::vector<std::shared_ptr<RedisClient::Request>> RedisClient::fail_all(
     if (r->done) continue;
     r->status = unavailable(fmt::format("{}: {}", options_.address.to_string(), why));
     r->done = true;
-    if (r->callback) callbacks.push_back(r);
+    if (r->has_callback()) callbacks.push_back(r);
   }
   batch.clear();
   done_cv_.notify_all();
@@ -199,6 +230,22 @@ std::vector<std::shared_ptr<RedisClient::Request>> RedisClient::fail_all(
 
 void RedisClient::run_callbacks(std::vector<std::shared_ptr<Request>>& done) {
   for (auto& r : done) {
+    if (!r->parts.empty()) {
+      const std::size_t n = r->parts.size();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!r->status.is_ok()) {
+          r->parts[i](r->status);
+        } else if (r->replies.empty()) {
+          r->parts[i](internal_error("no reply"));
+        } else if (RedisValue& v = r->replies.front();
+                   v.type == RedisValue::Type::kArray && v.elements.size() == n) {
+          r->parts[i](std::move(v.elements[i]));
+        } else {
+          r->parts[i](v);  // an error reply (or a malformed one) goes to every part
+        }
+      }
+      continue;
+    }
     if (!r->status.is_ok()) {
       r->callback(r->status);
     } else if (r->replies.empty()) {
@@ -271,7 +318,7 @@ void RedisClient::io_loop() {
     std::vector<std::shared_ptr<Request>> callbacks;
     for (std::size_t i = 0; i < answered; ++i) {
       batch[i]->done = true;
-      if (batch[i]->callback) callbacks.push_back(batch[i]);
+      if (batch[i]->has_callback()) callbacks.push_back(batch[i]);
     }
     if (!error.empty()) {
       spdlog::warn("redis {}: connection lost: {}", options_.address.to_string(), error);

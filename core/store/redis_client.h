@@ -72,6 +72,12 @@ class RedisClient {
   // once, when not connected). `done` must be cheap and must not call this client.
   using Done = std::function<void(StatusOr<RedisValue>)>;
   void send(RedisArgv command, Done done);
+  // As send() of `prefix` + `args`, but merged into the command queued just before it when
+  // that one was sent the same way with the same prefix and has not gone out yet: one command
+  // `prefix args1 args2 ...` whose reply must be an array of one reply per part, handed to
+  // each part's `done` in order (an error reply or a failure goes to every part). For a script
+  // that handles any number of argument groups (the batched completion).
+  void send_batched(const RedisArgv& prefix, RedisArgv args, Done done);
 
   // Runs after every successful reconnect, on the I/O thread, before queued calls are sent
   // (which it must not wait for); set before any outage.
@@ -88,6 +94,10 @@ class RedisClient {
     Status status;
     bool done = false;
     Done callback;  // send(): called instead of waking a caller
+    // send_batched(): the prefix's length and each part's callback (instead of callback).
+    std::size_t prefix_size = 0;
+    std::vector<Done> parts;
+    bool has_callback() const { return callback || !parts.empty(); }
   };
 
   explicit RedisClient(RedisConnectOptions options, redisContext* ctx);

@@ -28,6 +28,9 @@ namespace schedd::redis_lua {
 // Status codes as codec.h; overlap 0 queue 1 skip 2 replace 3 allow; origin 1 helper.
 const std::string_view kPrelude = R"lua(
 local P = ARGV[1]
+-- The script's now (us, a number) when it has one: a free head already not_before it goes
+-- straight to its lane's ready set instead of through pend (claim checks nbs again).
+local NOW = nil
 local function ex(id) return P .. 'e:' .. id end
 local function idof(m) return string.sub(m, 18) end
 local function load(id)
@@ -39,6 +42,14 @@ local function load(id)
           dus = v[12], nbs = v[13], node = v[14], fence = v[15]}
 end
 local function full(id) return redis.call('HGETALL', ex(id)) end
+-- Places the head m of a free key: ready when not_before has come, else pend.
+local function put_free(m, lane, pri, dus, nbs)
+  if NOW and tonumber(nbs) <= NOW then
+    redis.call('ZADD', P .. 'ready:' .. lane .. ':' .. pri, dus, m)
+  else
+    redis.call('ZADD', P .. 'pend', nbs, m)
+  end
+end
 local function unplace(m, h)
   redis.call('ZREM', P .. 'pend', m)
   redis.call('ZREM', P .. 'watch', m)
@@ -56,16 +67,10 @@ local function place_head(key)
   if not head then return end
   local h = load(idof(head))
   if redis.call('HEXISTS', P .. 'run', key) == 0 then
-    redis.call('ZADD', P .. 'pend', h.nbs, head)
+    put_free(head, h.lane, h.pri, h.dus, h.nbs)
   elseif watches(key, h) then
     redis.call('ZADD', P .. 'watch', h.nbs, head)
   end
-end
-local function reseat_head(key)
-  local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
-  if not head then return end
-  unplace(head, load(idof(head)))
-  place_head(key)
 end
 local function enqueue(h)
   local q = P .. 'q:' .. h.key
@@ -95,12 +100,17 @@ local function finish_queued(h, st, now_ns, now_us, msg)
   redis.call('ZADD', P .. 'hist', now_us, h.id)
   return full(h.id)
 end
+-- Frees h's key. While a key runs its head is in watch or nowhere, so that is all to clear.
 local function release(h)
   redis.call('HDEL', P .. 'run', h.key)
   redis.call('HDEL', P .. 'rr', h.key)
   redis.call('HINCRBY', P .. 'lrun', h.lane, -1)
   redis.call('ZREM', P .. 'lease', h.id)
-  reseat_head(h.key)
+  local head = redis.call('ZRANGE', P .. 'q:' .. h.key, 0, 0)[1]
+  if not head then return end
+  local v = redis.call('HMGET', ex(idof(head)), 'lane', 'pri', 'dus', 'nbs')
+  redis.call('ZREM', P .. 'watch', head)
+  put_free(head, v[1], v[2], v[3], v[4])
 end
 local function requeue(h, nb_ns, nb_us)
   h.att = h.att + 1
@@ -114,13 +124,24 @@ local function finish_released(h, st, fi_ns, fi_us)
   redis.call('HSET', ex(h.id), 'st', st, 'fi', fi_ns)
   redis.call('ZADD', P .. 'hist', fi_us, h.id)
 end
-local function start(h, now_ns, node, lease_us)
+-- Starts h (fields as strings), just popped from its ready set: the head of a free key, in
+-- no other placement. Its lease and the lane's running count are the caller's.
+local function start(h, now_ns, node, fence)
+  local q = P .. 'q:' .. h.key
   redis.call('HSET', P .. 'run', h.key, h.id)
-  dequeue(h)
-  local fence = redis.call('INCR', P .. 'fence')
+  redis.call('ZREM', q, h.m)
+  redis.call('ZREM', P .. 'due:' .. h.lane, h.id)
+  if h.exps ~= '' then redis.call('ZREM', P .. 'exp', h.id) end
+  if h.org == '1' then redis.call('SREM', P .. 'pl:' .. h.name, h.id) end
+  local nxt = redis.call('ZRANGE', q, 0, 0)[1]
+  if nxt then
+    -- The next head waits for the key; it is watched when overlap skip/replace applies to it.
+    local v = redis.call('HMGET', ex(idof(nxt)), 'att', 'ov', 'name', 'nbs')
+    if v[1] == '1' and (v[2] == '1' or v[2] == '2') and v[3] == h.name then
+      redis.call('ZADD', P .. 'watch', v[4], nxt)
+    end
+  end
   redis.call('HSET', ex(h.id), 'st', 1, 'sa', now_ns, 'fence', fence, 'node', node)
-  redis.call('HINCRBY', P .. 'lrun', h.lane, 1)
-  redis.call('ZADD', P .. 'lease', lease_us, h.id)
 end
 local function destroy(id)
   redis.call('DEL', ex(id))
@@ -181,6 +202,7 @@ namespace {
 // guard's helper state changed.
 constexpr std::string_view kPlanBody = R"lua(
 local now_ns, now_us = ARGV[2], ARGV[3]
+NOW = tonumber(now_us)
 if ARGV[4] ~= '' then
   local v = redis.call('HMGET', P .. 'h:' .. ARGV[4], 'en', 'ov')
   local en = v[1] or ''
@@ -205,6 +227,7 @@ return {created}
 // ARGV: P now_ns now_us capacity ntpl [tid body]* 16 fields.
 constexpr std::string_view kSubmitBody = R"lua(
 local now_ns, now_us = ARGV[2], ARGV[3]
+NOW = tonumber(now_us)
 local i = put_templates(ARGV, 5)
 local id = ARGV[i]
 local old = load(id)
@@ -225,6 +248,7 @@ return {'ok', full(id), redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1}
 constexpr std::string_view kClaimBody = R"lua(
 local lane, max, now_ns, now_us = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local node, lease_us, cap = ARGV[6], ARGV[7], tonumber(ARGV[8])
+NOW = tonumber(now_us)
 local claimed, expired, skipped, replace, reaped = {}, {}, {}, {}, {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'lease', '-inf', now_us, 'LIMIT', 0, 256)) do
   local h = load(id)
@@ -262,42 +286,93 @@ if cap >= 0 then
   local running = tonumber(redis.call('HGET', P .. 'lrun', lane) or '0')
   n = math.min(n, math.max(0, cap - running))
 end
+-- Popped by (priority, due, seq); one placed ready by a later clock than this claim's goes
+-- back to pend until its not_before.
+local picked = {}
 for pri = 1, 5 do
   if n <= 0 then break end
   local rk = P .. 'ready:' .. lane .. ':' .. pri
   while n > 0 do
-    local m = redis.call('ZRANGE', rk, 0, 0)[1]
-    if not m then break end
-    local h = load(idof(m))
-    start(h, now_ns, node, lease_us)
-    table.insert(claimed, full(h.id))
-    n = n - 1
+    local pop = redis.call('ZPOPMIN', rk, n)
+    if #pop == 0 then break end
+    for j = 1, #pop, 2 do
+      local a = redis.call('HGETALL', ex(idof(pop[j])))
+      local h = {}
+      for k = 1, #a, 2 do h[a[k]] = a[k + 1] end
+      if #a == 0 then
+      elseif tonumber(h.nbs) > NOW then
+        redis.call('ZADD', P .. 'pend', h.nbs, pop[j])
+      else
+        table.insert(picked, {a, h})
+        n = n - 1
+      end
+    end
   end
+end
+if #picked > 0 then
+  local fence = redis.call('INCRBY', P .. 'fence', #picked) - #picked
+  local leases = {}
+  for _, p in ipairs(picked) do
+    local a, h = p[1], p[2]
+    fence = fence + 1
+    start(h, now_ns, node, fence)
+    for k = 1, #a, 2 do
+      local f = a[k]
+      if f == 'st' then a[k + 1] = '1'
+      elseif f == 'sa' then a[k + 1] = now_ns
+      elseif f == 'fence' then a[k + 1] = tostring(fence)
+      elseif f == 'node' then a[k + 1] = node end
+    end
+    table.insert(claimed, a)
+    table.insert(leases, lease_us)
+    table.insert(leases, h.id)
+    if #leases >= 1000 then
+      redis.call('ZADD', P .. 'lease', unpack(leases))
+      leases = {}
+    end
+  end
+  if #leases > 0 then redis.call('ZADD', P .. 'lease', unpack(leases)) end
+  redis.call('HINCRBY', P .. 'lrun', lane, #picked)
 end
 apply_overlap()
 if #reaped > 0 then redis.call('PUBLISH', P .. 'wake', 'reaped') end
 return {claimed, expired, skipped, replace, reaped}
 )lua";
 
-// ARGV: P id fence status retry nb_ns nb_us fi_ns fi_us msg out
+// ARGV: P then, per completion, id fence status retry nb_ns nb_us fi_ns fi_us msg out.
+// Returns one reply per completion: {'ok'}, {'nf'} or {'stale', status, fence}.
 constexpr std::string_view kCompleteBody = R"lua(
-local id = ARGV[2]
-local h = load(id)
-if not h then return {'nf'} end
-if h.st ~= 1 or h.fence ~= ARGV[3] then return {'stale', h.st, h.fence} end
-release(h)
-redis.call('HSET', ex(id), 'msg', ARGV[10], 'out', ARGV[11])
-if ARGV[5] == '1' then
-  requeue(h, ARGV[6], ARGV[7])
-  redis.call('PUBLISH', P .. 'wake', 'retry')
-else
-  finish_released(h, ARGV[4], ARGV[8], ARGV[9])
+local out = {}
+local retried = false
+for i = 2, #ARGV, 10 do
+  local id = ARGV[i]
+  local h = load(id)
+  if not h then
+    table.insert(out, {'nf'})
+  elseif h.st ~= 1 or h.fence ~= ARGV[i + 1] then
+    table.insert(out, {'stale', h.st, h.fence})
+  else
+    NOW = tonumber(ARGV[i + 7])
+    release(h)
+    if ARGV[i + 3] == '1' then
+      redis.call('HSET', ex(id), 'msg', ARGV[i + 8], 'out', ARGV[i + 9])
+      requeue(h, ARGV[i + 4], ARGV[i + 5])
+      retried = true
+    else
+      redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6], 'msg', ARGV[i + 8],
+                 'out', ARGV[i + 9])
+      redis.call('ZADD', P .. 'hist', ARGV[i + 7], id)
+    end
+    table.insert(out, {'ok'})
+  end
 end
-return {'ok'}
+if retried then redis.call('PUBLISH', P .. 'wake', 'retry') end
+return out
 )lua";
 
 // ARGV: P id now_ns now_us
 constexpr std::string_view kCancelBody = R"lua(
+NOW = tonumber(ARGV[4])
 local h = load(ARGV[2])
 if not h then return {'nf'} end
 if h.st == 0 then return {'ok', finish_queued(h, 5, ARGV[3], ARGV[4], 'cancelled while queued')} end
@@ -337,6 +412,7 @@ return out
 // ARGV: P now_ns now_us node. Interrupts runs of `node` (this daemon's earlier life) and runs
 // whose lease lapsed. Returns them as they were.
 constexpr std::string_view kRecoverBody = R"lua(
+NOW = tonumber(ARGV[3])
 local out = {}
 local all = redis.call('ZRANGE', P .. 'lease', 0, -1, 'WITHSCORES')
 for j = 1, #all, 2 do

@@ -348,7 +348,10 @@ struct RedisStore::Impl {
   }
 
   Status record(const std::string& id, uint64_t fence, const Completion& c) {
-    return complete_result(id, fence, eval(redis_lua::kComplete, complete_args(id, fence, c)));
+    auto r = eval(redis_lua::kComplete, complete_args(id, fence, c));
+    if (!r.is_ok()) return r.status();
+    if (r->elements.size() != 1) return internal_error("redis: complete answered no reply");
+    return complete_result(id, fence, std::move(r->elements[0]));
   }
 
   // What the complete script's reply `r` means.
@@ -623,12 +626,14 @@ void RedisStore::complete_async(std::string_view id, uint64_t fence, const Compl
                                       exec_status_name(c.status))));
     return;
   }
+  // Completions sent while the connection's round trip is out go together in one script call
+  // (RedisClient::send_batched), still ahead of any later claim.
   std::string sid(id);
-  RedisArgv argv{"EVALSHA", impl_->shas[redis_lua::kComplete], "0", impl_->prefix};
-  for (auto& a : Impl::complete_args(sid, fence, c)) argv.push_back(std::move(a));
   Impl* impl = impl_.get();
-  impl->client->send(
-      std::move(argv), [impl, sid, fence, c, done = std::move(done)](StatusOr<RedisValue> r) {
+  impl->client->send_batched(
+      {"EVALSHA", impl_->shas[redis_lua::kComplete], "0", impl_->prefix},
+      Impl::complete_args(sid, fence, c),
+      [impl, sid, fence, c, done = std::move(done)](StatusOr<RedisValue> r) {
         Status s = r.is_ok() && r->is_error()
                        ? (r->str.starts_with("NOSCRIPT")
                               ? unavailable("the scripts are gone (Redis restarted)")

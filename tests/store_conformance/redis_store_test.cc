@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/store/redis_client.h"
 #include "tests/store_conformance/store_conformance.h"
 #include "tests/testing/manual_clock.h"
 #include "tests/testing/redis_server.h"
@@ -198,6 +199,63 @@ TEST_F(RedisPairTest, AnAsyncCompletionIsAheadOfTheNextClaim) {
   });
   ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return !results.empty(); }));
   EXPECT_EQ(results[0].code(), StatusCode::kFailedPrecondition) << results[0].to_string();
+}
+
+long long evalsha_calls(RedisClient& control) {
+  auto r = control.call({"INFO", "commandstats"});
+  EXPECT_TRUE(r.is_ok());
+  const std::string& text = r->str;
+  auto at = text.find("cmdstat_evalsha:calls=");
+  if (at == std::string::npos) return 0;
+  return std::stoll(text.substr(at + std::string("cmdstat_evalsha:calls=").size()));
+}
+
+// Completions queued while the connection waits for Redis go out as one script call, and each
+// still gets its own answer: recorded, refused as stale, or not found.
+TEST_F(RedisPairTest, CompletionsQueuedTogetherAreOneScriptCallWithAnAnswerEach) {
+  std::vector<Execution> plan_these;
+  for (int k = 0; k < 12; ++k)
+    plan_these.push_back(make_exec(make_spec("job" + std::to_string(k)), kT0));
+  plan(*a_, std::move(plan_these));
+  auto runs = claim(*a_, "a", 12);
+  ASSERT_EQ(runs.size(), 12u);
+  RedisConnectOptions co;
+  co.address.port = shared_server().port();
+  auto control = RedisClient::connect(co);
+  ASSERT_TRUE(control.is_ok()) << control.status().to_string();
+  // Writes (scripts) from every client wait until UNPAUSE: the first completion's round trip
+  // stays out while the others queue behind it.
+  ASSERT_TRUE((*control)->call({"CLIENT", "PAUSE", "10000", "WRITE"}).is_ok());
+  const long long before = evalsha_calls(**control);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, Status> results;
+  Completion c;
+  c.status = ExecStatus::kSucceeded;
+  c.finished = clock_.now();
+  auto complete = [&](const std::string& id, uint64_t fence, const std::string& label) {
+    a_->complete_async(id, fence, c, [&, label](Status s) {
+      std::lock_guard lock(mu);
+      results.emplace(label, std::move(s));
+      cv.notify_all();
+    });
+  };
+  for (const auto& e : runs) complete(e.id, e.fence, e.id);
+  complete(runs[3].id, runs[3].fence + 1000, "wrong fence");
+  complete("nobody", 1, "unknown");
+  ASSERT_TRUE((*control)->call({"CLIENT", "UNPAUSE"}).is_ok());
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return results.size() == 14; }));
+  for (const auto& e : runs) {
+    EXPECT_TRUE(results.at(e.id).is_ok()) << e.id << ": " << results.at(e.id).to_string();
+    EXPECT_EQ(a_->get(e.id)->status, ExecStatus::kSucceeded) << e.id;
+  }
+  EXPECT_EQ(results.at("wrong fence").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(results.at("unknown").code(), StatusCode::kNotFound);
+  // 14 completions: the first alone, the rest together (a lease renewal may slip in between).
+  const long long calls = evalsha_calls(**control) - before;
+  EXPECT_GE(calls, 1);
+  EXPECT_LE(calls, 3) << "completions were not sent together";
 }
 
 TEST_F(RedisPairTest, NextEventIncludesAnotherDaemonsLeaseButNotOwn) {
