@@ -8,7 +8,6 @@ namespace schedd::redis_lua {
 //   P ids           zset (score 0): every execution id, for list() in id order
 //   P q:<key>       zset: the key's queued executions, score due (us), member m
 //   P run           hash: key -> id of its running execution
-//   P rr            hash: key -> 1 once overlap = replace was reported for that run
 //   P pend          zset: heads whose key is free, score not_before, member m
 //   P watch         zset: heads waiting to be skipped/replaced, score not_before, member m
 //   P ready:<lane>:<priority>  zset: claimable heads, score due, member m
@@ -24,7 +23,8 @@ namespace schedd::redis_lua {
 //   P wake, P helper  pub/sub channels
 // m = "<seq as 16 hex digits>|<id>": equal scores order by seq.
 // Execution hash fields: id tpl key lane pri org name ov exps expns ma due dus nb nbs att seq
-// st fence cr sa fi msg out node m (times: ns strings; *s fields: us scores).
+// st fence cr sa fi msg out node m rr (times: ns strings; *s fields: us scores; rr = 1 on a
+// running execution once overlap = replace was reported for it).
 // Status codes as codec.h; overlap 0 queue 1 skip 2 replace 3 allow; origin 1 helper.
 const std::string_view kPrelude = R"lua(
 local P = ARGV[1]
@@ -42,6 +42,9 @@ local function load(id)
           dus = v[12], nbs = v[13], node = v[14], fence = v[15]}
 end
 local function full(id) return redis.call('HGETALL', ex(id)) end
+-- kClaimReplyFields (redis_scripts.h), then the fields start() needs.
+local CLAIM = {'id', 'tpl', 'due', 'nb', 'seq', 'att', 'st', 'fence', 'cr', 'sa', 'fi', 'msg',
+               'out', 'node', 'key', 'lane', 'exps', 'org', 'name', 'm', 'nbs'}
 -- Places the head m of a free key: ready when not_before has come, else pend.
 local function put_free(m, lane, pri, dus, nbs)
   if NOW and tonumber(nbs) <= NOW then
@@ -57,10 +60,10 @@ local function unplace(m, h)
 end
 local function watches(key, h)
   if h.att ~= 1 then return false end
-  local applies = h.ov == '1' or (h.ov == '2' and redis.call('HEXISTS', P .. 'rr', key) == 0)
-  if not applies then return false end
+  if h.ov ~= '1' and h.ov ~= '2' then return false end
   local rid = redis.call('HGET', P .. 'run', key)
-  return redis.call('HGET', ex(rid), 'name') == h.name
+  local r = redis.call('HMGET', ex(rid), 'name', 'rr')
+  return r[1] == h.name and (h.ov == '1' or r[2] ~= '1')
 end
 local function place_head(key)
   local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
@@ -100,16 +103,35 @@ local function finish_queued(h, st, now_ns, now_us, msg)
   redis.call('ZADD', P .. 'hist', now_us, h.id)
   return full(h.id)
 end
--- Frees h's key. While a key runs its head is in watch or nowhere, so that is all to clear.
-local function release(h)
+-- A batch of completions: lease removals, lane counts and history entries written once at
+-- the end (flush).
+local function batch() return {leases = {}, lrun = {}, hist = {}} end
+local function in_chunks(cmd, key, items)
+  for j = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, j, math.min(j + 999, #items)))
+  end
+end
+local function flush(b)
+  in_chunks('ZREM', P .. 'lease', b.leases)
+  in_chunks('ZADD', P .. 'hist', b.hist)
+  for lane, n in pairs(b.lrun) do redis.call('HINCRBY', P .. 'lrun', lane, -n) end
+end
+-- Frees h's key (h: id key lane at least); with a batch b, its lease and lane count go in b.
+-- While a key runs its head is in watch (when overlap skip/replace applies to it) or nowhere,
+-- so that is all to clear.
+local function release(h, b)
   redis.call('HDEL', P .. 'run', h.key)
-  redis.call('HDEL', P .. 'rr', h.key)
-  redis.call('HINCRBY', P .. 'lrun', h.lane, -1)
-  redis.call('ZREM', P .. 'lease', h.id)
+  if b then
+    table.insert(b.leases, h.id)
+    b.lrun[h.lane] = (b.lrun[h.lane] or 0) + 1
+  else
+    redis.call('HINCRBY', P .. 'lrun', h.lane, -1)
+    redis.call('ZREM', P .. 'lease', h.id)
+  end
   local head = redis.call('ZRANGE', P .. 'q:' .. h.key, 0, 0)[1]
   if not head then return end
-  local v = redis.call('HMGET', ex(idof(head)), 'lane', 'pri', 'dus', 'nbs')
-  redis.call('ZREM', P .. 'watch', head)
+  local v = redis.call('HMGET', ex(idof(head)), 'lane', 'pri', 'dus', 'nbs', 'att', 'ov')
+  if v[5] == '1' and (v[6] == '1' or v[6] == '2') then redis.call('ZREM', P .. 'watch', head) end
   put_free(head, v[1], v[2], v[3], v[4])
 end
 local function requeue(h, nb_ns, nb_us)
@@ -117,7 +139,7 @@ local function requeue(h, nb_ns, nb_us)
   h.nbs = nb_us
   h.st = 0
   redis.call('HSET', ex(h.id), 'st', 0, 'att', h.att, 'nb', nb_ns, 'nbs', nb_us, 'sa', '',
-             'fi', '', 'node', '')
+             'fi', '', 'node', '', 'rr', '')
   enqueue(h)
 end
 local function finish_released(h, st, fi_ns, fi_us)
@@ -244,7 +266,8 @@ return {'ok', full(id), redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1}
 )lua";
 
 // ARGV: P lane max now_ns now_us node lease_us cap (-1: none). Returns {claimed, expired,
-// skipped, replace ids, reaped (as they were)}; executions as HGETALL arrays.
+// skipped, replace ids, reaped (as they were)}; claimed executions as the values of CLAIM
+// (kClaimReplyFields first), the others as HGETALL arrays.
 constexpr std::string_view kClaimBody = R"lua(
 local lane, max, now_ns, now_us = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local node, lease_us, cap = ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -270,7 +293,7 @@ local function apply_overlap()
       table.insert(skipped, finish_queued(h, 7, now_ns, now_us,
                                           'skipped: ' .. rid .. ' was still running'))
     else
-      redis.call('HSET', P .. 'rr', h.key, 1)
+      redis.call('HSET', ex(rid), 'rr', 1)
       table.insert(replace, rid)
     end
   end
@@ -296,14 +319,12 @@ for pri = 1, 5 do
     local pop = redis.call('ZPOPMIN', rk, n)
     if #pop == 0 then break end
     for j = 1, #pop, 2 do
-      local a = redis.call('HGETALL', ex(idof(pop[j])))
-      local h = {}
-      for k = 1, #a, 2 do h[a[k]] = a[k + 1] end
-      if #a == 0 then
-      elseif tonumber(h.nbs) > NOW then
-        redis.call('ZADD', P .. 'pend', h.nbs, pop[j])
+      local v = redis.call('HMGET', ex(idof(pop[j])), unpack(CLAIM))
+      if not v[1] then
+      elseif tonumber(v[21]) > NOW then
+        redis.call('ZADD', P .. 'pend', v[21], pop[j])
       else
-        table.insert(picked, {a, h})
+        table.insert(picked, v)
         n = n - 1
       end
     end
@@ -312,20 +333,14 @@ end
 if #picked > 0 then
   local fence = redis.call('INCRBY', P .. 'fence', #picked) - #picked
   local leases = {}
-  for _, p in ipairs(picked) do
-    local a, h = p[1], p[2]
+  for _, v in ipairs(picked) do
     fence = fence + 1
-    start(h, now_ns, node, fence)
-    for k = 1, #a, 2 do
-      local f = a[k]
-      if f == 'st' then a[k + 1] = '1'
-      elseif f == 'sa' then a[k + 1] = now_ns
-      elseif f == 'fence' then a[k + 1] = tostring(fence)
-      elseif f == 'node' then a[k + 1] = node end
-    end
-    table.insert(claimed, a)
+    start({id = v[1], key = v[15], lane = v[16], exps = v[17], org = v[18], name = v[19],
+           m = v[20]}, now_ns, node, fence)
+    v[7], v[8], v[10], v[14] = '1', tostring(fence), now_ns, node
+    table.insert(claimed, v)
     table.insert(leases, lease_us)
-    table.insert(leases, h.id)
+    table.insert(leases, v[1])
     if #leases >= 1000 then
       redis.call('ZADD', P .. 'lease', unpack(leases))
       leases = {}
@@ -344,28 +359,31 @@ return {claimed, expired, skipped, replace, reaped}
 constexpr std::string_view kCompleteBody = R"lua(
 local out = {}
 local retried = false
+local b = batch()
 for i = 2, #ARGV, 10 do
   local id = ARGV[i]
-  local h = load(id)
-  if not h then
+  local v = redis.call('HMGET', ex(id), 'st', 'fence', 'key', 'lane')
+  if not v[1] then
     table.insert(out, {'nf'})
-  elseif h.st ~= 1 or h.fence ~= ARGV[i + 1] then
-    table.insert(out, {'stale', h.st, h.fence})
+  elseif v[1] ~= '1' or v[2] ~= ARGV[i + 1] then
+    table.insert(out, {'stale', tonumber(v[1]), v[2]})
   else
     NOW = tonumber(ARGV[i + 7])
-    release(h)
+    release({id = id, key = v[3], lane = v[4]}, b)
     if ARGV[i + 3] == '1' then
       redis.call('HSET', ex(id), 'msg', ARGV[i + 8], 'out', ARGV[i + 9])
-      requeue(h, ARGV[i + 4], ARGV[i + 5])
+      requeue(load(id), ARGV[i + 4], ARGV[i + 5])
       retried = true
     else
       redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6], 'msg', ARGV[i + 8],
                  'out', ARGV[i + 9])
-      redis.call('ZADD', P .. 'hist', ARGV[i + 7], id)
+      table.insert(b.hist, ARGV[i + 7])
+      table.insert(b.hist, id)
     end
     table.insert(out, {'ok'})
   end
 end
+flush(b)
 if retried then redis.call('PUBLISH', P .. 'wake', 'retry') end
 return out
 )lua";

@@ -10,6 +10,11 @@ namespace schedd::redis_lua {
 
 extern const std::string_view kPrelude;
 
+// The claim script answers each claimed execution with these hash fields' values, in this order
+// (then a few more the script itself needs; kClaimFields in the prelude lists them all).
+inline constexpr std::string_view kClaimReplyFields[] = {
+    "id", "tpl", "due", "nb", "seq", "att", "st", "fence", "cr", "sa", "fi", "msg", "out", "node"};
+
 struct Script {
   const char* name;
   std::string_view body;  // run after kPrelude

@@ -596,7 +596,22 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   if (!r.is_ok()) return r.status();
   const auto& el = r->elements;
   ClaimResult out;
-  auto claimed = impl_->decode_array(el.at(0));
+  // Claimed executions come as values in kClaimReplyFields order: named here, then decoded as
+  // the others are.
+  RedisValue named;
+  named.type = RedisValue::Type::kArray;
+  for (const auto& values : el.at(0).elements) {
+    RedisValue& pairs = named.elements.emplace_back();
+    pairs.type = RedisValue::Type::kArray;
+    const std::size_t n = std::min(std::size(redis_lua::kClaimReplyFields), values.elements.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      RedisValue& field = pairs.elements.emplace_back();
+      field.type = RedisValue::Type::kString;
+      field.str = redis_lua::kClaimReplyFields[i];
+      pairs.elements.push_back(values.elements[i]);
+    }
+  }
+  auto claimed = impl_->decode_array(named);
   if (!claimed.is_ok()) return claimed.status();
   out.claimed = std::move(claimed).value();
   auto expired = impl_->decode_array(el.at(1));
