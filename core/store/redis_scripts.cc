@@ -42,9 +42,10 @@ local function load(id)
           dus = v[12], nbs = v[13], node = v[14], fence = v[15]}
 end
 local function full(id) return redis.call('HGETALL', ex(id)) end
--- kClaimReplyFields (redis_scripts.h), then the fields start() needs.
-local CLAIM = {'id', 'tpl', 'due', 'nb', 'seq', 'att', 'st', 'fence', 'cr', 'sa', 'fi', 'msg',
-               'out', 'node', 'key', 'lane', 'exps', 'org', 'name', 'm', 'nbs'}
+-- What claim reads of an execution: the stored part of its reply, then what start() needs.
+-- (Every field read costs: Redis hands each to Lua as a new string.)
+local CLAIM = {'tpl', 'due', 'nb', 'seq', 'att', 'cr', 'msg', 'out', 'key', 'lane', 'exps', 'org',
+               'name', 'nbs'}
 -- Places the head m of a free key: ready when not_before has come, else pend.
 local function put_free(m, lane, pri, dus, nbs)
   if NOW and tonumber(nbs) <= NOW then
@@ -163,7 +164,7 @@ local function start(h, now_ns, node, fence)
       redis.call('ZADD', P .. 'watch', v[4], nxt)
     end
   end
-  redis.call('HSET', ex(h.id), 'st', 1, 'sa', now_ns, 'fence', fence, 'node', node)
+  redis.call('HSET', ex(h.id), 'st', '1', 'sa', now_ns, 'fence', fence, 'node', node)
 end
 local function destroy(id)
   redis.call('DEL', ex(id))
@@ -319,11 +320,13 @@ for pri = 1, 5 do
     local pop = redis.call('ZPOPMIN', rk, n)
     if #pop == 0 then break end
     for j = 1, #pop, 2 do
-      local v = redis.call('HMGET', ex(idof(pop[j])), unpack(CLAIM))
+      local id = idof(pop[j])
+      local v = redis.call('HMGET', ex(id), unpack(CLAIM))
       if not v[1] then
-      elseif tonumber(v[21]) > NOW then
-        redis.call('ZADD', P .. 'pend', v[21], pop[j])
+      elseif tonumber(v[14]) > NOW then
+        redis.call('ZADD', P .. 'pend', v[14], pop[j])
       else
+        v.id, v.m = id, pop[j]
         table.insert(picked, v)
         n = n - 1
       end
@@ -331,23 +334,25 @@ for pri = 1, 5 do
   end
 end
 if #picked > 0 then
-  local fence = redis.call('INCRBY', P .. 'fence', #picked) - #picked
+  local fence = redis.call('INCRBY', P .. 'fence', tostring(#picked)) - #picked
   local leases = {}
   for _, v in ipairs(picked) do
     fence = fence + 1
-    start({id = v[1], key = v[15], lane = v[16], exps = v[17], org = v[18], name = v[19],
-           m = v[20]}, now_ns, node, fence)
-    v[7], v[8], v[10], v[14] = '1', tostring(fence), now_ns, node
-    table.insert(claimed, v)
+    local f = tostring(fence)
+    start({id = v.id, key = v[9], lane = v[10], exps = v[11], org = v[12], name = v[13], m = v.m},
+          now_ns, node, f)
+    -- kClaimReplyFields: id tpl due nb seq att st fence cr sa fi msg out node
+    table.insert(claimed, {v.id, v[1], v[2], v[3], v[4], v[5], '1', f, v[6], now_ns, '', v[7],
+                           v[8], node})
     table.insert(leases, lease_us)
-    table.insert(leases, v[1])
+    table.insert(leases, v.id)
     if #leases >= 1000 then
       redis.call('ZADD', P .. 'lease', unpack(leases))
       leases = {}
     end
   end
   if #leases > 0 then redis.call('ZADD', P .. 'lease', unpack(leases)) end
-  redis.call('HINCRBY', P .. 'lrun', lane, #picked)
+  redis.call('HINCRBY', P .. 'lrun', lane, tostring(#picked))
 end
 apply_overlap()
 if #reaped > 0 then redis.call('PUBLISH', P .. 'wake', 'reaped') end
