@@ -227,6 +227,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::filesystem::absolute(path), options));
   if (Status s = store->open_db(); !s.is_ok()) return s;
   if (Status s = store->load(); !s.is_ok()) return s;
+  if (options.durability == SqliteOptions::Durability::kFull) {
+    store->syncer_thread_ = std::thread([s = store.get()] { s->syncer(); });
+  }
   store->writer_thread_ = std::thread([s = store.get()] { s->writer(); });
   return store;
 }
@@ -317,10 +320,10 @@ Status SqliteStore::open_db() {
                     fmt::format("{}: cannot switch to WAL mode: {}", where, sqlite_error(db_)));
     }
   }
-  const char* sync = options_.durability == SqliteOptions::Durability::kFull
-                         ? "PRAGMA synchronous=FULL"
-                         : "PRAGMA synchronous=NORMAL";
-  if (exec_sql(db_, sync, error) != SQLITE_OK ||
+  // Commits do not fsync in either mode: kFull's syncer fsyncs the WAL before acknowledging,
+  // batch mode every window. Checkpoints still fsync (NORMAL), so a checkpointed page never
+  // depends on a WAL frame that was not synced.
+  if (exec_sql(db_, "PRAGMA synchronous=NORMAL", error) != SQLITE_OK ||
       exec_sql(db_, "PRAGMA wal_autocheckpoint=8192", error) != SQLITE_OK ||
       exec_sql(db_, "PRAGMA journal_size_limit=67108864", error) != SQLITE_OK) {
     return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, error));
@@ -601,16 +604,24 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
   return std::nullopt;
 }
 
-void SqliteStore::sync_wal() {
+bool SqliteStore::sync_wal(std::string* error) {
   if (wal_fd_ < 0) {
     std::string wal = path_.string() + "-wal";
     wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
-    if (wal_fd_ < 0) return;
+    if (wal_fd_ < 0) {
+      if (error != nullptr) *error = fmt::format("open {}: {}", wal, std::strerror(errno));
+      return false;
+    }
   }
-  if (::fdatasync(wal_fd_) == 0) {
-    std::lock_guard g(wmu_);
-    ++stats_.fsyncs;
+  if (::fdatasync(wal_fd_) != 0) {
+    if (error != nullptr) {
+      *error = fmt::format("fdatasync {}-wal: {}", path_.string(), std::strerror(errno));
+    }
+    return false;
   }
+  std::lock_guard g(wmu_);
+  ++stats_.fsyncs;
+  return true;
 }
 
 namespace {
@@ -623,6 +634,40 @@ Status not_durable(const std::filesystem::path& path) {
                             path.string()));
 }
 }  // namespace
+
+void SqliteStore::syncer() {
+  std::unique_lock lock(wmu_);
+  while (true) {
+    sync_cv_.wait(lock, [&] { return committed_token_ > durable_token_ || syncer_exit_; });
+    if (committed_token_ <= durable_token_) return;  // syncer_exit_, nothing left
+    // One fdatasync covers every commit made before it starts; commits made meanwhile wait
+    // for the next one.
+    const uint64_t target = committed_token_;
+    lock.unlock();
+    std::string error;
+    const bool synced = sync_wal(&error);
+    lock.lock();
+    if (!synced) {
+      // As a failed write: the changes stay (committed, in memory), but are not acknowledged;
+      // they become durable with the first fsync that succeeds.
+      if (!failing_ || *failing_ != error) {
+        spdlog::error("store {}: {}; retrying every second (submissions are refused meanwhile)",
+                      path_.string(), error);
+      }
+      failing_ = error;
+      attempted_token_ = std::max(attempted_token_, target);
+      ++stats_.failures;
+      durable_cv_.notify_all();
+      settle_callbacks(lock, target, not_durable(path_));
+      if (syncer_exit_) return;
+      sync_cv_.wait_for(lock, std::chrono::seconds(1));
+      continue;
+    }
+    durable_token_ = target;
+    durable_cv_.notify_all();
+    settle_callbacks(lock, target, Status::ok());
+  }
+}
 
 void SqliteStore::writer() {
   const bool batch_mode = options_.durability == SqliteOptions::Durability::kBatch;
@@ -679,17 +724,25 @@ void SqliteStore::writer() {
 
     lock.lock();
     if (!error) {
-      durable_token_ = token;
       ++stats_.commits;
       stats_.rows_written += batch->size();
       if (failing_) {
         spdlog::info("store {}: writing again after: {}", path_.string(), *failing_);
         failing_.reset();
       }
+      if (!batch_mode) {
+        committed_token_ = token;  // durable once the syncer's next fsync returns
+        sync_cv_.notify_one();
+        continue;
+      }
+      durable_token_ = token;
       durable_cv_.notify_all();
       settle_callbacks(lock, token, Status::ok());
       continue;
     }
+    // Earlier commits are settled first (as durable), so that only this write's changes are
+    // refused below.
+    durable_cv_.wait(lock, [&] { return durable_token_ >= committed_token_; });
     ++stats_.failures;
     if (!failing_ || *failing_ != *error) {
       spdlog::error(
@@ -708,6 +761,13 @@ void SqliteStore::writer() {
       break;
     }
     writer_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return closing_; });
+  }
+  if (syncer_thread_.joinable()) {
+    syncer_exit_ = true;
+    sync_cv_.notify_all();
+    lock.unlock();
+    syncer_thread_.join();
+    lock.lock();
   }
   closed_ = true;
   durable_cv_.notify_all();

@@ -10,9 +10,13 @@
 //     written in call order with the next group, and a crash before that is recovered by
 //     re-planning (idempotent) or by interrupting the run (at least once, DESIGN.md §9).
 //
-// Durability (docs/operations.md): kFull fsyncs every commit; kBatch commits without fsync
-// and fsyncs the WAL at most every `batch_window`, so a power loss loses at most that window
-// of acknowledged changes and a process crash loses none.
+// Durability (docs/operations.md): kFull acknowledges a change only once the WAL is fsynced
+// after its commit; kBatch commits without fsync and fsyncs the WAL at most every
+// `batch_window`, so a power loss loses at most that window of acknowledged changes and a
+// process crash loses none. In kFull the fsync runs on its own thread (the syncer), so the
+// writer commits the next group while the previous one is being synced (pipelined group
+// commit): SQLite commits with synchronous=NORMAL and the syncer's fdatasync of the WAL makes
+// every commit before it durable.
 //
 // A lock file (PATH.lock, flock) keeps a second daemon off the same file. The schema is
 // versioned (PRAGMA user_version) and migrated on open; a file from a newer schedd is refused.
@@ -45,11 +49,11 @@ struct SqliteOptions {
   Durability durability = Durability::kFull;
   std::chrono::milliseconds batch_window{50};  // kBatch: longest time between fsyncs
   // Group commit under load: a commit starts no sooner than this after the previous one
-  // started, unless kGatherRows changes are waiting, so that each commit (an fsync and its
-  // page writes, whatever it carries) carries more. A change made while the writer is idle
-  // is written at once, so a lone submission waits for no timer. 0 disables.
-  // Default: 1 ms (docs/PERFORMANCE.md, "HTTP API")
-  std::chrono::microseconds commit_gather{1000};
+  // started, unless kGatherRows changes are waiting, so that each commit (its page writes,
+  // whatever it carries) carries more. A change made while the writer is idle is written at
+  // once, so a lone submission waits for no timer. 0 disables. Default: 250 us (1 ms before
+  // the syncer took the fsync off the writer; docs/PERFORMANCE.md, "HTTP API")
+  std::chrono::microseconds commit_gather{250};
   static constexpr std::size_t kGatherRows = 256;
   // Claims beyond free workers per lane call (Store::claim_ahead); 0 disables.
   std::size_t claim_ahead = 512;
@@ -74,7 +78,7 @@ struct SqliteWriterStats {
   uint64_t commits = 0;
   uint64_t rows_written = 0;  // upserts and deletes
   uint64_t failures = 0;      // commits that failed and were retried
-  uint64_t fsyncs = 0;        // batch mode's own WAL fsyncs
+  uint64_t fsyncs = 0;        // the store's own WAL fsyncs (the syncer's, batch mode's)
 };
 
 class SqliteStore final : public Store {
@@ -130,9 +134,12 @@ class SqliteStore final : public Store {
   Status open_db();
   Status load();
   void writer();
+  // kFull: fsyncs the WAL after the writer's commits and settles them (durable_token_).
+  void syncer();
   // Writes one batch in one transaction; the error message on failure.
   std::optional<std::string> write(Batch& batch);
-  void sync_wal();
+  // fdatasync of the WAL (opened on first use); false with errno's text in `error`.
+  bool sync_wal(std::string* error = nullptr);
 
   // Queues one call's changes for the writer: `fill` adds them to the pending batch under
   // wmu_. Called with mu_ held, which orders it after the MemoryStore call it records.
@@ -169,7 +176,7 @@ class SqliteStore final : public Store {
 
   sqlite3* db_ = nullptr;  // the writer thread's after open()
   int lock_fd_ = -1;
-  int wal_fd_ = -1;  // batch mode: fsync target
+  int wal_fd_ = -1;  // the syncer's and batch mode's fsync target
   std::unique_ptr<WriterState> ws_;
 
   // mu_ orders every mutating call: its MemoryStore call and its queued change happen under
@@ -183,6 +190,9 @@ class SqliteStore final : public Store {
   uint64_t queued_token_ = 0;           // the last change queued
   uint64_t durable_token_ = 0;          // every change up to this one is durable
   uint64_t attempted_token_ = 0;        // the writer has tried to write every change up to this one
+  uint64_t committed_token_ = 0;        // kFull: committed up to this one, maybe not yet synced
+  bool syncer_exit_ = false;            // kFull: the writer is done; sync what is left and exit
+  std::condition_variable sync_cv_;     // the syncer waits for commits
   std::optional<std::string> failing_;  // the last write error, until a write succeeds
   bool closing_ = false;
   bool closed_ = false;  // the writer has exited; nothing more becomes durable
@@ -190,6 +200,7 @@ class SqliteStore final : public Store {
   std::deque<std::pair<uint64_t, DurableCallback>> callbacks_;
   SqliteWriterStats stats_;
   std::thread writer_thread_;
+  std::thread syncer_thread_;  // kFull
 };
 
 }  // namespace schedd

@@ -413,7 +413,7 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, int> calls;
-  std::vector<std::string> not_on_disk, failed;
+  std::vector<std::string> not_on_disk, failed, before_fsync;
   constexpr int kThreads = 4, kEach = 200;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -429,6 +429,10 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
                                           if (!s.is_ok()) failed.push_back(id);
                                           if (!execution_on_disk(reader, id))
                                             not_on_disk.push_back(id);
+                                          // Full durability: acknowledged by the syncer,
+                                          // after its fsync of the WAL.
+                                          if (store->writer_stats().fsyncs == 0)
+                                            before_fsync.push_back(id);
                                         });
         ASSERT_TRUE(r.is_ok()) << r.status().to_string();
         EXPECT_EQ(r->first.id, id);
@@ -445,6 +449,7 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
   for (const auto& [id, n] : calls) EXPECT_EQ(n, 1) << id;
   EXPECT_TRUE(failed.empty());
   EXPECT_TRUE(not_on_disk.empty()) << not_on_disk.size() << " called back before the commit";
+  EXPECT_TRUE(before_fsync.empty()) << before_fsync.size() << " called back before any fsync";
   sqlite3_close(reader);
 }
 
