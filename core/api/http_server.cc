@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/common/thread_name.h"
+
 namespace schedd::api {
 namespace {
 
@@ -428,6 +430,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions option
   const std::size_t threads = std::max<std::size_t>(1, impl->options.threads);
   for (std::size_t i = 0; i < threads; ++i) {
     impl->threads.emplace_back([ioc = impl->ioc.get()] {
+      name_this_thread("schedd-http");
       for (;;) {
         try {
           ioc->run();

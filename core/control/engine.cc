@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/common/thread_name.h"
+
 namespace schedd {
 namespace {
 
@@ -207,7 +209,10 @@ Status Engine::start() {
   }
   // A shared store reports other daemons' changes: new work wakes the dispatcher, a changed
   // helper is re-applied here.
-  refresher_ = std::thread([this] { refresh_loop(); });
+  refresher_ = std::thread([this] {
+    name_this_thread("schedd-refresh");
+    refresh_loop();
+  });
   store_.subscribe(StoreEvents{
       .wake = [this] { dispatcher_->poke(); },
       .helper_changed = [this](const std::string& name) { queue_refresh(name); },

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "core/common/thread_name.h"
+
 namespace schedd {
 namespace {
 
@@ -62,10 +64,16 @@ void Dispatcher::start() {
   for (auto& [name, lane] : lanes_) {
     Lane* l = lane.get();
     for (std::size_t i = 0; i < l->spec.workers; ++i) {
-      l->threads.emplace_back([this, l] { worker(*l); });
+      l->threads.emplace_back([this, l] {
+        name_this_thread("schedd-w-" + l->spec.name);
+        worker(*l);
+      });
     }
   }
-  loop_thread_ = std::thread([this] { loop(); });
+  loop_thread_ = std::thread([this] {
+    name_this_thread("schedd-dispatch");
+    loop();
+  });
 }
 
 void Dispatcher::poke() {

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <future>
 
+#include "core/common/thread_name.h"
+
 namespace schedd {
 namespace {
 
@@ -119,7 +121,10 @@ StatusOr<std::unique_ptr<RedisClient>> RedisClient::connect(RedisConnectOptions 
 
 RedisClient::RedisClient(RedisConnectOptions options, redisContext* ctx)
     : options_(std::move(options)), ctx_(ctx) {
-  io_ = std::thread([this] { io_loop(); });
+  io_ = std::thread([this] {
+    name_this_thread("schedd-redis");
+    io_loop();
+  });
 }
 
 RedisClient::~RedisClient() {
@@ -345,7 +350,10 @@ RedisSubscriber::RedisSubscriber(RedisConnectOptions options, std::vector<std::s
     : options_(std::move(options)),
       channels_(std::move(channels)),
       on_messages_(std::move(on_messages)) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("schedd-redis-sub");
+    loop();
+  });
 }
 
 RedisSubscriber::~RedisSubscriber() {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/thread_name.h"
 #include "core/store/codec.h"
 #include "core/store/redis_client.h"
 #include "core/store/redis_scripts.h"
@@ -476,7 +477,10 @@ StatusOr<std::unique_ptr<RedisStore>> RedisStore::open(RedisOptions options) {
   impl->subscriber = std::make_unique<RedisSubscriber>(
       co, std::vector<std::string>{impl->prefix + "wake", impl->prefix + "helper"},
       [raw](const auto& burst) { raw->on_messages(burst); });
-  impl->lease_thread = std::thread([raw] { raw->lease_loop(); });
+  impl->lease_thread = std::thread([raw] {
+    name_this_thread("schedd-lease");
+    raw->lease_loop();
+  });
   return std::unique_ptr<RedisStore>(new RedisStore(std::move(impl)));
 }
 

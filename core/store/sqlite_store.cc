@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "core/common/params_json.h"
+#include "core/common/thread_name.h"
 #include "core/store/codec.h"
 
 namespace schedd {
@@ -228,9 +229,15 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::
   if (Status s = store->open_db(); !s.is_ok()) return s;
   if (Status s = store->load(); !s.is_ok()) return s;
   if (options.durability == SqliteOptions::Durability::kFull) {
-    store->syncer_thread_ = std::thread([s = store.get()] { s->syncer(); });
+    store->syncer_thread_ = std::thread([s = store.get()] {
+      name_this_thread("schedd-sync");
+      s->syncer();
+    });
   }
-  store->writer_thread_ = std::thread([s = store.get()] { s->writer(); });
+  store->writer_thread_ = std::thread([s = store.get()] {
+    name_this_thread("schedd-writer");
+    s->writer();
+  });
   return store;
 }
 
