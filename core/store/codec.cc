@@ -68,6 +68,29 @@ TimePoint from_ns(int64_t ns) {
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns)));
 }
 
+namespace {
+Json params_json(const ParamList& list) {
+  Json params = Json::array();
+  for (const auto& [name, value] : list) {
+    params.push_back(Json::array(
+        {name, static_cast<int>(value.type), param_to_json(value, DurationJson::kMilliseconds)}));
+  }
+  return params;
+}
+ParamList params_from_json(const Json& params) {
+  ParamList list;
+  for (const auto& p : params) {
+    auto type = static_cast<ParamType>(p.at(1).get<int>());
+    list.emplace_back(p.at(0).get<std::string>(), param_from_json(type, p.at(2)));
+  }
+  return list;
+}
+}  // namespace
+
+std::string params_to_body(const ParamList& params) { return params_json(params).dump(); }
+
+ParamList params_from_body(const std::string& body) { return params_from_json(Json::parse(body)); }
+
 std::string template_to_body(const ExecTemplate& t) {
   Json j;
   j["origin"] = static_cast<int>(t.origin);
@@ -83,12 +106,7 @@ std::string template_to_body(const ExecTemplate& t) {
   for (auto d : t.retry_delays) delays.push_back(d.count());
   j["retry_delays_ms"] = std::move(delays);
   j["overlap"] = static_cast<int>(t.overlap);
-  Json params = Json::array();
-  for (const auto& [name, value] : t.params) {
-    params.push_back(Json::array(
-        {name, static_cast<int>(value.type), param_to_json(value, DurationJson::kMilliseconds)}));
-  }
-  j["params"] = std::move(params);
+  j["params"] = params_json(t.params);
   return j.dump();
 }
 
@@ -113,10 +131,7 @@ std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) 
     t->retry_delays.emplace_back(d.get<int64_t>());
   }
   t->overlap = static_cast<OverlapPolicy>(j.at("overlap").get<int>());
-  for (const auto& p : j.at("params")) {
-    auto type = static_cast<ParamType>(p.at(1).get<int>());
-    t->params.emplace_back(p.at(0).get<std::string>(), param_from_json(type, p.at(2)));
-  }
+  t->params = params_from_json(j.at("params"));
   return t;
 }
 

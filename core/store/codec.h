@@ -19,5 +19,9 @@ TimePoint from_ns(int64_t ns);
 std::string template_to_body(const ExecTemplate& t);
 // Throws (nlohmann::json or std::runtime_error) on a malformed body.
 std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body);
+// Params alone, encoded as in a template body (the SQLite store keeps a ticket's own).
+std::string params_to_body(const ParamList& params);
+// Throws as template_from_body.
+ParamList params_from_body(const std::string& body);
 
 }  // namespace schedd::codec

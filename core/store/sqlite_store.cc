@@ -24,6 +24,7 @@ namespace schedd {
 namespace {
 
 using codec::from_ns;
+using codec::params_to_body;
 using codec::status_code;
 using codec::status_from_code;
 using codec::template_from_body;
@@ -62,6 +63,12 @@ CREATE TABLE helper_state(
   schedule_override TEXT,
   planned_until     INTEGER
 ) WITHOUT ROWID;
+)sql",
+    // 1 -> 2: a ticket's or ad-hoc submission's own name and params live in its row, so
+    // that the template row is what a project's tickets share instead of one per ticket.
+    R"sql(
+ALTER TABLE executions ADD COLUMN name TEXT;    -- NULL: the template's
+ALTER TABLE executions ADD COLUMN params TEXT;  -- NULL: the template's; else as codec.h
 )sql",
 };
 
@@ -183,17 +190,36 @@ struct SqliteStore::WriterState {
   };
   std::unordered_map<const ExecTemplate*, Entry> by_ptr;
   std::unordered_map<std::string, int64_t> by_body;
+  std::unordered_map<std::string, int64_t> by_shape;  // shape_key -> id
   std::size_t purge_at = 4096;
   int64_t next_template = 1;
 
-  // The template's id, inserting its row when new (within the writer's transaction).
-  std::optional<int64_t> template_id(const std::shared_ptr<const ExecTemplate>& t,
+  // The template's id, inserting its row when new (within the writer's transaction). With
+  // `shape`, the id of the template without its name and params (the row keeps those).
+  std::optional<int64_t> template_id(const std::shared_ptr<const ExecTemplate>& t, bool shape,
                                      std::string& error) {
     auto it = by_ptr.find(t.get());
     if (it != by_ptr.end()) {
       if (auto live = it->second.ref.lock(); live.get() == t.get()) return it->second.id;
     }
-    std::string body = template_to_body(*t);
+    std::string key;
+    if (shape) {
+      // Every ticket is a template object of its own: find its shape without encoding it.
+      key = shape_key(*t);
+      if (auto sh = by_shape.find(key); sh != by_shape.end()) {
+        remember(t, sh->second);
+        return sh->second;
+      }
+    }
+    std::string body;
+    if (shape) {
+      ExecTemplate s = *t;
+      s.name.clear();
+      s.params.clear();
+      body = template_to_body(s);
+    } else {
+      body = template_to_body(*t);
+    }
     int64_t id = 0;
     if (auto b = by_body.find(body); b != by_body.end()) {
       id = b->second;
@@ -209,12 +235,34 @@ struct SqliteStore::WriterState {
       if (by_body.size() > 100000) by_body.clear();  // a cache: duplicates are harmless
       by_body.emplace(std::move(body), id);
     }
+    if (shape) {
+      if (by_shape.size() > 100000) by_shape.clear();
+      by_shape.emplace(std::move(key), id);
+    }
+    remember(t, id);
+    return id;
+  }
+
+  void remember(const std::shared_ptr<const ExecTemplate>& t, int64_t id) {
     by_ptr[t.get()] = Entry{t, id};
     if (by_ptr.size() >= purge_at) {
       std::erase_if(by_ptr, [](const auto& kv) { return kv.second.ref.expired(); });
       purge_at = std::max<std::size_t>(4096, 2 * by_ptr.size());
     }
-    return id;
+  }
+
+  // What a template's shape row is told apart by (everything but name and params), as a map
+  // key; never stored.
+  static std::string shape_key(const ExecTemplate& t) {
+    std::string k = fmt::format(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
+        static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
+        t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
+    for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
+    k += t.executor;
+    k += t.key;
+    k += t.lane;
+    return k;
   }
 };
 
@@ -234,11 +282,62 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::
       s->syncer();
     });
   }
+  // The checkpointer's connection, and the writer's WAL hook that wakes it.
+  SqliteStore* raw = store.get();
+  if (sqlite3_open_v2(raw->path_.c_str(), &raw->checkpoint_db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(raw->checkpoint_db_, 5000);
+    std::string error;
+    exec_sql(raw->checkpoint_db_, "PRAGMA synchronous=NORMAL", error);
+    sqlite3_wal_hook(
+        raw->db_,
+        [](void* self, sqlite3*, const char*, int pages) {
+          auto* s = static_cast<SqliteStore*>(self);
+          if (pages >= static_cast<int>(s->options_.checkpoint_pages)) {
+            std::lock_guard g(s->wmu_);
+            s->checkpoint_due_ = true;
+            s->checkpoint_cv_.notify_one();
+          }
+          return SQLITE_OK;
+        },
+        raw);
+    store->checkpointer_thread_ = std::thread([raw] {
+      name_this_thread("schedd-ckpt");
+      raw->checkpointer();
+    });
+  } else {
+    spdlog::warn("store {}: no checkpointer connection ({}); checkpoints run on the writer",
+                 raw->path_.string(), sqlite_error(raw->checkpoint_db_));
+    sqlite3_close_v2(raw->checkpoint_db_);
+    raw->checkpoint_db_ = nullptr;
+    sqlite3_wal_autocheckpoint(raw->db_, static_cast<int>(raw->options_.checkpoint_pages));
+  }
   store->writer_thread_ = std::thread([s = store.get()] {
     name_this_thread("schedd-writer");
     s->writer();
   });
   return store;
+}
+
+void SqliteStore::checkpointer() {
+  std::unique_lock lock(wmu_);
+  while (true) {
+    checkpoint_cv_.wait(lock, [&] { return checkpoint_due_ || closed_; });
+    if (closed_) return;
+    checkpoint_due_ = false;
+    lock.unlock();
+    // PASSIVE: copies what no reader needs, never blocks the writer; the writer restarts the
+    // WAL from its start once everything is copied.
+    int log = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                       &copied);
+    lock.lock();
+    if (rc == SQLITE_OK) {
+      ++stats_.checkpoints;
+    } else {
+      spdlog::warn("store {}: checkpoint: {}", path_.string(), sqlite_error(checkpoint_db_));
+    }
+  }
 }
 
 Status SqliteStore::open_db() {
@@ -330,8 +429,10 @@ Status SqliteStore::open_db() {
   // Commits do not fsync in either mode: kFull's syncer fsyncs the WAL before acknowledging,
   // batch mode every window. Checkpoints still fsync (NORMAL), so a checkpointed page never
   // depends on a WAL frame that was not synced.
+  // No automatic checkpoint on the writer's connection: the checkpointer runs them on its
+  // own (open(), checkpointer()), so a commit never waits for one.
   if (exec_sql(db_, "PRAGMA synchronous=NORMAL", error) != SQLITE_OK ||
-      exec_sql(db_, "PRAGMA wal_autocheckpoint=8192", error) != SQLITE_OK ||
+      exec_sql(db_, "PRAGMA wal_autocheckpoint=0", error) != SQLITE_OK ||
       exec_sql(db_, "PRAGMA journal_size_limit=67108864", error) != SQLITE_OK) {
     return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, error));
   }
@@ -366,8 +467,9 @@ Status SqliteStore::open_db() {
   WriterState& w = *ws_;
   w.upsert = Stmt(db_,
                   "INSERT OR REPLACE INTO executions(id, template, due, not_before, seq, attempt, "
-                  "status, fence, created, started, finished, message, output, node) "
-                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+                  "status, fence, created, started, finished, message, output, node, name, "
+                  "params) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
   w.erase = Stmt(db_, "DELETE FROM executions WHERE id = ?1");
   w.insert_template = Stmt(db_, "INSERT INTO templates(id, body) VALUES(?1, ?2)");
   w.put_state = Stmt(db_,
@@ -429,7 +531,7 @@ Status SqliteStore::load() {
     executions.reserve(static_cast<std::size_t>(rows));
     Stmt s(db_,
            "SELECT id, template, due, not_before, seq, attempt, status, fence, created, started, "
-           "finished, message, output, node FROM executions");
+           "finished, message, output, node, name, params FROM executions");
     if (s.get() == nullptr) return read_error("executions");
     sqlite3_stmt* q = s.get();
     int rc = 0;
@@ -446,6 +548,21 @@ Status SqliteStore::load() {
       }
       used.insert(tid);
       e.spec = t->second;
+      if (sqlite3_column_type(q, 14) != SQLITE_NULL) {
+        // Its own name and params over the shape it shares.
+        auto own = std::make_shared<ExecTemplate>(*e.spec);
+        own->name = column_text(q, 14);
+        if (sqlite3_column_type(q, 15) != SQLITE_NULL) {
+          try {
+            own->params = codec::params_from_body(column_text(q, 15));
+          } catch (const std::exception& ex) {
+            return Status(
+                StatusCode::kFailedPrecondition,
+                fmt::format("{}: execution {} has malformed params: {}", where, e.id, ex.what()));
+          }
+        }
+        e.spec = std::move(own);
+      }
       e.due = from_ns(sqlite3_column_int64(q, 2));
       e.not_before = from_ns(sqlite3_column_int64(q, 3));
       e.seq = static_cast<uint64_t>(sqlite3_column_int64(q, 4));
@@ -536,8 +653,17 @@ SqliteStore::~SqliteStore() {
       closing_ = true;
     }
     writer_cv_.notify_all();
-    writer_thread_.join();
+    writer_thread_.join();  // sets closed_
   }
+  if (checkpointer_thread_.joinable()) {
+    {
+      std::lock_guard g(wmu_);
+      closed_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpointer_thread_.join();
+  }
+  if (checkpoint_db_ != nullptr) sqlite3_close_v2(checkpoint_db_);
   ws_.reset();  // finalizes statements before the connection closes
   if (db_ != nullptr) sqlite3_close_v2(db_);
   if (wal_fd_ >= 0) ::close(wal_fd_);
@@ -555,6 +681,7 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
     // Templates inserted in this transaction are gone with it: forget their ids.
     w.by_ptr.clear();
     w.by_body.clear();
+    w.by_shape.clear();
     return what;
   };
   // Sorted by id: neighbouring rows go to neighbouring pages of the primary key's b-tree.
@@ -572,7 +699,10 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
       continue;
     }
     const Execution& e = **row;
-    auto tid = w.template_id(e.spec, error);
+    // A ticket or ad-hoc submission has a template of its own; its row keeps its name and
+    // params, and names the shape it shares with its project's other tickets.
+    const bool own = e.spec->origin != ExecOrigin::kHelper;
+    auto tid = w.template_id(e.spec, own, error);
     if (!tid) return fail(error);
     Stmt& u = w.upsert;
     u.bind(1, e.id);
@@ -589,6 +719,15 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
     u.bind_text_or_null(12, e.message);
     u.bind_text_or_null(13, e.output);
     u.bind_text_or_null(14, e.node);
+    std::string params;  // bound without a copy: lives until run()
+    if (own) {
+      if (!e.spec->params.empty()) params = params_to_body(e.spec->params);
+      u.bind(15, e.spec->name);
+      u.bind_text_or_null(16, params);
+    } else {
+      u.bind_null(15);
+      u.bind_null(16);
+    }
     if (u.run() != SQLITE_DONE) return fail("write " + e.id + ": " + sqlite_error(db_));
   }
   for (const auto& [name, h] : batch.states) {

@@ -59,6 +59,9 @@ struct SqliteOptions {
   std::size_t claim_ahead = 512;
   // Tests: SQLite's max_page_count, to make the disk "full" (0: no limit).
   uint64_t max_pages = 0;
+  // The checkpointer (its own thread and connection) copies the WAL into the database once
+  // it holds this many pages, so that the writer never stalls for a checkpoint.
+  uint32_t checkpoint_pages = 4096;
 };
 
 // What open() found on disk.
@@ -79,11 +82,12 @@ struct SqliteWriterStats {
   uint64_t rows_written = 0;  // upserts and deletes
   uint64_t failures = 0;      // commits that failed and were retried
   uint64_t fsyncs = 0;        // the store's own WAL fsyncs (the syncer's, batch mode's)
+  uint64_t checkpoints = 0;   // the checkpointer's runs
 };
 
 class SqliteStore final : public Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed, with its parent folder) and loads the store at `path`.
   // Errors name the file: locked by another daemon, newer schema, not a database, corrupt.
@@ -136,6 +140,8 @@ class SqliteStore final : public Store {
   void writer();
   // kFull: fsyncs the WAL after the writer's commits and settles them (durable_token_).
   void syncer();
+  // Runs PASSIVE checkpoints on its own connection when the writer's WAL hook asks.
+  void checkpointer();
   // Writes one batch in one transaction; the error message on failure.
   std::optional<std::string> write(Batch& batch);
   // fdatasync of the WAL (opened on first use); false with errno's text in `error`.
@@ -201,6 +207,11 @@ class SqliteStore final : public Store {
   SqliteWriterStats stats_;
   std::thread writer_thread_;
   std::thread syncer_thread_;  // kFull
+  // The checkpointer: its connection, and whether the WAL asked for a checkpoint (wmu_).
+  sqlite3* checkpoint_db_ = nullptr;
+  bool checkpoint_due_ = false;
+  std::condition_variable checkpoint_cv_;
+  std::thread checkpointer_thread_;
 };
 
 }  // namespace schedd

@@ -1,5 +1,6 @@
 #include "core/store/sqlite_store.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/store/codec.h"
 #include "tests/store_conformance/store_conformance.h"
 #include "tests/testing/sqlite_rows.h"
 #include "tests/testing/temp_dir.h"
@@ -206,7 +208,10 @@ TEST(SqliteStoreTest, AFileFromANewerSchemaIsRefusedAndLeftAlone) {
   set_user_version(path, SqliteStore::kSchemaVersion + 1);
   auto before = std::filesystem::file_size(path);
   std::string error = open_error(path);
-  EXPECT_THAT(error, HasSubstr("written by a newer schedd (schema 2; this build reads up to 1)"));
+  EXPECT_THAT(error,
+              HasSubstr(fmt::format("written by a newer schedd (schema {}; this build reads "
+                                    "up to {})",
+                                    SqliteStore::kSchemaVersion + 1, SqliteStore::kSchemaVersion)));
   EXPECT_EQ(user_version(path), SqliteStore::kSchemaVersion + 1);
   EXPECT_EQ(std::filesystem::file_size(path), before);
 }
@@ -282,6 +287,139 @@ TEST(SqliteStoreTest, ExecutionsTemplatesAndHelperStateSurviveAReopen) {
   EXPECT_EQ(got->enabled, false);
   EXPECT_EQ(got->schedule_override, h.schedule_override);
   EXPECT_EQ(got->planned_until, at(2h));
+}
+
+int64_t count_rows(const std::filesystem::path& path, const char* table) {
+  sqlite3* db = nullptr;
+  int64_t n = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    std::string sql = std::string("SELECT count(*) FROM ") + table;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      n = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+// Tickets of one project differ only in name and params: their rows keep those, and all of
+// them name one template row (its shape), instead of a template row each.
+TEST(SqliteStoreTest, TicketsOfOneShapeShareOneTemplateRowAndKeepTheirNamesAndParams) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto ticket = [](const std::string& name, ParamList params) {
+    auto t = std::make_shared<ExecTemplate>(*make_spec(name, {.origin = ExecOrigin::kTicket}));
+    t->key = "proj";
+    t->params = std::move(params);
+    return std::shared_ptr<const ExecTemplate>(std::move(t));
+  };
+  {
+    auto store = open_ok(path);
+    ASSERT_NE(store, nullptr);
+    for (int i = 1; i <= 5; ++i) {
+      ParamList params;
+      if (i % 2 == 0) params = {{"steps", ParamValue::integer(i)}};
+      auto r = store->submit(make_exec(ticket("T-" + std::to_string(i), params), at(1s),
+                                       "ticket:proj:T-" + std::to_string(i)),
+                             at(0s), 100);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    }
+    ASSERT_TRUE(store->flush());
+  }
+  EXPECT_EQ(count_rows(path, "executions"), 5);
+  EXPECT_EQ(count_rows(path, "templates"), 1);
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  for (int i = 1; i <= 5; ++i) {
+    auto e = store->get("ticket:proj:T-" + std::to_string(i));
+    ASSERT_TRUE(e.has_value()) << i;
+    EXPECT_EQ(e->spec->name, "T-" + std::to_string(i));
+    EXPECT_EQ(e->spec->key, "proj");
+    EXPECT_EQ(e->spec->origin, ExecOrigin::kTicket);
+    if (i % 2 == 0) {
+      EXPECT_EQ(e->spec->params, (ParamList{{"steps", ParamValue::integer(i)}}));
+    } else {
+      EXPECT_TRUE(e->spec->params.empty());
+    }
+  }
+  EXPECT_EQ(store->key_queue("proj").size(), 5u);
+}
+
+// A schema 1 file (tickets with a template row each, no name or params in the row) opens,
+// migrates to the current schema and keeps every execution as it was.
+TEST(SqliteStoreTest, ASchemaOneFileIsMigratedWithItsExecutionsIntact) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto t = std::make_shared<ExecTemplate>(*make_spec("OLD-1", {.origin = ExecOrigin::kTicket}));
+  t->key = "proj";
+  t->params = {{"steps", ParamValue::integer(7)}};
+  {
+    // Written by this build, then turned into what schema 1 wrote: the template row carries
+    // the ticket's name and params, the row has no columns for them.
+    auto store = open_ok(path);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->submit(make_exec(t, at(1s), "ticket:proj:OLD-1"), at(0s), 100).is_ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string body = codec::template_to_body(*t);
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE templates SET body = ?1", -1, &s, nullptr), SQLITE_OK);
+    sqlite3_bind_text(s, 1, body.c_str(), -1, SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE executions DROP COLUMN name; "
+                           "ALTER TABLE executions DROP COLUMN params; PRAGMA user_version=1",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  ASSERT_EQ(user_version(path), 1);
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->load_report().schema_before, 1);
+  EXPECT_EQ(store->load_report().schema_after, SqliteStore::kSchemaVersion);
+  auto e = store->get("ticket:proj:OLD-1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->spec->name, "OLD-1");
+  EXPECT_EQ(e->spec->params, t->params);
+  EXPECT_EQ(e->status, ExecStatus::kQueued);
+}
+
+// Checkpoints run on the checkpointer's own connection once the WAL is long enough: the
+// database file takes the pages while the store is open and writing, and nothing is lost.
+TEST(SqliteStoreTest, TheCheckpointerCopiesTheWalIntoTheDatabaseWhileTheWriterGoesOn) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  SqliteOptions o;
+  o.checkpoint_pages = 32;
+  constexpr int kRows = 600;
+  {
+    auto store = open_ok(path, o);
+    ASSERT_NE(store, nullptr);
+    const auto db_before = std::filesystem::file_size(path);
+    auto spec = make_spec("t", {.origin = ExecOrigin::kAdhoc});
+    for (int i = 0; i < kRows; ++i) {
+      auto r = store->submit(make_exec(spec, at(1s), "c-" + std::to_string(i)), at(0s), 100000);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    }
+    ASSERT_TRUE(store->flush());
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (store->writer_stats().checkpoints == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_GE(store->writer_stats().checkpoints, 1u);
+    EXPECT_GT(std::filesystem::file_size(path), db_before) << "no page reached the database";
+  }
+  auto store = open_ok(path, o);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->load_report().queued, static_cast<std::size_t>(kRows));
 }
 
 // A run claimed and never completed (the daemon died) comes back running, holding its key;
