@@ -164,7 +164,7 @@ struct Config {
   std::string log_level = "info";    // "debug" | "info" | "warn" | "error"
   std::string store = "memory";      // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
   std::filesystem::path store_path;  // sqlite: PATH resolved against the config file's folder
-  std::string durability = "full";   // sqlite: "full" (fsync every commit) | "batch"
+  std::string durability = "full";   // sqlite: "full" (acked after the WAL fsync) | "batch"
   std::chrono::milliseconds durability_window{50};  // batch: longest time between fsyncs
   std::string node_id;                              // empty: the host name
   std::chrono::milliseconds lookahead = std::chrono::hours(2);

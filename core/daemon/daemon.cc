@@ -321,7 +321,7 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral, const std::
         cfg.store_path.string(), r.queued, r.running, r.terminal, r.helper_states, r.seconds,
         cfg.durability == "batch"
             ? "batch (fsync every " + format_duration(cfg.durability_window) + ")"
-            : std::string("full (fsync every commit)"));
+            : std::string("full (acknowledged after the WAL fsync)"));
     return std::move(opened).value();
   }
   if (cfg.store.starts_with("redis://")) return open_redis_store(cfg, node_id);

@@ -99,7 +99,15 @@ struct RedisStore::Impl {
         return internal_error(
             fmt::format("redis script {} does not load: {}", redis_lua::kScripts[i].name, r->str));
       }
-      shas[i] = r->str;
+      // Set once, at open() before any other thread runs; a reload after a Redis restart
+      // (from any thread, several at once) gets the same SHA1 of the same body and only
+      // compares, so the calls reading shas meanwhile never race with a write.
+      if (shas[i].empty()) {
+        shas[i] = r->str;
+      } else if (shas[i] != r->str) {
+        return internal_error(fmt::format("redis script {} loaded as {}, not {}",
+                                          redis_lua::kScripts[i].name, r->str, shas[i]));
+      }
     }
     return Status::ok();
   }

@@ -77,7 +77,7 @@ std::filesystem::path write_node_config(
   for (const auto& [name, key] : helpers) {
     config += "\n[helpers." + name + "]\nexecutor = \"record\"\nkey = \"" + key +
               "\"\nschedule = { every = \"1s\" }\nexpiry = \"1h\"\nparams = { file = \"" +
-              records.string() + "\", duration = \"30ms\" }\n";
+              records.string() + "\", duration = \"300ms\" }\n";
   }
   return dir.write(node + ".toml", config);
 }
@@ -246,8 +246,9 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
       RedisReplyPtr running = redis.command("HVALS schedd:cluster:run");
       ASSERT_EQ(running->type, REDIS_REPLY_ARRAY);
       for (std::size_t i = 0; i < running->elements && !busy; ++i) {
-        // A helper run (id helper@epoch, 30 ms): most tickets run 4 ms, which a loaded
-        // machine can finish between this look and the kill.
+        // A helper run (id helper@epoch, 300 ms): most tickets run 4 ms, which a loaded
+        // machine can finish between this look and the kill (and under TSan even a 30 ms
+        // helper run ended, its completion on the wire, before the kill landed).
         const std::string id = running->element[i]->str;
         if (id.find('@') == std::string::npos) continue;
         RedisReplyPtr node = redis.command("HGET schedd:cluster:e:" + id + " node");

@@ -166,7 +166,7 @@ struct Lag {
 std::size_t g_claim_ahead = SqliteOptions{}.claim_ahead;
 
 std::unique_ptr<SqliteStore> open_sqlite(const std::filesystem::path& path) {
-  SqliteOptions o;  // durability full: fsync every commit
+  SqliteOptions o;  // durability full: acknowledged after the WAL fsync
   o.claim_ahead = g_claim_ahead;
   auto s = SqliteStore::open(path, o);
   if (!s.is_ok()) {
