@@ -194,7 +194,10 @@ void RedisClient::send_batched(const RedisArgv& prefix, RedisArgv args, Done don
     if (connected_.load() && !stop_) {
       if (!queue_.empty()) {
         Request& last = *queue_.back();
-        if (last.prefix_size == prefix.size() && last.commands.size() == 1 &&
+        // At most kMaxBatchParts per call, so that one script never holds Redis for long.
+        constexpr std::size_t kMaxBatchParts = 512;
+        if (last.prefix_size == prefix.size() && last.parts.size() < kMaxBatchParts &&
+            last.commands.size() == 1 &&
             std::equal(prefix.begin(), prefix.end(), last.commands[0].begin())) {
           auto& cmd = last.commands[0];
           cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),

@@ -75,8 +75,9 @@ class RedisClient {
   // As send() of `prefix` + `args`, but merged into the command queued just before it when
   // that one was sent the same way with the same prefix and has not gone out yet: one command
   // `prefix args1 args2 ...` whose reply must be an array of one reply per part, handed to
-  // each part's `done` in order (an error reply or a failure goes to every part). For a script
-  // that handles any number of argument groups (the batched completion).
+  // each part's `done` in order (an error reply or a failure goes to every part); at most 512
+  // parts per command. For a script that handles any number of argument groups (the batched
+  // completion).
   void send_batched(const RedisArgv& prefix, RedisArgv args, Done done);
 
   // Runs after every successful reconnect, on the I/O thread, before queued calls are sent
