@@ -160,12 +160,7 @@ StatusOr<std::vector<RedisValue>> RedisClient::call_many(std::vector<RedisArgv> 
   req->commands = std::move(commands);
   {
     std::unique_lock lock(mu_);
-    if (!connected_.load() || stop_) {
-      return unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
-                                     last_error_.empty() ? "closing" : last_error_));
-    }
-    queue_.push_back(req);
-    cv_.notify_one();
+    if (!enqueue_locked(req)) return not_connected_locked();
     done_cv_.wait(lock, [&] { return req->done; });
   }
   if (!req->status.is_ok()) return req->status;
@@ -176,50 +171,56 @@ void RedisClient::send(RedisArgv command, Done done) {
   auto req = std::make_shared<Request>();
   req->commands.push_back(std::move(command));
   req->callback = std::move(done);
+  Status failed;
   {
     std::lock_guard lock(mu_);
-    if (connected_.load() && !stop_) {
-      queue_.push_back(std::move(req));
-      cv_.notify_one();
-      return;
-    }
+    if (enqueue_locked(req)) return;
+    failed = not_connected_locked();
   }
-  req->callback(unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
-                                        last_error().empty() ? "closing" : last_error())));
+  req->callback(std::move(failed));
 }
 
 void RedisClient::send_batched(const RedisArgv& prefix, RedisArgv args, Done done) {
+  auto req = std::make_shared<Request>();
+  Status failed;
   {
     std::lock_guard lock(mu_);
-    if (connected_.load() && !stop_) {
-      if (!queue_.empty()) {
-        Request& last = *queue_.back();
-        // At most kMaxBatchParts per call, so that one script never holds Redis for long.
-        constexpr std::size_t kMaxBatchParts = 512;
-        if (last.prefix_size == prefix.size() && last.parts.size() < kMaxBatchParts &&
-            last.commands.size() == 1 &&
-            std::equal(prefix.begin(), prefix.end(), last.commands[0].begin())) {
-          auto& cmd = last.commands[0];
-          cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
-                     std::make_move_iterator(args.end()));
-          last.parts.push_back(std::move(done));
-          return;
-        }
+    if (connected_.load() && !stop_ && !queue_.empty()) {
+      Request& last = *queue_.back();
+      // At most kMaxBatchParts per call, so that one script never holds Redis for long.
+      constexpr std::size_t kMaxBatchParts = 512;
+      if (last.prefix_size == prefix.size() && last.parts.size() < kMaxBatchParts &&
+          last.commands.size() == 1 &&
+          std::equal(prefix.begin(), prefix.end(), last.commands[0].begin())) {
+        auto& cmd = last.commands[0];
+        cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
+                   std::make_move_iterator(args.end()));
+        last.parts.push_back(std::move(done));
+        return;
       }
-      auto req = std::make_shared<Request>();
-      RedisArgv cmd = prefix;
-      cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
-                 std::make_move_iterator(args.end()));
-      req->commands.push_back(std::move(cmd));
-      req->prefix_size = prefix.size();
-      req->parts.push_back(std::move(done));
-      queue_.push_back(std::move(req));
-      cv_.notify_one();
-      return;
     }
+    RedisArgv cmd = prefix;
+    cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
+               std::make_move_iterator(args.end()));
+    req->commands.push_back(std::move(cmd));
+    req->prefix_size = prefix.size();
+    req->parts.push_back(std::move(done));
+    if (enqueue_locked(req)) return;
+    failed = not_connected_locked();
   }
-  done(unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
-                               last_error().empty() ? "closing" : last_error())));
+  req->parts.front()(std::move(failed));
+}
+
+bool RedisClient::enqueue_locked(std::shared_ptr<Request> req) {
+  if (!connected_.load() || stop_) return false;
+  queue_.push_back(std::move(req));
+  cv_.notify_one();
+  return true;
+}
+
+Status RedisClient::not_connected_locked() const {
+  return unavailable(fmt::format("{}: not connected ({})", options_.address.to_string(),
+                                 last_error_.empty() ? "closing" : last_error_));
 }
 
 std::vector<std::shared_ptr<RedisClient::Request>> RedisClient::fail_all(

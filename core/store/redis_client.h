@@ -103,6 +103,10 @@ class RedisClient {
 
   explicit RedisClient(RedisConnectOptions options, redisContext* ctx);
   void io_loop();
+  // Queues `req` for the I/O thread (mu_ held); false when not connected or stopping.
+  bool enqueue_locked(std::shared_ptr<Request> req);
+  // kUnavailable naming the address and why (mu_ held).
+  Status not_connected_locked() const;
   // Fails every request of `batch` (mu_ held); returns those sent with a callback, which the
   // caller runs once it released mu_ (run_callbacks).
   std::vector<std::shared_ptr<Request>> fail_all(std::deque<std::shared_ptr<Request>>& batch,

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -190,16 +191,31 @@ struct RedisStore::Impl {
     args.push_back(std::to_string(e.attempt));
   }
 
-  // Templates named by `hashes` (HGETALL arrays) that are not cached yet, fetched in one call.
-  Status fetch_templates(const std::vector<const RedisValue*>& hashes) {
+  // An execution's fields as the scripts answer them: an HGETALL array (name, value, ...), or,
+  // with `names`, the values of those fields in that order (the claim's positional reply).
+  struct Fields {
+    const RedisValue& h;
+    std::span<const std::string_view> names;
+    std::size_t size() const { return names.empty() ? h.elements.size() / 2 : names.size(); }
+    std::string_view name(std::size_t i) const {
+      return names.empty() ? std::string_view(h.elements[2 * i].str) : names[i];
+    }
+    const RedisValue& value(std::size_t i) const {
+      return names.empty() ? h.elements[2 * i + 1] : h.elements[i];
+    }
+  };
+
+  // Templates named by `hashes` that are not cached yet, fetched in one call.
+  Status fetch_templates(const std::vector<const RedisValue*>& hashes,
+                         std::span<const std::string_view> names) {
     std::vector<std::string> missing;
     {
       std::lock_guard lock(mu);
       for (const RedisValue* h : hashes) {
-        const auto& el = h->elements;
-        for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
-          if (el[i].str != "tpl") continue;
-          if (!templates.contains(el[i + 1].str)) missing.push_back(el[i + 1].str);
+        const Fields f{*h, names};
+        for (std::size_t i = 0; i < f.size(); ++i) {
+          if (f.name(i) != "tpl") continue;
+          if (!templates.contains(f.value(i).str)) missing.push_back(f.value(i).str);
           break;
         }
       }
@@ -226,15 +242,14 @@ struct RedisStore::Impl {
     return Status::ok();
   }
 
-  // An execution from its HGETALL array (templates fetched first).
-  StatusOr<Execution> decode(const RedisValue& h) {
+  // An execution from its fields (templates fetched first).
+  StatusOr<Execution> decode(const Fields& fields) {
     Execution e;
     std::string tid;
     int st = 0;
-    const auto& el = h.elements;
-    for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
-      const std::string& f = el[i].str;
-      const std::string v = text(el[i + 1]);
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      const std::string_view f = fields.name(i);
+      const std::string v = text(fields.value(i));
       if (f == "id") {
         e.id = v;
       } else if (f == "tpl") {
@@ -278,23 +293,26 @@ struct RedisStore::Impl {
     return e;
   }
 
-  // Decodes a list of HGETALL arrays (skipping empty ones: gone meanwhile).
-  StatusOr<std::vector<Execution>> decode_all(const std::vector<const RedisValue*>& hashes) {
-    if (Status s = fetch_templates(hashes); !s.is_ok()) return s;
+  // Decodes a list of HGETALL arrays, or of positional values of `names` (skipping empty
+  // ones: gone meanwhile).
+  StatusOr<std::vector<Execution>> decode_all(const std::vector<const RedisValue*>& hashes,
+                                              std::span<const std::string_view> names = {}) {
+    if (Status s = fetch_templates(hashes, names); !s.is_ok()) return s;
     std::vector<Execution> out;
     out.reserve(hashes.size());
     for (const RedisValue* h : hashes) {
       if (h->elements.empty()) continue;
-      auto e = decode(*h);
+      auto e = decode(Fields{*h, names});
       if (!e.is_ok()) return e.status();
       out.push_back(std::move(e).value());
     }
     return out;
   }
-  StatusOr<std::vector<Execution>> decode_array(const RedisValue& array) {
+  StatusOr<std::vector<Execution>> decode_array(const RedisValue& array,
+                                                std::span<const std::string_view> names = {}) {
     std::vector<const RedisValue*> hashes;
     for (const auto& h : array.elements) hashes.push_back(&h);
-    return decode_all(hashes);
+    return decode_all(hashes, names);
   }
 
   // Executions by id, in one round trip.
@@ -608,22 +626,15 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   if (!r.is_ok()) return r.status();
   const auto& el = r->elements;
   ClaimResult out;
-  // Claimed executions come as values in kClaimReplyFields order: named here, then decoded as
-  // the others are.
-  RedisValue named;
-  named.type = RedisValue::Type::kArray;
+  // Claimed executions come as the values of kClaimReplyFields, in that order.
   for (const auto& values : el.at(0).elements) {
-    RedisValue& pairs = named.elements.emplace_back();
-    pairs.type = RedisValue::Type::kArray;
-    const std::size_t n = std::min(std::size(redis_lua::kClaimReplyFields), values.elements.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      RedisValue& field = pairs.elements.emplace_back();
-      field.type = RedisValue::Type::kString;
-      field.str = redis_lua::kClaimReplyFields[i];
-      pairs.elements.push_back(values.elements[i]);
+    if (values.elements.size() != std::size(redis_lua::kClaimReplyFields)) {
+      return internal_error(fmt::format("redis: a claimed execution came with {} fields, not {}",
+                                        values.elements.size(),
+                                        std::size(redis_lua::kClaimReplyFields)));
     }
   }
-  auto claimed = impl_->decode_array(named);
+  auto claimed = impl_->decode_array(el.at(0), redis_lua::kClaimReplyFields);
   if (!claimed.is_ok()) return claimed.status();
   out.claimed = std::move(claimed).value();
   auto expired = impl_->decode_array(el.at(1));
