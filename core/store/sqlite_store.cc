@@ -203,6 +203,7 @@ struct SqliteStore::WriterState {
       if (auto live = it->second.ref.lock(); live.get() == t.get()) return it->second.id;
     }
     std::string key;
+    std::string body;
     if (shape) {
       // Every ticket is a template object of its own: find its shape without encoding it.
       key = shape_key(*t);
@@ -210,9 +211,6 @@ struct SqliteStore::WriterState {
         remember(t, sh->second);
         return sh->second;
       }
-    }
-    std::string body;
-    if (shape) {
       ExecTemplate s = *t;
       s.name.clear();
       s.params.clear();
