@@ -1333,7 +1333,7 @@ std::optional<SubmitRequest> Api::Impl::read_submit(const json& j, const std::st
     }
     executor = h->executor;
   }
-  const LoadedExecutor* loaded = engine.plugins().find(executor);
+  const Executor* loaded = engine.plugins().find(executor);
   if (loaded == nullptr) {
     error = FieldError{prefix + "executor", "404:unknown executor \"" + executor + "\""};
     return std::nullopt;
@@ -1584,7 +1584,7 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
   if (!f.ok()) return field_response(f.error());
 
   const TicketSettings tc = engine.config().tickets.for_project(project);
-  const LoadedExecutor* executor = engine.plugins().find(tc.executor);
+  const Executor* executor = engine.plugins().find(tc.executor);
   if (executor == nullptr) {
     return error_response(503, "tickets_unavailable",
                           "the tickets executor \"" + tc.executor +

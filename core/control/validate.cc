@@ -6,7 +6,7 @@ void validate_helpers(Config& config, const PluginHost& plugins, std::vector<Con
   validate_helpers(
       config,
       [&](std::string_view name) -> const ExecutorInfo* {
-        const LoadedExecutor* e = plugins.find(name);
+        const Executor* e = plugins.find(name);
         return e == nullptr ? nullptr : &e->info();
       },
       [&] {

@@ -191,7 +191,7 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
     spdlog::info("[{}] progress {:.0f}% {}", req.execution_id, fraction * 100, message);
   };
 
-  const LoadedExecutor* executor = loaded->plugins->find(helper->executor);
+  const Executor* executor = loaded->plugins->find(helper->executor);
   StopSource stop;
   std::mutex mu;
   std::condition_variable cv;

@@ -398,7 +398,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
     r.stop_reason = ExecStatus::kInterrupted;
   } else {
     const Execution& e = r.execution;
-    const LoadedExecutor* executor = executors_(e.spec->executor);
+    const Executor* executor = executors_(e.spec->executor);
     for (const auto& o : observers_) {
       if (o.on_start) o.on_start(e);
     }

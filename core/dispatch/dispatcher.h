@@ -61,7 +61,7 @@ struct DispatcherOptions {
 class Dispatcher {
  public:
   // `executors` finds an executor by name (nullptr: unknown, the attempt fails permanently).
-  using ExecutorLookup = std::function<const LoadedExecutor*(std::string_view)>;
+  using ExecutorLookup = std::function<const Executor*(std::string_view)>;
 
   Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLookup executors,
              DispatcherOptions options);

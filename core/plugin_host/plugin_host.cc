@@ -121,6 +121,10 @@ void host_progress(void* host, double fraction, const char* message) {
 
 void host_log(void* host, int32_t level, const char* message) {
   auto* call = static_cast<HostCall*>(host);
+  if (call->request->on_log) {
+    call->request->on_log(level, message == nullptr ? std::string_view() : message);
+    return;
+  }
   spdlog::level::level_enum lvl = spdlog::level::info;
   switch (level) {
     case SCHEDD_LOG_DEBUG:
@@ -335,7 +339,7 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
     if (!names_here.insert(name).second) {
       return fail("executor \"" + name + "\" is declared twice");
     }
-    if (const LoadedExecutor* other = find(name)) {
+    if (const Executor* other = find(name)) {
       return fail("duplicate executor \"" + name + "\": already provided by " +
                   other->info().plugin_file);
     }
@@ -356,7 +360,7 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
   }
 
   plugin->manifest = m;
-  std::vector<std::unique_ptr<LoadedExecutor>> loaded;
+  std::vector<std::unique_ptr<Executor>> loaded;
   for (std::size_t i = 0; i < m->executor_count; ++i) {
     const schedd_executor_def& d = m->executors[i];
     void* instance = nullptr;
@@ -394,7 +398,7 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
   info.name = m->plugin_name;
   info.version = plugin_version;
   info.file = file;
-  for (const auto& e : loaded) info.executors.push_back(e->info_.name);
+  for (const auto& e : loaded) info.executors.push_back(e->info().name);
   info.load_time = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
   plugins_.push_back(std::move(info));
@@ -438,16 +442,21 @@ Status PluginHost::load_dir(const std::filesystem::path& dir, PluginErrorPolicy 
   return Status::ok();
 }
 
-const LoadedExecutor* PluginHost::find(std::string_view name) const {
+void PluginHost::add(PluginInfo plugin, std::vector<std::unique_ptr<Executor>> executors) {
+  plugins_.push_back(std::move(plugin));
+  for (auto& e : executors) executors_.push_back(std::move(e));
+}
+
+const Executor* PluginHost::find(std::string_view name) const {
   for (const auto& e : executors_) {
-    if (e->info_.name == name) return e.get();
+    if (e->info().name == name) return e.get();
   }
   return nullptr;
 }
 
 std::vector<const ExecutorInfo*> PluginHost::executors() const {
   std::vector<const ExecutorInfo*> out;
-  for (const auto& e : executors_) out.push_back(&e->info_);
+  for (const auto& e : executors_) out.push_back(&e->info());
   return out;
 }
 

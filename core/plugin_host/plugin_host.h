@@ -58,8 +58,17 @@ struct RunRequest {
   std::chrono::system_clock::time_point due;
   std::optional<std::chrono::system_clock::time_point> deadline;
   ParamList params;  // validated; defaults filled in
+  // The claim's fencing token (0: the store has none). Plugins with external side effects
+  // pass it along so that a stale run's writes can be refused (docs/redis.md).
+  uint64_t fence = 0;
+  // Out of process: the instant (steady clock) by which the run must have ended, whatever
+  // the daemon does meanwhile; the runner enforces it itself (a lease's safe end, Redis
+  // mode). Extended through IsolatedExecutor's deadline updates. Unset: none.
+  std::optional<std::chrono::steady_clock::time_point> hard_deadline;
   // Optional observers; called from the thread running the executor (or its helpers).
   std::function<void(double fraction, std::string_view message)> on_progress;
+  // A log line of the run. Unset: the line goes to the daemon's log, tagged.
+  std::function<void(int level, std::string_view message)> on_log;
 };
 
 struct RunOutcome {
@@ -71,18 +80,38 @@ struct RunOutcome {
 
 class Plugin;
 
-// One executor of a loaded plugin. Holds a reference to its library.
-class LoadedExecutor {
+// Where an executor's runs happen (DESIGN.md §12, docs/sdk.md "Isolation").
+enum class Isolation {
+  kProcess,    // in a schedd-runner process: crashes, hangs and leaks stay there
+  kInProcess,  // on the daemon's worker thread: fastest, but a crash is the daemon's
+};
+
+// One executor, however it runs. Thread-safe: run() may be called from many threads at once.
+class Executor {
  public:
+  virtual ~Executor() = default;
   const ExecutorInfo& info() const { return info_; }
-  // Runs one attempt on the calling thread. `stop` is the token the executor sees. An
-  // unrecognised status from the plugin is reported as a permanent failure.
-  RunOutcome run(const RunRequest& request, StopSource& stop) const;
+  virtual Isolation isolation() const = 0;
+  // Runs one attempt and returns when it has ended. `stop` is the token the executor sees.
+  // Out of process the attempt is also ended by force kill_grace after a stop request, and
+  // at request.hard_deadline. An unrecognised status from the plugin is a permanent failure.
+  virtual RunOutcome run(const RunRequest& request, StopSource& stop) const = 0;
+
+ protected:
+  ExecutorInfo info_;
+};
+
+// One executor of a plugin loaded into this process. Holds a reference to its library.
+class LoadedExecutor final : public Executor {
+ public:
+  Isolation isolation() const override { return Isolation::kInProcess; }
+  // Runs on the calling thread; request.hard_deadline is not enforced (nothing can stop a
+  // thread that will not return).
+  RunOutcome run(const RunRequest& request, StopSource& stop) const override;
 
  private:
   friend class PluginHost;
   LoadedExecutor() = default;
-  ExecutorInfo info_;
   std::shared_ptr<Plugin> plugin_;  // keeps the library mapped while this exists
   const void* def_ = nullptr;       // const schedd_executor_def*, inside the library
   void* instance_ = nullptr;        // from def->create
@@ -114,14 +143,18 @@ class PluginHost {
   // Loads one plugin file. On refusal returns the error and changes nothing.
   std::optional<PluginLoadError> load_file(const std::filesystem::path& file);
 
+  // Adds executors that run elsewhere (out of process), with their plugin's description.
+  // The caller checked that no name is already taken.
+  void add(PluginInfo plugin, std::vector<std::unique_ptr<Executor>> executors);
+
   // nullptr when no loaded plugin provides `name`.
-  const LoadedExecutor* find(std::string_view name) const;
+  const Executor* find(std::string_view name) const;
   std::vector<const ExecutorInfo*> executors() const;
   const std::vector<PluginInfo>& plugins() const { return plugins_; }
 
  private:
   std::vector<PluginInfo> plugins_;
-  std::vector<std::unique_ptr<LoadedExecutor>> executors_;
+  std::vector<std::unique_ptr<Executor>> executors_;
 };
 
 }  // namespace schedd

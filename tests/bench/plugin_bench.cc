@@ -65,7 +65,7 @@ void run_executor(benchmark::State& state, const char* name, const char* executo
     state.SkipWithError(error->to_string().c_str());
     return;
   }
-  const LoadedExecutor* e = host.find(executor);
+  const Executor* e = host.find(executor);
   if (e == nullptr) {
     state.SkipWithError("executor not found");
     return;

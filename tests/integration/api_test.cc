@@ -101,9 +101,10 @@ Response request(uint16_t port, const std::string& method, const std::string& ta
 // A server-sent events client built on Beast's parser (chunk callbacks).
 class SseClient {
  public:
-  explicit SseClient(uint16_t port) : sock_(ioc_) {
+  // `timeout` bounds every read: next() throws when no event comes within it.
+  explicit SseClient(uint16_t port, std::chrono::seconds timeout = 10s) : sock_(ioc_) {
     sock_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    set_socket_timeouts(sock_);
+    set_socket_timeouts(sock_, timeout);
     http::request<http::empty_body> req{http::verb::get, "/v1/stats/stream", 11};
     req.set(http::field::host, "127.0.0.1");
     http::write(sock_, req);
@@ -117,7 +118,8 @@ class SseClient {
   int status() { return parser_.get().result_int(); }
   std::string content_type() { return std::string(parser_.get()[http::field::content_type]); }
 
-  // The next event (name, data); throws on a read timeout or a closed stream.
+  // The next event (name, data), "message" for an event without a name as EventSource names
+  // it; throws on a read timeout or a closed stream.
   std::pair<std::string, std::string> next() {
     for (;;) {
       if (auto end = text_.find("\n\n"); end != std::string::npos) {
@@ -133,7 +135,7 @@ class SseClient {
           if (line.rfind("event: ", 0) == 0) name = line.substr(7);
           if (line.rfind("data: ", 0) == 0) data += line.substr(6);
         }
-        if (!name.empty()) return {name, data};
+        if (!data.empty()) return {name.empty() ? "message" : name, data};
         continue;  // a comment or retry line
       }
       http::read_some(sock_, buf_, parser_);
@@ -802,6 +804,43 @@ TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {
   for (int i = 0; i < 100 && !heartbeat; ++i) heartbeat = sse.next().first == "heartbeat";
   EXPECT_TRUE(heartbeat);
   EXPECT_EQ(h.get("/v1/status").j["stream_clients"], 1);
+}
+
+// A live page reconnects often. Round after round, client A connects and leaves, client B
+// connects at once, and a run starts and ends while B is connected: B must hear of it. The
+// publisher once compared each sample with the last stats it had broadcast to anyone, not
+// with what each client had been sent; when a client left before the end of a run went out,
+// the next run's "running: 1" looked like old news, and its client got only its first event.
+TEST(ApiTest, StatsStreamShowsEachRunToAClientThatConnectsJustAfterAnotherLeaves) {
+  Harness h;
+  constexpr int kRounds = 40;
+  int missed = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    {
+      SseClient a(h.port());
+      a.wait_stats([](const json&) { return true; });
+    }  // A leaves
+    std::string id;
+    {
+      SseClient b(h.port(), 5s);
+      json first = b.wait_stats([](const json&) { return true; });
+      ASSERT_EQ(first["running"], 0) << "round " << round;
+      // Long enough to be sampled while it runs (at most 10 events a second).
+      Response r =
+          h.post("/v1/executions", R"({"executor":"sleep","params":{"duration":"200ms"}})");
+      ASSERT_EQ(r.status, 201) << r.body;
+      id = r.j["id"];
+      try {
+        b.wait_stats([](const json& j) { return j["running"] == 1; });
+      } catch (const std::exception& e) {
+        ++missed;
+        ADD_FAILURE() << "round " << round << ": no event with the run within 5 s (" << e.what()
+                      << "); stream_clients " << h.get("/v1/status").j["stream_clients"];
+      }
+    }  // B leaves as soon as it has seen the run, before the run's end is sent
+    ASSERT_TRUE(h.wait_status(id, "succeeded")) << "round " << round;
+  }
+  EXPECT_EQ(missed, 0) << "of " << kRounds << " rounds";
 }
 
 TEST(ApiTest, ClientsThatNeverReadOrNeverFinishDoNotStallOthers) {

@@ -60,7 +60,7 @@ TEST(PluginHostTest, LoadsGoodPluginAndReadsItsManifest) {
   EXPECT_EQ(host.plugins()[0].version, "2.3.4");
   EXPECT_EQ(host.plugins()[0].executors, (std::vector<std::string>{"fx_echo", "fx_outcome"}));
 
-  const LoadedExecutor* echo = host.find("fx_echo");
+  const Executor* echo = host.find("fx_echo");
   ASSERT_NE(echo, nullptr);
   const ExecutorInfo& info = echo->info();
   EXPECT_EQ(info.description, "Echoes a message");
@@ -98,7 +98,7 @@ TEST(PluginHostTest, RunPassesContextParamsAndProgress) {
 TEST(PluginHostTest, ResultKindsMapToRunStatus) {
   PluginHost host;
   ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
-  const LoadedExecutor* e = host.find("fx_outcome");
+  const Executor* e = host.find("fx_outcome");
   ASSERT_NE(e, nullptr);
   struct Case {
     const char* outcome;
@@ -122,7 +122,7 @@ TEST(PluginHostTest, ResultKindsMapToRunStatus) {
 TEST(PluginHostTest, CPluginLoadsAndRuns) {
   PluginHost host;
   ASSERT_EQ(host.load_file(fixture("fx_c_good")), std::nullopt);
-  const LoadedExecutor* e = host.find("fx_c");
+  const Executor* e = host.find("fx_c");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->info().params[0].default_toml, "\"hi\"");
   StopSource stop;
@@ -273,7 +273,7 @@ TEST(PluginHostTest, ExecutorThatIgnoresStopKeepsItsThreadUntilItReturns) {
 TEST(PluginHostTest, ConcurrentRunsOfOneExecutor) {
   PluginHost host;
   ASSERT_EQ(host.load_file(fixture("fx_good")), std::nullopt);
-  const LoadedExecutor* e = host.find("fx_echo");
+  const Executor* e = host.find("fx_echo");
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {

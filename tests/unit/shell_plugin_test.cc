@@ -429,7 +429,7 @@ TEST_F(SleepPluginTest, MissingDurationFailsNamingIt) {
 
 TEST(NoopPluginTest, SucceedsWithNoOutput) {
   auto host = load_plugin("noop.so");
-  const LoadedExecutor* noop = host->find("noop");
+  const Executor* noop = host->find("noop");
   ASSERT_NE(noop, nullptr);
   EXPECT_TRUE(noop->info().params.empty());
   StopSource stop;
