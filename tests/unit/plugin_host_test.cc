@@ -5,8 +5,11 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <schedd/abi.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -305,6 +308,105 @@ TEST(PluginHostTest, RefusedPluginIsUnmapped) {
   PluginHost host;
   ASSERT_TRUE(host.load_file(dir.file("fx_wrong_abi")).has_value());
   EXPECT_FALSE(is_mapped(dir.file("fx_wrong_abi")));
+}
+
+// The misbehaving fixtures are run out of process by the runner's tests; here they only
+// have to load. fx_slow_ctor is left out: its load takes 30 s.
+TEST(PluginHostTest, MisbehavingFixturesLoad) {
+  struct Case {
+    const char* file;
+    const char* executor;
+  };
+  for (const Case& c : {Case{"fx_segv", "fx_segv"}, Case{"fx_abort", "fx_abort"},
+                        Case{"fx_exit", "fx_exit"}, Case{"fx_thread_throw", "fx_thread_throw"},
+                        Case{"fx_spin", "fx_spin"}, Case{"fx_leak", "fx_leak"},
+                        Case{"fx_flood", "fx_flood"}, Case{"fx_progress", "fx_progress"}}) {
+    PluginHost host;
+    ASSERT_EQ(host.load_file(fixture(c.file)), std::nullopt) << c.file;
+    ASSERT_EQ(host.plugins().size(), 1u);
+    EXPECT_EQ(host.plugins()[0].name, c.file);
+    EXPECT_EQ(host.plugins()[0].executors, std::vector<std::string>{c.executor});
+  }
+  EXPECT_TRUE(fs::is_regular_file(fixture("fx_slow_ctor")));
+}
+
+TEST(PluginHostTest, ProgressFixtureReportsEachStepAndStopsPromptly) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_progress")), std::nullopt);
+  const Executor* e = host.find("fx_progress");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->info().params[0].default_toml, "5");
+  EXPECT_EQ(e->info().params[1].default_toml, "\"50ms\"");
+
+  auto req = request_with({{"steps", ParamValue::integer(3)},
+                           {"step", ParamValue::duration(std::chrono::milliseconds(1))}});
+  std::vector<std::pair<double, std::string>> progress;
+  std::vector<std::string> logs;
+  req.on_progress = [&](double f, std::string_view m) { progress.emplace_back(f, m); };
+  req.on_log = [&](int level, std::string_view m) {
+    EXPECT_EQ(level, SCHEDD_LOG_INFO);
+    logs.emplace_back(m);
+  };
+  StopSource stop;
+  RunOutcome out = e->run(req, stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "3 steps");
+  EXPECT_EQ(progress,
+            (std::vector<std::pair<double, std::string>>{
+                {1.0 / 3, "step 1 of 3"}, {2.0 / 3, "step 2 of 3"}, {1.0, "step 3 of 3"}}));
+  EXPECT_EQ(logs, (std::vector<std::string>{"step 1 done", "step 2 done", "step 3 done"}));
+
+  // Ten steps of an hour each, stopped already: it returns at once, cancelled.
+  auto slow = request_with(
+      {{"steps", ParamValue::integer(10)}, {"step", ParamValue::duration(std::chrono::hours(1))}});
+  StopSource stopped;
+  stopped.request_stop();
+  out = e->run(slow, stopped);
+  EXPECT_EQ(out.status, RunStatus::kCancelled);
+  EXPECT_EQ(out.message, "stopped after 0 of 10 steps");
+  EXPECT_LT(out.duration, std::chrono::seconds(5));
+}
+
+TEST(PluginHostTest, LeakFixtureKeepsWhatItAllocated) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_leak")), std::nullopt);
+  StopSource stop;
+  RunOutcome out = host.find("fx_leak")->run(request_with({{"mb", ParamValue::integer(20)}}), stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "allocated 20 MiB");
+}
+
+// fx_flood writes to descriptor 1 itself: point descriptor 1 at a pipe for the run and count
+// what arrives.
+TEST(PluginHostTest, FloodFixtureWritesToStdoutAndStderr) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_flood")), std::nullopt);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::fflush(stdout);
+  const int saved = dup(1);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(dup2(fds[1], 1), 1);
+  close(fds[1]);
+  std::size_t received = 0;
+  bool only_x = true;
+  std::thread reader([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) {
+      received += static_cast<std::size_t>(n);
+      only_x = only_x && std::all_of(buf, buf + n, [](char c) { return c == 'x'; });
+    }
+  });
+  StopSource stop;
+  RunOutcome out = host.find("fx_flood")->run(request_with({{"mb", ParamValue::integer(2)}}), stop);
+  dup2(saved, 1);  // closes the pipe's last write end: the reader sees end of file
+  close(saved);
+  reader.join();
+  close(fds[0]);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded) << out.message;
+  EXPECT_EQ(received, 2u << 20);
+  EXPECT_TRUE(only_x);
 }
 
 TEST(PluginHostTest, PluginSymbolsStayLocal) {
