@@ -44,6 +44,13 @@ const LaneConfig* Config::find_lane(std::string_view name) const {
   return nullptr;
 }
 
+const PluginConfig* Config::find_plugin(std::string_view name) const {
+  for (const auto& p : plugins) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
 const HelperConfig* Config::find_helper(std::string_view name) const {
   for (const auto& helper : helpers) {
     if (helper.name == name) return &helper;
@@ -424,12 +431,15 @@ std::string raw_kind_name(const RawParam& raw) {
 // ---------------------------------------------------------------------------------------------
 // The loader: walks the parsed document section by section.
 
-const Names kRootKeys = {"daemon", "api",     "capacity", "retry",
-                         "lanes",  "tickets", "helpers",  "redis"};
+const Names kRootKeys = {"daemon",  "api",     "capacity", "retry",  "lanes",
+                         "tickets", "helpers", "redis",    "plugins"};
 const Names kDaemonKeys = {
     "timezone",       "plugin_dir", "on_plugin_error",  "log_format",   "log_level",
     "store",          "node_id",    "lookahead",        "expand_every", "history_retention",
-    "shutdown_grace", "durability", "durability_window"};
+    "shutdown_grace", "durability", "durability_window", "isolation",  "kill_grace",
+    "plugin_load_timeout", "runner"};
+const Names kPluginKeys = {"isolation", "memory_limit", "cpu_limit", "open_files", "user",
+                           "group"};
 const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", "read_token_env"};
 const Names kCapacityKeys = {"queued"};
 const Names kRedisKeys = {"namespace",     "connect_timeout", "command_timeout", "lease",
@@ -519,6 +529,7 @@ class Loader {
   void read_redis(const Section& s, const toml::node& node, Config& cfg);
   RetryConfig read_retry(const Section& s, RetryConfig base);
   void read_lanes(const Section& s, Config& cfg);
+  void read_plugins(const Section& s, Config& cfg);
   void read_tickets(const Section& s, Config& cfg);
   void read_helpers(const Section& s, Config& cfg);
   void read_helper(const Section& s, const toml::key& name, HelperConfig& h, const Config& cfg);
@@ -690,6 +701,9 @@ void Loader::load(const toml::table& root, Config& cfg) {
   if (const toml::table* t = read_table(top, "helpers")) {
     read_helpers(child(top, *t, "helpers"), cfg);
   }
+  if (const toml::table* t = read_table(top, "plugins")) {
+    read_plugins(child(top, *t, "plugins"), cfg);
+  }
   check_lane_refs(cfg);
 }
 
@@ -739,6 +753,12 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
   }
   if (auto v = read_duration(s, "history_retention", Positive::kNo)) cfg.history_retention = *v;
   if (auto v = read_duration(s, "shutdown_grace", Positive::kNo)) cfg.shutdown_grace = *v;
+  if (auto v = read_enum(s, "isolation", {"process", "inprocess"})) cfg.isolation = *v;
+  if (auto v = read_duration(s, "kill_grace", Positive::kNo)) cfg.kill_grace = *v;
+  if (auto v = read_duration(s, "plugin_load_timeout", Positive::kYes)) {
+    cfg.plugin_load_timeout = *v;
+  }
+  if (auto v = read_string(s, "runner", /*allow_empty=*/false)) cfg.runner = resolve(*v);
 }
 
 void Loader::read_api(const Section& s, Config& cfg) {
@@ -871,6 +891,60 @@ void Loader::read_lanes(const Section& s, Config& cfg) {
     if (auto v = read_int(ls, "workers", 1, 1024)) lane.workers = static_cast<uint32_t>(*v);
     if (auto v = read_duration(ls, "timeout", Positive::kYes)) lane.timeout = *v;
     cfg.lanes.push_back(std::move(lane));
+  }
+}
+
+// "256MiB", "1GiB", "512MB", "4096" (bytes): a size with an optional binary or decimal unit.
+std::optional<uint64_t> parse_size(std::string_view text) {
+  std::size_t i = 0;
+  uint64_t n = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (n > (std::numeric_limits<uint64_t>::max() - 9) / 10) return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  const std::string unit(text.substr(i));
+  const std::pair<const char*, uint64_t> units[] = {
+      {"", 1},           {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30}, {"TiB", 1ull << 40}, {"KB", 1000},        {"MB", 1000000},
+      {"GB", 1000000000}, {"K", 1ull << 10},  {"M", 1ull << 20},   {"G", 1ull << 30}};
+  for (const auto& [name, mult] : units) {
+    if (unit == name) {
+      if (n > std::numeric_limits<uint64_t>::max() / mult) return std::nullopt;
+      return n * mult;
+    }
+  }
+  return std::nullopt;
+}
+
+void Loader::read_plugins(const Section& s, Config& cfg) {
+  for (const auto& [key, value] : s.table) {
+    if (!value.is_table()) check_type(s, key.str(), value, toml::node_type::table);
+  }
+  for (const auto& [key, table] : named_tables(s.table)) {
+    const std::string name(key->str());
+    const Section ps = child(s, *table, name);
+    check_keys(ps, kPluginKeys);
+    PluginConfig p;
+    p.name = name;
+    p.where = loc(key->source());
+    if (auto v = read_enum(ps, "isolation", {"process", "inprocess"})) p.isolation = *v;
+    if (auto v = read_string(ps, "memory_limit", /*allow_empty=*/false)) {
+      auto bytes = parse_size(*v);
+      if (!bytes || *bytes < (16ull << 20)) {
+        error(ps.table.get("memory_limit")->source(),
+              prefix(ps, "memory_limit") + quote(*v) +
+                  " is not a size of at least 16MiB (such as \"256MiB\" or \"2GiB\")");
+      } else {
+        p.memory_limit = *bytes;
+      }
+    }
+    if (auto v = read_duration(ps, "cpu_limit", Positive::kYes)) p.cpu_limit = *v;
+    if (auto v = read_int(ps, "open_files", 16, 1 << 20)) p.open_files = static_cast<uint64_t>(*v);
+    if (auto v = read_string(ps, "user", /*allow_empty=*/false)) p.user = *v;
+    if (auto v = read_string(ps, "group", /*allow_empty=*/false)) p.group = *v;
+    cfg.plugins.push_back(std::move(p));
   }
 }
 

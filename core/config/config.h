@@ -154,6 +154,19 @@ struct RedisConfig {
   uint64_t claim_ahead = 0;
 };
 
+// [plugins.NAME]: how one plugin's executors run (NAME is the plugin's manifest name, as
+// `schedd plugins` prints it). Unset fields come from [daemon].
+struct PluginConfig {
+  std::string name;
+  std::optional<std::string> isolation;   // "process" | "inprocess"
+  std::optional<uint64_t> memory_limit;   // bytes, RLIMIT_AS of each runner
+  std::optional<std::chrono::milliseconds> cpu_limit;  // CPU time of one run
+  std::optional<uint64_t> open_files;     // RLIMIT_NOFILE of each runner
+  std::optional<std::string> user;        // run as this user (daemon running as root)
+  std::optional<std::string> group;
+  SourceLoc where;
+};
+
 struct Config {
   std::filesystem::path file;  // the config file itself
   // [daemon]
@@ -171,6 +184,18 @@ struct Config {
   std::chrono::milliseconds expand_every = std::chrono::minutes(5);
   std::chrono::milliseconds history_retention = std::chrono::hours(24);
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(30);
+  // How plugins run unless [plugins.NAME] says otherwise: "process" (each in its own
+  // schedd-runner processes) or "inprocess".
+  std::string isolation = "process";
+  // How long a run out of process may go on after a stop request (timeout, cancel,
+  // shutdown) before its runner and everything it started are killed.
+  std::chrono::milliseconds kill_grace = std::chrono::seconds(5);
+  // How long loading one plugin may take (its static constructors included).
+  std::chrono::milliseconds plugin_load_timeout = std::chrono::seconds(10);
+  // The schedd-runner program; empty: the one installed beside the daemon.
+  std::filesystem::path runner;
+  // [plugins.*]
+  std::vector<PluginConfig> plugins;
   // [api]
   std::string listen = "127.0.0.1:7878";
   std::optional<std::string> token_file;
@@ -190,6 +215,7 @@ struct Config {
 
   const LaneConfig* find_lane(std::string_view name) const;
   const HelperConfig* find_helper(std::string_view name) const;
+  const PluginConfig* find_plugin(std::string_view name) const;
 };
 
 // Phase 1. Returns the config when `errors` stays empty; otherwise nullopt with every error

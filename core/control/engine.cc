@@ -1,8 +1,11 @@
 #include "core/control/engine.h"
 
+#include "core/runner/plugin_loader.h"
+
 #include <spdlog/spdlog.h>
 
 #include "core/common/thread_name.h"
+#include "core/runner/plugin_loader.h"
 
 namespace schedd {
 namespace {
@@ -53,6 +56,10 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
   options.node_id = node_id_;
   options.expand_every = config_.expand_every;
   options.history_retention = config_.history_retention;
+  options.kill_grace = config_.kill_grace;
+  options.on_grace_expired = [this] {
+    for (const auto& pool : runner::runner_pools(plugins_)) pool->close(/*kill_busy=*/true);
+  };
   dispatcher_ = std::make_unique<Dispatcher>(
       store_, *planner_, clock_, [this](std::string_view name) { return plugins_.find(name); },
       std::move(options));

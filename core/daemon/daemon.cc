@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +26,8 @@
 #include "core/control/validate.h"
 #include "core/daemon/logging.h"
 #include "core/plugin_host/plugin_host.h"
+#include "core/runner/plugin_loader.h"
+#include "core/runner/process_tree.h"
 #include "core/schedule/schedule.h"
 #include "core/store/memory_store.h"
 #include "core/store/redis_store.h"
@@ -48,13 +52,58 @@ struct Loaded {
   std::vector<PluginLoadError> skipped;  // refusals tolerated by on_plugin_error = "skip"
 };
 
+// This daemon's node id: [daemon].node_id, or the host name.
+std::string node_id_of(const Config& cfg) {
+  if (!cfg.node_id.empty()) return cfg.node_id;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// How the plugin named `name` runs: [plugins.NAME] over [daemon].isolation. User and group
+// names were resolved by resolve_plugin_users().
+runner::PluginRunSettings plugin_settings(const Config& cfg, const std::string& name) {
+  runner::PluginRunSettings s;
+  const PluginConfig* p = cfg.find_plugin(name);
+  std::string isolation = p != nullptr && p->isolation ? *p->isolation : cfg.isolation;
+  s.isolation = isolation == "inprocess" ? Isolation::kInProcess : Isolation::kProcess;
+  if (p == nullptr) return s;
+  s.limits.memory_bytes = p->memory_limit;
+  s.limits.cpu = p->cpu_limit;
+  s.limits.open_files = p->open_files;
+  if (p->user) {
+    if (const passwd* pw = getpwnam(p->user->c_str())) {
+      s.limits.uid = pw->pw_uid;
+      if (!p->group) s.limits.gid = pw->pw_gid;
+    }
+  }
+  if (p->group) {
+    if (const group* gr = getgrnam(p->group->c_str())) s.limits.gid = gr->gr_gid;
+  }
+  return s;
+}
+
+// Checks [plugins.*] user and group names exist; appends an error for each that does not.
+void check_plugin_users(const Config& cfg, std::vector<ConfigError>& errors) {
+  for (const auto& p : cfg.plugins) {
+    if (p.user && getpwnam(p.user->c_str()) == nullptr) {
+      errors.push_back({p.where, "[plugins." + p.name + "] user: no such user \"" + *p.user + "\""});
+    }
+    if (p.group && getgrnam(p.group->c_str()) == nullptr) {
+      errors.push_back(
+          {p.where, "[plugins." + p.name + "] group: no such group \"" + *p.group + "\""});
+    }
+  }
+}
+
 // Loads the config, its plugins and validates helpers against them. On failure prints every
 // problem found to stderr and returns nullopt. `plugin_dir_override` replaces
 // [daemon].plugin_dir when not empty (an operator's command-line choice, never a request's).
 std::optional<Loaded> load_all(const std::string& path, const std::string& plugin_dir_override) {
   std::vector<ConfigError> errors;
   std::optional<Config> config = load_config(path, errors);
-  if (!config) {
+  if (config) check_plugin_users(*config, errors);
+  if (!config || !errors.empty()) {
     for (const auto& e : errors) std::cerr << e.to_string() << "\n";
     std::cerr << path << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors")
               << "\n";
@@ -65,15 +114,32 @@ std::optional<Loaded> load_all(const std::string& path, const std::string& plugi
   Loaded loaded;
   loaded.plugins = std::make_unique<PluginHost>();
   std::vector<PluginLoadError> plugin_errors;
-  auto policy = config->on_plugin_error == Config::OnPluginError::kSkip ? PluginErrorPolicy::kSkip
-                                                                        : PluginErrorPolicy::kFail;
-  Status plugins_ok = loaded.plugins->load_dir(config->plugin_dir, policy, plugin_errors);
+  runner::LoadOptions options;
+  options.dir = config->plugin_dir;
+  options.on_error = config->on_plugin_error == Config::OnPluginError::kSkip
+                         ? PluginErrorPolicy::kSkip
+                         : PluginErrorPolicy::kFail;
+  options.runner_binary =
+      config->runner.empty() ? runner::default_runner_binary() : config->runner;
+  options.load_timeout = config->plugin_load_timeout;
+  options.kill_grace = config->kill_grace;
+  options.node = node_id_of(*config);
+  const Config& cfg = *config;
+  options.settings_for = [&cfg](const std::string& name) { return plugin_settings(cfg, name); };
+  Status plugins_ok = runner::load_plugins(*loaded.plugins, options, plugin_errors);
   bool failed = !plugins_ok.is_ok();
   if (failed) {
     for (const auto& e : plugin_errors) std::cerr << e.to_string() << "\n";
     std::cerr << plugins_ok.message() << "\n";
   } else {
     loaded.skipped = plugin_errors;
+  }
+  for (const auto& p : config->plugins) {
+    bool found = false;
+    for (const auto& info : loaded.plugins->plugins()) found = found || info.name == p.name;
+    if (!found && !failed) {
+      spdlog::warn("{}: [plugins.{}] names no loaded plugin", p.where.file, p.name);
+    }
   }
 
   const PluginHost& host = *loaded.plugins;
@@ -213,19 +279,35 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
     if (!done) {
       spdlog::warn("[{}] signal {}: requesting stop", req.execution_id, sig);
       stop.request_stop();
+      cv.notify_all();
     }
   });
+  bool abandoned = false;
   {
     std::unique_lock lock(mu);
     if (timeout) {
-      if (!cv.wait_for(lock, *timeout, [&] { return done; })) {
+      if (!cv.wait_for(lock, *timeout, [&] { return done || stop.stop_requested(); })) {
         timed_out = true;
         spdlog::warn("[{}] timeout of {} reached: requesting stop", req.execution_id,
                      format_duration(*timeout));
         stop.request_stop();
       }
+    } else {
+      cv.wait(lock, [&] { return done || stop.stop_requested(); });
     }
-    cv.wait(lock, [&] { return done; });
+    // After a stop request (timeout or signal) the run gets kill_grace: out of process its
+    // runner is killed then, in process nothing can end it and exec leaves it behind.
+    if (!done && !cv.wait_for(lock, cfg.kill_grace + std::chrono::seconds(1),
+                              [&] { return done; })) {
+      abandoned = true;
+    }
+  }
+  if (abandoned) {
+    std::cout << "status: " << (timed_out ? "timed_out" : "cancelled") << "\n";
+    std::cout << "message: in-process run did not stop within kill_grace "
+              << format_duration(cfg.kill_grace) << " of the stop request; abandoned\n";
+    std::cout.flush();
+    std::_Exit(kExitRunFailed);
   }
   worker.join();
   // Wake the signal waiter so it can exit.
@@ -234,6 +316,7 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
 
   std::string status = run_status_name(outcome.status);
   if (outcome.status != RunStatus::kSucceeded && timed_out) status = "timed_out";
+  if (outcome.status == RunStatus::kCancelled && !timed_out) status = "cancelled";
   std::cout << "status: " << status << "\n";
   std::cout << "message: " << outcome.message << "\n";
   std::cout << "duration: "
@@ -344,8 +427,11 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
   }
   spdlog::info("{} starting with {}", version_line(), cfg.file.string());
   for (const auto& p : loaded->plugins->plugins()) {
-    spdlog::info("plugin {} {} loaded from {} in {:.3f} ms ({} executors)", p.name, p.version,
-                 p.file.string(), p.load_time.count() / 1000.0, p.executors.size());
+    const Executor* first = p.executors.empty() ? nullptr : loaded->plugins->find(p.executors[0]);
+    bool in_process = first != nullptr && first->isolation() == Isolation::kInProcess;
+    spdlog::info("plugin {} {} loaded from {} in {:.3f} ms ({} executors, {})", p.name,
+                 p.version, p.file.string(), p.load_time.count() / 1000.0, p.executors.size(),
+                 in_process ? "in process" : "out of process");
   }
   for (const auto& e : loaded->skipped) spdlog::warn("plugin skipped: {}", e.to_string());
   for (const auto& lane : cfg.lanes) {
@@ -355,11 +441,20 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     spdlog::info("helper {}: executor {}, key {}, lane {}, {}", h.name, h.executor, h.key, h.lane,
                  h.enabled ? "enabled" : "disabled");
   }
-  std::string node_id = cfg.node_id;
-  if (node_id.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    node_id = host;
+  std::string node_id = node_id_of(cfg);
+  // Processes this daemon starts itself (in-process `shell` jobs) carry the same marks as its
+  // runners, so that the next instance finds them too. No other thread reads the
+  // environment yet (the runner spawner only forks when asked).
+  setenv(runner::kRunnerMarkVar, runner::self_mark().c_str(), 1);
+  setenv(runner::kNodeMarkVar, node_id.c_str(), 1);
+  // Whatever an earlier instance of this node left running (kill -9, OOM kill, power cut
+  // with a surviving process) dies before this one re-runs its executions.
+  auto orphans = runner::kill_orphans_of_dead_daemons(node_id, std::chrono::seconds(5));
+  if (!orphans.empty()) {
+    std::string pids;
+    for (pid_t p : orphans) pids += (pids.empty() ? "" : " ") + std::to_string(p);
+    spdlog::warn("killed {} processes left running by an earlier instance of node {}: {}",
+                 orphans.size(), node_id, pids);
   }
   std::unique_ptr<Store> store_owner = open_store(cfg, ephemeral, node_id);
   if (!store_owner) return kExitRunFailed;

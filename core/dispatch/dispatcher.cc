@@ -26,6 +26,8 @@ double ms_between(TimePoint a, TimePoint b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+std::string format_ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
 }  // namespace
 
 Dispatcher::Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLookup executors,
@@ -62,18 +64,33 @@ void Dispatcher::start() {
   if (started_) return;
   started_ = true;
   for (auto& [name, lane] : lanes_) {
-    Lane* l = lane.get();
-    for (std::size_t i = 0; i < l->spec.workers; ++i) {
-      l->threads.emplace_back([this, l] {
-        name_this_thread("schedd-w-" + l->spec.name);
-        worker(*l);
-      });
-    }
+    for (std::size_t i = 0; i < lane->spec.workers; ++i) add_worker_locked(*lane);
   }
   loop_thread_ = std::thread([this] {
     name_this_thread("schedd-dispatch");
     loop();
   });
+}
+
+void Dispatcher::add_worker_locked(Lane& lane) {
+  Lane* l = &lane;
+  l->threads.emplace_back([this, l] {
+    name_this_thread("schedd-w-" + l->spec.name);
+    worker(*l);
+  });
+}
+
+void Dispatcher::request_stop_locked(Running& r, ExecStatus as, TimePoint now) {
+  if (!r.stop_reason) r.stop_reason = as;
+  if (!r.stop_at) {
+    r.stop_at = now;
+    ++with_stop_;
+  }
+  r.stop.request_stop();
+  // The loop looks again at kill_grace from now (an in-process run's write-off).
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
 }
 
 void Dispatcher::poke() {
@@ -95,8 +112,7 @@ bool Dispatcher::request_stop(const std::string& id, ExecStatus as) {
   std::lock_guard lock(mu_);
   auto it = running_.find(id);
   if (it == running_.end()) return false;
-  if (!it->second.stop_reason) it->second.stop_reason = as;
-  it->second.stop.request_stop();
+  request_stop_locked(it->second, as, clock_.now());
   return true;
 }
 
@@ -196,19 +212,44 @@ void Dispatcher::loop() {
       if (claim_for(*lane, now, /*housekeeping=*/true) > 0) claimed_any = true;
     }
 
-    // Timeouts, and the earliest one still ahead.
+    // Timeouts, and the earliest one still ahead; in-process runs that did not stop within
+    // kill_grace of their stop request get their worker written off.
     std::optional<TimePoint> next_deadline;
     {
       std::lock_guard g(mu_);
-      // Skipped when no run has a timeout: with claim-ahead, running_ holds hundreds of
-      // short runs, and this round comes after most completions.
+      const auto grace = std::chrono::duration_cast<TimePoint::duration>(options_.kill_grace);
+      // Skipped when no run has a timeout or a stop request: with claim-ahead, running_
+      // holds hundreds of short runs, and this round comes after most completions.
       for (auto& [id, r] : running_) {
-        if (with_deadline_ == 0) break;
-        if (!r.deadline || r.stop_reason) continue;
+        if (with_deadline_ == 0 && with_stop_ == 0) break;
+        if (r.stop_at) {
+          if (!r.in_process || r.written_off || !r.execution.started) continue;
+          TimePoint write_off_at = *r.stop_at + grace;
+          if (now >= write_off_at) {
+            r.written_off = true;
+            Lane& lane = *lanes_.at(r.execution.lane());
+            ++lane.written_off;
+            add_worker_locked(lane);
+            spdlog::error(
+                "exec {} [{}]: in-process executor {} did not return within kill_grace {} of "
+                "its stop request; its worker is written off and lane {} gets a new one (the "
+                "run keeps its key until it returns; run the plugin with isolation = "
+                "\"process\" to have it killed)",
+                id, r.execution.key(), r.execution.spec->executor, format_ms(options_.kill_grace),
+                lane.spec.name);
+          } else if (!next_deadline || write_off_at < *next_deadline) {
+            next_deadline = write_off_at;
+          }
+          continue;
+        }
+        if (!r.deadline) continue;
         if (*r.deadline <= now) {
-          r.stop_reason = ExecStatus::kTimedOut;
-          r.stop.request_stop();
+          request_stop_locked(r, ExecStatus::kTimedOut, now);
           if (options_.log_transitions) spdlog::warn("exec {}: timeout, stop requested", id);
+          if (r.in_process) {
+            TimePoint write_off_at = now + grace;
+            if (!next_deadline || write_off_at < *next_deadline) next_deadline = write_off_at;
+          }
         } else if (!next_deadline || *r.deadline < *next_deadline) {
           next_deadline = r.deadline;
         }
@@ -250,7 +291,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     // time never exceed the lane's size.
     std::lock_guard g(mu_);
     if (stopping_) return 0;
-    const std::size_t limit = lane.spec.workers + ahead_for(lane);
+    const std::size_t limit = lane.spec.workers + lane.written_off + ahead_for(lane);
     reserved = limit - std::min(limit, lane.busy);
     lane.busy += reserved;
   }
@@ -291,6 +332,8 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
       ++with_deadline_;
     }
+    const Executor* executor = executors_(e.spec->executor);
+    r.in_process = executor != nullptr && executor->isolation() == Isolation::kInProcess;
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
     lane.queue.push_back(it);
@@ -311,8 +354,21 @@ void Dispatcher::worker(Lane& lane) {
     RunningMap::iterator it = lane.queue.front();
     lane.queue.pop_front();
     lock.unlock();
-    const double run_us = std::chrono::duration<double, std::micro>(run_one(it)).count();
+    bool written_off = false;
+    const double run_us =
+        std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
     lock.lock();
+    if (written_off) {
+      // The lane already has this worker's replacement: this thread leaves.
+      --lane.written_off;
+      --lane.busy;
+      --completing_;
+      poked_ = true;
+      loop_idle_ = false;
+      loop_cv_.notify_all();
+      idle_cv_.notify_all();
+      return;
+    }
     lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
     ++lane.runs;
     --lane.busy;
@@ -377,7 +433,7 @@ Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimeP
   return c;
 }
 
-std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
+std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
   // `it` stays valid until this call erases it (see Running). Its execution and deadline are
   // read without mu_ below: nothing writes them once the attempt is queued for a worker,
   // except `started`, written here under mu_.
@@ -388,6 +444,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
     std::lock_guard g(mu_);
     shutting_down = shutting_down || workers_exit_;
     if (!shutting_down) r.execution.started = clock_.now();
+    r.worker = std::this_thread::get_id();
   }
   RunOutcome outcome;
   if (shutting_down) {
@@ -416,6 +473,8 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
       req.due = e.due;
       req.deadline = r.deadline;
       req.params = e.spec->params;
+      req.fence = e.fence;
+      req.hard_deadline_ns = &r.hard_deadline_ns;
       outcome = executor->run(req, r.stop);
     }
   }
@@ -426,9 +485,19 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it) {
     // Leave running_ before the store re-queues a retry under the same id, which another
     // worker may then claim at once; `completing_` keeps wait_idle honest meanwhile.
     std::lock_guard g(mu_);
+    written_off = r.written_off;
+    if (r.abandoned) {
+      // stop() recorded it and gave up on this thread; the process is exiting.
+      if (r.deadline) --with_deadline_;
+      if (r.stop_at) --with_stop_;
+      running_.erase(it);
+      ++completing_;
+      return outcome.duration;
+    }
     c = finish(r, outcome, now);
     e = std::move(r.execution);
     if (r.deadline) --with_deadline_;
+    if (r.stop_at) --with_stop_;
     running_.erase(it);
     ++completing_;
   }
@@ -469,19 +538,51 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   }
   if (loop_thread_.joinable()) loop_thread_.join();
   std::unique_lock lock(mu_);
-  if (!running_.empty() && grace.count() > 0) {
-    spdlog::info("waiting up to {} ms for {} running executions", grace.count(), running_.size());
+  // Every run is asked to stop at once; `grace` bounds the whole wait.
+  const TimePoint now = clock_.now();
+  for (auto& [id, r] : running_) request_stop_locked(r, ExecStatus::kInterrupted, now);
+  if (!running_.empty()) {
+    spdlog::info("stop requested of {} running executions; waiting up to {} ms",
+                 running_.size(), grace.count());
     idle_cv_.wait_for(lock, grace, [&] { return running_.empty(); });
   }
+  if (!running_.empty() && options_.on_grace_expired) {
+    spdlog::warn("{} executions still running after the shutdown grace: ending them",
+                 running_.size());
+    lock.unlock();
+    options_.on_grace_expired();
+    lock.lock();
+  }
+  // Out of process, killed runners return at once; a second covers a loaded machine.
+  idle_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return running_.empty(); });
+  std::vector<std::thread::id> stuck;
   for (auto& [id, r] : running_) {
-    if (!r.stop_reason) r.stop_reason = ExecStatus::kInterrupted;
-    r.stop.request_stop();
+    if (r.abandoned) continue;
+    // An in-process run that will not return: record it as interrupted now (re-queued per
+    // its retry policy) and leave its thread behind.
+    r.abandoned = true;
+    stuck.push_back(r.worker);
+    RunOutcome outcome;
+    outcome.status = RunStatus::kCancelled;
+    Completion c = finish(r, outcome, clock_.now());
+    c.message = "did not stop within the shutdown grace; left running as the daemon exited";
+    spdlog::error("exec {} [{}]: {} (executor {} runs in process)", id, r.execution.key(),
+                  c.message, r.execution.spec->executor);
+    store_.complete_async(id, r.execution.fence, c, [id = id](Status s) {
+      if (!s.is_ok()) spdlog::error("exec {}: completion not recorded: {}", id, s.to_string());
+    });
   }
   workers_exit_ = true;
   for (auto& [name, lane] : lanes_) lane->cv.notify_all();
   lock.unlock();
   for (auto& [name, lane] : lanes_) {
-    for (auto& t : lane->threads) t.join();
+    for (auto& t : lane->threads) {
+      if (std::find(stuck.begin(), stuck.end(), t.get_id()) != stuck.end()) {
+        t.detach();
+      } else if (t.joinable()) {
+        t.join();
+      }
+    }
     lane->threads.clear();
   }
   std::lock_guard g(mu_);

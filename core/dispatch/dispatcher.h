@@ -7,6 +7,7 @@
 // no core lock held.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -55,6 +56,14 @@ struct DispatcherOptions {
   std::string node_id = "local";
   std::chrono::milliseconds expand_every = std::chrono::minutes(5);
   std::chrono::milliseconds history_retention = std::chrono::hours(24);
+  // How long a run may go on after a stop request. Out of process its runner is killed
+  // then (IsolatedExecutor); an in-process run that has not returned by then has its worker
+  // written off: the lane gets a new worker, the run keeps its key until it returns.
+  // Default: 5 s.
+  std::chrono::milliseconds kill_grace = std::chrono::seconds(5);
+  // Called by stop() when `grace` ran out with runs still going: ends what can be ended
+  // (kills the runners), so that stop() returns on time. Optional.
+  std::function<void()> on_grace_expired;
   bool log_transitions = true;
 };
 
@@ -71,9 +80,11 @@ class Dispatcher {
 
   // Starts the loop and the worker threads.
   void start();
-  // Stops claiming, waits up to `grace` for running executions, then requests their stop
-  // and waits for them to return; those stopped this way are recorded as interrupted and
-  // re-queued per their retry policy.
+  // Stops claiming and requests the stop of every running execution at once (recorded as
+  // interrupted and re-queued per their retry policy), then waits up to `grace` in all. Runs
+  // still going then are ended through on_grace_expired; an in-process run that still has
+  // not returned a second later is recorded as interrupted and left behind with its worker
+  // thread (the process is about to exit). Returns within about grace + 1 s.
   void stop(std::chrono::milliseconds grace);
 
   // Wakes the loop: something changed (submission, enable, update).
@@ -111,13 +122,21 @@ class Dispatcher {
     StopSource stop;  // node-based map: never moves
     std::optional<TimePoint> deadline;
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
+    std::optional<TimePoint> stop_at;       // when it was requested
     uint64_t durable_token = 0;             // the store's token of the claim (wait_durable)
+    bool in_process = false;                // its executor runs on the worker thread
+    bool written_off = false;               // its worker was replaced (see kill_grace)
+    bool abandoned = false;                 // recorded by stop(); the worker records nothing
+    std::thread::id worker;                 // the thread running it, once started
+    // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
+    std::atomic<int64_t> hard_deadline_ns{0};
   };
   using RunningMap = std::map<std::string, Running>;
   struct Lane {
     LaneSpec spec;
     std::deque<RunningMap::iterator> queue;  // claimed, waiting for a worker of this lane
     std::size_t busy = 0;                    // claimed (or reserved for a claim) and not completed
+    std::size_t written_off = 0;  // runs whose worker was replaced; still in `busy`
     // Claim-ahead (Store::claim_ahead): runs measured in this lane, and their mean duration
     // (exponentially weighted). Only lanes of short runs claim ahead of free workers.
     uint64_t runs = 0;
@@ -128,9 +147,14 @@ class Dispatcher {
 
   void loop();
   void worker(Lane& lane);
+  // Starts one more worker thread for `lane` (mu_ held).
+  void add_worker_locked(Lane& lane);
+  // Requests the stop of a running execution (mu_ held).
+  void request_stop_locked(Running& r, ExecStatus as, TimePoint now);
   // Runs one claimed attempt and records it; returns how long the executor ran (not counting
   // the wait for the claim to be durable), for claim-ahead.
-  std::chrono::nanoseconds run_one(RunningMap::iterator it);
+  // `written_off` says whether its worker was replaced meanwhile (the thread then leaves).
+  std::chrono::nanoseconds run_one(RunningMap::iterator it, bool& written_off);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by
@@ -162,6 +186,7 @@ class Dispatcher {
   RunningMap running_;
   RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)
   std::size_t with_deadline_ = 0;  // entries of running_ with a deadline
+  std::size_t with_stop_ = 0;      // entries of running_ with a stop request
   std::size_t completing_ = 0;     // attempts out of running_ whose completion is being recorded
   // Workers that recorded a completion and are about to claim their lane's next execution
   // (between giving back their slot and reserving it again): wait_quiet is not quiet meanwhile.

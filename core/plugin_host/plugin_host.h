@@ -6,6 +6,7 @@
 // and LoadedExecutor::run may be called from any number of threads at once.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -61,10 +62,11 @@ struct RunRequest {
   // The claim's fencing token (0: the store has none). Plugins with external side effects
   // pass it along so that a stale run's writes can be refused (docs/redis.md).
   uint64_t fence = 0;
-  // Out of process: the instant (steady clock) by which the run must have ended, whatever
-  // the daemon does meanwhile; the runner enforces it itself (a lease's safe end, Redis
-  // mode). Extended through IsolatedExecutor's deadline updates. Unset: none.
-  std::optional<std::chrono::steady_clock::time_point> hard_deadline;
+  // Out of process: the CLOCK_MONOTONIC instant (ns; 0: none) by which the run must have
+  // ended whatever the daemon does meanwhile (a lease's safe end, Redis mode); the runner
+  // enforces it itself. Owned by the caller, who may move it later and then calls
+  // StopSource::wake() so that the new value reaches the runner.
+  const std::atomic<int64_t>* hard_deadline_ns = nullptr;
   // Optional observers; called from the thread running the executor (or its helpers).
   std::function<void(double fraction, std::string_view message)> on_progress;
   // A log line of the run. Unset: the line goes to the daemon's log, tagged.

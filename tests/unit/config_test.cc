@@ -144,7 +144,7 @@ TEST(ConfigErrorTest, UnknownKeyWithoutSuggestionListsTheKeys) {
 TEST(ConfigErrorTest, UnknownTopLevelTableAndKey) {
   EXPECT_THAT(phase1("verbose = true\n[deamon]\n"),
               ElementsAre("x.toml:1:1: unknown key \"verbose\"; expected one of: daemon, api, "
-                          "capacity, retry, lanes, tickets, helpers, redis",
+                          "capacity, retry, lanes, tickets, helpers, redis, plugins",
                           "x.toml:2:2: unknown table [deamon] (did you mean [daemon]?)"));
 }
 
