@@ -82,8 +82,9 @@ void Dispatcher::add_worker_locked(Lane& lane) {
 
 void Dispatcher::request_stop_locked(Running& r, ExecStatus as, TimePoint now) {
   if (!r.stop_reason) r.stop_reason = as;
+  (void)now;
   if (!r.stop_at) {
-    r.stop_at = now;
+    r.stop_at = std::chrono::steady_clock::now();
     ++with_stop_;
   }
   r.stop.request_stop();
@@ -217,15 +218,19 @@ void Dispatcher::loop() {
     std::optional<TimePoint> next_deadline;
     {
       std::lock_guard g(mu_);
-      const auto grace = std::chrono::duration_cast<TimePoint::duration>(options_.kill_grace);
+      const auto real_now = std::chrono::steady_clock::now();
+      // A real-time instant as a wake-up on the injected clock.
+      auto on_clock = [&](std::chrono::steady_clock::time_point t) {
+        return now + std::chrono::duration_cast<TimePoint::duration>(t - real_now);
+      };
       // Skipped when no run has a timeout or a stop request: with claim-ahead, running_
       // holds hundreds of short runs, and this round comes after most completions.
       for (auto& [id, r] : running_) {
         if (with_deadline_ == 0 && with_stop_ == 0) break;
         if (r.stop_at) {
           if (!r.in_process || r.written_off || !r.execution.started) continue;
-          TimePoint write_off_at = *r.stop_at + grace;
-          if (now >= write_off_at) {
+          auto write_off_at = *r.stop_at + options_.kill_grace;
+          if (real_now >= write_off_at) {
             r.written_off = true;
             Lane& lane = *lanes_.at(r.execution.lane());
             ++lane.written_off;
@@ -237,8 +242,8 @@ void Dispatcher::loop() {
                 "\"process\" to have it killed)",
                 id, r.execution.key(), r.execution.spec->executor, format_ms(options_.kill_grace),
                 lane.spec.name);
-          } else if (!next_deadline || write_off_at < *next_deadline) {
-            next_deadline = write_off_at;
+          } else if (!next_deadline || on_clock(write_off_at) < *next_deadline) {
+            next_deadline = on_clock(write_off_at);
           }
           continue;
         }
@@ -247,7 +252,7 @@ void Dispatcher::loop() {
           request_stop_locked(r, ExecStatus::kTimedOut, now);
           if (options_.log_transitions) spdlog::warn("exec {}: timeout, stop requested", id);
           if (r.in_process) {
-            TimePoint write_off_at = now + grace;
+            TimePoint write_off_at = on_clock(real_now + options_.kill_grace);
             if (!next_deadline || write_off_at < *next_deadline) next_deadline = write_off_at;
           }
         } else if (!next_deadline || *r.deadline < *next_deadline) {

@@ -122,7 +122,8 @@ class Dispatcher {
     StopSource stop;  // node-based map: never moves
     std::optional<TimePoint> deadline;
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
-    std::optional<TimePoint> stop_at;       // when it was requested
+    // When it was requested, in real time: kill_grace is real time even on a manual clock.
+    std::optional<std::chrono::steady_clock::time_point> stop_at;
     uint64_t durable_token = 0;             // the store's token of the claim (wait_durable)
     bool in_process = false;                // its executor runs on the worker thread
     bool written_off = false;               // its worker was replaced (see kill_grace)
