@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
 #include <system_error>
+#include <type_traits>
 
 namespace schedd {
 
@@ -30,6 +33,10 @@ const char* run_status_name(RunStatus s) {
 // A loaded library and the executor instances created from it. The instances are destroyed
 // (through the plugin's own destroy function) before the library is unmapped, which happens
 // when the last LoadedExecutor referring to it goes away.
+//
+// The manifest, executor definitions and param specs are the daemon's own copies, at the
+// daemon's struct sizes: a plugin built against an older SDK of the same ABI has shorter
+// structs, so nothing here points at the plugin's arrays (which have the plugin's strides).
 class Plugin {
  public:
   ~Plugin() {
@@ -39,7 +46,11 @@ class Plugin {
     // `lib` is destroyed after this body: the code above still runs from a mapped library.
   }
   boost::dll::shared_library lib;
-  const schedd_manifest* manifest = nullptr;
+  schedd_manifest manifest{};
+  // defs[i].params points at specs[i].data(). Neither vector changes once filled, so the
+  // pointers LoadedExecutor and `instances` hold into them stay valid.
+  std::vector<schedd_executor_def> defs;
+  std::vector<std::vector<schedd_param_spec>> specs;
   std::vector<std::pair<const schedd_executor_def*, void*>> instances;
 };
 
@@ -68,26 +79,73 @@ bool valid_executor_name(const char* name) {
   return true;
 }
 
-std::string size_mismatches(const schedd_manifest& m) {
-  struct Check {
-    const char* name;
-    uint32_t plugin;
-    std::size_t daemon;
-  };
-  const Check checks[] = {
-      {"schedd_manifest", m.manifest_size, sizeof(schedd_manifest)},
-      {"schedd_executor_def", m.executor_def_size, sizeof(schedd_executor_def)},
-      {"schedd_param_spec", m.param_spec_size, sizeof(schedd_param_spec)},
-      {"schedd_param", m.param_size, sizeof(schedd_param)},
-      {"schedd_context", m.context_size, sizeof(schedd_context)},
-      {"schedd_host_api", m.host_api_size, sizeof(schedd_host_api)},
-  };
-  std::string out;
-  for (const auto& c : checks) {
-    if (c.plugin == c.daemon) continue;
-    if (!out.empty()) out += "; ";
-    out += std::string(c.name) + " is " + std::to_string(c.plugin) + " bytes in the plugin, " +
-           std::to_string(c.daemon) + " in this daemon";
+// The sizes of the ABI structs in the first SDK of ABI 1 (schedd 1.0). Within one ABI
+// version structs only grow, by fields added at their end, so every plugin of ABI 1 has at
+// least these; a smaller size is not an older SDK but a corrupt manifest. Never change these
+// numbers: they describe plugins that exist. tests/fixtures/abi_v1_0/schedd/abi.h is that
+// header, frozen.
+constexpr uint32_t kV1_0ManifestSize = 64;
+constexpr uint32_t kV1_0ExecutorDefSize = 56;
+constexpr uint32_t kV1_0ParamSpecSize = 32;
+constexpr uint32_t kV1_0ParamSize = 64;
+constexpr uint32_t kV1_0ContextSize = 96;
+constexpr uint32_t kV1_0HostApiSize = 48;
+// The numbers above are for LP64 (x86-64, AArch64 Linux); a 32-bit port needs its own.
+static_assert(sizeof(void*) == 8 && sizeof(std::size_t) == 8 && alignof(int64_t) == 8,
+              "the ABI 1.0 struct sizes are recorded for LP64 targets only");
+// Each 1.0 size is where the last field of 1.0 ends (rounded up to 8): a field moved or
+// retyped since would show here.
+static_assert(offsetof(schedd_manifest, executor_count) + 8 == kV1_0ManifestSize);
+static_assert(offsetof(schedd_executor_def, run) + 8 == kV1_0ExecutorDefSize);
+static_assert(offsetof(schedd_param_spec, description) + 8 == kV1_0ParamSpecSize);
+static_assert(offsetof(schedd_param, item_keys) + 8 == kV1_0ParamSize);
+static_assert(offsetof(schedd_context, api) + 8 == kV1_0ContextSize);
+static_assert(offsetof(schedd_host_api, set_result_text) + 8 == kV1_0HostApiSize);
+
+struct SizeCheck {
+  const char* name;
+  uint32_t plugin;
+  uint32_t first;      // in the first SDK of this ABI version
+  std::size_t daemon;  // in this daemon
+};
+
+// Why the plugin's struct sizes cannot work with this daemon, or "" when they can: each may
+// lie anywhere from the first SDK's size to this daemon's (the plugin was built against an
+// SDK of this ABI no newer than the daemon's). `checks` has the manifest itself first.
+std::string size_problems(const SizeCheck* checks, std::size_t count) {
+  std::string corrupt;
+  std::string newer;
+  for (std::size_t i = 0; i < count; ++i) {
+    const SizeCheck& c = checks[i];
+    const std::string plugin = std::string(c.name) + " is " + std::to_string(c.plugin) + " bytes";
+    if (c.plugin < c.first) {
+      if (!corrupt.empty()) corrupt += "; ";
+      corrupt += plugin + ", less than the " + std::to_string(c.first) +
+                 " of the first SDK of ABI " + std::to_string(SCHEDD_ABI_VERSION);
+    } else if (c.plugin > c.daemon) {
+      if (!newer.empty()) newer += "; ";
+      newer += plugin + " in the plugin, " + std::to_string(c.daemon) + " in this daemon";
+    }
+  }
+  // Sizes below any SDK's mean the rest of the manifest cannot be trusted either.
+  if (!corrupt.empty()) return "corrupt manifest: " + corrupt;
+  if (!newer.empty()) {
+    return "built against a newer SDK than this daemon's (" + newer +
+           "): upgrade the daemon, or rebuild the plugin against this daemon's SDK";
+  }
+  return "";
+}
+
+// Copies `count` elements of an array a plugin exports, laid out with the plugin's `stride`
+// (its sizeof, no larger than the daemon's: checked at load), into zero-initialised structs of
+// the daemon's size. Fields added after the plugin's SDK stay zero (NULL for pointers).
+template <typename T>
+std::vector<T> copy_plugin_array(const void* array, std::size_t count, uint32_t stride) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  std::vector<T> out(count);  // value-initialised: all zero
+  const auto* bytes = static_cast<const unsigned char*>(array);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::memcpy(&out[i], bytes + i * stride, std::min<std::size_t>(stride, sizeof(T)));
   }
   return out;
 }
@@ -156,9 +214,14 @@ const schedd_host_api kHostApi = {
 };
 
 // Flattened C view of a ParamList; owns the pointer arrays, borrows the strings.
+//
+// A plugin indexes `ctx->params[i]` with its own sizeof(schedd_param), which is smaller than
+// the daemon's when it was built against an older SDK of this ABI. data() is therefore laid
+// out with the plugin's `stride`: each element is the prefix of the daemon's struct that the
+// plugin knows.
 class CParams {
  public:
-  explicit CParams(const ParamList& params) {
+  CParams(const ParamList& params, uint32_t stride) {
     items_.reserve(params.size());
     keys_.reserve(params.size());
     texts_.reserve(params.size());
@@ -203,12 +266,26 @@ class CParams {
       }
       params_.push_back(p);
     }
+    if (stride < sizeof(schedd_param) && !params_.empty()) {
+      // max_align_t elements: the plugin's struct needs no stricter alignment than that.
+      strided_.resize((params_.size() * stride + sizeof(std::max_align_t) - 1) /
+                      sizeof(std::max_align_t));
+      auto* bytes = reinterpret_cast<unsigned char*>(strided_.data());
+      for (std::size_t i = 0; i < params_.size(); ++i) {
+        std::memcpy(bytes + i * stride, &params_[i], stride);
+      }
+    }
   }
-  const schedd_param* data() const { return params_.data(); }
+  // What the plugin gets as ctx->params: the array at the plugin's stride.
+  const schedd_param* data() const {
+    if (strided_.empty()) return params_.data();
+    return reinterpret_cast<const schedd_param*>(strided_.data());
+  }
   std::size_t size() const { return params_.size(); }
 
  private:
   std::vector<schedd_param> params_;
+  std::vector<std::max_align_t> strided_;  // set when the plugin's stride is smaller
   // Reserved up front so that pointers into the inner vectors and strings stay valid.
   std::vector<std::vector<const char*>> items_;
   std::vector<std::vector<const char*>> keys_;
@@ -227,8 +304,10 @@ RunOutcome LoadedExecutor::run(const RunRequest& request, StopSource& stop) cons
   call.request = &request;
   call.info = &info_;
   call.stop = &stop;
-  CParams params(request.params);
+  CParams params(request.params, plugin_->manifest.param_size);
 
+  // At the daemon's size, whatever the plugin's SDK: an older plugin reads only the prefix
+  // it knows, and struct_size tells a plugin which fields are there.
   schedd_context ctx{};
   ctx.struct_size = sizeof(schedd_context);
   ctx.origin = static_cast<int32_t>(request.origin);
@@ -304,32 +383,66 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
   if (!plugin->lib.has(SCHEDD_MANIFEST_SYMBOL)) {
     return fail(std::string("not a schedd plugin: no ") + SCHEDD_MANIFEST_SYMBOL + " symbol");
   }
-  const schedd_manifest* m = nullptr;
+  const unsigned char* raw = nullptr;
   try {
-    m = &plugin->lib.get<const schedd_manifest>(SCHEDD_MANIFEST_SYMBOL);
+    raw = reinterpret_cast<const unsigned char*>(
+        &plugin->lib.get<const schedd_manifest>(SCHEDD_MANIFEST_SYMBOL));
   } catch (const std::exception& e) {
     return fail("cannot read the manifest: " + dlerror_text(e.what()));
   }
   // The version is the first field in every ABI version; check it before trusting the rest.
-  if (m->abi_version != SCHEDD_ABI_VERSION) {
-    return fail("built for plugin ABI " + std::to_string(m->abi_version) +
+  uint32_t abi_version = 0;
+  std::memcpy(&abi_version, raw + offsetof(schedd_manifest, abi_version), sizeof abi_version);
+  if (abi_version != SCHEDD_ABI_VERSION) {
+    return fail("built for plugin ABI " + std::to_string(abi_version) +
                 ", this daemon speaks ABI " + std::to_string(SCHEDD_ABI_VERSION));
   }
-  if (std::string sizes = size_mismatches(*m); !sizes.empty()) {
-    return fail("struct size mismatch (rebuild the plugin against this SDK): " + sizes);
+  // Then the manifest's own size, before reading anything beyond it.
+  uint32_t manifest_size = 0;
+  std::memcpy(&manifest_size, raw + offsetof(schedd_manifest, manifest_size), sizeof manifest_size);
+  const SizeCheck manifest_check{"schedd_manifest", manifest_size, kV1_0ManifestSize,
+                                 sizeof(schedd_manifest)};
+  if (std::string problem = size_problems(&manifest_check, 1); !problem.empty()) {
+    return fail(problem);
   }
-  if (m->plugin_name == nullptr || *m->plugin_name == '\0') {
+  schedd_manifest& m = plugin->manifest;  // zero beyond what the plugin's SDK knows
+  std::memcpy(&m, raw, manifest_size);
+  const SizeCheck checks[] = {
+      {"schedd_executor_def", m.executor_def_size, kV1_0ExecutorDefSize,
+       sizeof(schedd_executor_def)},
+      {"schedd_param_spec", m.param_spec_size, kV1_0ParamSpecSize, sizeof(schedd_param_spec)},
+      {"schedd_param", m.param_size, kV1_0ParamSize, sizeof(schedd_param)},
+      {"schedd_context", m.context_size, kV1_0ContextSize, sizeof(schedd_context)},
+      {"schedd_host_api", m.host_api_size, kV1_0HostApiSize, sizeof(schedd_host_api)},
+  };
+  if (std::string problem = size_problems(checks, std::size(checks)); !problem.empty()) {
+    return fail(problem);
+  }
+  if (m.plugin_name == nullptr || *m.plugin_name == '\0') {
     return fail("the manifest has no plugin name");
   }
-  std::string plugin_version = m->plugin_version == nullptr ? "" : m->plugin_version;
-  if (m->executor_count == 0 || m->executors == nullptr) {
-    return fail(std::string("plugin \"") + m->plugin_name + "\" provides no executors");
+  std::string plugin_version = m.plugin_version == nullptr ? "" : m.plugin_version;
+  if (m.executor_count == 0 || m.executors == nullptr) {
+    return fail(std::string("plugin \"") + m.plugin_name + "\" provides no executors");
+  }
+
+  // The plugin's arrays, walked with its strides, as daemon-sized copies.
+  plugin->defs =
+      copy_plugin_array<schedd_executor_def>(m.executors, m.executor_count, m.executor_def_size);
+  plugin->specs.reserve(plugin->defs.size());
+  for (schedd_executor_def& d : plugin->defs) {
+    auto& specs = plugin->specs.emplace_back();
+    if (d.params != nullptr) {
+      specs = copy_plugin_array<schedd_param_spec>(d.params, d.param_count, m.param_spec_size);
+    }
+    d.params = specs.data();
+    d.param_count = specs.size();
   }
 
   // Check every executor before creating any, so a refusal leaves nothing behind.
   std::set<std::string> names_here;
-  for (std::size_t i = 0; i < m->executor_count; ++i) {
-    const schedd_executor_def& d = m->executors[i];
+  for (std::size_t i = 0; i < plugin->defs.size(); ++i) {
+    const schedd_executor_def& d = plugin->defs[i];
     if (!valid_executor_name(d.name)) {
       return fail("executor #" + std::to_string(i + 1) +
                   " has an invalid name (use letters, digits, '_', '-', '.')");
@@ -359,10 +472,8 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
     }
   }
 
-  plugin->manifest = m;
   std::vector<std::unique_ptr<Executor>> loaded;
-  for (std::size_t i = 0; i < m->executor_count; ++i) {
-    const schedd_executor_def& d = m->executors[i];
+  for (const schedd_executor_def& d : plugin->defs) {
     void* instance = nullptr;
     if (d.create != nullptr) {
       instance = d.create();
@@ -375,7 +486,7 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
     auto e = std::unique_ptr<LoadedExecutor>(new LoadedExecutor());
     e->info_.name = d.name;
     e->info_.description = d.description == nullptr ? "" : d.description;
-    e->info_.plugin_name = m->plugin_name;
+    e->info_.plugin_name = m.plugin_name;
     e->info_.plugin_version = plugin_version;
     e->info_.plugin_file = file.string();
     for (std::size_t j = 0; j < d.param_count; ++j) {
@@ -395,7 +506,7 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
   }
 
   PluginInfo info;
-  info.name = m->plugin_name;
+  info.name = m.plugin_name;
   info.version = plugin_version;
   info.file = file;
   for (const auto& e : loaded) info.executors.push_back(e->info().name);

@@ -144,14 +144,27 @@ TEST(PluginHostTest, RefusesWrongAbiNamingFileAndBothVersions) {
   EXPECT_EQ(host.find("fx_future"), nullptr);
 }
 
-TEST(PluginHostTest, RefusesWrongStructSize) {
+TEST(PluginHostTest, RefusesPluginBuiltAgainstNewerSdk) {
   PluginHost host;
   auto err = host.load_file(fixture("fx_wrong_size"));
   ASSERT_TRUE(err.has_value());
-  EXPECT_EQ(err->message,
-            "struct size mismatch (rebuild the plugin against this SDK): schedd_context is " +
-                std::to_string(sizeof(schedd_context) + 8) + " bytes in the plugin, " +
-                std::to_string(sizeof(schedd_context)) + " in this daemon");
+  EXPECT_EQ(err->message, "built against a newer SDK than this daemon's (schedd_context is " +
+                              std::to_string(sizeof(schedd_context) + 8) +
+                              " bytes in the plugin, " + std::to_string(sizeof(schedd_context)) +
+                              " in this daemon): upgrade the daemon, or rebuild the plugin "
+                              "against this daemon's SDK");
+  EXPECT_EQ(host.find("fx_sized"), nullptr);
+}
+
+TEST(PluginHostTest, RefusesStructSmallerThanAnySdkAsCorrupt) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_corrupt_size"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(),
+            fixture("fx_corrupt_size").string() +
+                ": corrupt manifest: schedd_param is 8 bytes, less than the 64 of the first SDK "
+                "of ABI 1");
+  EXPECT_EQ(host.find("fx_corrupt"), nullptr);
 }
 
 TEST(PluginHostTest, RefusesLibraryWithoutManifest) {

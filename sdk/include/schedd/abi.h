@@ -11,8 +11,36 @@
  * the plugin, naming the file, when
  *   - the symbol is missing                        (not a schedd plugin),
  *   - `abi_version` differs from SCHEDD_ABI_VERSION (both versions are named),
- *   - any `*_size` field differs from the daemon's sizeof of that struct,
+ *   - a `*_size` field is larger than the daemon's sizeof of that struct (the plugin was
+ *     built against a newer SDK than the daemon's: upgrade the daemon), or smaller than in
+ *     the first SDK of this ABI version (a corrupt manifest),
  *   - an executor name is already provided by another plugin (both files are named).
+ *
+ * Compatibility within one ABI version. SCHEDD_ABI_VERSION is bumped, and every plugin must
+ * be rebuilt, when a field is removed, moved, retyped or given another meaning. Without a
+ * bump, an SDK may only
+ *   - add fields at the END of a struct (never in the middle), each documented with the SDK
+ *     version that added it and what its zero value means;
+ *   - add enum values: a plugin may be handed an origin it does not know; a daemon logs a
+ *     level it does not know as INFO, records a status it does not know as a permanent
+ *     failure and refuses a param type it does not know;
+ *   - add host functions at the end of schedd_host_api.
+ * What a plugin author gets in exchange: a plugin built against any SDK of this ABI version
+ * loads, unchanged, in any daemon of this ABI version at least as new as that SDK. The
+ * daemon does all the work:
+ *   - the arrays the plugin exports (`executors`, each executor's `params`) are read with the
+ *     plugin's strides (`executor_def_size`, `param_spec_size`); a field the plugin's SDK
+ *     does not have reads as zero or NULL, and its zero value always means "as before";
+ *   - structs the daemon hands over (schedd_context, schedd_host_api) come at the daemon's
+ *     size, with `struct_size` set: an older plugin just never reads past its own prefix.
+ *     A field added later is present when `struct_size` covers it; the C++ SDK checks that
+ *     before it reads one, and C code should too;
+ *   - the schedd_param ARRAY in the context, which the plugin indexes with its own sizeof, is
+ *     laid out by the daemon with the plugin's `param_size` as the stride, so schedd_param may
+ *     grow like the others.
+ * A plugin built against a NEWER SDK whose structs grew is refused rather than handed structs
+ * shorter than it expects. The sizes of the first SDK of ABI 1 (x86-64 and AArch64) are
+ * manifest 64, executor_def 56, param_spec 32, param 64, context 96, host_api 48 bytes.
  *
  * Thread-safety: `run` of one executor may be called from several worker threads at once,
  * each call with its own context. `create` and `destroy` are called once per executor, on the
@@ -66,7 +94,10 @@ typedef struct schedd_param_spec {
 } schedd_param_spec;
 
 /* A parameter value handed to `run`, already validated against the schema. `text` is always
- * set: for STRING the value itself, for the others a canonical rendering. */
+ * set: for STRING the value itself, for the others a canonical rendering.
+ * `ctx->params` is an array the plugin indexes with its own sizeof(schedd_param): the daemon
+ * lays it out with the manifest's `param_size` as the stride (each element the prefix the
+ * plugin knows), which is what lets this struct grow within an ABI version. */
 typedef struct schedd_param {
   const char* name;
   int32_t type;                 /* a schedd_param_type */
@@ -155,8 +186,9 @@ typedef struct schedd_executor_def {
   int32_t (*run)(void* instance, const schedd_context* ctx);
 } schedd_executor_def;
 
-/* The exported manifest. Sizes let the daemon refuse a plugin compiled against different
- * struct layouts even when the version number was not bumped. */
+/* The exported manifest. The sizes tell the daemon which SDK of this ABI version the plugin
+ * was built against (so what each struct holds, and the stride of each array), and let it
+ * refuse a plugin built against a newer SDK. */
 typedef struct schedd_manifest {
   uint32_t abi_version;       /* SCHEDD_ABI_VERSION */
   uint32_t manifest_size;     /* sizeof(schedd_manifest) */
