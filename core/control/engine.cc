@@ -57,6 +57,9 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
   options.expand_every = config_.expand_every;
   options.history_retention = config_.history_retention;
   options.kill_grace = config_.kill_grace;
+  // Daemons' clocks may disagree by up to lease / 5 (docs/redis.md): a run stops that much
+  // before its lease lapses on this daemon's clock.
+  options.lease_margin = config_.redis.lease / 5;
   options.on_grace_expired = [this] {
     for (const auto& pool : runner::runner_pools(plugins_)) pool->close(/*kill_busy=*/true);
   };
@@ -223,6 +226,8 @@ Status Engine::start() {
   store_.subscribe(StoreEvents{
       .wake = [this] { dispatcher_->poke(); },
       .helper_changed = [this](const std::string& name) { queue_refresh(name); },
+      .leases_renewed = [this](const std::vector<std::string>& ids,
+                               TimePoint until) { dispatcher_->leases_renewed(ids, until); },
   });
   dispatcher_->start();
   return Status::ok();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 
 #include "core/common/thread_name.h"
 
@@ -94,6 +95,29 @@ void Dispatcher::request_stop_locked(Running& r, ExecStatus as, TimePoint now) {
   loop_cv_.notify_all();
 }
 
+void Dispatcher::set_hard_deadline_locked(Running& r, TimePoint now) {
+  if (!r.lease_until) return;
+  const TimePoint hard =
+      *r.lease_until - std::chrono::duration_cast<TimePoint::duration>(options_.lease_margin);
+  const auto mono = std::chrono::steady_clock::now().time_since_epoch() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(hard - now);
+  r.hard_deadline_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(mono).count());
+}
+
+void Dispatcher::leases_renewed(const std::vector<std::string>& ids, TimePoint until) {
+  std::lock_guard lock(mu_);
+  const TimePoint now = clock_.now();
+  for (const auto& id : ids) {
+    auto it = running_.find(id);
+    if (it == running_.end() || !it->second.lease_until) continue;
+    Running& r = it->second;
+    if (until <= *r.lease_until) continue;
+    r.lease_until = until;
+    set_hard_deadline_locked(r, now);
+    r.stop.wake();  // a worker waiting on a runner sends it the new deadline
+  }
+}
+
 void Dispatcher::poke() {
   std::lock_guard lock(mu_);
   poked_ = true;
@@ -134,6 +158,13 @@ std::string Dispatcher::debug_state() const {
            (r.stop_reason ? std::string(" stop=") + exec_status_name(*r.stop_reason) : "");
   }
   return out;
+}
+
+std::optional<RunProgress> Dispatcher::progress(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(id);
+  if (it == running_.end()) return std::nullopt;
+  return it->second.progress;
 }
 
 std::size_t Dispatcher::running() const {
@@ -225,8 +256,41 @@ void Dispatcher::loop() {
       };
       // Skipped when no run has a timeout or a stop request: with claim-ahead, running_
       // holds hundreds of short runs, and this round comes after most completions.
+      const auto margin = std::chrono::duration_cast<TimePoint::duration>(options_.lease_margin);
+      const auto stop_before = std::chrono::duration_cast<TimePoint::duration>(
+          std::min(options_.kill_grace, 2 * options_.lease_margin));
       for (auto& [id, r] : running_) {
-        if (with_deadline_ == 0 && with_stop_ == 0) break;
+        if (with_deadline_ == 0 && with_stop_ == 0 && with_lease_ == 0) break;
+        if (r.lease_until && r.execution.started) {
+          // A lease that is not being renewed (Redis unreachable, this daemon too slow):
+          // the run must be over before another daemon may take its key.
+          const TimePoint hard = *r.lease_until - margin;
+          const TimePoint soft = hard - stop_before;
+          if (now >= hard && r.in_process) {
+            spdlog::critical(
+                "exec {} [{}]: its lease ends now and its in-process run has not returned; "
+                "ending the daemon so that it does not overlap the run another daemon may "
+                "start (run executor {} with isolation = \"process\" to have only the run "
+                "killed)",
+                id, r.execution.key(), r.execution.spec->executor);
+            if (options_.on_lease_breach) {
+              options_.on_lease_breach(id);
+            } else {
+              spdlog::shutdown();
+              std::_Exit(70);
+            }
+          }
+          if (now >= soft && !r.stop_at) {
+            spdlog::warn(
+                "exec {} [{}]: lease not renewed (it ends in {:.0f} ms on this clock, less a "
+                "margin of {} ms): stop requested",
+                id, r.execution.key(), ms_between(now, *r.lease_until),
+                options_.lease_margin.count());
+            request_stop_locked(r, ExecStatus::kInterrupted, now);
+          }
+          const TimePoint next = now < soft ? soft : hard;
+          if (next > now && (!next_deadline || next < *next_deadline)) next_deadline = next;
+        }
         if (r.stop_at) {
           if (!r.in_process || r.written_off || !r.execution.started) continue;
           auto write_off_at = *r.stop_at + options_.kill_grace;
@@ -341,6 +405,11 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     r.in_process = executor != nullptr && executor->isolation() == Isolation::kInProcess;
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
+    if (result->lease_until) {
+      r.lease_until = result->lease_until;
+      set_hard_deadline_locked(r, now);
+      ++with_lease_;
+    }
     lane.queue.push_back(it);
   }
   if (claimed == 1) {
@@ -480,6 +549,42 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& writ
       req.params = e.spec->params;
       req.fence = e.fence;
       req.hard_deadline_ns = &r.hard_deadline_ns;
+      // Progress and log lines reach the API (GET /v1/executions/ID) and the live stream,
+      // in process and out of process alike.
+      req.on_progress = [this, &r](double fraction, std::string_view message) {
+        std::optional<RunProgress> notify;
+        {
+          std::lock_guard g(mu_);
+          r.progress.fraction = fraction;
+          r.progress.message = std::string(message);
+          r.progress.at = clock_.now();
+          const auto real_now = std::chrono::steady_clock::now();
+          if (real_now - r.progress_sent >= std::chrono::milliseconds(50) || fraction >= 1) {
+            r.progress_sent = real_now;
+            notify = r.progress;
+          }
+        }
+        if (notify) {
+          for (const auto& o : observers_) {
+            if (o.on_progress) o.on_progress(r.execution, *notify);
+          }
+        }
+      };
+      req.on_log = [this, &r, &e](int level, std::string_view message) {
+        static const char* const kLevels[] = {"DEBUG", "DEBUG", "INFO", "WARN", "ERROR"};
+        const char* name = kLevels[std::clamp(level, 0, 4)];
+        {
+          std::lock_guard g(mu_);
+          auto& log = r.progress.log;
+          if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
+          log.push_back(std::string(name) + " " + std::string(message));
+        }
+        auto lvl = level >= 4   ? spdlog::level::err
+                   : level == 3 ? spdlog::level::warn
+                   : level <= 1 ? spdlog::level::debug
+                                : spdlog::level::info;
+        spdlog::log(lvl, "[{}] {}: {}", e.id, e.spec->executor, message);
+      };
       outcome = executor->run(req, r.stop);
     }
   }
@@ -495,6 +600,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& writ
       // stop() recorded it and gave up on this thread; the process is exiting.
       if (r.deadline) --with_deadline_;
       if (r.stop_at) --with_stop_;
+      if (r.lease_until) --with_lease_;
       running_.erase(it);
       ++completing_;
       return outcome.duration;
@@ -503,6 +609,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& writ
     e = std::move(r.execution);
     if (r.deadline) --with_deadline_;
     if (r.stop_at) --with_stop_;
+    if (r.lease_until) --with_lease_;
     running_.erase(it);
     ++completing_;
   }

@@ -49,6 +49,19 @@ struct DispatchObserver {
       on_finish{};                                     // attempt ended, before the store records it
   std::function<void(const Execution&)> on_expired{};  // also skipped ones go to on_skipped
   std::function<void(const Execution&)> on_skipped{};
+  // A running execution reported progress (worker or plugin thread). Not called more than
+  // about 20 times a second per run: reports in between only update RunProgress.
+  std::function<void(const Execution&, const struct RunProgress&)> on_progress{};
+};
+
+// What a running execution last reported: its progress and its latest log lines.
+struct RunProgress {
+  double fraction = -1;  // [0,1]; negative: unknown
+  std::string message;
+  TimePoint at{};  // when it was reported (the dispatcher's clock)
+  // The run's latest log lines ("LEVEL message"), oldest first; at most kLogLines.
+  std::vector<std::string> log;
+  static constexpr std::size_t kLogLines = 20;
 };
 
 struct DispatcherOptions {
@@ -61,6 +74,16 @@ struct DispatcherOptions {
   // written off: the lane gets a new worker, the run keeps its key until it returns.
   // Default: 5 s.
   std::chrono::milliseconds kill_grace = std::chrono::seconds(5);
+  // With a store that leases claims (Redis): a run must end this long before its lease
+  // lapses on this daemon's clock (the clock skew allowed between daemons). A run whose
+  // lease was not renewed is asked to stop at lease end - margin - min(kill_grace,
+  // (lease - margin) / 2) and ended at lease end - margin: out of process by its runner
+  // (which enforces it even while this daemon is paused), in process by ending the daemon
+  // (on_lease_breach). Default: 1 s.
+  std::chrono::milliseconds lease_margin = std::chrono::seconds(1);
+  // Called when an in-process run is still going at its lease's hard end: nothing else can
+  // stop it, so the default logs and ends the process (exit code 70).
+  std::function<void(const std::string& id)> on_lease_breach;
   // Called by stop() when `grace` ran out with runs still going: ends what can be ended
   // (kills the runners), so that stop() returns on time. Optional.
   std::function<void()> on_grace_expired;
@@ -89,6 +112,8 @@ class Dispatcher {
 
   // Wakes the loop: something changed (submission, enable, update).
   void poke();
+  // The store renewed these runs' leases until `until` (StoreEvents::leases_renewed).
+  void leases_renewed(const std::vector<std::string>& ids, TimePoint until);
   // poke() for one new queued execution that is not claimable before `not_before`: does
   // nothing while the loop sleeps until `not_before` or earlier anyway (it recomputes its
   // next event when it wakes), so a stream of submissions for later does not keep the loop
@@ -109,6 +134,8 @@ class Dispatcher {
                   const std::function<bool(const Execution&)>& keeps_running);
 
   std::size_t running() const;
+  // What the running execution `id` last reported; nullopt when it is not running here.
+  std::optional<RunProgress> progress(const std::string& id) const;
   // One line of internal state, for diagnostics (tests, status).
   std::string debug_state() const;
   const DispatcherOptions& options() const { return options_; }
@@ -129,8 +156,11 @@ class Dispatcher {
     bool written_off = false;               // its worker was replaced (see kill_grace)
     bool abandoned = false;                 // recorded by stop(); the worker records nothing
     std::thread::id worker;                 // the thread running it, once started
+    RunProgress progress;                   // guarded by mu_
+    std::chrono::steady_clock::time_point progress_sent{};  // last on_progress call
     // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
     std::atomic<int64_t> hard_deadline_ns{0};
+    std::optional<TimePoint> lease_until;  // its lease (store's clock), when leased
   };
   using RunningMap = std::map<std::string, Running>;
   struct Lane {
@@ -150,6 +180,8 @@ class Dispatcher {
   void worker(Lane& lane);
   // Starts one more worker thread for `lane` (mu_ held).
   void add_worker_locked(Lane& lane);
+  // The lease's hard end of `r` as a CLOCK_MONOTONIC instant for its runner (mu_ held).
+  void set_hard_deadline_locked(Running& r, TimePoint now);
   // Requests the stop of a running execution (mu_ held).
   void request_stop_locked(Running& r, ExecStatus as, TimePoint now);
   // Runs one claimed attempt and records it; returns how long the executor ran (not counting
@@ -188,6 +220,7 @@ class Dispatcher {
   RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)
   std::size_t with_deadline_ = 0;  // entries of running_ with a deadline
   std::size_t with_stop_ = 0;      // entries of running_ with a stop request
+  std::size_t with_lease_ = 0;     // entries of running_ with a lease
   std::size_t completing_ = 0;     // attempts out of running_ whose completion is being recorded
   // Workers that recorded a completion and are about to claim their lane's next execution
   // (between giving back their slot and reserving it again): wait_quiet is not quiet meanwhile.

@@ -335,27 +335,42 @@ struct RedisStore::Impl {
   // Returns the ids whose lease was lost (see kRenew).
   StatusOr<std::vector<std::string>> renew() {
     std::vector<std::string> args;
+    // Read before the call: the lease Redis records is at least this far from any instant
+    // the call could have reached it.
+    const TimePoint until = now() + o.lease;
     {
       std::lock_guard lock(mu);
       if (held.empty()) return std::vector<std::string>{};
-      args.push_back(us_str(now() + o.lease));
+      args.push_back(us_str(until));
       for (const auto& [id, fence] : held) {
         args.push_back(id);
         args.push_back(std::to_string(fence));
       }
     }
+    std::vector<std::string> sent;
+    for (std::size_t i = 1; i < args.size(); i += 2) sent.push_back(args[i]);
     auto r = eval(redis_lua::kRenew, std::move(args));
     if (!r.is_ok()) return r.status();
     std::vector<std::string> lost_ids;
-    std::lock_guard lock(mu);
-    for (const auto& lost : r->elements) {
-      if (held.erase(lost.str) > 0) {
-        spdlog::warn(
-            "exec {}: lease lost (its run was re-queued by another daemon); its completion will "
-            "not be recorded",
-            lost.str);
-        lost_ids.push_back(lost.str);
+    std::function<void(const std::vector<std::string>&, TimePoint)> renewed;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& lost : r->elements) {
+        if (held.erase(lost.str) > 0) {
+          spdlog::warn(
+              "exec {}: lease lost (its run was re-queued by another daemon); its completion "
+              "will not be recorded",
+              lost.str);
+          lost_ids.push_back(lost.str);
+        }
       }
+      renewed = events.leases_renewed;
+    }
+    if (renewed) {
+      std::erase_if(sent, [&](const std::string& id) {
+        return std::find(lost_ids.begin(), lost_ids.end(), id) != lost_ids.end();
+      });
+      if (!sent.empty()) renewed(sent, until);
     }
     return lost_ids;
   }
@@ -626,6 +641,7 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   if (!r.is_ok()) return r.status();
   const auto& el = r->elements;
   ClaimResult out;
+  out.lease_until = lease_deadline;
   // Claimed executions come as the values of kClaimReplyFields, in that order.
   for (const auto& values : el.at(0).elements) {
     if (values.elements.size() != std::size(redis_lua::kClaimReplyFields)) {

@@ -35,6 +35,9 @@ struct ClaimResult {
   // A durable store returns claims before they are on disk; the dispatcher passes this to
   // wait_durable() before it starts any of them, so that a run never starts unrecorded.
   uint64_t durable_token = 0;
+  // A store with leases (Redis): the instant (the store's clock) until which the claims'
+  // leases hold unless renewed; another daemon may take their keys once it passed.
+  std::optional<TimePoint> lease_until;
 };
 
 // How an attempt ended, as the dispatcher reports it.
@@ -78,6 +81,9 @@ struct StoreEvents {
   std::function<void()> wake{};
   // An operator changed helper `name`'s runtime state (enable, disable, schedule override).
   std::function<void(const std::string& name)> helper_changed{};
+  // A store with leases renewed the leases of `ids` (runs this daemon holds) until `until`
+  // (the store's clock). Called from the store's lease thread.
+  std::function<void(const std::vector<std::string>& ids, TimePoint until)> leases_renewed{};
 };
 
 class Store {
