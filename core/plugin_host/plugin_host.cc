@@ -79,7 +79,7 @@ bool valid_executor_name(const char* name) {
   return true;
 }
 
-// The sizes of the ABI structs in the first SDK of ABI 1 (schedd 1.0). Within one ABI
+// The sizes of the ABI structs in the first SDK of ABI 1 ("ABI 1.0"). Within one ABI
 // version structs only grow, by fields added at their end, so every plugin of ABI 1 has at
 // least these; a smaller size is not an older SDK but a corrupt manifest. Never change these
 // numbers: they describe plugins that exist. tests/fixtures/abi_v1_0/schedd/abi.h is that
@@ -322,6 +322,7 @@ RunOutcome LoadedExecutor::run(const RunRequest& request, StopSource& stop) cons
   ctx.param_count = params.size();
   ctx.host = &call;
   ctx.api = &kHostApi;
+  ctx.fence = request.fence;
 
   RunOutcome out;
   auto start = std::chrono::steady_clock::now();

@@ -14,8 +14,9 @@
 //   - output: the last `output_limit` bytes of stdout, then, if stderr is not empty, a line
 //     "--- stderr ---" and the last `output_limit` bytes of stderr.
 //   - the child's environment is the daemon's, plus `env`, plus SCHEDD_EXECUTION_ID,
-//     SCHEDD_KEY, SCHEDD_ATTEMPT, SCHEDD_HELPER, SCHEDD_LANE and SCHEDD_DUE (which win over
-//     `env`). Its stdin is /dev/null; no other descriptor of the daemon is inherited.
+//     SCHEDD_KEY, SCHEDD_ATTEMPT, SCHEDD_HELPER, SCHEDD_LANE, SCHEDD_DUE and SCHEDD_FENCE
+//     (which win over `env`). Its stdin is /dev/null; no other descriptor of the daemon is
+//     inherited.
 //
 // Thread-safety: `run` keeps all state on its own stack and may be called concurrently. It
 // reads `environ`, so the daemon must not call setenv() while executions run. It reaps only
@@ -352,6 +353,7 @@ class Shell final : public schedd::Executor {
     env["SCHEDD_HELPER"] = std::string(ctx.name());
     env["SCHEDD_LANE"] = std::string(ctx.lane());
     env["SCHEDD_DUE"] = rfc3339_utc(ctx.raw().due_unix_ms);
+    env["SCHEDD_FENCE"] = std::to_string(ctx.fence());
 
     if (ctx.stop_requested()) return schedd::Result::cancelled("stopped before start");
 

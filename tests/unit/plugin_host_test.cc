@@ -134,6 +134,103 @@ TEST(PluginHostTest, CPluginLoadsAndRuns) {
   EXPECT_EQ(out.output, "c says bonjour (attempt 2)");
 }
 
+TEST(PluginHostTest, FenceReachesThePlugin) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_echo_fence")), std::nullopt);
+  const Executor* e = host.find("fx_echo_fence");
+  ASSERT_NE(e, nullptr);
+  StopSource stop;
+  RunRequest req = request_with({});
+  EXPECT_EQ(e->run(req, stop).output, "fence=0 attempt=2 id=helper@1700000000");
+  req.fence = 18446744073709551615u;
+  req.attempt = 3;
+  RunOutcome out = e->run(req, stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "fence=18446744073709551615 attempt=3 id=helper@1700000000");
+}
+
+// fx_abi_v1_0 was built against tests/fixtures/abi_v1_0/schedd/abi.h, the first header of
+// ABI 1, frozen: its manifest has the ABI 1.0 sizes, smaller than this daemon's context.
+TEST(PluginHostTest, Abi1_0PluginLoadsWithItsExecutorsAndSchemas) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_abi_v1_0")), std::nullopt);
+  ASSERT_EQ(host.plugins().size(), 1u);
+  EXPECT_EQ(host.plugins()[0].name, "fx_abi_v1_0");
+  EXPECT_EQ(host.plugins()[0].version, "1.0.0");
+  EXPECT_EQ(host.plugins()[0].executors,
+            (std::vector<std::string>{"fx_v1_params", "fx_v1_context"}));
+
+  const ExecutorInfo& info = host.find("fx_v1_params")->info();
+  EXPECT_EQ(info.description, "Writes back the params it received");
+  struct Spec {
+    const char* name;
+    ParamType type;
+    bool required;
+    std::optional<std::string> default_toml;
+    const char* description;
+  };
+  const Spec want[] = {
+      {"word", ParamType::kString, false, "\"hi\"", "A word"},
+      {"count", ParamType::kInt, false, "7", "A number"},
+      {"ratio", ParamType::kDouble, true, std::nullopt, "A required double"},
+      {"flag", ParamType::kBool, false, "true", "A switch"},
+      {"wait", ParamType::kDuration, false, "\"1500ms\"", "A duration"},
+      {"tags", ParamType::kStringList, false, "[\"a\", \"b\"]", "A list"},
+      {"labels", ParamType::kStringMap, false, std::nullopt, "A map"},
+  };
+  ASSERT_EQ(info.params.size(), std::size(want));
+  for (std::size_t i = 0; i < std::size(want); ++i) {
+    EXPECT_EQ(info.params[i].name, want[i].name) << i;
+    EXPECT_EQ(info.params[i].type, want[i].type) << i;
+    EXPECT_EQ(info.params[i].required, want[i].required) << i;
+    EXPECT_EQ(info.params[i].default_toml, want[i].default_toml) << i;
+    EXPECT_EQ(info.params[i].description, want[i].description) << i;
+  }
+  const ExecutorInfo& context = host.find("fx_v1_context")->info();
+  EXPECT_EQ(context.description, "Writes back the context it received");
+  EXPECT_TRUE(context.params.empty());
+}
+
+TEST(PluginHostTest, Abi1_0PluginGetsItsParamsAndContext) {
+  PluginHost host;
+  ASSERT_EQ(host.load_file(fixture("fx_abi_v1_0")), std::nullopt);
+  StopSource stop;
+  const ParamList params = {
+      {"word", ParamValue::string("bonjour")},
+      {"count", ParamValue::integer(-42)},
+      {"ratio", ParamValue::number(2.5)},
+      {"flag", ParamValue::boolean(false)},
+      {"wait", ParamValue::duration(std::chrono::milliseconds(90500))},
+      {"tags", ParamValue::list({"x", "y", "z"})},
+      {"labels", ParamValue::map({{"a", "1"}, {"b", "2"}})},
+  };
+  RunOutcome out = host.find("fx_v1_params")->run(request_with(params), stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.output, "word:1:bonjour:;count:2:-42:-42;ratio:3:" + params[2].second.to_text() +
+                            ":2.5;flag:4:false:0;wait:5:" + params[4].second.to_text() +
+                            ":90500;tags:6:" + params[5].second.to_text() +
+                            ":3 items x,y,z;labels:7:" + params[6].second.to_text() +
+                            ":2 items a=1,b=2;");
+
+  auto req = request_with({});
+  req.fence = 99;  // an ABI 1.0 plugin has no field for it; it must not disturb the rest
+  req.deadline = std::chrono::system_clock::time_point(1700000060000ms);
+  std::vector<std::pair<double, std::string>> progress;
+  std::vector<std::pair<int, std::string>> logs;
+  req.on_progress = [&](double f, std::string_view m) { progress.emplace_back(f, m); };
+  req.on_log = [&](int level, std::string_view m) { logs.emplace_back(level, m); };
+  out = host.find("fx_v1_context")->run(req, stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded);
+  EXPECT_EQ(out.message, "v1.0 context");
+  // The daemon hands over its own, larger context; the plugin reads the prefix it knows.
+  EXPECT_EQ(out.output,
+            "id=helper@1700000000 name=helper key=k1 lane=fast origin=1 attempt=2 "
+            "due=1700000000123 deadline=1700000060000 size=" +
+                std::to_string(sizeof(schedd_context)) + " params=0");
+  EXPECT_EQ(progress, (std::vector<std::pair<double, std::string>>{{0.5, "half"}}));
+  EXPECT_EQ(logs, (std::vector<std::pair<int, std::string>>{{SCHEDD_LOG_WARN, "from ABI 1.0"}}));
+}
+
 TEST(PluginHostTest, RefusesWrongAbiNamingFileAndBothVersions) {
   PluginHost host;
   auto err = host.load_file(fixture("fx_wrong_abi"));
@@ -330,10 +427,11 @@ TEST(PluginHostTest, MisbehavingFixturesLoad) {
     const char* file;
     const char* executor;
   };
-  for (const Case& c : {Case{"fx_segv", "fx_segv"}, Case{"fx_abort", "fx_abort"},
-                        Case{"fx_exit", "fx_exit"}, Case{"fx_thread_throw", "fx_thread_throw"},
-                        Case{"fx_spin", "fx_spin"}, Case{"fx_leak", "fx_leak"},
-                        Case{"fx_flood", "fx_flood"}, Case{"fx_progress", "fx_progress"}}) {
+  for (const Case& c :
+       {Case{"fx_segv", "fx_segv"}, Case{"fx_abort", "fx_abort"}, Case{"fx_exit", "fx_exit"},
+        Case{"fx_thread_throw", "fx_thread_throw"}, Case{"fx_spin", "fx_spin"},
+        Case{"fx_leak", "fx_leak"}, Case{"fx_flood", "fx_flood"},
+        Case{"fx_progress", "fx_progress"}, Case{"fx_echo_fence", "fx_echo_fence"}}) {
     PluginHost host;
     ASSERT_EQ(host.load_file(fixture(c.file)), std::nullopt) << c.file;
     ASSERT_EQ(host.plugins().size(), 1u);

@@ -105,9 +105,11 @@ class ShellPluginTest : public ::testing::Test {
     ASSERT_NE(host_->find("shell"), nullptr);
   }
 
-  RunOutcome run(ParamList params) {
+  RunOutcome run(ParamList params, uint64_t fence = 0) {
     StopSource stop;
-    return host_->find("shell")->run(make_request(std::move(params)), stop);
+    RunRequest request = make_request(std::move(params));
+    request.fence = fence;
+    return host_->find("shell")->run(request, stop);
   }
 
   std::unique_ptr<PluginHost> host_;
@@ -207,6 +209,18 @@ TEST_F(ShellPluginTest, ChildSeesExecutionEnvironment) {
                                     "2026-11-23T13:00:00Z\n"
                                     "a value with spaces\n") +
                             path + "\n");
+}
+
+TEST_F(ShellPluginTest, ChildSeesTheFence) {
+  RunOutcome out = run(sh("printf %s \"$SCHEDD_FENCE\""), 18446744073709551615u);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded) << out.message;
+  EXPECT_EQ(out.output, "18446744073709551615");
+  // Without a fence from the store the variable is still set, to 0.
+  out = run(sh("printf %s \"${SCHEDD_FENCE-unset}\""));
+  EXPECT_EQ(out.output, "0");
+  out = run(sh("printf %s \"$SCHEDD_FENCE\"", {{"env", ParamValue::map({{"SCHEDD_FENCE", "9"}})}}),
+            7);
+  EXPECT_EQ(out.output, "7");
 }
 
 TEST_F(ShellPluginTest, EnvCannotOverrideScheddVariables) {

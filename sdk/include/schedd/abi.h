@@ -39,8 +39,9 @@
  *     laid out by the daemon with the plugin's `param_size` as the stride, so schedd_param may
  *     grow like the others.
  * A plugin built against a NEWER SDK whose structs grew is refused rather than handed structs
- * shorter than it expects. The sizes of the first SDK of ABI 1 (x86-64 and AArch64) are
- * manifest 64, executor_def 56, param_spec 32, param 64, context 96, host_api 48 bytes.
+ * shorter than it expects. The sizes of the first SDK of ABI 1 ("ABI 1.0"; x86-64 and
+ * AArch64) are manifest 64, executor_def 56, param_spec 32, param 64, context 96, host_api
+ * 48 bytes. Fields added since say "(ABI 1.N)", N counting the SDKs that added fields.
  *
  * Thread-safety: `run` of one executor may be called from several worker threads at once,
  * each call with its own context. `create` and `destroy` are called once per executor, on the
@@ -168,6 +169,12 @@ typedef struct schedd_context {
   size_t param_count;
   void* host;                 /* opaque, for the functions in `api` */
   const schedd_host_api* api; /* never NULL */
+  /* (ABI 1.1) The claim's fencing token: it grows with every claim of an execution, so a
+   * system the executor writes to can refuse a write carrying a smaller fence than one it has
+   * already seen, i.e. from a stale attempt whose claim was taken over (docs/redis.md).
+   * 0 when the store gives none. Present only when struct_size >= offsetof(schedd_context,
+   * fence) + 8: an ABI 1.0 daemon's context ends before it. */
+  uint64_t fence;
 } schedd_context;
 
 /* One executor a plugin provides. */

@@ -31,6 +31,7 @@
 #include <schedd/abi.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <map>
@@ -222,6 +223,11 @@ class Context {
     return std::chrono::system_clock::time_point(std::chrono::milliseconds(c_->deadline_unix_ms));
   }
   const Params& params() const { return params_; }
+  // The claim's fencing token (ABI 1.1): pass it with writes to systems that can refuse a
+  // stale attempt's writes. 0 when the store gives none, or when the daemon predates it.
+  uint64_t fence() const {
+    return has(offsetof(schedd_context, fence), sizeof c_->fence) ? c_->fence : 0;
+  }
 
   bool stop_requested() const { return c_->api->stop_requested(c_->host) != 0; }
   // Waits up to `timeout`; returns true as soon as a stop is requested.
@@ -237,9 +243,15 @@ class Context {
   }
   const Logger& log() const { return log_; }
 
+  // Only the first raw().struct_size bytes exist: read a field added after ABI 1.0 only
+  // when struct_size covers it.
   const schedd_context& raw() const { return *c_; }
 
  private:
+  // Whether the daemon's schedd_context has the field at `offset` (fields are only ever added
+  // at the end, so an older daemon's struct_size ends before the new ones).
+  bool has(std::size_t offset, std::size_t size) const { return c_->struct_size >= offset + size; }
+
   const schedd_context* c_;
   Params params_;
   Logger log_;
