@@ -91,10 +91,9 @@ class OutputTail {
     thread_.detach();  // lives as long as the process
     return true;
   }
-  // Starts a run's tail.
+  // Starts a run's tail. (Output still in the pipe from between runs counts for this one.)
   void reset() {
     std::lock_guard lock(mu_);
-    read_available_locked();
     tail_.clear();
     bytes_ = 0;
   }

@@ -198,7 +198,6 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
   r->control_fd_ = control[0];
   r->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   r->reader_ = std::make_unique<FrameReader>(r->data_fd_);
-  fcntl(r->data_fd_, F_SETFL, O_NONBLOCK);
 
   // The handshake: HELLO or LOAD_ERROR within the load time limit.
   const auto until = SteadyClock::now() + settings.load_timeout;
@@ -356,17 +355,15 @@ RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& exec
   std::string frame;
   encode(run, frame);
   const std::string label = plugin_label(settings_.plugin_file, executor);
-  // A blocking write of the RUN frame: the runner reads it whole whenever it is idle.
-  fcntl(data_fd_, F_SETFL, 0);
+  // The data socket stays blocking for writes (a RUN frame goes out whole, the runner reads
+  // it whenever it is idle); reads below only follow a poll that said there is data.
   Status sent = write_all(data_fd_, frame);
-  fcntl(data_fd_, F_SETFL, O_NONBLOCK);
   if (!sent.is_ok()) {
     int status = reap_after_eof();
     crashed_ = true;
     return fail(RunStatus::kFailed, describe_exit(status, executor) + " before the run started");
   }
 
-  drain_eventfd(wake_fd_);
   stop.attach_fd(wake_fd_);
   struct Detach {
     StopSource& s;

@@ -30,6 +30,7 @@
 #include "core/dispatch/dispatcher.h"
 #include "core/planner/planner.h"
 #include "core/plugin_host/plugin_host.h"
+#include "core/runner/plugin_loader.h"
 #include "core/schedule/schedule.h"
 #include "core/store/memory_store.h"
 #include "core/store/redis_store.h"
@@ -273,8 +274,10 @@ double bench_recovery(const std::filesystem::path& dir, std::size_t total, std::
 // `total` executions due at spread-out instants over `span` (from 500 ms from
 // now), on `keys` keys, through `workers` workers on `store`: the delay from
 // due to the executor being called, on the real clock.
+// With `at_finish` the delay runs to the end of the run instead (an upper bound of the delay
+// to the executor's start where that happens in another process).
 Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std::size_t keys,
-                 std::chrono::milliseconds span, std::size_t workers) {
+                 std::chrono::milliseconds span, std::size_t workers, bool at_finish = false) {
   Planner planner(store, std::chrono::hours(2));
   TimePoint start = SystemClock::instance().now() + std::chrono::milliseconds(500);
   std::vector<Execution> batch;
@@ -296,15 +299,21 @@ Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std
   Dispatcher d(
       store, planner, SystemClock::instance(), [&](std::string_view n) { return plugins.find(n); },
       options(workers));
+  auto record = [&](const Execution& e) {
+    double ms =
+        std::chrono::duration<double, std::milli>(SystemClock::instance().now() - e.due).count();
+    std::lock_guard l(mu);
+    lags.push_back(ms);
+  };
   d.add_observer({.on_start =
                       [&](const Execution& e) {
-                        double ms = std::chrono::duration<double, std::milli>(
-                                        SystemClock::instance().now() - e.due)
-                                        .count();
-                        std::lock_guard l(mu);
-                        lags.push_back(ms);
+                        if (!at_finish) record(e);
                       },
-                  .on_finish = [&](const Execution&, const Completion&) { counter.add(); }});
+                  .on_finish =
+                      [&](const Execution& e, const Completion&) {
+                        if (at_finish) record(e);
+                        counter.add();
+                      }});
   d.start();
   counter.wait_for(total);
   d.stop(std::chrono::milliseconds(0));
@@ -313,6 +322,85 @@ Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std
     return lags[std::min(lags.size() - 1, std::size_t(p * lags.size()))];
   };
   return {pct(0.50), pct(0.99), lags.back()};
+}
+
+// Out of process (docs/sdk.md "Isolation"): the plugins of `dir` loaded through
+// schedd-runner, as `schedd run` does by default.
+std::unique_ptr<PluginHost> load_isolated(const std::filesystem::path& dir) {
+  auto host = std::make_unique<PluginHost>();
+  runner::LoadOptions o;
+  o.dir = dir;
+  o.runner_binary = runner::default_runner_binary();
+  o.node = "schedd-bench";
+  std::vector<PluginLoadError> errors;
+  if (Status s = runner::load_plugins(*host, o, errors); !s.is_ok()) {
+    for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+    std::cerr << s.to_string() << "\n";
+    std::exit(2);
+  }
+  return host;
+}
+
+struct IsolationBench {
+  double dispatch_per_second = 0;
+  Lag lag;  // due -> run finished (an upper bound of due -> started in the runner)
+  double runner_rss_mb = 0;          // one warm runner of the noop plugin
+  double daemon_rss_20_plugins_mb = 0;  // this process's RSS growth for 20 isolated plugins
+  double runners_rss_20_plugins_mb = 0;
+  double crash_to_serving_ms = 0;  // median over rounds: a crash until the next run ended
+};
+
+// The noop plugin (renamed: its executor is "noop") through warm runners.
+IsolationBench bench_isolation(const std::filesystem::path& plugin_dir, std::size_t total,
+                          std::size_t lag_total, std::chrono::milliseconds lag_span) {
+  IsolationBench out;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-iso-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) std::exit(1);
+  const std::filesystem::path dir = tmpl;
+  std::filesystem::copy_file(plugin_dir / "noop.so", dir / "noop.so");
+  auto host = load_isolated(dir);
+  out.dispatch_per_second = bench_dispatch(*host, total, 1000, 2);
+  {
+    // Lag to the end of the run: the round trip to the runner included.
+    MemoryStore store;
+    out.lag = bench_lag_on(store, *host, lag_total, 100, lag_span, 2, /*at_finish=*/true);
+  }
+  for (const auto& pool : runner::runner_pools(*host)) {
+    auto st = pool->stats();
+    if (st.runners > 0) out.runner_rss_mb = st.rss_bytes / 1048576.0 / st.runners;
+  }
+  host.reset();
+  std::filesystem::remove_all(dir);
+
+  // 20 distinct plugins.
+  const double before = rss_mb();
+  auto twenty = load_isolated(SCHEDD_BENCH_PLUGIN_DIR);
+  out.daemon_rss_20_plugins_mb = rss_mb() - before;
+  for (const auto& pool : runner::runner_pools(*twenty)) {
+    out.runners_rss_20_plugins_mb += pool->stats().rss_bytes / 1048576.0;
+  }
+  // A crash, then the next run on the same plugin: spawn + handshake + the run.
+  const Executor* crash = twenty->find("bench_crash");
+  const Executor* noop = twenty->find("bench_noop_0");
+  std::vector<double> ms;
+  for (int i = 0; i < 15; ++i) {
+    RunRequest req;
+    req.execution_id = "crash" + std::to_string(i);
+    StopSource stop;
+    RunOutcome o = crash->run(req, stop);
+    if (o.status == RunStatus::kSucceeded) std::exit(3);
+    auto t0 = Clk::now();
+    RunRequest next;
+    next.execution_id = "after" + std::to_string(i);
+    StopSource stop2;
+    if (noop->run(next, stop2).status != RunStatus::kSucceeded) std::exit(3);
+    ms.push_back(seconds_since(t0) * 1000);
+    // Past the crash backoff, so that each round measures a replacement, not a wait.
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  std::sort(ms.begin(), ms.end());
+  out.crash_to_serving_ms = ms[ms.size() / 2];
+  return out;
 }
 
 Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
@@ -503,6 +591,7 @@ int main(int argc, char** argv) {
   Plan plan = bench_plan(helpers);
   double per_second = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
   Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
+  IsolationBench iso = bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span);
 
   std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) return 1;
@@ -524,6 +613,14 @@ int main(int argc, char** argv) {
   j["lag_p50_ms"] = lag.p50;
   j["lag_p99_ms"] = lag.p99;
   j["lag_max_ms"] = lag.max;
+  j["isolated_dispatch_per_second"] = iso.dispatch_per_second;
+  j["isolated_lag_p50_ms"] = iso.lag.p50;
+  j["isolated_lag_p99_ms"] = iso.lag.p99;
+  j["isolated_lag_max_ms"] = iso.lag.max;
+  j["isolated_runner_rss_mb"] = iso.runner_rss_mb;
+  j["isolated_daemon_rss_20_plugins_mb"] = iso.daemon_rss_20_plugins_mb;
+  j["isolated_runners_rss_20_plugins_mb"] = iso.runners_rss_20_plugins_mb;
+  j["isolated_crash_to_serving_ms"] = iso.crash_to_serving_ms;
   j["concurrent_running"] = concurrent;
   j["concurrent_rss_mb"] = rss;
   j["durable_dispatch_per_second"] = durable.dispatch_per_second;
