@@ -206,6 +206,20 @@ json execution_json(const Execution& e, std::optional<std::size_t> position = st
   return j;
 }
 
+// A running execution's last progress report and log lines, when it runs on this daemon
+// (in process or out): `progress` {fraction (null when unknown), message, at} and `log`.
+void add_progress(json& j, Engine& engine, const Execution& e) {
+  if (e.status != ExecStatus::kRunning) return;
+  auto p = engine.dispatcher().progress(e.id);
+  if (!p) return;
+  if (p->at != TimePoint{}) {
+    j["progress"] = {{"fraction", p->fraction < 0 ? json() : json(p->fraction)},
+                     {"message", p->message},
+                     {"at", time_text(p->at)}};
+  }
+  j["log"] = p->log;
+}
+
 // ---------------------------------------------------------------------------------------
 // Request parsing
 
@@ -1480,6 +1494,7 @@ HttpResponse Api::Impl::executions_list(const Target& t) {
     std::optional<std::size_t> pos;
     if (e.status == ExecStatus::kQueued) pos = engine.store().position(e.id);
     out.push_back(execution_json(e, pos));
+    add_progress(out.back(), engine, e);
   }
   json next = list.size() == f.limit && !list.empty() ? json(list.back().id) : json();
   return json_response(200, {{"executions", out}, {"next_cursor", next}});
@@ -1490,7 +1505,9 @@ HttpResponse Api::Impl::execution_show(const std::string& id) {
   if (!e) return status_response(not_found("unknown execution \"" + id + "\""));
   std::optional<std::size_t> pos;
   if (e->status == ExecStatus::kQueued) pos = engine.store().position(id);
-  return json_response(200, execution_json(*e, pos));
+  json j = execution_json(*e, pos);
+  add_progress(j, engine, *e);
+  return json_response(200, j);
 }
 
 HttpResponse Api::Impl::execution_cancel(const std::string& id, const Target& t,
@@ -1657,7 +1674,10 @@ HttpResponse Api::Impl::project_queue(const std::string& project) {
   json running = json();
   json recent = json::array();
   for (const auto& e : all) {
-    if (e.status == ExecStatus::kRunning) running = execution_json(e);
+    if (e.status == ExecStatus::kRunning) {
+      running = execution_json(e);
+      add_progress(running, engine, e);
+    }
   }
   json queue = json::array();
   std::size_t pos = 0;
@@ -1677,7 +1697,9 @@ HttpResponse Api::Impl::ticket_show(const std::string& project, const std::strin
   }
   std::optional<std::size_t> pos;
   if (e->status == ExecStatus::kQueued) pos = engine.store().position(e->id);
-  return json_response(200, execution_json(*e, pos));
+  json j = execution_json(*e, pos);
+  add_progress(j, engine, *e);
+  return json_response(200, j);
 }
 
 HttpResponse Api::Impl::route(const HttpRequest& req) {
