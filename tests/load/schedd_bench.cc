@@ -521,6 +521,10 @@ int main(int argc, char** argv) {
                  "Also measure the Redis store at this URL (redis://HOST:PORT/DB): "
                  "redis_dispatch_per_second, redis_lag_p99_ms");
   app.add_flag("--redis-only", redis_only, "With --redis: only the Redis measurements");
+  bool isolation_only = false;
+  app.add_flag("--isolation-only", isolation_only,
+               "Only the out-of-process measurements (isolated_*) and the in-memory dispatch "
+               "they compare with");
   app.add_option("--redis-workers", redis_workers, "Redis: dispatcher workers (default 2)");
   app.add_option("--redis-executions", redis_total,
                  "Redis: executions dispatched (default 100000; --quick 5000)");
@@ -584,6 +588,22 @@ int main(int argc, char** argv) {
     std::cout << j.dump() << std::endl;
     return 0;
   }
+  auto add_isolation = [&](const IsolationBench& iso) {
+    j["isolated_dispatch_per_second"] = iso.dispatch_per_second;
+    j["isolated_lag_p50_ms"] = iso.lag.p50;
+    j["isolated_lag_p99_ms"] = iso.lag.p99;
+    j["isolated_lag_max_ms"] = iso.lag.max;
+    j["isolated_runner_rss_mb"] = iso.runner_rss_mb;
+    j["isolated_daemon_rss_20_plugins_mb"] = iso.daemon_rss_20_plugins_mb;
+    j["isolated_runners_rss_20_plugins_mb"] = iso.runners_rss_20_plugins_mb;
+    j["isolated_crash_to_serving_ms"] = iso.crash_to_serving_ms;
+  };
+  if (isolation_only) {
+    j["dispatch_per_second"] = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
+    add_isolation(bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span));
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
 
   // Concurrent first: its RSS is the whole process's, and the later phases
   // leave freed heap that glibc keeps mapped.
@@ -613,14 +633,7 @@ int main(int argc, char** argv) {
   j["lag_p50_ms"] = lag.p50;
   j["lag_p99_ms"] = lag.p99;
   j["lag_max_ms"] = lag.max;
-  j["isolated_dispatch_per_second"] = iso.dispatch_per_second;
-  j["isolated_lag_p50_ms"] = iso.lag.p50;
-  j["isolated_lag_p99_ms"] = iso.lag.p99;
-  j["isolated_lag_max_ms"] = iso.lag.max;
-  j["isolated_runner_rss_mb"] = iso.runner_rss_mb;
-  j["isolated_daemon_rss_20_plugins_mb"] = iso.daemon_rss_20_plugins_mb;
-  j["isolated_runners_rss_20_plugins_mb"] = iso.runners_rss_20_plugins_mb;
-  j["isolated_crash_to_serving_ms"] = iso.crash_to_serving_ms;
+  add_isolation(iso);
   j["concurrent_running"] = concurrent;
   j["concurrent_rss_mb"] = rss;
   j["durable_dispatch_per_second"] = durable.dispatch_per_second;
