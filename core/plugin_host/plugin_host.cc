@@ -11,8 +11,13 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <system_error>
 #include <type_traits>
+
+#include <toml++/toml.h>
+
+#include "core/config/config.h"
 
 namespace schedd {
 
@@ -112,6 +117,94 @@ struct SizeCheck {
 // Why the plugin's struct sizes cannot work with this daemon, or "" when they can: each may
 // lie anywhere from the first SDK's size to this daemon's (the plugin was built against an
 // SDK of this ABI no newer than the daemon's). `checks` has the manifest itself first.
+// What the abi.h comment promises of a param name: lower_snake_case, i.e. a-z, 0-9 and '_',
+// starting with a letter. Config keys and API fields are written that way, so a name outside
+// it could not be set, or would be set under a spelling the plugin does not expect.
+bool valid_param_name(const char* name) {
+  if (!(*name >= 'a' && *name <= 'z')) return false;
+  for (const char* p = name; *p != '\0'; ++p) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+// The default a plugin declared (TOML text), converted per the spec with the rules a value
+// written in a config file meets (convert_param), so that a default which could never be
+// used is refused at load, not found by the first helper that leaves the param unset.
+// Returns "" when it converts, else why not. (config.cc reads a default the same way when it
+// fills one in; its default_value() is not public, so the TOML-to-RawParam step is repeated.)
+std::string default_problem(const ParamSpec& spec) {
+  const std::string doc = "v = " + *spec.default_toml;
+  toml::table t;
+  try {
+    t = toml::parse(std::string_view(doc), std::string_view("default"));
+  } catch (const toml::parse_error& e) {
+    return "not a TOML value: " + std::string(e.description());
+  }
+  const toml::node* node = t.get("v");
+  if (node == nullptr || t.size() != 1) return "not a single TOML value";
+  RawParam raw{spec.name, SourceLoc{}, RawParam::Kind::kOther, std::string()};
+  switch (node->type()) {
+    case toml::node_type::string:
+      raw.kind = RawParam::Kind::kString;
+      raw.value = node->as_string()->get();
+      break;
+    case toml::node_type::integer:
+      raw.kind = RawParam::Kind::kInt;
+      raw.value = node->as_integer()->get();
+      break;
+    case toml::node_type::floating_point:
+      raw.kind = RawParam::Kind::kDouble;
+      raw.value = node->as_floating_point()->get();
+      break;
+    case toml::node_type::boolean:
+      raw.kind = RawParam::Kind::kBool;
+      raw.value = node->as_boolean()->get();
+      break;
+    case toml::node_type::array: {
+      StringList list;
+      for (const auto& element : *node->as_array()) {
+        if (!element.is_string()) break;
+        list.push_back(element.as_string()->get());
+      }
+      if (list.size() != node->as_array()->size()) {
+        raw.value = std::string("array containing more than strings");
+        break;
+      }
+      raw.kind = RawParam::Kind::kStringList;
+      raw.value = std::move(list);
+      break;
+    }
+    case toml::node_type::table: {
+      StringMap map;
+      for (const auto& [key, value] : *node->as_table()) {
+        if (!value.is_string()) break;
+        map.emplace(std::string(key.str()), value.as_string()->get());
+      }
+      if (map.size() != node->as_table()->size()) {
+        raw.value = std::string("table containing more than strings");
+        break;
+      }
+      raw.kind = RawParam::Kind::kStringMap;
+      raw.value = std::move(map);
+      break;
+    }
+    default: {
+      std::ostringstream type;
+      type << node->type();
+      raw.value = type.str();
+      break;
+    }
+  }
+  std::string error;
+  if (convert_param(raw, spec, error)) return "";
+  // convert_param names the param first; the caller already does.
+  const std::string prefix = "param \"" + spec.name + "\": ";
+  if (error.starts_with(prefix)) error.erase(0, prefix.size());
+  return error;
+}
+
 std::string size_problems(const SizeCheck* checks, std::size_t count) {
   std::string corrupt;
   std::string newer;
@@ -463,12 +556,27 @@ std::optional<PluginLoadError> PluginHost::load_file(const std::filesystem::path
       if (p.name == nullptr || *p.name == '\0') {
         return fail("executor \"" + name + "\": param #" + std::to_string(j + 1) + " has no name");
       }
+      if (!valid_param_name(p.name)) {
+        return fail("executor \"" + name + "\": param \"" + p.name +
+                    "\" is not lower_snake_case (use a-z, 0-9 and '_', starting with a letter)");
+      }
       if (p.type < SCHEDD_PARAM_STRING || p.type > SCHEDD_PARAM_STRING_MAP) {
         return fail("executor \"" + name + "\": param \"" + p.name + "\" has unknown type " +
                     std::to_string(p.type));
       }
       if (!params_here.insert(p.name).second) {
         return fail("executor \"" + name + "\": param \"" + p.name + "\" is declared twice");
+      }
+      if (p.default_value != nullptr) {
+        ParamSpec spec;
+        spec.name = p.name;
+        spec.type = static_cast<ParamType>(p.type);
+        spec.default_toml = p.default_value;
+        if (std::string problem = default_problem(spec); !problem.empty()) {
+          return fail("executor \"" + name + "\": param \"" + p.name +
+                      "\" has an invalid default " + p.default_value +
+                      " (a bug in the plugin): " + problem);
+        }
       }
     }
   }

@@ -264,6 +264,39 @@ TEST(PluginHostTest, RefusesStructSmallerThanAnySdkAsCorrupt) {
   EXPECT_EQ(host.find("fx_corrupt"), nullptr);
 }
 
+// A default no helper could use is the plugin's bug: refused at load, naming the file, the
+// executor and the param, rather than reported against the config of every helper using it.
+TEST(PluginHostTest, RefusesDefaultThatDoesNotFitItsType) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_bad_default"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(),
+            fixture("fx_bad_default").string() +
+                ": executor \"fx_bad_default\": param \"count\" has an invalid "
+                "default \"abc\" (a bug in the plugin): expected int, got string");
+  EXPECT_EQ(host.find("fx_bad_default"), nullptr);
+
+  err = host.load_file(fixture("fx_bad_duration_default"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(),
+            fixture("fx_bad_duration_default").string() +
+                ": executor \"fx_far\": param \"every\" has an invalid default "
+                "\"10 parsecs\" (a bug in the plugin): \"10 parsecs\": missing unit "
+                "after 10 (use ms, s, m, h or d)");
+  EXPECT_TRUE(host.plugins().empty());
+}
+
+TEST(PluginHostTest, RefusesParamNameThatIsNotLowerSnakeCase) {
+  PluginHost host;
+  auto err = host.load_file(fixture("fx_bad_param_name"));
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->to_string(),
+            fixture("fx_bad_param_name").string() +
+                ": executor \"fx_badly_named\": param \"Dry-Run\" is not lower_snake_case (use "
+                "a-z, 0-9 and '_', starting with a letter)");
+  EXPECT_TRUE(host.plugins().empty());
+}
+
 TEST(PluginHostTest, RefusesLibraryWithoutManifest) {
   PluginHost host;
   auto err = host.load_file(fixture("fx_no_manifest"));

@@ -14,7 +14,10 @@
  *   - a `*_size` field is larger than the daemon's sizeof of that struct (the plugin was
  *     built against a newer SDK than the daemon's: upgrade the daemon), or smaller than in
  *     the first SDK of this ABI version (a corrupt manifest),
- *   - an executor name is already provided by another plugin (both files are named).
+ *   - an executor name is already provided by another plugin (both files are named),
+ *   - a param name is not lower_snake_case, or a param's `default_value` is not a TOML value
+ *     of the param's type (executor and param are named: the plugin is at fault, not the
+ *     config of the helpers that would use the default).
  *
  * Compatibility within one ABI version. SCHEDD_ABI_VERSION is bumped, and every plugin must
  * be rebuilt, when a field is removed, moved, retyped or given another meaning. Without a
@@ -86,11 +89,12 @@ typedef enum schedd_param_type {
 
 /* One entry of an executor's parameter schema. */
 typedef struct schedd_param_spec {
-  const char* name; /* lower_snake_case, unique within the executor */
+  const char* name; /* lower_snake_case (a-z, 0-9, '_'; a letter first), unique per executor */
   int32_t type;     /* a schedd_param_type */
   int32_t required; /* nonzero: a helper must set it */
-  const char*
-      default_value;       /* TOML text of the default (e.g. "\"/tmp\"", "5", "\"10s\""), or NULL */
+  /* TOML text of the default (e.g. "\"/tmp\"", "5", "\"10s\""), or NULL. Checked at load
+   * exactly like a value in a config file: one that does not fit `type` refuses the plugin. */
+  const char* default_value;
   const char* description; /* one line for `schedd plugins` and docs */
 } schedd_param_spec;
 
