@@ -433,13 +433,24 @@ std::string raw_kind_name(const RawParam& raw) {
 
 const Names kRootKeys = {"daemon",  "api",     "capacity", "retry",  "lanes",
                          "tickets", "helpers", "redis",    "plugins"};
-const Names kDaemonKeys = {
-    "timezone",       "plugin_dir", "on_plugin_error",  "log_format",   "log_level",
-    "store",          "node_id",    "lookahead",        "expand_every", "history_retention",
-    "shutdown_grace", "durability", "durability_window", "isolation",  "kill_grace",
-    "plugin_load_timeout", "runner"};
-const Names kPluginKeys = {"isolation", "memory_limit", "cpu_limit", "open_files", "user",
-                           "group"};
+const Names kDaemonKeys = {"timezone",
+                           "plugin_dir",
+                           "on_plugin_error",
+                           "log_format",
+                           "log_level",
+                           "store",
+                           "node_id",
+                           "lookahead",
+                           "expand_every",
+                           "history_retention",
+                           "shutdown_grace",
+                           "durability",
+                           "durability_window",
+                           "isolation",
+                           "kill_grace",
+                           "plugin_load_timeout",
+                           "runner"};
+const Names kPluginKeys = {"isolation", "memory_limit", "cpu_limit", "open_files", "user", "group"};
 const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", "read_token_env"};
 const Names kCapacityKeys = {"queued"};
 const Names kRedisKeys = {"namespace",     "connect_timeout", "command_timeout", "lease",
@@ -905,10 +916,18 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   }
   if (i == 0) return std::nullopt;
   const std::string unit(text.substr(i));
-  const std::pair<const char*, uint64_t> units[] = {
-      {"", 1},           {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
-      {"GiB", 1ull << 30}, {"TiB", 1ull << 40}, {"KB", 1000},        {"MB", 1000000},
-      {"GB", 1000000000}, {"K", 1ull << 10},  {"M", 1ull << 20},   {"G", 1ull << 30}};
+  const std::pair<const char*, uint64_t> units[] = {{"", 1},
+                                                    {"B", 1},
+                                                    {"KiB", 1ull << 10},
+                                                    {"MiB", 1ull << 20},
+                                                    {"GiB", 1ull << 30},
+                                                    {"TiB", 1ull << 40},
+                                                    {"KB", 1000},
+                                                    {"MB", 1000000},
+                                                    {"GB", 1000000000},
+                                                    {"K", 1ull << 10},
+                                                    {"M", 1ull << 20},
+                                                    {"G", 1ull << 30}};
   for (const auto& [name, mult] : units) {
     if (unit == name) {
       if (n > std::numeric_limits<uint64_t>::max() / mult) return std::nullopt;

@@ -158,11 +158,11 @@ struct RedisConfig {
 // `schedd plugins` prints it). Unset fields come from [daemon].
 struct PluginConfig {
   std::string name;
-  std::optional<std::string> isolation;   // "process" | "inprocess"
-  std::optional<uint64_t> memory_limit;   // bytes, RLIMIT_AS of each runner
+  std::optional<std::string> isolation;                // "process" | "inprocess"
+  std::optional<uint64_t> memory_limit;                // bytes, RLIMIT_AS of each runner
   std::optional<std::chrono::milliseconds> cpu_limit;  // CPU time of one run
-  std::optional<uint64_t> open_files;     // RLIMIT_NOFILE of each runner
-  std::optional<std::string> user;        // run as this user (daemon running as root)
+  std::optional<uint64_t> open_files;                  // RLIMIT_NOFILE of each runner
+  std::optional<std::string> user;                     // run as this user (daemon running as root)
   std::optional<std::string> group;
   SourceLoc where;
 };

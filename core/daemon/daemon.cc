@@ -50,6 +50,7 @@ struct Loaded {
   Config config;
   std::unique_ptr<PluginHost> plugins;
   std::vector<PluginLoadError> skipped;  // refusals tolerated by on_plugin_error = "skip"
+  std::vector<std::string> warnings;     // reported once the log is set up
 };
 
 // This daemon's node id: [daemon].node_id, or the host name.
@@ -87,7 +88,8 @@ runner::PluginRunSettings plugin_settings(const Config& cfg, const std::string& 
 void check_plugin_users(const Config& cfg, std::vector<ConfigError>& errors) {
   for (const auto& p : cfg.plugins) {
     if (p.user && getpwnam(p.user->c_str()) == nullptr) {
-      errors.push_back({p.where, "[plugins." + p.name + "] user: no such user \"" + *p.user + "\""});
+      errors.push_back(
+          {p.where, "[plugins." + p.name + "] user: no such user \"" + *p.user + "\""});
     }
     if (p.group && getgrnam(p.group->c_str()) == nullptr) {
       errors.push_back(
@@ -119,8 +121,7 @@ std::optional<Loaded> load_all(const std::string& path, const std::string& plugi
   options.on_error = config->on_plugin_error == Config::OnPluginError::kSkip
                          ? PluginErrorPolicy::kSkip
                          : PluginErrorPolicy::kFail;
-  options.runner_binary =
-      config->runner.empty() ? runner::default_runner_binary() : config->runner;
+  options.runner_binary = config->runner.empty() ? runner::default_runner_binary() : config->runner;
   options.load_timeout = config->plugin_load_timeout;
   options.kill_grace = config->kill_grace;
   options.node = node_id_of(*config);
@@ -138,7 +139,8 @@ std::optional<Loaded> load_all(const std::string& path, const std::string& plugi
     bool found = false;
     for (const auto& info : loaded.plugins->plugins()) found = found || info.name == p.name;
     if (!found && !failed) {
-      spdlog::warn("{}: [plugins.{}] names no loaded plugin", p.where.file, p.name);
+      loaded.warnings.push_back(
+          ConfigError{p.where, "[plugins." + p.name + "] names no loaded plugin"}.to_string());
     }
   }
 
@@ -297,8 +299,8 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
     }
     // After a stop request (timeout or signal) the run gets kill_grace: out of process its
     // runner is killed then, in process nothing can end it and exec leaves it behind.
-    if (!done && !cv.wait_for(lock, cfg.kill_grace + std::chrono::seconds(1),
-                              [&] { return done; })) {
+    if (!done &&
+        !cv.wait_for(lock, cfg.kill_grace + std::chrono::seconds(1), [&] { return done; })) {
       abandoned = true;
     }
   }
@@ -429,11 +431,12 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
   for (const auto& p : loaded->plugins->plugins()) {
     const Executor* first = p.executors.empty() ? nullptr : loaded->plugins->find(p.executors[0]);
     bool in_process = first != nullptr && first->isolation() == Isolation::kInProcess;
-    spdlog::info("plugin {} {} loaded from {} in {:.3f} ms ({} executors, {})", p.name,
-                 p.version, p.file.string(), p.load_time.count() / 1000.0, p.executors.size(),
+    spdlog::info("plugin {} {} loaded from {} in {:.3f} ms ({} executors, {})", p.name, p.version,
+                 p.file.string(), p.load_time.count() / 1000.0, p.executors.size(),
                  in_process ? "in process" : "out of process");
   }
   for (const auto& e : loaded->skipped) spdlog::warn("plugin skipped: {}", e.to_string());
+  for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
   for (const auto& lane : cfg.lanes) {
     spdlog::info("lane {}: {} workers", lane.name, lane.workers);
   }

@@ -348,8 +348,11 @@ void Dispatcher::loop() {
 std::size_t Dispatcher::ahead_for(const Lane& lane) const {
   constexpr uint64_t kMinRuns = 16;
   constexpr double kShortRunUs = 1000;
-  if (claim_ahead_ == 0 || lane.runs < kMinRuns || lane.mean_run_us >= kShortRunUs) return 0;
-  return claim_ahead_;
+  // Out of process, a batch of short runs costs one round trip to a runner.
+  constexpr std::size_t kBatchAhead = 32;
+  const std::size_t ahead = std::max(claim_ahead_, lane.batchable ? kBatchAhead : 0);
+  if (ahead == 0 || lane.runs < kMinRuns || lane.mean_run_us >= kShortRunUs) return 0;
+  return ahead;
 }
 
 std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) {
@@ -402,6 +405,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
       ++with_deadline_;
     }
     const Executor* executor = executors_(e.spec->executor);
+    r.executor = executor;
     r.in_process = executor != nullptr && executor->isolation() == Isolation::kInProcess;
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
@@ -427,11 +431,51 @@ void Dispatcher::worker(Lane& lane) {
     if (lane.queue.empty()) return;  // workers_exit_
     RunningMap::iterator it = lane.queue.front();
     lane.queue.pop_front();
+    const Executor* executor = it->second.executor;
+    const void* key = executor != nullptr ? executor->batch_key() : nullptr;
+    lane.batchable = key != nullptr;
+    // Claimed-ahead runs of the same batching executor go with it, in claim order.
+    std::vector<RunningMap::iterator> batch;
+    if (key != nullptr && !lane.queue.empty() && lane.mean_run_us < 1000) {
+      constexpr std::size_t kMaxBatch = 16;
+      batch.push_back(it);
+      while (batch.size() < kMaxBatch && !lane.queue.empty()) {
+        const Executor* x = lane.queue.front()->second.executor;
+        if (x == nullptr || x->batch_key() != key) break;
+        batch.push_back(lane.queue.front());
+        lane.queue.pop_front();
+      }
+    }
     lock.unlock();
     bool written_off = false;
-    const double run_us =
-        std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
+    double run_us = 0;
+    std::size_t ran = 1;
+    if (batch.size() > 1) {
+      ran = batch.size();
+      run_us = std::chrono::duration<double, std::micro>(run_batch(batch)).count() /
+               static_cast<double>(ran);
+    } else {
+      run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
+    }
     lock.lock();
+    if (ran > 1) {
+      lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
+      lane.runs += ran;
+      lane.busy -= ran;
+      completing_ -= ran;
+      poked_ = true;
+      loop_idle_ = false;
+      loop_cv_.notify_all();
+      if (lane.queue.size() <= ahead_for(lane) / 2 && !stopping_) {
+        ++refilling_;
+        lock.unlock();
+        claim_for(lane, clock_.now(), /*housekeeping=*/false);
+        lock.lock();
+        --refilling_;
+      }
+      idle_cv_.notify_all();
+      continue;
+    }
     if (written_off) {
       // The lane already has this worker's replacement: this thread leaves.
       --lane.written_off;
@@ -507,87 +551,131 @@ Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimeP
   return c;
 }
 
-std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
-  // `it` stays valid until this call erases it (see Running). Its execution and deadline are
-  // read without mu_ below: nothing writes them once the attempt is queued for a worker,
-  // except `started`, written here under mu_.
-  Running& r = it->second;
+bool Dispatcher::begin_run(Running& r) {
   // A claim may start only once the store has it on disk (a durable store's group commit).
   bool shutting_down = r.durable_token != 0 && !store_.wait_durable(r.durable_token);
-  {
-    std::lock_guard g(mu_);
-    shutting_down = shutting_down || workers_exit_;
-    if (!shutting_down) r.execution.started = clock_.now();
-    r.worker = std::this_thread::get_id();
-  }
+  std::lock_guard g(mu_);
+  shutting_down = shutting_down || workers_exit_;
+  if (!shutting_down) r.execution.started = clock_.now();
+  r.worker = std::this_thread::get_id();
+  if (shutting_down) r.stop_reason = ExecStatus::kInterrupted;
+  return !shutting_down;
+}
+
+void Dispatcher::fill_request(Running& r, RunRequest& req) {
+  const Execution& e = r.execution;
+  req.execution_id = e.id;
+  req.origin = to_origin(e.spec->origin);
+  req.name = e.spec->name;
+  req.key = e.key();
+  req.lane = e.lane();
+  req.attempt = e.attempt;
+  req.due = e.due;
+  req.deadline = r.deadline;
+  req.params = e.spec->params;
+  req.fence = e.fence;
+  req.hard_deadline_ns = &r.hard_deadline_ns;
+  // Progress and log lines reach the API (GET /v1/executions/ID) and the live stream,
+  // in process and out of process alike.
+  req.on_progress = [this, &r](double fraction, std::string_view message) {
+    std::optional<RunProgress> notify;
+    {
+      std::lock_guard g(mu_);
+      r.progress.fraction = fraction;
+      r.progress.message = std::string(message);
+      r.progress.at = clock_.now();
+      const auto real_now = std::chrono::steady_clock::now();
+      if (real_now - r.progress_sent >= std::chrono::milliseconds(50) || fraction >= 1) {
+        r.progress_sent = real_now;
+        notify = r.progress;
+      }
+    }
+    if (notify) {
+      for (const auto& o : observers_) {
+        if (o.on_progress) o.on_progress(r.execution, *notify);
+      }
+    }
+  };
+  // Both closures hold two pointers, which std::function keeps without allocating.
+  req.on_log = [this, &r](int level, std::string_view message) {
+    static const char* const kLevels[] = {"DEBUG", "DEBUG", "INFO", "WARN", "ERROR"};
+    const char* name = kLevels[std::clamp(level, 0, 4)];
+    {
+      std::lock_guard g(mu_);
+      auto& log = r.progress.log;
+      if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
+      log.push_back(std::string(name) + " " + std::string(message));
+    }
+    auto lvl = level >= 4   ? spdlog::level::err
+               : level == 3 ? spdlog::level::warn
+               : level <= 1 ? spdlog::level::debug
+                            : spdlog::level::info;
+    spdlog::log(lvl, "[{}] {}: {}", r.execution.id, r.execution.spec->executor, message);
+  };
+}
+
+std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
+  // `it` stays valid until end_run erases it (see Running). Its execution and deadline are
+  // read without mu_: nothing writes them once the attempt is queued for a worker, except
+  // `started`, written under mu_.
+  Running& r = it->second;
   RunOutcome outcome;
-  if (shutting_down) {
+  if (!begin_run(r)) {
     // Claimed but never started before shutdown: back to the queue.
     outcome.status = RunStatus::kCancelled;
     outcome.message = "not started: daemon shutting down";
-    std::lock_guard g(mu_);
-    r.stop_reason = ExecStatus::kInterrupted;
   } else {
-    const Execution& e = r.execution;
-    const Executor* executor = executors_(e.spec->executor);
     for (const auto& o : observers_) {
-      if (o.on_start) o.on_start(e);
+      if (o.on_start) o.on_start(r.execution);
     }
-    if (executor == nullptr) {
+    if (r.executor == nullptr) {
       outcome.status = RunStatus::kFailedPermanent;
-      outcome.message = "unknown executor \"" + e.spec->executor + "\"";
+      outcome.message = "unknown executor \"" + r.execution.spec->executor + "\"";
     } else {
       RunRequest req;
-      req.execution_id = e.id;
-      req.origin = to_origin(e.spec->origin);
-      req.name = e.spec->name;
-      req.key = e.key();
-      req.lane = e.lane();
-      req.attempt = e.attempt;
-      req.due = e.due;
-      req.deadline = r.deadline;
-      req.params = e.spec->params;
-      req.fence = e.fence;
-      req.hard_deadline_ns = &r.hard_deadline_ns;
-      // Progress and log lines reach the API (GET /v1/executions/ID) and the live stream,
-      // in process and out of process alike.
-      req.on_progress = [this, &r](double fraction, std::string_view message) {
-        std::optional<RunProgress> notify;
-        {
-          std::lock_guard g(mu_);
-          r.progress.fraction = fraction;
-          r.progress.message = std::string(message);
-          r.progress.at = clock_.now();
-          const auto real_now = std::chrono::steady_clock::now();
-          if (real_now - r.progress_sent >= std::chrono::milliseconds(50) || fraction >= 1) {
-            r.progress_sent = real_now;
-            notify = r.progress;
-          }
-        }
-        if (notify) {
-          for (const auto& o : observers_) {
-            if (o.on_progress) o.on_progress(r.execution, *notify);
-          }
-        }
-      };
-      req.on_log = [this, &r, &e](int level, std::string_view message) {
-        static const char* const kLevels[] = {"DEBUG", "DEBUG", "INFO", "WARN", "ERROR"};
-        const char* name = kLevels[std::clamp(level, 0, 4)];
-        {
-          std::lock_guard g(mu_);
-          auto& log = r.progress.log;
-          if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
-          log.push_back(std::string(name) + " " + std::string(message));
-        }
-        auto lvl = level >= 4   ? spdlog::level::err
-                   : level == 3 ? spdlog::level::warn
-                   : level <= 1 ? spdlog::level::debug
-                                : spdlog::level::info;
-        spdlog::log(lvl, "[{}] {}: {}", e.id, e.spec->executor, message);
-      };
-      outcome = executor->run(req, r.stop);
+      fill_request(r, req);
+      outcome = r.executor->run(req, r.stop);
     }
   }
+  end_run(it, outcome, written_off);
+  return outcome.duration;
+}
+
+std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::iterator>& its) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<RunRequest> requests(its.size());
+  std::vector<BatchItem> items;
+  std::vector<RunningMap::iterator> started;
+  items.reserve(its.size());
+  for (std::size_t i = 0; i < its.size(); ++i) {
+    Running& r = its[i]->second;
+    bool unused = false;
+    if (!begin_run(r)) {
+      RunOutcome outcome;
+      outcome.status = RunStatus::kCancelled;
+      outcome.message = "not started: daemon shutting down";
+      end_run(its[i], outcome, unused);
+      continue;
+    }
+    for (const auto& o : observers_) {
+      if (o.on_start) o.on_start(r.execution);
+    }
+    fill_request(r, requests[i]);
+    items.push_back({&requests[i], &r.stop});
+    started.push_back(its[i]);
+  }
+  if (!items.empty()) {
+    // All share one batching executor (the worker grouped them by batch_key()).
+    started.front()->second.executor->run_batch(items, [&](std::size_t i, RunOutcome outcome) {
+      bool unused = false;
+      end_run(started[i], outcome, unused);
+    });
+  }
+  return std::chrono::steady_clock::now() - t0;
+}
+
+void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off) {
+  Running& r = it->second;
   const TimePoint now = clock_.now();
   Completion c;
   Execution e;
@@ -603,7 +691,7 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& writ
       if (r.lease_until) --with_lease_;
       running_.erase(it);
       ++completing_;
-      return outcome.duration;
+      return;
     }
     c = finish(r, outcome, now);
     e = std::move(r.execution);
@@ -638,7 +726,6 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& writ
                   std::chrono::duration<double, std::milli>(outcome.duration).count(), tail);
     }
   }
-  return outcome.duration;
 }
 
 void Dispatcher::stop(std::chrono::milliseconds grace) {
@@ -654,8 +741,8 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   const TimePoint now = clock_.now();
   for (auto& [id, r] : running_) request_stop_locked(r, ExecStatus::kInterrupted, now);
   if (!running_.empty()) {
-    spdlog::info("stop requested of {} running executions; waiting up to {} ms",
-                 running_.size(), grace.count());
+    spdlog::info("stop requested of {} running executions; waiting up to {} ms", running_.size(),
+                 grace.count());
     idle_cv_.wait_for(lock, grace, [&] { return running_.empty(); });
   }
   if (!running_.empty() && options_.on_grace_expired) {

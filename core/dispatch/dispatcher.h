@@ -151,12 +151,13 @@ class Dispatcher {
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
     // When it was requested, in real time: kill_grace is real time even on a manual clock.
     std::optional<std::chrono::steady_clock::time_point> stop_at;
-    uint64_t durable_token = 0;             // the store's token of the claim (wait_durable)
-    bool in_process = false;                // its executor runs on the worker thread
-    bool written_off = false;               // its worker was replaced (see kill_grace)
-    bool abandoned = false;                 // recorded by stop(); the worker records nothing
-    std::thread::id worker;                 // the thread running it, once started
-    RunProgress progress;                   // guarded by mu_
+    uint64_t durable_token = 0;          // the store's token of the claim (wait_durable)
+    bool in_process = false;             // its executor runs on the worker thread
+    const Executor* executor = nullptr;  // looked up at claim; nullptr: unknown
+    bool written_off = false;            // its worker was replaced (see kill_grace)
+    bool abandoned = false;              // recorded by stop(); the worker records nothing
+    std::thread::id worker;              // the thread running it, once started
+    RunProgress progress;                // guarded by mu_
     std::chrono::steady_clock::time_point progress_sent{};  // last on_progress call
     // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
     std::atomic<int64_t> hard_deadline_ns{0};
@@ -167,11 +168,14 @@ class Dispatcher {
     LaneSpec spec;
     std::deque<RunningMap::iterator> queue;  // claimed, waiting for a worker of this lane
     std::size_t busy = 0;                    // claimed (or reserved for a claim) and not completed
-    std::size_t written_off = 0;  // runs whose worker was replaced; still in `busy`
+    std::size_t written_off = 0;             // runs whose worker was replaced; still in `busy`
     // Claim-ahead (Store::claim_ahead): runs measured in this lane, and their mean duration
     // (exponentially weighted). Only lanes of short runs claim ahead of free workers.
     uint64_t runs = 0;
     double mean_run_us = 0;
+    // Its latest run was of an executor that batches (out of process): short runs of such
+    // lanes claim ahead, so that a worker can hand its runner several at once.
+    bool batchable = false;
     std::condition_variable cv;  // this lane's workers wait here
     std::vector<std::thread> threads;
   };
@@ -188,6 +192,13 @@ class Dispatcher {
   // the wait for the claim to be durable), for claim-ahead.
   // `written_off` says whether its worker was replaced meanwhile (the thread then leaves).
   std::chrono::nanoseconds run_one(RunningMap::iterator it, bool& written_off);
+  // Runs claimed attempts of one batching executor in one batch (Executor::run_batch).
+  // Returns how long the batch took.
+  std::chrono::nanoseconds run_batch(const std::vector<RunningMap::iterator>& its);
+  // The parts of run_one: start (false: shutting down, not started), the request, the end.
+  bool begin_run(Running& r);
+  void fill_request(Running& r, RunRequest& req);
+  void end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,14 @@ struct RunOutcome {
 
 class Plugin;
 
+// One attempt of a batch (Executor::run_batch).
+struct BatchItem {
+  const RunRequest* request;
+  StopSource* stop;
+};
+// Called as each attempt of a batch ends, with its index in the batch.
+using BatchDone = std::function<void(std::size_t index, RunOutcome outcome)>;
+
 // Where an executor's runs happen (DESIGN.md §12, docs/sdk.md "Isolation").
 enum class Isolation {
   kProcess,    // in a schedd-runner process: crashes, hangs and leaks stay there
@@ -98,6 +107,13 @@ class Executor {
   // Out of process the attempt is also ended by force kill_grace after a stop request, and
   // at request.hard_deadline. An unrecognised status from the plugin is a permanent failure.
   virtual RunOutcome run(const RunRequest& request, StopSource& stop) const = 0;
+  // Runs several attempts one after another, calling `done` as each ends. Out of process a
+  // batch costs one round trip to a runner, not one per attempt. Default: run() each.
+  virtual void run_batch(std::span<BatchItem> items, const BatchDone& done) const {
+    for (std::size_t i = 0; i < items.size(); ++i) done(i, run(*items[i].request, *items[i].stop));
+  }
+  // Executors with the same non-null key may share a batch. Default: none.
+  virtual const void* batch_key() const { return nullptr; }
 
  protected:
   ExecutorInfo info_;

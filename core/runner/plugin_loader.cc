@@ -39,7 +39,8 @@ Status load_plugins(PluginHost& host, const LoadOptions& options,
   }
   std::sort(files.begin(), files.end());
   if (options.runner_binary.empty()) {
-    errors.push_back({options.dir, "no schedd-runner found beside the daemon (set [daemon] runner)"});
+    errors.push_back(
+        {options.dir, "no schedd-runner found beside the daemon (set [daemon] runner)"});
     return failed_precondition("no schedd-runner to load plugins with");
   }
 
@@ -71,10 +72,8 @@ Status load_plugins(PluginHost& host, const LoadOptions& options,
   auto refuse = [&](std::size_t i, std::string message) {
     if (refused[i]) return;
     refused[i] = true;
+    // Not logged here: the caller reports refusals once its log is set up (JSON or text).
     errors.push_back({files[i], std::move(message)});
-    if (options.on_error == PluginErrorPolicy::kSkip) {
-      spdlog::warn("skipping plugin {}", errors.back().to_string());
-    }
   };
   for (std::size_t i = 0; i < probes.size(); ++i) {
     if (!probes[i].runner.is_ok()) {
@@ -105,7 +104,8 @@ Status load_plugins(PluginHost& host, const LoadOptions& options,
     }
   }
 
-  std::size_t refused_count = static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
+  std::size_t refused_count =
+      static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
   if (refused_count > 0 && options.on_error == PluginErrorPolicy::kFail) {
     return failed_precondition(std::to_string(refused_count) + " of " +
                                std::to_string(files.size()) + " plugins in " +

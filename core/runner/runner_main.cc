@@ -22,8 +22,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -139,7 +141,11 @@ class OutputTail {
 // it). Guarded by mu.
 struct Current {
   std::mutex mu;
-  uint64_t seq = 0;  // 0: idle
+  uint64_t seq = 0;       // 0: idle
+  uint64_t last_seq = 0;  // the latest run started (STOP/EXTEND of later ones are kept)
+  // STOP and EXTEND for runs sent in the same batch but not started yet.
+  std::set<uint64_t> stopped_early;
+  std::map<uint64_t, int64_t> extended_early;
   StopSource* stop = nullptr;
   int64_t hard_deadline_ns = 0;
   int wake_fd = -1;  // an eventfd: wakes the watchdog to look at a new deadline
@@ -203,11 +209,19 @@ void watchdog(int control_fd, Current& cur) {
       if (f.type == FrameType::kStop) {
         auto m = decode_stop(f.payload);
         if (!m.is_ok()) _exit(kExitProtocol);
-        if (m->seq == cur.seq && cur.stop != nullptr) cur.stop->request_stop();
+        if (m->seq == cur.seq && cur.stop != nullptr) {
+          cur.stop->request_stop();
+        } else if (m->seq > cur.last_seq && cur.stopped_early.size() < 4096) {
+          cur.stopped_early.insert(m->seq);
+        }
       } else if (f.type == FrameType::kExtend) {
         auto m = decode_extend(f.payload);
         if (!m.is_ok()) _exit(kExitProtocol);
-        if (m->seq == cur.seq) cur.hard_deadline_ns = m->hard_deadline_ns;
+        if (m->seq == cur.seq) {
+          cur.hard_deadline_ns = m->hard_deadline_ns;
+        } else if (m->seq > cur.last_seq && cur.extended_early.size() < 4096) {
+          cur.extended_early[m->seq] = m->hard_deadline_ns;
+        }
       } else {
         _exit(kExitProtocol);
       }
@@ -335,11 +349,20 @@ int serve(const Args& args) {
     RunOutcome outcome;
     const Executor* executor = host.find(run->executor);
     StopSource stop;
+    bool stopped_before_start = false;
     {
       std::lock_guard lock(cur.mu);
       cur.seq = seq;
+      cur.last_seq = seq;
       cur.stop = &stop;
       cur.hard_deadline_ns = run->hard_deadline_ns;
+      // A batch's later runs may have been stopped or extended before they started.
+      stopped_before_start = cur.stopped_early.erase(seq) > 0;
+      cur.stopped_early.erase(cur.stopped_early.begin(), cur.stopped_early.lower_bound(seq));
+      if (auto it = cur.extended_early.find(seq); it != cur.extended_early.end()) {
+        cur.hard_deadline_ns = std::max(cur.hard_deadline_ns, it->second);
+      }
+      cur.extended_early.erase(cur.extended_early.begin(), cur.extended_early.upper_bound(seq));
     }
     if (run->hard_deadline_ns != 0) {
       uint64_t one = 1;
@@ -350,6 +373,9 @@ int serve(const Args& args) {
     if (executor == nullptr) {
       outcome.status = RunStatus::kFailedPermanent;
       outcome.message = "this runner's plugin has no executor \"" + run->executor + "\"";
+    } else if (stopped_before_start) {
+      outcome.status = RunStatus::kCancelled;
+      outcome.message = "stopped before it started";
     } else {
       outcome = executor->run(req, stop);
     }
@@ -406,6 +432,10 @@ int main(int argc, char** argv) {
             "(started by schedd; not meant to be run by hand)\n");
     return schedd::runner::kExitUsage;
   }
+  // The protocol sockets must not leak into what a plugin starts: a child holding the data
+  // socket would hide the runner's end from the daemon for as long as the child lives.
+  fcntl(args.data_fd, F_SETFD, FD_CLOEXEC);
+  fcntl(args.control_fd, F_SETFD, FD_CLOEXEC);
   // The loader's own messages must not be lost, but must not go to the daemon's log either.
   spdlog::set_pattern("schedd-runner: %v");
   return schedd::runner::serve(args);

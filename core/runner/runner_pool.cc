@@ -90,8 +90,7 @@ void drain_eventfd(int fd) {
 }  // namespace
 
 std::string plugin_label(const std::filesystem::path& plugin_file, std::string_view executor) {
-  return "plugin " + plugin_file.filename().string() + " (executor " + std::string(executor) +
-         ")";
+  return "plugin " + plugin_file.filename().string() + " (executor " + std::string(executor) + ")";
 }
 
 StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettings& settings) {
@@ -234,9 +233,10 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
     if (left == 0 || poll(&p, 1, left) == 0) {
       if (SteadyClock::now() < until) continue;
       r->kill_and_reap();
-      return Status(StatusCode::kDeadlineExceeded, file + ": loading the plugin took longer than " +
-                               std::to_string(settings.load_timeout.count()) +
-                               " ms (a static constructor that blocks?); its runner was killed");
+      return Status(StatusCode::kDeadlineExceeded,
+                    file + ": loading the plugin took longer than " +
+                        std::to_string(settings.load_timeout.count()) +
+                        " ms (a static constructor that blocks?); its runner was killed");
     }
     auto filled = r->reader_->fill();
     if (!filled.is_ok()) {
@@ -319,74 +319,104 @@ uint64_t RunnerProcess::rss_bytes() const {
 RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& executor,
                               StopSource& stop) {
   RunOutcome out;
+  BatchItem item{&request, &stop};
+  run_batch(std::span<BatchItem>(&item, 1), executor,
+            [&](std::size_t, RunOutcome o) { out = std::move(o); });
+  return out;
+}
+
+std::size_t RunnerProcess::run_batch(std::span<BatchItem> items, const std::string& executor,
+                                     const BatchDone& done) {
   const auto started = SteadyClock::now();
   crashed_ = false;
-  auto fail = [&](RunStatus status, std::string message) {
+  const std::string label = plugin_label(settings_.plugin_file, executor);
+  // Ends item `i` without a result from the runner; the runner is not usable afterwards.
+  // An item's StopSource may be gone once `done` was called for it (the dispatcher's record
+  // of the run ends there): detach first, and never touch the item again.
+  std::size_t attached = 0;  // items [0, attached) have the wake fd attached
+  auto finish_item = [&](std::size_t i, RunOutcome out) {
+    if (i < attached) items[i].stop->attach_fd(-1);
+    done(i, std::move(out));
+  };
+  auto fail = [&](std::size_t i, RunStatus status, std::string message) {
+    RunOutcome out;
     out.status = status;
     out.message = std::move(message);
     out.duration = SteadyClock::now() - started;
     healthy_ = false;
-    return out;
+    for (std::size_t j = i + 1; j < attached; ++j) items[j].stop->attach_fd(-1);
+    finish_item(i, std::move(out));
+    return i + 1;
   };
-  if (!healthy_) return fail(RunStatus::kFailed, "runner not usable");
-  const uint64_t seq = ++seq_;
-  ++runs_;
-  RunFrame run;
-  run.seq = seq;
-  run.executor = executor;
-  run.execution_id = request.execution_id;
-  run.origin = static_cast<int32_t>(request.origin);
-  run.name = request.name;
-  run.key = request.key;
-  run.lane = request.lane;
-  run.attempt = request.attempt;
-  run.due_unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(request.due.time_since_epoch())
-          .count();
-  if (request.deadline) {
-    run.deadline_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               request.deadline->time_since_epoch())
-                               .count();
+  if (!healthy_ || items.empty()) return 0;
+
+  // Every RUN of the batch in one write: the runner runs them one after another.
+  struct State {
+    uint64_t seq = 0;
+    int64_t hard_ns = 0;
+    bool stop_sent = false;
+  };
+  std::vector<State> state(items.size());
+  std::string frames;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const RunRequest& request = *items[i].request;
+    RunFrame run;
+    run.seq = state[i].seq = ++seq_;
+    run.executor = executor;
+    run.execution_id = request.execution_id;
+    run.origin = static_cast<int32_t>(request.origin);
+    run.name = request.name;
+    run.key = request.key;
+    run.lane = request.lane;
+    run.attempt = request.attempt;
+    run.due_unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(request.due.time_since_epoch())
+            .count();
+    if (request.deadline) {
+      run.deadline_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 request.deadline->time_since_epoch())
+                                 .count();
+    }
+    run.fence = request.fence;
+    run.hard_deadline_ns = state[i].hard_ns =
+        request.hard_deadline_ns ? request.hard_deadline_ns->load() : 0;
+    run.params = request.params;
+    encode(run, frames);
   }
-  run.fence = request.fence;
-  int64_t hard_ns = request.hard_deadline_ns ? request.hard_deadline_ns->load() : 0;
-  run.hard_deadline_ns = hard_ns;
-  run.params = request.params;
-  std::string frame;
-  encode(run, frame);
-  const std::string label = plugin_label(settings_.plugin_file, executor);
-  // The data socket stays blocking for writes (a RUN frame goes out whole, the runner reads
-  // it whenever it is idle); reads below only follow a poll that said there is data.
-  Status sent = write_all(data_fd_, frame);
-  if (!sent.is_ok()) {
+  runs_ += items.size();
+  // The data socket stays blocking for writes (the frames go out whole, the runner reads
+  // them whenever it is idle); reads below only follow a poll that said there is data.
+  if (!write_all(data_fd_, frames).is_ok()) {
     int status = reap_after_eof();
     crashed_ = true;
-    return fail(RunStatus::kFailed, describe_exit(status, executor) + " before the run started");
+    return fail(0, RunStatus::kFailed, describe_exit(status, executor) + " before the run started");
   }
 
-  stop.attach_fd(wake_fd_);
-  struct Detach {
-    StopSource& s;
-    ~Detach() { s.attach_fd(-1); }
-  } detach{stop};
+  for (auto& item : items) item.stop->attach_fd(wake_fd_);
+  attached = items.size();
 
-  bool stop_sent = false;
-  std::optional<SteadyClock::time_point> kill_at;
-  while (true) {
+  std::size_t cur = 0;  // the item the runner is on (results come in order)
+  std::optional<SteadyClock::time_point> kill_at;  // of `cur`, after its stop request
+  while (cur < items.size()) {
+    const RunRequest& request = *items[cur].request;
     // Frames already read first: a RESULT may be buffered behind LOG frames.
     auto next = reader_->next();
     if (!next.is_ok()) {
       kill_and_reap();
-      return fail(RunStatus::kFailed,
+      return fail(cur, RunStatus::kFailed,
                   label + ": runner protocol error: " + next.status().message() + "; killed");
     }
     if (next->has_value()) {
       const Frame& f = **next;
+      bool bad = false;
       switch (f.type) {
         case FrameType::kLog: {
           auto m = decode_log(f.payload);
-          if (!m.is_ok()) break;
-          if (m->seq != seq) continue;
+          if (!m.is_ok()) {
+            bad = true;
+            break;
+          }
+          if (m->seq != state[cur].seq) continue;
           if (request.on_log) {
             request.on_log(m->level, m->message);
           } else {
@@ -400,17 +430,25 @@ RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& exec
         }
         case FrameType::kProgress: {
           auto m = decode_progress(f.payload);
-          if (!m.is_ok()) break;
-          if (m->seq == seq && request.on_progress) request.on_progress(m->fraction, m->message);
+          if (!m.is_ok()) {
+            bad = true;
+            break;
+          }
+          if (m->seq == state[cur].seq && request.on_progress) {
+            request.on_progress(m->fraction, m->message);
+          }
           continue;
         }
         case FrameType::kResult: {
           auto m = decode_result(f.payload);
-          if (!m.is_ok()) break;
-          if (m->seq != seq) continue;
+          if (!m.is_ok() || m->seq != state[cur].seq) {
+            bad = true;
+            break;
+          }
+          RunOutcome out;
           out.message = std::move(m->message);
           out.output = std::move(m->output);
-          out.duration = SteadyClock::now() - started;
+          out.duration = std::chrono::nanoseconds(m->duration_ns);
           switch (m->status) {
             case 0:
             case 1:
@@ -422,51 +460,63 @@ RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& exec
               out.status = RunStatus::kFailedPermanent;
               out.message = "executor returned unknown status " + std::to_string(m->status);
           }
-          return out;
+          finish_item(cur, std::move(out));
+          ++cur;
+          kill_at.reset();
+          if (cur < items.size() && items[cur].stop->stop_requested() && state[cur].stop_sent) {
+            kill_at = SteadyClock::now() + settings_.kill_grace;
+          }
+          continue;
         }
         default:
-          break;
+          bad = true;
       }
-      // A frame that does not decode, or one a runner never sends.
-      kill_and_reap();
-      return fail(RunStatus::kFailed, label + ": runner protocol error: unexpected or bad frame (type " +
-                                          std::to_string(static_cast<int>(f.type)) + "); killed");
+      if (bad) {
+        // A frame that does not decode, a result out of order, or a type a runner never
+        // sends.
+        kill_and_reap();
+        return fail(cur, RunStatus::kFailed,
+                    label + ": runner protocol error: unexpected or bad frame (type " +
+                        std::to_string(static_cast<int>(f.type)) + "); killed");
+      }
     }
 
-    // Stop requests and deadline moves.
-    if (stop.stop_requested() && !stop_sent) {
-      std::string s;
-      encode(StopFrame{seq}, s);
-      (void)write_all(control_fd_, s);  // a dead runner shows up as EOF below
-      stop_sent = true;
-      kill_at = SteadyClock::now() + settings_.kill_grace;
-    }
-    if (request.hard_deadline_ns) {
-      int64_t now_hard = request.hard_deadline_ns->load();
-      if (now_hard != hard_ns) {
-        hard_ns = now_hard;
-        std::string s;
-        encode(ExtendFrame{seq, hard_ns}, s);
-        (void)write_all(control_fd_, s);
+    // Stop requests and deadline moves, for the current run and the batch's later ones.
+    for (std::size_t i = cur; i < items.size(); ++i) {
+      if (items[i].stop->stop_requested() && !state[i].stop_sent) {
+        std::string frame;
+        encode(StopFrame{state[i].seq}, frame);
+        (void)write_all(control_fd_, frame);  // a dead runner shows up as EOF below
+        state[i].stop_sent = true;
+        if (i == cur) kill_at = SteadyClock::now() + settings_.kill_grace;
+      }
+      if (items[i].request->hard_deadline_ns) {
+        int64_t now_hard = items[i].request->hard_deadline_ns->load();
+        if (now_hard != state[i].hard_ns) {
+          state[i].hard_ns = now_hard;
+          std::string frame;
+          encode(ExtendFrame{state[i].seq, now_hard}, frame);
+          (void)write_all(control_fd_, frame);
+        }
       }
     }
     std::optional<SteadyClock::time_point> wake_at = kill_at;
-    if (hard_ns != 0) {
+    if (state[cur].hard_ns != 0) {
       // The runner ends itself at the hard deadline; a runner that is itself stopped
       // (SIGSTOP) or wedged is killed from here a little later.
-      auto hard = SteadyClock::time_point(std::chrono::nanoseconds(hard_ns)) +
+      auto hard = SteadyClock::time_point(std::chrono::nanoseconds(state[cur].hard_ns)) +
                   std::chrono::milliseconds(100);
       if (!wake_at || hard < *wake_at) wake_at = hard;
     }
     if (wake_at && SteadyClock::now() >= *wake_at) {
       kill_and_reap();
       if (kill_at && SteadyClock::now() >= *kill_at) {
-        return fail(RunStatus::kCancelled,
+        return fail(cur, RunStatus::kCancelled,
                     label + " did not stop within kill_grace " +
                         std::to_string(settings_.kill_grace.count()) +
                         " ms of the stop request: killed with its process tree");
       }
-      return fail(RunStatus::kFailed,
+      return fail(cur, RunStatus::kFailed,
                   label + " still ran at its hard deadline (lease): killed with its process tree");
     }
 
@@ -474,7 +524,7 @@ RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& exec
     int n = poll(p, 2, wake_at ? ms_until(*wake_at) : -1);
     if (n < 0 && errno != EINTR) {
       kill_and_reap();
-      return fail(RunStatus::kFailed, label + ": poll: " + strerror(errno));
+      return fail(cur, RunStatus::kFailed, label + ": poll: " + strerror(errno));
     }
     if (p[1].revents & POLLIN) drain_eventfd(wake_fd_);
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -487,10 +537,11 @@ RunOutcome RunnerProcess::run(const RunRequest& request, const std::string& exec
         if (filled.status().message().find("middle") != std::string::npos) {
           why += " (in the middle of a frame)";
         }
-        return fail(stop_sent ? RunStatus::kCancelled : RunStatus::kFailed, why);
+        return fail(cur, state[cur].stop_sent ? RunStatus::kCancelled : RunStatus::kFailed, why);
       }
     }
   }
+  return cur;
 }
 
 RunnerPool::RunnerPool(RunnerSettings settings, std::unique_ptr<RunnerProcess> first)
@@ -533,7 +584,7 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerPool::acquire(StopSource& stop) {
     ++crashes_;
     ++crashes_in_row_;
     no_start_before_ = SteadyClock::now() + std::chrono::milliseconds(std::min<int64_t>(
-                                                 5000, 100LL << std::min(crashes_in_row_, 6u)));
+                                                5000, 100LL << std::min(crashes_in_row_, 6u)));
     return started.status();
   }
   ++started_;
@@ -554,8 +605,9 @@ void RunnerPool::release(std::unique_ptr<RunnerProcess> runner) {
       // The first crash is replaced at once; a plugin that keeps crashing waits 100 ms,
       // doubling to 5 s, so that its crash loop does not become a fork loop.
       if (crashes_in_row_ > 1) {
-        no_start_before_ = SteadyClock::now() + std::chrono::milliseconds(std::min<int64_t>(
-                                                    5000, 100LL << std::min(crashes_in_row_ - 2, 6u)));
+        no_start_before_ =
+            SteadyClock::now() + std::chrono::milliseconds(std::min<int64_t>(
+                                     5000, 100LL << std::min(crashes_in_row_ - 2, 6u)));
       }
     } else if (runner->healthy()) {
       crashes_in_row_ = 0;
@@ -604,18 +656,33 @@ IsolatedExecutor::IsolatedExecutor(ExecutorInfo info, std::shared_ptr<RunnerPool
 }
 
 RunOutcome IsolatedExecutor::run(const RunRequest& request, StopSource& stop) const {
-  auto runner = pool_->acquire(stop);
-  if (!runner.is_ok()) {
-    RunOutcome out;
-    out.status = runner.status().code() == StatusCode::kCancelled ? RunStatus::kCancelled
-                                                                   : RunStatus::kFailed;
-    out.message = plugin_label(pool_->settings().plugin_file, info_.name) +
-                  ": no runner: " + runner.status().message();
-    return out;
-  }
-  RunOutcome out = (*runner)->run(request, info_.name, stop);
-  pool_->release(std::move(*runner));
+  RunOutcome out;
+  BatchItem item{&request, &stop};
+  run_batch(std::span<BatchItem>(&item, 1), [&](std::size_t, RunOutcome o) { out = std::move(o); });
   return out;
+}
+
+void IsolatedExecutor::run_batch(std::span<BatchItem> items, const BatchDone& done) const {
+  std::size_t from = 0;
+  while (from < items.size()) {
+    auto runner = pool_->acquire(*items[from].stop);
+    if (!runner.is_ok()) {
+      RunOutcome out;
+      out.status = runner.status().code() == StatusCode::kCancelled ? RunStatus::kCancelled
+                                                                    : RunStatus::kFailed;
+      out.message = plugin_label(pool_->settings().plugin_file, info_.name) +
+                    ": no runner: " + runner.status().message();
+      done(from, std::move(out));
+      ++from;
+      continue;
+    }
+    // Runs after one that crashed or was killed never started: they go to a new runner.
+    std::size_t ended =
+        (*runner)->run_batch(items.subspan(from), info_.name,
+                             [&](std::size_t i, RunOutcome o) { done(from + i, std::move(o)); });
+    pool_->release(std::move(*runner));
+    from += std::max<std::size_t>(ended, 1);
+  }
 }
 
 }  // namespace schedd::runner

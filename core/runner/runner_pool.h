@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,10 @@ namespace schedd::runner {
 
 // Limits applied to a plugin's runners (config [plugins.NAME]). Unset: none.
 struct RunnerLimits {
-  std::optional<uint64_t> memory_bytes;         // RLIMIT_AS of each runner
+  std::optional<uint64_t> memory_bytes;          // RLIMIT_AS of each runner
   std::optional<std::chrono::milliseconds> cpu;  // CPU time of one run (RLIMIT_CPU)
-  std::optional<uint64_t> open_files;           // RLIMIT_NOFILE
-  std::optional<uid_t> uid;                     // run as (only when the daemon is root)
+  std::optional<uint64_t> open_files;            // RLIMIT_NOFILE
+  std::optional<uid_t> uid;                      // run as (only when the daemon is root)
   std::optional<gid_t> gid;
 };
 
@@ -75,6 +76,11 @@ class RunnerProcess {
 
   // Runs one attempt of `executor` (see Executor::run for stop and kill_grace).
   RunOutcome run(const RunRequest& request, const std::string& executor, StopSource& stop);
+  // Sends every item at once and runs them one after another, calling `done` as each ends,
+  // in order. Returns how many ended: fewer than items.size() when the runner crashed or
+  // was killed (the item it was on got that outcome; the later ones never started).
+  std::size_t run_batch(std::span<BatchItem> items, const std::string& executor,
+                        const BatchDone& done);
 
   // Resident memory of the runner, in bytes (from /proc; 0 when unknown).
   uint64_t rss_bytes() const;
@@ -153,6 +159,10 @@ class IsolatedExecutor final : public Executor {
   IsolatedExecutor(ExecutorInfo info, std::shared_ptr<RunnerPool> pool);
   Isolation isolation() const override { return Isolation::kProcess; }
   RunOutcome run(const RunRequest& request, StopSource& stop) const override;
+  // One runner for the whole batch: one write carries every run, and results come back as
+  // they end (see RunnerProcess::run_batch); what a crash left unstarted goes to a new one.
+  void run_batch(std::span<BatchItem> items, const BatchDone& done) const override;
+  const void* batch_key() const override { return pool_.get(); }
   const std::shared_ptr<RunnerPool>& pool() const { return pool_; }
 
  private:

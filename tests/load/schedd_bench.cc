@@ -343,8 +343,8 @@ std::unique_ptr<PluginHost> load_isolated(const std::filesystem::path& dir) {
 
 struct IsolationBench {
   double dispatch_per_second = 0;
-  Lag lag;  // due -> run finished (an upper bound of due -> started in the runner)
-  double runner_rss_mb = 0;          // one warm runner of the noop plugin
+  Lag lag;                   // due -> run finished (an upper bound of due -> started in the runner)
+  double runner_rss_mb = 0;  // one warm runner of the noop plugin
   double daemon_rss_20_plugins_mb = 0;  // this process's RSS growth for 20 isolated plugins
   double runners_rss_20_plugins_mb = 0;
   double crash_to_serving_ms = 0;  // median over rounds: a crash until the next run ended
@@ -352,7 +352,7 @@ struct IsolationBench {
 
 // The noop plugin (renamed: its executor is "noop") through warm runners.
 IsolationBench bench_isolation(const std::filesystem::path& plugin_dir, std::size_t total,
-                          std::size_t lag_total, std::chrono::milliseconds lag_span) {
+                               std::size_t lag_total, std::chrono::milliseconds lag_span) {
   IsolationBench out;
   std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-iso-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) std::exit(1);
