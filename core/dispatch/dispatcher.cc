@@ -458,44 +458,21 @@ void Dispatcher::worker(Lane& lane) {
       run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
     }
     lock.lock();
-    if (ran > 1) {
-      lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
-      lane.runs += ran;
-      lane.busy -= ran;
-      completing_ -= ran;
-      poked_ = true;
-      loop_idle_ = false;
-      loop_cv_.notify_all();
-      if (lane.queue.size() <= ahead_for(lane) / 2 && !stopping_) {
-        ++refilling_;
-        lock.unlock();
-        claim_for(lane, clock_.now(), /*housekeeping=*/false);
-        lock.lock();
-        --refilling_;
-      }
-      idle_cv_.notify_all();
-      continue;
-    }
-    if (written_off) {
-      // The lane already has this worker's replacement: this thread leaves.
-      --lane.written_off;
-      --lane.busy;
-      --completing_;
-      poked_ = true;
-      loop_idle_ = false;
-      loop_cv_.notify_all();
-      idle_cv_.notify_all();
-      return;
-    }
-    lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
-    ++lane.runs;
-    --lane.busy;
-    --completing_;
+    lane.busy -= ran;
+    completing_ -= ran;
     // The loop recomputes its wake-up (a freed key may have a head due later), and this
     // worker claims its lane's next execution itself instead of waiting for the loop.
     poked_ = true;
     loop_idle_ = false;
     loop_cv_.notify_all();
+    if (written_off) {
+      // The lane already has this worker's replacement: this thread leaves.
+      --lane.written_off;
+      idle_cv_.notify_all();
+      return;
+    }
+    lane.mean_run_us = lane.runs == 0 ? run_us : 0.9 * lane.mean_run_us + 0.1 * run_us;
+    lane.runs += ran;
     // With claim-ahead, refill once half the lane's queue has drained, so that the next
     // claims are being written while the queue still has work.
     // `refilling_` covers the gap between giving back this worker's slot (busy) and claim_for

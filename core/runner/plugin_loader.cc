@@ -20,6 +20,21 @@ std::filesystem::path default_runner_binary() {
   return {};
 }
 
+namespace {
+
+// A runner of `file` as `options` say, without limits.
+RunnerSettings runner_settings(const LoadOptions& options, const std::filesystem::path& file) {
+  RunnerSettings s;
+  s.runner_binary = options.runner_binary;
+  s.plugin_file = file;
+  s.load_timeout = options.load_timeout;
+  s.kill_grace = options.kill_grace;
+  s.node = options.node;
+  return s;
+}
+
+}  // namespace
+
 Status load_plugins(PluginHost& host, const LoadOptions& options,
                     std::vector<PluginLoadError>& errors) {
   std::error_code ec;
@@ -55,15 +70,8 @@ Status load_plugins(PluginHost& host, const LoadOptions& options,
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < files.size(); ++i) {
       probes[i].file = files[i];
-      threads.emplace_back([&, i] {
-        RunnerSettings s;
-        s.runner_binary = options.runner_binary;
-        s.plugin_file = files[i];
-        s.load_timeout = options.load_timeout;
-        s.kill_grace = options.kill_grace;
-        s.node = options.node;
-        probes[i].runner = RunnerProcess::start(s);
-      });
+      threads.emplace_back(
+          [&, i] { probes[i].runner = RunnerProcess::start(runner_settings(options, files[i])); });
     }
     for (auto& t : threads) t.join();
   }
@@ -129,13 +137,8 @@ Status load_plugins(PluginHost& host, const LoadOptions& options,
       }
       continue;
     }
-    RunnerSettings rs;
-    rs.runner_binary = options.runner_binary;
-    rs.plugin_file = files[i];
+    RunnerSettings rs = runner_settings(options, files[i]);
     rs.limits = settings.limits;
-    rs.kill_grace = options.kill_grace;
-    rs.load_timeout = options.load_timeout;
-    rs.node = options.node;
     // The probe ran without the plugin's limits: a runner with them replaces it.
     const bool limited = settings.limits.memory_bytes || settings.limits.cpu ||
                          settings.limits.open_files || settings.limits.uid || settings.limits.gid;
