@@ -766,7 +766,10 @@ class Metrics {
 };
 
 // ---------------------------------------------------------------------------------------
-// Live stats: one thread publishes to every stream; no connection holds a thread.
+// Live stats: one thread publishes to every stream; no connection holds a thread. Each
+// subscriber is sent every sample that differs from the stats it was last sent; a sample is
+// taken and sent, or taken and a subscriber registered with it, under sample_mu_, so that no
+// sample goes out between a new subscriber's first stats and its registration.
 
 class StatsFeed {
  public:
@@ -783,9 +786,10 @@ class StatsFeed {
 
   // Sends the current stats at once, then every change. Returns the unsubscribe function.
   std::function<void()> subscribe(StreamPush push) {
+    std::lock_guard sampling(sample_mu_);
     std::string snap = snapshot_();
     std::lock_guard lock(mu_);
-    if (!push(": schedd live stats\nretry: 1000\n\n" + event("stats", snap))) return [] {};
+    if (!push(": schedd live stats\nretry: 1000\n\n" + stats_event(snap))) return [] {};
     const uint64_t id = ++next_id_;
     subscribers_.emplace(id, Subscriber{std::move(push), std::move(snap)});
     cv_.notify_all();
@@ -814,10 +818,17 @@ class StatsFeed {
   static std::string event(const char* name, const std::string& data) {
     return fmt::format("event: {}\ndata: {}\n\n", name, data);
   }
+  // Stats go out twice: as `event: stats` (addEventListener("stats", ...)) and unnamed, the
+  // "message" event that a plain EventSource.onmessage handler receives.
+  static std::string stats_event(const std::string& stats) {
+    return fmt::format("event: stats\ndata: {0}\n\ndata: {0}\n\n", stats);
+  }
 
   // Called with mu_ held; sends `chunk` (a stats event when `stats` is set, to those that
-  // have not seen these stats yet) and drops subscribers whose connection is gone.
-  void broadcast(const std::string& chunk, const std::string* stats = nullptr) {
+  // were last sent other stats) and drops subscribers whose connection is gone. Returns
+  // whether it sent stats to anyone.
+  bool broadcast(const std::string& chunk, const std::string* stats = nullptr) {
+    bool sent = false;
     for (auto it = subscribers_.begin(); it != subscribers_.end();) {
       Subscriber& sub = it->second;
       bool alive = true;
@@ -826,6 +837,7 @@ class StatsFeed {
       } else if (sub.last != *stats) {
         alive = sub.push(chunk);
         sub.last = *stats;
+        sent = true;
       }
       if (alive) {
         ++it;
@@ -833,6 +845,7 @@ class StatsFeed {
         it = subscribers_.erase(it);
       }
     }
+    return sent;
   }
 
   void run() {
@@ -859,13 +872,10 @@ class StatsFeed {
         dirty_ = false;
         last_check = now;
         lock.unlock();
+        std::lock_guard sampling(sample_mu_);
         std::string snap = snapshot_();
         lock.lock();
-        if (snap != last_) {
-          last_ = snap;
-          last_sent = now;
-          broadcast(event("stats", snap), &snap);
-        }
+        if (broadcast(stats_event(snap), &snap)) last_sent = now;
         continue;
       }
       cv_.wait_until(lock, std::min(check_at, last_heartbeat + options_.heartbeat));
@@ -874,11 +884,11 @@ class StatsFeed {
 
   std::function<std::string()> snapshot_;
   const ApiOptions& options_;
+  std::mutex sample_mu_;  // taken before mu_, never while holding it
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   bool dirty_ = false;
-  std::string last_;
   uint64_t next_id_ = 0;
   struct Subscriber {
     StreamPush push;
