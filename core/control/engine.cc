@@ -97,6 +97,12 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
       if (o.on_skipped) o.on_skipped(e);
     }
   };
+  fan_out.on_progress = [this](const Execution& e, const RunProgress& p) {
+    std::shared_lock lock(observers_mu_);
+    for (auto& [id, o] : observers_) {
+      if (o.on_progress) o.on_progress(e, p);
+    }
+  };
   dispatcher_->add_observer(std::move(fan_out));
 }
 

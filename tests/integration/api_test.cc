@@ -851,6 +851,34 @@ TEST(ApiTest, StatsStreamAlsoSendsStatsUnnamedForAPlainOnmessageHandler) {
   EXPECT_EQ(r.status, 202) << r.body;
 }
 
+// A running execution's progress reports reach the live stream as `progress` events and its
+// API record as `progress` (the ticket plugin's step progress was dropped under schedd run).
+TEST(ApiTest, ARunsProgressReachesTheStreamAndItsRecord) {
+  Harness h("[lanes.default]\nworkers = 2\n");
+  SseClient sse(h.port());
+  Response r =
+      h.post("/v1/executions", R"({"executor":"ticket","params":{"duration":"600ms","steps":3}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string id = r.j["id"];
+  std::vector<std::string> messages;
+  for (int i = 0; i < 200 && messages.size() < 2; ++i) {
+    auto [name, data] = sse.next();
+    if (name != "progress") continue;
+    json p = json::parse(data);
+    EXPECT_EQ(p["id"], id);
+    messages.push_back(p["message"]);
+  }
+  ASSERT_EQ(messages.size(), 2u) << "fewer than two progress events";
+  EXPECT_NE(messages[0], messages[1]);
+  // The record of the running execution carries the latest report.
+  Response got = h.get("/v1/executions/" + id);
+  ASSERT_EQ(got.status, 200) << got.body;
+  if (got.j["status"] == "running") {
+    ASSERT_TRUE(got.j.contains("progress")) << got.body;
+    EXPECT_GT(got.j["progress"]["fraction"].get<double>(), 0.0);
+  }
+}
+
 // A live page is closed and another opened, again and again. Each round: client A connects,
 // sees a run start and leaves while it runs; the run ends; client B connects just after, and
 // a run starts and ends while B is connected: B must hear of both. The publisher once
