@@ -1,12 +1,12 @@
 #include "core/runner/process_tree.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -26,11 +26,33 @@ std::vector<pid_t> all_pids() {
   return out;
 }
 
+// A /proc file, whole; "" (or what was read) when it cannot be read. Not std::ifstream:
+// libstdc++'s filebuf throws when read() fails, and the file of a process reaped between the
+// open and the read fails with ESRCH; these scans run in destructors and in the runner's
+// watchdog, where an exception is std::terminate.
+std::string read_proc_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 // Fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):
 // index 0 is field 3 (state).
 std::vector<std::string> stat_fields(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string line = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = line.rfind(')');
   if (close == std::string::npos) return {};
   std::istringstream rest(line.substr(close + 1));
@@ -52,8 +74,7 @@ bool is_zombie_or_gone(pid_t pid) {
 }
 
 std::string environ_value(pid_t pid, const std::string& var) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string all = read_proc_file("/proc/" + std::to_string(pid) + "/environ");
   const std::string prefix = var + "=";
   std::size_t pos = 0;
   while (pos < all.size()) {

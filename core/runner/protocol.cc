@@ -315,7 +315,14 @@ StatusOr<Hello> decode_hello(std::string_view payload) {
     for (uint32_t j = 0; j < np && r.ok(); ++j) {
       ParamSpec p;
       p.name = r.str();
-      p.type = static_cast<ParamType>(r.i32());
+      const int32_t type = r.i32();
+      // The loader refuses unknown types in a manifest, so one here is a corrupt frame; the
+      // daemon must not hold a schema it cannot validate params against.
+      if (r.ok() && (type < static_cast<int32_t>(ParamType::kString) ||
+                     type > static_cast<int32_t>(ParamType::kStringMap))) {
+        r.fail("param \"" + p.name + "\" has unknown type " + std::to_string(type));
+      }
+      p.type = static_cast<ParamType>(type);
       p.required = r.u8() != 0;
       bool has_default = r.u8() != 0;
       std::string def = r.str();
