@@ -349,7 +349,7 @@ std::size_t Dispatcher::ahead_for(const Lane& lane) const {
   constexpr uint64_t kMinRuns = 16;
   constexpr double kShortRunUs = 1000;
   // Out of process, a batch of short runs costs one round trip to a runner.
-  constexpr std::size_t kBatchAhead = 32;
+  constexpr std::size_t kBatchAhead = 128;
   const std::size_t ahead = std::max(claim_ahead_, lane.batchable ? kBatchAhead : 0);
   if (ahead == 0 || lane.runs < kMinRuns || lane.mean_run_us >= kShortRunUs) return 0;
   return ahead;
@@ -437,7 +437,7 @@ void Dispatcher::worker(Lane& lane) {
     // Claimed-ahead runs of the same batching executor go with it, in claim order.
     std::vector<RunningMap::iterator> batch;
     if (key != nullptr && !lane.queue.empty() && lane.mean_run_us < 1000) {
-      constexpr std::size_t kMaxBatch = 16;
+      constexpr std::size_t kMaxBatch = 64;
       batch.push_back(it);
       while (batch.size() < kMaxBatch && !lane.queue.empty()) {
         const Executor* x = lane.queue.front()->second.executor;
