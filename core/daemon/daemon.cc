@@ -494,6 +494,14 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
                format_duration(cfg.shutdown_grace));
   (*api_service)->stop();
   engine.stop(cfg.shutdown_grace);
+  if (engine.dispatcher().running() > 0) {
+    // In-process runs that would not stop were recorded as interrupted and left behind with
+    // their threads: end the process now, before destructors run under those threads.
+    spdlog::warn("schedd stopped, leaving {} in-process runs behind",
+                 engine.dispatcher().running());
+    spdlog::shutdown();
+    std::_Exit(kExitOk);
+  }
   spdlog::info("schedd stopped");
   spdlog::shutdown();
   return kExitOk;

@@ -39,7 +39,7 @@ namespace {
 // Exit codes the daemon reads (docs/sdk.md).
 constexpr int kExitUsage = 64;
 constexpr int kExitProtocol = 65;
-constexpr int kExitDeadline = 66;
+constexpr int kExitDeadline = 86;  // not 66: ThreadSanitizer's exit code
 
 struct Args {
   std::string plugin;
@@ -169,7 +169,7 @@ class Sender {
 };
 
 [[noreturn]] void end_at_deadline() {
-  // Everything this runner started goes with it; the daemon sees exit 66.
+  // Everything this runner started goes with it; the daemon sees exit 86.
   kill_session(getpid(), std::chrono::milliseconds(0));
   _exit(kExitDeadline);
 }
@@ -421,6 +421,20 @@ int serve(const Args& args) {
 
 }  // namespace
 }  // namespace schedd::runner
+
+// In sanitizer builds (tests), a plugin's crash must still end the runner by its signal, as
+// in production, not become the sanitizer's report and exit code: the daemon names the signal.
+#if defined(__SANITIZE_ADDRESS__)
+extern "C" const char* __asan_default_options() {
+  return "handle_segv=0:handle_abort=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:"
+         "detect_leaks=0";
+}
+#endif
+#if defined(__SANITIZE_THREAD__)
+extern "C" const char* __tsan_default_options() {
+  return "handle_segv=0:handle_abort=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0";
+}
+#endif
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);

@@ -303,7 +303,7 @@ std::string RunnerProcess::describe_exit(int status, std::string_view executor) 
   }
   if (WIFEXITED(status)) {
     int code = WEXITSTATUS(status);
-    if (code == 66) return who + "was ended by its runner at the run's hard deadline";
+    if (code == 86) return who + "was ended by its runner at the run's hard deadline";
     return who + "exited with status " + std::to_string(code);
   }
   return who + "ended (wait status " + std::to_string(status) + ")";

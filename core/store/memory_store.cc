@@ -549,6 +549,7 @@ StatusOr<ClaimResult> MemoryStore::claim(std::string_view lane, std::size_t max,
   State& st = *state_;
   ClaimResult out;
   now = st.observe(now);  // see promote(): never earlier than an instant already promoted
+  if (lease_) out.lease_until = now + *lease_;
   st.expire(now, out.expired);
   st.apply_overlap(now, out);
   st.promote(now);

@@ -30,6 +30,11 @@ class MemoryStore final : public Store {
   MemoryStore(const MemoryStore&) = delete;
   MemoryStore& operator=(const MemoryStore&) = delete;
 
+  // Tests of lease containment: claims report a lease of `lease` from their `now`
+  // (ClaimResult::lease_until) that is never renewed, which is what a daemon cut off from a
+  // shared store sees. Call before the first claim. Default: no lease.
+  void set_unrenewed_lease(std::chrono::milliseconds lease) { lease_ = lease; }
+
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
   StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                      std::size_t capacity_queued) override;
@@ -75,6 +80,7 @@ class MemoryStore final : public Store {
 
   std::mutex mu_;
   std::unique_ptr<State> state_;  // guarded by mu_
+  std::optional<std::chrono::milliseconds> lease_;
 };
 
 }  // namespace schedd

@@ -764,7 +764,7 @@ TEST(RunnerPoolTest, HardDeadlineEndsTheRunWithoutAStopRequest) {
   EXPECT_GE(took, 290);
   EXPECT_LT(took, 2500);
   EXPECT_EQ(out.status, RunStatus::kFailed);
-  // The runner's own watchdog (exit 66), or the daemon's kill 100 ms later if the runner
+  // The runner's own watchdog (exit 86), or the daemon's kill 100 ms later if the runner
   // could not act in time.
   EXPECT_TRUE(out.message ==
                   "plugin fx_spin.so (executor fx_spin) was ended by its runner at the run's hard "
