@@ -471,12 +471,16 @@ return {first_nb('pend'), first_nb('watch'), expns, leases}
 // claimed again under another fence, re-queued (0) or ended interrupted (8) by another daemon.
 // A run that ended under its own fence was completed by this daemon, whose completion reached
 // Redis before this renewal: not lost, and not returned.
+// A lease only moves later (GT): a renewal can reach Redis after the ones its daemon sent next
+// (sent on a connection the daemon gave up on, delivered once the network heals), and the
+// daemon's run goes on until the latest lease end it was answered; an older one written over
+// it would let another daemon take the key while the run still holds it.
 constexpr std::string_view kRenewBody = R"lua(
 local lost = {}
 for j = 3, #ARGV, 2 do
   local v = redis.call('HMGET', ex(ARGV[j]), 'st', 'fence')
   if v[1] == '1' and v[2] == ARGV[j + 1] then
-    redis.call('ZADD', P .. 'lease', 'XX', ARGV[2], ARGV[j])
+    redis.call('ZADD', P .. 'lease', 'XX', 'GT', ARGV[2], ARGV[j])
   elseif not v[1] or v[2] ~= ARGV[j + 1] or v[1] == '0' or v[1] == '8' then
     table.insert(lost, ARGV[j])
   end
