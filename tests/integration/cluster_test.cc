@@ -437,6 +437,19 @@ TEST(ClusterTest, RedisRestartedMidRunDaemonsReportItAndRecoverByThemselves) {
     ASSERT_EQ(e.value("status", ""), "running") << e.dump();
   }
 
+  // And until their plugin has started: out of process, a run is "running" from its claim,
+  // and its plugin starts once a runner is free (the second one of a pool is spawned then).
+  {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::size_t started = 0;
+    while (started < 4 && std::chrono::steady_clock::now() < deadline) {
+      started = 0;
+      for (const auto& r : read_runs(records)) started += r.id.ends_with(":first");
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(started, 4u) << "the long runs' plugins did not start";
+  }
+
   // From here the long runs run across the outage.
   const int64_t down = mono_ns();
   redis.stop();
