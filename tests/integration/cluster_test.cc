@@ -318,6 +318,10 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
     }
   }
 
+  // Shutdown asks every run to stop at once: a helper run a stopping daemon held is
+  // recorded "stopped" and may run again on a daemon still up. Those re-runs are not the
+  // kill's, and are set aside below.
+  const int64_t shutdown_at = mono_ns();
   for (auto& d : daemons) {
     ProcessResult end = d->stop();
     EXPECT_EQ(end.exit_code, 0) << end.err;
@@ -337,6 +341,16 @@ TEST(ClusterTest, ThreeDaemonsOneKilledNeverOverlapAKeyLoseNothingAndPlanOnce) {
   // work and the store's record of it cannot be one atomic step; docs/redis.md).
   std::map<std::string, std::vector<const RecordedRun*>> by_id;
   for (const auto& r : runs) by_id[r.id].push_back(&r);
+  for (auto& [id, list] : by_id) {
+    const RecordedRun* last = list.back();
+    std::erase_if(list, [&](const RecordedRun* r) {
+      return r != last && r->how == "stopped" && r->end && *r->end >= shutdown_at;
+    });
+    // The re-run after such a stop started after the shutdown began too.
+    if (list.size() > 1 && list.back()->start >= shutdown_at && list[list.size() - 2]->how != "") {
+      list.pop_back();
+    }
+  }
   std::size_t killed_runs = 0;
   std::size_t lost_completions = 0;
   for (auto& [id, list] : by_id) {
