@@ -512,6 +512,11 @@ TEST(PluginHostTest, ProgressFixtureReportsEachStepAndStopsPromptly) {
 }
 
 TEST(PluginHostTest, LeakFixtureKeepsWhatItAllocated) {
+#if defined(__SANITIZE_ADDRESS__)
+  // What it keeps becomes unreachable when the plugin is unloaded: a leak to LeakSanitizer,
+  // by design of the fixture. Out of process (containment tests) it dies with its runner.
+  GTEST_SKIP() << "fx_leak leaks by design; LeakSanitizer would fail the test binary";
+#endif
   PluginHost host;
   ASSERT_EQ(host.load_file(fixture("fx_leak")), std::nullopt);
   StopSource stop;
