@@ -1,8 +1,9 @@
 #include "core/control/engine.h"
 
-#include "core/runner/plugin_loader.h"
-
 #include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
 
 #include "core/common/thread_name.h"
 #include "core/runner/plugin_loader.h"
@@ -397,16 +398,28 @@ StatusOr<Execution> Engine::prepare(SubmitRequest req, TimePoint now) {
 }
 
 StatusOr<Execution> Engine::cancel(const std::string& id, bool stop_running) {
-  auto r = store_.cancel(id, clock_.now());
-  if (r.is_ok()) {
-    dispatcher_->poke();
-    return r;
+  // A run of this daemon is running in the store a moment before its worker has it (between
+  // the claim and its hand-over) and a moment after (while its completion is recorded). A
+  // stop asked in those moments would be lost: look again until the store and the
+  // dispatcher agree, a few milliseconds at most.
+  constexpr int kTries = 200;
+  for (int i = 0;; ++i) {
+    auto r = store_.cancel(id, clock_.now());
+    if (r.is_ok()) {
+      dispatcher_->poke();
+      return r;
+    }
+    if (r.status().code() != StatusCode::kFailedPrecondition || !stop_running) return r.status();
+    if (dispatcher_->request_stop(id, ExecStatus::kCancelled)) {
+      return failed_precondition("execution " + id +
+                                 " is running: a cooperative stop was requested");
+    }
+    auto e = store_.get(id);
+    if (i + 1 >= kTries || !e || e->status != ExecStatus::kRunning || e->node != node_id_) {
+      return r.status();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (r.status().code() == StatusCode::kFailedPrecondition && stop_running &&
-      dispatcher_->request_stop(id, ExecStatus::kCancelled)) {
-    return failed_precondition("execution " + id + " is running: a cooperative stop was requested");
-  }
-  return r.status();
 }
 
 }  // namespace schedd

@@ -71,6 +71,11 @@ void Dispatcher::start() {
     name_this_thread("schedd-dispatch");
     loop();
   });
+  guard_exit_ = false;
+  guard_thread_ = std::thread([this] {
+    name_this_thread("schedd-lease");
+    lease_guard();
+  });
 }
 
 void Dispatcher::add_worker_locked(Lane& lane) {
@@ -213,6 +218,63 @@ void Dispatcher::log_claim_result(const ClaimResult& r) {
   }
 }
 
+void Dispatcher::check_leases_locked(TimePoint now, std::optional<TimePoint>& next_deadline) {
+  if (with_lease_ == 0) return;
+  const auto margin = std::chrono::duration_cast<TimePoint::duration>(options_.lease_margin);
+  const auto stop_before = std::chrono::duration_cast<TimePoint::duration>(
+      std::min(options_.kill_grace, 2 * options_.lease_margin));
+  for (auto& [id, r] : running_) {
+    if (!r.lease_until || !r.execution.started) continue;
+    // A lease that is not being renewed (Redis unreachable, this daemon too slow): the run
+    // must be over before another daemon may take its key.
+    const TimePoint hard = *r.lease_until - margin;
+    const TimePoint soft = hard - stop_before;
+    if (now >= hard && r.in_process && !r.breached) {
+      r.breached = true;
+      spdlog::critical(
+          "exec {} [{}]: its lease ends now and its in-process run has not returned; ending "
+          "the daemon so that it does not overlap the run another daemon may start (run "
+          "executor {} with isolation = \"process\" to have only the run killed)",
+          id, r.execution.key(), r.execution.spec->executor);
+      if (options_.on_lease_breach) {
+        options_.on_lease_breach(id);
+      } else {
+        spdlog::shutdown();
+        std::_Exit(70);
+      }
+    }
+    if (now >= soft && !r.stop_at) {
+      spdlog::warn(
+          "exec {} [{}]: lease not renewed (it ends in {:.0f} ms on this clock, less a margin "
+          "of {} ms): stop requested",
+          id, r.execution.key(), ms_between(now, *r.lease_until), options_.lease_margin.count());
+      request_stop_locked(r, ExecStatus::kInterrupted, now);
+    }
+    const TimePoint next = now < soft ? soft : hard;
+    if (next > now && (!next_deadline || next < *next_deadline)) next_deadline = next;
+  }
+}
+
+// The loop checks leases too, but it waits in store calls (a Redis command may take up to
+// command_timeout while Redis is unreachable, which is when leases run out). This thread
+// never calls the store: it holds mu_ only to read the leases, so a run's stop request, and
+// the daemon's end under an in-process run, come on time whatever the store does.
+void Dispatcher::lease_guard() {
+  std::unique_lock lock(mu_);
+  while (!guard_exit_) {
+    const TimePoint now = clock_.now();
+    std::optional<TimePoint> next;
+    check_leases_locked(now, next);
+    if (with_lease_ == 0) {
+      guard_cv_.wait(lock, [&] { return guard_exit_ || with_lease_ > 0; });
+      continue;
+    }
+    // Renewals move deadlines later, so waking at the old one is early, never late.
+    const TimePoint wake = next ? *next : now + std::chrono::seconds(1);
+    clock_.wait_until(guard_cv_, lock, wake, now);
+  }
+}
+
 void Dispatcher::loop() {
   TimePoint next_plan = clock_.now();  // plan at once on start
   std::unique_lock lock(mu_);
@@ -256,41 +318,9 @@ void Dispatcher::loop() {
       };
       // Skipped when no run has a timeout or a stop request: with claim-ahead, running_
       // holds hundreds of short runs, and this round comes after most completions.
-      const auto margin = std::chrono::duration_cast<TimePoint::duration>(options_.lease_margin);
-      const auto stop_before = std::chrono::duration_cast<TimePoint::duration>(
-          std::min(options_.kill_grace, 2 * options_.lease_margin));
+      check_leases_locked(now, next_deadline);
       for (auto& [id, r] : running_) {
-        if (with_deadline_ == 0 && with_stop_ == 0 && with_lease_ == 0) break;
-        if (r.lease_until && r.execution.started) {
-          // A lease that is not being renewed (Redis unreachable, this daemon too slow):
-          // the run must be over before another daemon may take its key.
-          const TimePoint hard = *r.lease_until - margin;
-          const TimePoint soft = hard - stop_before;
-          if (now >= hard && r.in_process) {
-            spdlog::critical(
-                "exec {} [{}]: its lease ends now and its in-process run has not returned; "
-                "ending the daemon so that it does not overlap the run another daemon may "
-                "start (run executor {} with isolation = \"process\" to have only the run "
-                "killed)",
-                id, r.execution.key(), r.execution.spec->executor);
-            if (options_.on_lease_breach) {
-              options_.on_lease_breach(id);
-            } else {
-              spdlog::shutdown();
-              std::_Exit(70);
-            }
-          }
-          if (now >= soft && !r.stop_at) {
-            spdlog::warn(
-                "exec {} [{}]: lease not renewed (it ends in {:.0f} ms on this clock, less a "
-                "margin of {} ms): stop requested",
-                id, r.execution.key(), ms_between(now, *r.lease_until),
-                options_.lease_margin.count());
-            request_stop_locked(r, ExecStatus::kInterrupted, now);
-          }
-          const TimePoint next = now < soft ? soft : hard;
-          if (next > now && (!next_deadline || next < *next_deadline)) next_deadline = next;
-        }
+        if (with_deadline_ == 0 && with_stop_ == 0) break;
         if (r.stop_at) {
           if (!r.in_process || r.written_off || !r.execution.started) continue;
           auto write_off_at = *r.stop_at + options_.kill_grace;
@@ -412,7 +442,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     if (result->lease_until) {
       r.lease_until = result->lease_until;
       set_hard_deadline_locked(r, now);
-      ++with_lease_;
+      if (with_lease_++ == 0) guard_cv_.notify_all();
     }
     lane.queue.push_back(it);
   }
@@ -534,6 +564,7 @@ bool Dispatcher::begin_run(Running& r) {
   std::lock_guard g(mu_);
   shutting_down = shutting_down || workers_exit_;
   if (!shutting_down) r.execution.started = clock_.now();
+  if (r.lease_until) guard_cv_.notify_all();  // the lease guard watches started runs
   r.worker = std::this_thread::get_id();
   if (shutting_down) r.stop_reason = ExecStatus::kInterrupted;
   return !shutting_down;
@@ -761,6 +792,12 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
     }
     lane->threads.clear();
   }
+  {
+    std::lock_guard g(mu_);
+    guard_exit_ = true;
+    guard_cv_.notify_all();
+  }
+  if (guard_thread_.joinable()) guard_thread_.join();
   std::lock_guard g(mu_);
   started_ = false;
 }

@@ -162,6 +162,7 @@ class Dispatcher {
     // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
     std::atomic<int64_t> hard_deadline_ns{0};
     std::optional<TimePoint> lease_until;  // its lease (store's clock), when leased
+    bool breached = false;                 // in process, still running at its lease's end
   };
   using RunningMap = std::map<std::string, Running>;
   struct Lane {
@@ -182,6 +183,11 @@ class Dispatcher {
 
   void loop();
   void worker(Lane& lane);
+  // Stops leased runs whose lease was not renewed and ends the daemon under an in-process
+  // one at its lease's hard end; sets `next_deadline` to the next such instant if earlier
+  // (mu_ held). Called by the loop and by the lease guard, which never calls the store.
+  void check_leases_locked(TimePoint now, std::optional<TimePoint>& next_deadline);
+  void lease_guard();
   // Starts one more worker thread for `lane` (mu_ held).
   void add_worker_locked(Lane& lane);
   // The lease's hard end of `r` as a CLOCK_MONOTONIC instant for its runner (mu_ held).
@@ -236,7 +242,10 @@ class Dispatcher {
   // Workers that recorded a completion and are about to claim their lane's next execution
   // (between giving back their slot and reserving it again): wait_quiet is not quiet meanwhile.
   std::size_t refilling_ = 0;
+  std::condition_variable guard_cv_;  // the lease guard waits here (through clock_)
+  bool guard_exit_ = false;
   std::thread loop_thread_;
+  std::thread guard_thread_;
   bool started_ = false;
 };
 

@@ -810,10 +810,13 @@ TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {
   ASSERT_EQ(r.status, 201);
   json running = sse.wait_stats([](const json& j) { return j["running"] == 1; });
   EXPECT_EQ(running["lanes"]["default"]["running"], 1);
-  r = h.post("/v1/executions/" + r.j["id"].get<std::string>() + "/cancel", R"({"stop":true})");
+  const std::string id = r.j["id"];
+  r = h.post("/v1/executions/" + id + "/cancel", R"({"stop":true})");
   EXPECT_EQ(r.status, 202) << r.body;
   json idle = sse.wait_stats([](const json& j) { return j["running"] == 0; });
-  EXPECT_EQ(idle["queued"], 0);
+  EXPECT_EQ(idle["queued"], 0) << h.get("/v1/executions/" + id).body << "\n"
+                               << h.get("/v1/stats").body << "\n"
+                               << h.engine().dispatcher().debug_state();
 
   // Heartbeats keep coming while nothing changes.
   bool heartbeat = false;

@@ -28,16 +28,14 @@
 // PartitionedDaemon...: each daemon reaches Redis through its own TcpProxy
 // (tests/testing/tcp_proxy.h); the victim's proxy goes silent (a blackhole: nothing forwarded,
 // nothing closed) and later forwards again, delivering what was stuck, as a healed partition
-// does. The victim's dispatcher may ask the run to stop before the hard deadline, or its
-// runner ends it there. (In practice the runner does: the dispatcher's loop is blocked in a
-// Redis call until command_timeout, past the stop it would ask for; see the next test.)
+// does. The victim's lease guard asks the run to stop before the hard deadline, or its runner
+// ends it there.
 //
-// DISABLED_PartitionedDaemonWithAnInProcessRun...: the same partition with the run in process,
-// where the daemon must end itself (exit 70) at the hard deadline. It fails today: the
-// dispatcher's loop, which alone checks that deadline, waits in a Redis call for up to
-// command_timeout (4 s here), so the daemon ends seconds after the other daemon started the
-// key. Enable it with a fix that checks in-process hard deadlines on a thread that never waits
-// for Redis.
+// PartitionedDaemonWithAnInProcessRun... and PartitionedDaemonStopsItsInProcessRun...: the
+// same partition with the run in process. The dispatcher's loop waits in a Redis call for up
+// to command_timeout (4 s here, twice the lease); the lease guard, a thread that never calls
+// the store, must still ask the run to stop in time, and end the daemon (exit 70) at the hard
+// deadline when the run ignores the request.
 //
 // LateRenewalFromADeadConnection...: a renewal stuck on a connection its daemon gave up on
 // reaches Redis after the renewals that followed it (the proxy freezes the old connections and
@@ -349,11 +347,12 @@ executor = "record"
   }
 
   void submit(Node& n, const std::string& key, const std::string& ticket,
-              std::chrono::milliseconds duration) {
+              std::chrono::milliseconds duration, bool ignore_stop = false) {
     Json body = {
         {"ticket", ticket},
         {"params",
          {{"file", records_.string()}, {"duration", std::to_string(duration.count()) + "ms"}}}};
+    if (ignore_stop) body["params"]["ignore_stop"] = true;
     auto r = n.http->post("/v1/projects/" + key + "/tickets", body.dump());
     ASSERT_EQ(r.status, 201) << key << ":" << ticket << ": " << r.body;
     accepted_.push_back(key + ":" + ticket);
@@ -614,21 +613,18 @@ TEST_F(ClusterLeaseTest, PartitionedDaemonsRunEndsBeforeAnotherTakesTheKey) {
 }
 
 // An in-process run cannot be killed alone: a daemon cut off from Redis must end itself
-// (exit 70) at its run's hard deadline, before the lease ends and another daemon may start
-// the key. Here a Redis call may wait up to 4 s for its reply (command_timeout), twice the
-// lease. Disabled: it fails today (the daemon ends about command_timeout after the cut, seconds
-// after the other daemon started the key; see the file comment). With the default
-// command_timeout of 2 s it fails too, by 40-400 ms; with the default 5 s lease as well, the
-// stop request comes late but before the hard deadline, and this test's run stops in time.
-TEST_F(ClusterLeaseTest,
-       DISABLED_PartitionedDaemonWithAnInProcessRunEndsItselfBeforeAnotherTakesTheKey) {
+// (exit 70) at the hard deadline of a run that ignores its stop request, before the lease ends
+// and another daemon may start the key. Here a Redis call may wait up to 4 s for its reply
+// (command_timeout), twice the lease: the lease guard, a thread that never calls the store,
+// must act while the dispatcher's loop waits in such a call.
+TEST_F(ClusterLeaseTest, PartitionedDaemonWithAnInProcessRunEndsItselfBeforeAnotherTakesTheKey) {
   Settings settings;
   settings.isolation = "inprocess";
   settings.command_timeout = "4s";
   ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
   const std::string key = "inproc";
   const std::string t1 = key + ":T1";
-  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s));
+  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s, /*ignore_stop=*/true));
   ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T2", 200ms));
   std::optional<Record> first =
       wait_record([&](const Record& r) { return r.kind == 'S' && r.id == t1; }, 20s);
@@ -685,6 +681,59 @@ TEST_F(ClusterLeaseTest,
   std::vector<RecordedRun> runs = read_runs(records_);
   end_killed_runs(runs, {daemon.dead() ? daemon.mono() : mono_ns()});
   EXPECT_EQ(count_key_overlaps(runs), 0u);
+}
+
+// The same partition with an in-process run that honours its stop request: the lease guard
+// asks it to stop before the lease's hard end, while the loop waits in a Redis call, so the
+// run is over before the other daemon may start the key, and the daemon lives.
+TEST_F(ClusterLeaseTest, PartitionedDaemonStopsItsInProcessRunBeforeAnotherTakesTheKey) {
+  Settings settings;
+  settings.isolation = "inprocess";
+  settings.command_timeout = "4s";
+  ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
+  const std::string key = "inproc";
+  const std::string t1 = key + ":T1";
+  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s));
+  std::optional<Record> first =
+      wait_record([&](const Record& r) { return r.kind == 'S' && r.id == t1; }, 20s);
+  ASSERT_TRUE(first) << t1 << " never started";
+  const std::size_t v = hget(t1, "node") == nodes_[0].name ? 0 : 1;
+  Node& victim = nodes_[v];
+  Node& other = nodes_[1 - v];
+  ASSERT_EQ(first->pid, victim.daemon->pid()) << t1 << " did not run in process";
+
+  const int64_t cut_mono = mono_ns();
+  ASSERT_NO_FATAL_FAILURE(cut_off(victim));
+  std::this_thread::sleep_for(50ms);
+  const int64_t lease_end_wall = lease_score(t1) * 1000;
+  ASSERT_NE(lease_end_wall, 0) << t1 << " has no lease";
+  std::optional<Record> stopped = wait_record(
+      [&](const Record& r) { return r.kind == 'E' && r.id == t1 && r.attempt == first->attempt; },
+      20s);
+  ASSERT_TRUE(stopped) << victim.name << "'s run of " << t1 << " never ended";
+  EXPECT_EQ(stopped->how, "stopped");
+  EXPECT_LT(stopped->wall, lease_end_wall)
+      << victim.name << "'s run ended " << (stopped->wall - lease_end_wall) / 1000000
+      << " ms after its lease ended";
+  std::optional<Record> again = wait_record(
+      [&](const Record& r) { return r.kind == 'S' && r.id == t1 && r.attempt > first->attempt; },
+      20s);
+  ASSERT_TRUE(again) << t1 << " was never taken over; " << other.name << " said:\n"
+                     << lines_about(other.daemon->log(), t1);
+  EXPECT_LT(stopped->mono, again->mono);
+  std::printf(
+      "in process, stopped: %s's run stopped %.0f ms after the cut, %.0f ms before its lease "
+      "ended; %s started %s again %.0f ms after the lease ended\n",
+      victim.name.c_str(), (stopped->mono - cut_mono) / 1e6, (lease_end_wall - stopped->wall) / 1e6,
+      other.name.c_str(), t1.c_str(), (again->wall - lease_end_wall) / 1e6);
+  ASSERT_NO_FATAL_FAILURE(let_back(victim));
+  Json e = wait_terminal(other, t1, 40s);
+  EXPECT_EQ(e.value("status", ""), "succeeded") << t1 << ": " << e.dump();
+  for (Node& n : nodes_) {
+    ProcessResult end = n.daemon->stop();
+    EXPECT_EQ(end.exit_code, 0) << n.name << ":\n" << end.err;
+  }
+  EXPECT_EQ(count_key_overlaps(read_runs(records_)), 0u);
 }
 
 // A renewal that a daemon gave up on (no reply within command_timeout: it reconnected and

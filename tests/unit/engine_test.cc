@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "core/store/memory_store.h"
 #include "tests/testing/manual_clock.h"
@@ -395,6 +396,37 @@ TEST(EngineTest, ClaimHookSeesTheClaimInstantWhenTheClockMovesOnMeanwhile) {
   EXPECT_GE(*clock_in_hook, *waiter_expires);  // what the old auditor compared, wrongly
   EXPECT_EQ(h.store().get("waiter")->status, ExecStatus::kSucceeded);
   EXPECT_EQ(h.ids("expired"), std::vector<std::string>{});
+}
+
+// Regression (ApiTest's stats stream test failed in CI): a stop-cancel that came between the
+// store's claim and the dispatcher's hand-over of the run to a worker was lost. The store said
+// running, the dispatcher did not know the run yet, and the API answered 202 while the run
+// went on. The claim hook runs in that gap: it asks for the cancel from another thread and
+// holds the gap open a while.
+TEST(EngineTest, AStopCancelBetweenClaimAndHandOverStopsTheRun) {
+  Harness h("", at(kStart));
+  std::thread canceller;
+  std::optional<StatusOr<Execution>> cancel;
+  DispatchObserver gap;
+  gap.on_claim = [&](const Execution& e) {
+    if (e.id != "gap") return;
+    EXPECT_FALSE(h.engine().dispatcher().request_stop("gap", ExecStatus::kCancelled))
+        << "the claim hook no longer runs before the hand-over";
+    canceller = std::thread([&] { cancel = h.engine().cancel("gap", /*stop_running=*/true); });
+    std::this_thread::sleep_for(20ms);
+  };
+  h.engine().dispatcher().add_observer(gap);
+  h.start();
+  SubmitRequest r;
+  r.id = "gap";
+  r.executor = "sleep";
+  r.params = {{"duration", ParamValue::duration(1h)}};
+  ASSERT_TRUE(h.engine().submit(r).is_ok());
+  h.wait_events("finish", 1);
+  canceller.join();
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(h.store().get("gap")->status, ExecStatus::kCancelled);
 }
 
 TEST(EngineTest, TimeoutStopsAndRetriesPerPolicyKeepingKeyOrder) {
