@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/api/web_routes.h"
 #include "core/common/duration.h"
 #include "core/common/params_json.h"
 #include "core/schedule/schedule.h"
@@ -1738,8 +1739,8 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
   const bool read = m == "GET";
 
   // Auth: a wrong token is always refused; mutating requests need the full token.
+  std::optional<bool> full;  // set when a valid token was given: whether it is the full one
   if (options.token || options.read_token) {
-    std::optional<bool> full;  // set when a valid token was given: whether it is the full one
     if (!req.authorization.empty()) {
       std::string_view auth = req.authorization;
       constexpr std::string_view kBearer = "bearer ";
@@ -1783,12 +1784,20 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
   const std::size_t n = s.size();
   auto is = [&](std::size_t i, const char* text) { return i < n && s[i] == text; };
 
+  if (auto page = web::route(m, s)) return std::move(*page);
   if (n == 1 && is(0, "healthz"))
     return read ? json_response(200, {{"status", "ok"}}) : allow({"GET"});
   if (n == 1 && is(0, "readyz")) return read ? readyz() : allow({"GET"});
   if (n == 1 && is(0, "metrics")) return read ? metrics_text() : allow({"GET"});
   if (n >= 2 && is(0, "v1")) {
     if (n == 2 && is(1, "status")) return read ? status() : allow({"GET"});
+    if (n == 2 && is(1, "whoami")) {
+      // What the caller may do: the dashboard disables its buttons for a read-only token.
+      const bool tokens = options.token || options.read_token;
+      const char* access = !tokens ? "full" : !full ? "anonymous" : *full ? "full" : "read";
+      return read ? json_response(200, {{"access", access}, {"tokens", tokens}})
+                  : allow({"GET"});
+    }
     if (n == 2 && is(1, "lanes")) return read ? lanes() : allow({"GET"});
     if (n == 2 && is(1, "stats")) return read ? json_response(200, stats_json()) : allow({"GET"});
     if (n == 3 && is(1, "stats") && is(2, "stream")) {
