@@ -972,6 +972,13 @@ struct Api::Impl {
   HttpResponse history_clear(const Target& t);
   // tickets
   HttpResponse ticket_submit(const std::string& project, const std::string& body);
+  HttpResponse tickets_bulk(const std::string& project, const std::string& body);
+  // Reads one ticket object of `project` (fields named with `prefix`); nullopt with the
+  // error's response set when a field is wrong or no plugin provides the tickets executor.
+  std::optional<SubmitRequest> read_ticket(const std::string& project, const json& j,
+                                           const std::string& prefix,
+                                           std::optional<HttpResponse>& error);
+  HttpResponse executions_cancel_matching(const std::string& body);
   HttpResponse project_queue(const std::string& project);
   HttpResponse ticket_show(const std::string& project, const std::string& ticket);
 
@@ -1600,14 +1607,10 @@ HttpResponse Api::Impl::history_clear(const Target& t) {
   return json_response(200, {{"removed", removed}, {"before", time_text(before)}});
 }
 
-HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::string& body) {
-  if (!valid_name(project)) {
-    return field_response(
-        FieldError{"project", "project: use 1-128 letters, digits, '_', '-' or '.'"});
-  }
-  auto j = body_object(body, false);
-  if (!j.is_ok()) return status_response(j.status());
-  Fields f(*j, "");
+std::optional<SubmitRequest> Api::Impl::read_ticket(const std::string& project, const json& j,
+                                                    const std::string& prefix,
+                                                    std::optional<HttpResponse>& error) {
+  Fields f(j, prefix);
   f.only({"ticket", "params", "priority", "not_before", "expiry", "timeout"});
   auto ticket = f.string("ticket");
   if (f.ok() && !ticket) f.fail("ticket", "required");
@@ -1625,19 +1628,30 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
   auto expiry = f.duration("expiry");
   auto timeout = f.duration("timeout");
   const json* params = f.object("params");
-  if (!f.ok()) return field_response(f.error());
+  if (!f.ok()) {
+    error = field_response(f.error());
+    return std::nullopt;
+  }
 
   const TicketSettings tc = engine.config().tickets.for_project(project);
   const Executor* executor = engine.plugins().find(tc.executor);
   if (executor == nullptr) {
-    return error_response(503, "tickets_unavailable",
-                          "the tickets executor \"" + tc.executor +
-                              "\" ([tickets] executor or its project's override) is not provided "
-                              "by any loaded plugin");
+    error = error_response(503, "tickets_unavailable",
+                           "the tickets executor \"" + tc.executor +
+                               "\" ([tickets] executor or its project's override) is not "
+                               "provided by any loaded plugin");
+    return std::nullopt;
   }
   FieldError pe;
   auto converted = convert_params(params, executor->info(), pe);
-  if (!converted) return field_response(pe);
+  if (!converted) {
+    if (!prefix.empty()) {
+      pe.field = prefix + pe.field;
+      pe.message = prefix + pe.message;
+    }
+    error = field_response(pe);
+    return std::nullopt;
+  }
 
   SubmitRequest req;
   req.id = ticket_id(project, *ticket);
@@ -1651,6 +1665,21 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
   req.not_before = not_before;
   req.expiry = expiry ? expiry : tc.expiry;
   req.timeout = timeout;
+  return req;
+}
+
+HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::string& body) {
+  if (!valid_name(project)) {
+    return field_response(
+        FieldError{"project", "project: use 1-128 letters, digits, '_', '-' or '.'"});
+  }
+  auto j = body_object(body, false);
+  if (!j.is_ok()) return status_response(j.status());
+  std::optional<HttpResponse> error;
+  auto read = read_ticket(project, *j, "", error);
+  if (!read) return std::move(*error);
+  SubmitRequest& req = *read;
+  const std::string ticket = req.name;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto reply = std::make_shared<DurableReply>();
     auto r = engine.submit_deferred(req, reply->callback());
@@ -1659,13 +1688,13 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
       HttpResponse res = json_response(
           201, {{"id", r->execution.id},
                 {"project", project},
-                {"ticket", *ticket},
+                {"ticket", ticket},
                 {"status", "queued"},
                 {"position", r->position},
                 {"created", true},
-                {"message", fmt::format("ticket {} of project {} queued at position #{}", *ticket,
+                {"message", fmt::format("ticket {} of project {} queued at position #{}", ticket,
                                         project, r->position)}});
-      res.headers.emplace_back("Location", "/v1/projects/" + project + "/tickets/" + *ticket);
+      res.headers.emplace_back("Location", "/v1/projects/" + project + "/tickets/" + ticket);
       return reply->reply(std::move(res));
     }
     if (r.status().code() == StatusCode::kResourceExhausted) return queue_full(r.status());
@@ -1677,18 +1706,144 @@ HttpResponse Api::Impl::ticket_submit(const std::string& project, const std::str
     if (existing->status == ExecStatus::kQueued) pos = engine.store().position(req.id);
     const std::string message =
         existing->status == ExecStatus::kRunning
-            ? fmt::format("ticket {} of project {} is already running", *ticket, project)
-            : fmt::format("ticket {} of project {} is already queued at position #{}", *ticket,
+            ? fmt::format("ticket {} of project {} is already running", ticket, project)
+            : fmt::format("ticket {} of project {} is already queued at position #{}", ticket,
                           project, pos.value_or(0));
     return json_response(200, {{"id", req.id},
                                {"project", project},
-                               {"ticket", *ticket},
+                               {"ticket", ticket},
                                {"status", exec_status_name(existing->status)},
                                {"position", pos ? json(*pos) : json(0)},
                                {"created", false},
                                {"message", message}});
   }
-  return error_response(409, "conflict", "ticket " + *ticket + " changed state during submission");
+  return error_response(409, "conflict", "ticket " + ticket + " changed state during submission");
+}
+
+// Several tickets of one project in one call, all or nothing: each item is a ticket object
+// as POST .../tickets takes, or a ticket name; items without params get the request's
+// `params`. Tickets already queued or running are reported, not queued twice.
+HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::string& body) {
+  if (!valid_name(project)) {
+    return field_response(
+        FieldError{"project", "project: use 1-128 letters, digits, '_', '-' or '.'"});
+  }
+  auto j = body_object(body, false);
+  if (!j.is_ok()) return status_response(j.status());
+  Fields f(*j, "");
+  f.only({"tickets", "params"});
+  const json* list = f.get("tickets");
+  const json* params = f.object("params");
+  if (f.ok() && list == nullptr) f.fail("tickets", "required");
+  if (f.ok() && !list->is_array()) {
+    f.fail("tickets", std::string("expected array, got ") + json_type(*list));
+  }
+  if (f.ok() && list->empty()) f.fail("tickets", "must not be empty");
+  if (f.ok() && list->size() > options.max_bulk) {
+    f.fail("tickets", fmt::format("at most {} per request", options.max_bulk));
+  }
+  if (!f.ok()) return field_response(f.error());
+
+  std::vector<SubmitRequest> requests;
+  std::set<std::string> names;
+  const TimePoint now = engine.clock().now();
+  std::size_t due_now = 0;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const std::string prefix = fmt::format("tickets[{}].", i);
+    json item = (*list)[i];
+    if (item.is_string()) item = json{{"ticket", item}};
+    if (item.is_object()) {
+      if (params != nullptr && !item.contains("params")) item["params"] = *params;
+    } else {
+      const std::string field = prefix.substr(0, prefix.size() - 1);
+      return field_response(
+          FieldError{field, field + ": expected a ticket name or object, got " + json_type(item)});
+    }
+    std::optional<HttpResponse> error;
+    auto req = read_ticket(project, item, prefix, error);
+    if (!req) return std::move(*error);
+    if (!names.insert(req->name).second) {
+      return field_response(
+          FieldError{prefix + "ticket", prefix + "ticket: \"" + req->name + "\" appears twice"});
+    }
+    if (!req->not_before || *req->not_before <= now) ++due_now;
+    requests.push_back(std::move(*req));
+  }
+  std::lock_guard lock(bulk_mu);
+  const std::size_t queued = stats_json()["queued"].get<std::size_t>();
+  if (queued + due_now > engine.config().capacity_queued) {
+    return queue_full(Status(StatusCode::kResourceExhausted,
+                             fmt::format("queue full: {} queued + {} submitted exceeds capacity {}",
+                                         queued, due_now, engine.config().capacity_queued)));
+  }
+  json out = json::array();
+  std::vector<std::string> stored;
+  for (auto& req : requests) {
+    const std::string id = req.id, ticket = req.name;
+    auto r = engine.submit(std::move(req));
+    if (r.is_ok()) {
+      stored.push_back(id);
+      out.push_back({{"id", id}, {"ticket", ticket}, {"position", r->position}, {"created", true}});
+      continue;
+    }
+    auto existing =
+        r.status().code() == StatusCode::kAlreadyExists ? engine.store().get(id) : std::nullopt;
+    if (existing && !is_terminal(existing->status)) {
+      std::optional<std::size_t> pos;
+      if (existing->status == ExecStatus::kQueued) pos = engine.store().position(id);
+      out.push_back({{"id", id},
+                     {"ticket", ticket},
+                     {"status", exec_status_name(existing->status)},
+                     {"position", pos ? json(*pos) : json(0)},
+                     {"created", false}});
+      continue;
+    }
+    // A concurrent submission took the room: undo what this request queued.
+    for (const auto& done : stored) (void)engine.cancel(done, /*stop_running=*/true);
+    feed.poke();
+    if (r.status().code() == StatusCode::kResourceExhausted) return queue_full(r.status());
+    return status_response(r.status(), json{{"rolled_back", stored.size()}});
+  }
+  feed.poke();
+  return json_response(201, {{"project", project}, {"tickets", out}, {"count", stored.size()}});
+}
+
+// Cancels every queued execution that matches the filter ("clear queue"). Running ones are
+// left alone: stop them one by one.
+HttpResponse Api::Impl::executions_cancel_matching(const std::string& body) {
+  auto j = body_object(body, true);
+  if (!j.is_ok()) return status_response(j.status());
+  Fields f(*j, "");
+  f.only({"status", "helper", "key", "lane", "priority"});
+  ExecutionFilter filter;
+  filter.status = ExecStatus::kQueued;
+  if (auto st = f.string("status"); st && *st != "queued") {
+    f.fail("status",
+           "only queued executions are cancelled by filter (stop running ones one by one)");
+  }
+  filter.name = f.string("helper");
+  filter.key = f.string("key");
+  filter.lane = f.string("lane");
+  std::optional<int64_t> priority = f.integer("priority");
+  if (priority && (*priority < 1 || *priority > 5)) {
+    f.fail("priority", fmt::format("{} is out of range 1-5", *priority));
+  }
+  if (!f.ok()) return field_response(f.error());
+  filter.limit = 1000;
+  std::size_t cancelled = 0, matched = 0;
+  while (true) {
+    std::vector<Execution> page = engine.store().list(filter);
+    for (const auto& e : page) {
+      if (priority && e.priority() != *priority) continue;
+      ++matched;
+      if (engine.cancel(e.id, /*stop_running=*/false).is_ok()) ++cancelled;
+    }
+    if (page.size() < filter.limit) break;
+    filter.after_id = page.back().id;
+  }
+  feed.poke();
+  // `matched - cancelled` started or finished meanwhile.
+  return json_response(200, {{"cancelled", cancelled}, {"matched", matched}});
 }
 
 HttpResponse Api::Impl::project_queue(const std::string& project) {
@@ -1795,8 +1950,7 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
       // What the caller may do: the dashboard disables its buttons for a read-only token.
       const bool tokens = options.token || options.read_token;
       const char* access = !tokens ? "full" : !full ? "anonymous" : *full ? "full" : "read";
-      return read ? json_response(200, {{"access", access}, {"tokens", tokens}})
-                  : allow({"GET"});
+      return read ? json_response(200, {{"access", access}, {"tokens", tokens}}) : allow({"GET"});
     }
     if (n == 2 && is(1, "lanes")) return read ? lanes() : allow({"GET"});
     if (n == 2 && is(1, "stats")) return read ? json_response(200, stats_json()) : allow({"GET"});
@@ -1830,6 +1984,9 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
         return m == "POST" ? execution_submit(req.body) : allow({"GET", "POST"});
       }
       if (n == 3 && is(2, "bulk") && m == "POST") return executions_bulk(req.body);
+      if (n == 3 && is(2, "cancel")) {
+        return m == "POST" ? executions_cancel_matching(req.body) : allow({"POST"});
+      }
       if (n == 3) return read ? execution_show(s[2]) : allow({"GET"});
       if (n == 4 && is(3, "cancel")) {
         return m == "POST" ? execution_cancel(s[2], *target, req.body, std::nullopt)
@@ -1847,6 +2004,8 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
         if (m == "DELETE") {
           return execution_cancel(ticket_id(project, s[4]), *target, req.body, project);
         }
+        // A ticket may be named "bulk": it is still read and cancelled by name.
+        if (m == "POST" && is(4, "bulk")) return tickets_bulk(project, req.body);
         return allow({"GET", "DELETE"});
       }
     }
@@ -1869,7 +2028,7 @@ bool Api::handles_inline(const HttpRequest& request) const {
   if (impl_->engine.store().remote()) return false;
   if (request.method == "GET") {
     return path == "/readyz" || path == "/metrics" || path == "/v1/status" || path == "/v1/stats" ||
-           path == "/v1/lanes";
+           path == "/v1/lanes" || path == "/v1/whoami" || path == "/" || path.starts_with("/ui/");
   }
   if (request.method != "POST") return false;
   if (path == "/v1/executions") return true;

@@ -3,6 +3,7 @@
 // in-memory store and the real clock. Waits are bounded waits for a condition, never sleeps.
 #include "core/api/api.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sqlite3.h>
@@ -794,6 +795,145 @@ TEST(ApiTest, RefusesANonLoopbackAddressWithoutAToken) {
   EXPECT_EQ(again.status().code(), StatusCode::kUnavailable) << again.status().to_string();
 }
 
+// The dashboard: its page at /, its files under /ui/, compiled in; every answer carries the
+// Content-Security-Policy (no inline scripts, this origin only); only GET; no escape from /ui/.
+TEST(ApiTest, ServesTheDashboardWithAStrictContentSecurityPolicy) {
+  Harness h;
+  Response page = h.get("/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["Content-Type"], "text/html; charset=utf-8");
+  EXPECT_THAT(page.body, ::testing::HasSubstr("<script type=\"module\" src=\"/ui/"));
+  const std::string csp = page.headers["Content-Security-Policy"];
+  EXPECT_THAT(csp, ::testing::HasSubstr("default-src 'none'"));
+  EXPECT_THAT(csp, ::testing::HasSubstr("script-src 'self';"));
+  EXPECT_THAT(csp, ::testing::Not(::testing::HasSubstr("unsafe-inline")));
+  EXPECT_THAT(csp, ::testing::HasSubstr("frame-ancestors 'none'"));
+  EXPECT_EQ(page.headers["X-Content-Type-Options"], "nosniff");
+  // The page's own scripts and styles are served from the binary, with their types.
+  for (const std::string prefix : {"src=\"", "href=\""}) {
+    for (std::size_t at = page.body.find(prefix + "/ui/"); at != std::string::npos;
+         at = page.body.find(prefix + "/ui/", at + 1)) {
+      const std::size_t from = at + prefix.size();
+      const std::string path = page.body.substr(from, page.body.find('"', from) - from);
+      Response asset = h.get(path);
+      EXPECT_EQ(asset.status, 200) << path;
+      EXPECT_FALSE(asset.body.empty()) << path;
+      EXPECT_EQ(asset.headers["Content-Security-Policy"], csp) << path;
+      const bool js = path.ends_with(".js"), css = path.ends_with(".css");
+      if (js) {
+        EXPECT_EQ(asset.headers["Content-Type"], "text/javascript; charset=utf-8");
+      }
+      if (css) {
+        EXPECT_EQ(asset.headers["Content-Type"], "text/css; charset=utf-8");
+      }
+    }
+  }
+  EXPECT_EQ(h.get("/ui/no-such-file.js").status, 404);
+  EXPECT_EQ(h.get("/ui/%2e%2e/%2e%2e/etc/passwd").status, 404);
+  Response post = h.post("/", "{}");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.headers["Allow"], "GET");
+  EXPECT_EQ(h.get("/nope").status, 404);  // the API's own 404 still answers elsewhere
+}
+
+// The dashboard asks what its token may do, to disable its buttons for a read-only one.
+TEST(ApiTest, WhoamiSaysWhatTheTokenMayDo) {
+  {
+    Harness open;
+    EXPECT_EQ(open.get("/v1/whoami").j, json({{"access", "full"}, {"tokens", false}}));
+  }
+  ApiOptions options;
+  options.token = "s3cret";
+  options.read_token = "reader";
+  Harness h(kConfig, options);
+  EXPECT_EQ(h.get("/v1/whoami").j["access"], "anonymous");
+  EXPECT_EQ(h.get("/v1/whoami", "reader").j["access"], "read");
+  EXPECT_EQ(h.get("/v1/whoami", "s3cret").j["access"], "full");
+  EXPECT_EQ(h.get("/v1/whoami", "s3cret").j["tokens"], true);
+  EXPECT_EQ(h.get("/v1/whoami", "wrong").status, 401);
+  // The page is read without a token, like every GET.
+  EXPECT_EQ(h.get("/").status, 200);
+}
+
+// Several tickets of one project in one call: all or nothing on bad input, in order, and
+// the ones already queued are reported instead of queued twice.
+TEST(ApiTest, BulkTicketsQueueSeveralTicketsOfOneProjectInOrder) {
+  Harness h;
+  Response r = h.post("/v1/projects/acme/tickets", R"({"ticket":"t2","params":{"duration":"1h"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  r = h.post("/v1/projects/acme/tickets/bulk",
+             R"({"tickets":["t1","t2",{"ticket":"t3","priority":5}],"params":{"duration":"1h"}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.j["count"], 2);
+  ASSERT_EQ(r.j["tickets"].size(), 3u);
+  EXPECT_EQ(r.j["tickets"][0]["id"], "acme:t1");
+  EXPECT_EQ(r.j["tickets"][0]["created"], true);
+  EXPECT_EQ(r.j["tickets"][1]["created"], false);
+  EXPECT_EQ(r.j["tickets"][2]["created"], true);
+  EXPECT_EQ(h.get("/v1/projects/acme/tickets/t3").j["priority"], 5);
+
+  // One bad item: nothing stored, and the error names it.
+  const std::size_t before = h.stored();
+  r = h.post(
+      "/v1/projects/acme/tickets/bulk",
+      R"({"tickets":["t4",{"ticket":"t5","params":{"duration":"soon"}}],"params":{"duration":"1s"}})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j["error"]["field"], "tickets[1].params.duration") << r.body;
+  r = h.post("/v1/projects/acme/tickets/bulk",
+             R"({"tickets":["t6","t6"],"params":{"duration":"1s"}})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "tickets[1].ticket") << r.body;
+  EXPECT_EQ(h.post("/v1/projects/acme/tickets/bulk", R"({"tickets":[]})").status, 400);
+  EXPECT_EQ(h.post("/v1/projects/acme/tickets/bulk", R"({"tickets":[7]})").status, 400);
+  EXPECT_EQ(h.stored(), before);
+  for (const char* t : {"t1", "t2", "t3"}) {
+    (void)h.call("DELETE", std::string("/v1/projects/acme/tickets/") + t + "?stop=true");
+  }
+}
+
+// "Clear queue": cancels what the filter matches among queued executions, nothing else.
+TEST(ApiTest, CancelByFilterClearsTheMatchingQueue) {
+  Harness h("[lanes.default]\nworkers = 1\n[lanes.other]\nworkers = 1\n");
+  // One blocker per lane holds the key "k"; the rest wait behind it on the same key.
+  auto submit = [&](const std::string& id, const char* lane, int priority) {
+    Response r = h.post("/v1/executions", json{{"id", id},
+                                               {"executor", "sleep"},
+                                               {"key", std::string("k-") + lane},
+                                               {"lane", lane},
+                                               {"priority", priority},
+                                               {"params", {{"duration", "1h"}}}}
+                                              .dump());
+    ASSERT_EQ(r.status, 201) << r.body;
+  };
+  submit("a-run", "default", 3);
+  submit("b-run", "other", 3);
+  ASSERT_TRUE(h.wait_status("a-run", "running"));
+  ASSERT_TRUE(h.wait_status("b-run", "running"));
+  for (int i = 0; i < 5; ++i) submit("a" + std::to_string(i), "default", i % 2 == 0 ? 1 : 2);
+  for (int i = 0; i < 3; ++i) submit("b" + std::to_string(i), "other", 1);
+
+  Response r = h.post("/v1/executions/cancel", R"({"lane":"default","priority":1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["cancelled"], 3);  // a0 a2 a4
+  EXPECT_EQ(h.status_of("a0"), "cancelled");
+  EXPECT_EQ(h.status_of("a1"), "queued");
+  r = h.post("/v1/executions/cancel", R"({"lane":"default"})");
+  EXPECT_EQ(r.j["cancelled"], 2);
+  EXPECT_EQ(h.status_of("a-run"), "running");  // running ones are left alone
+  EXPECT_EQ(h.status_of("b0"), "queued");
+  r = h.post("/v1/executions/cancel", "");  // everything queued
+  EXPECT_EQ(r.j["cancelled"], 3);
+  EXPECT_EQ(h.status_of("b2"), "cancelled");
+  r = h.post("/v1/executions/cancel", R"({"status":"running"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "status");
+  EXPECT_EQ(h.post("/v1/executions/cancel", R"({"lane":3})").status, 400);
+  EXPECT_EQ(h.post("/v1/executions/cancel", R"({"bogus":1})").status, 400);
+  for (const char* id : {"a-run", "b-run"}) {
+    (void)h.post(std::string("/v1/executions/") + id + "/cancel", R"({"stop":true})");
+  }
+}
+
 TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {
   ApiOptions options;
   options.heartbeat = 50ms;
@@ -1168,6 +1308,24 @@ schedule = { every = "1h" }
   EXPECT_EQ(json::parse(r.out)["stop_requested"], true);
   r = ctl({"tickets", "cancel", "proj", "t2"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // Bulk tickets queue behind the running t1; "clear queue" cancels them; "clear completed"
+  // empties the history.
+  r = ctl({"tickets", "bulk", "proj", "b1", "b2", "b3", "-p", "duration=1h"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("proj:b3                  queued at #3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 tickets queued"), std::string::npos) << r.out;
+  EXPECT_EQ(h.status_of("proj:b2"), "queued");
+  r = ctl({"clear", "queue", "--key", "proj"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3 queued executions cancelled\n");
+  EXPECT_EQ(h.status_of("proj:b2"), "cancelled");
+  EXPECT_EQ(h.status_of("proj:t1"), "running");
+  r = ctl({"--json", "clear", "completed"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(json::parse(r.out)["removed"].get<int>(), 4);  // t2, b1-b3
+  EXPECT_EQ(h.get("/v1/executions/proj:b2").status, 404);
+  EXPECT_EQ(ctl({"clear", "everything"}).exit_code, 2);
 
   r = ctl({"--json", "helpers"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -214,12 +214,26 @@ int main(int argc, char** argv) {
   std::string ticket_action = "list", ticket_project, ticket;
   std::vector<std::string> ticket_params;
   bool ticket_stop = false;
-  tickets->add_option("action", ticket_action, "list | add | cancel")
-      ->check(CLI::IsMember({"list", "add", "cancel"}));
+  std::vector<std::string> bulk_tickets;
+  tickets->add_option("action", ticket_action, "list | add | bulk | cancel")
+      ->check(CLI::IsMember({"list", "add", "bulk", "cancel"}));
   tickets->add_option("project", ticket_project, "Project")->required();
-  tickets->add_option("ticket", ticket, "Ticket");
+  tickets->add_option("ticket", bulk_tickets,
+                      "Ticket (bulk: several, or none to read one per line from stdin)");
   tickets->add_option("-p,--param", ticket_params, "Param k=v (repeatable)");
   tickets->add_flag("--stop", ticket_stop, "cancel: request a stop if it is running");
+
+  auto* clear = app.add_subcommand("clear", "Clear completed executions, or the queue");
+  std::string clear_what, clear_before, clear_helper, clear_key, clear_lane;
+  int clear_priority = 0;
+  clear->add_option("what", clear_what, "completed | queue")
+      ->required()
+      ->check(CLI::IsMember({"completed", "queue"}));
+  clear->add_option("--before", clear_before, "completed: only those finished before (RFC 3339)");
+  clear->add_option("--helper", clear_helper, "queue: only this helper's (or ticket name's)");
+  clear->add_option("--key", clear_key, "queue: only this key's (a project's tickets)");
+  clear->add_option("--lane", clear_lane, "queue: only this lane's");
+  clear->add_option("--priority", clear_priority, "queue: only this priority's (1-5)");
 
   auto* watch = app.add_subcommand("watch", "Live capacity from the stats stream");
   bool once = false;
@@ -355,22 +369,44 @@ int main(int argc, char** argv) {
         for (const auto& e : j["queue"]) print_execution_line(e);
       });
     }
-    if (ticket.empty()) {
+    json ticket_param_json = json::object();
+    for (const auto& kv : ticket_params) {
+      if (!add_param(ticket_param_json, kv)) {
+        std::cerr << "schedctl: --param \"" << kv << "\" is not k=v\n";
+        return kUsage;
+      }
+    }
+    if (ticket_action == "bulk") {
+      if (bulk_tickets.empty()) {
+        for (std::string line; std::getline(std::cin, line);) {
+          line.erase(0, line.find_first_not_of(" \t\r"));
+          line.erase(line.find_last_not_of(" \t\r") + 1);
+          if (!line.empty()) bulk_tickets.push_back(line);
+        }
+      }
+      if (bulk_tickets.empty()) {
+        std::cerr << "schedctl: tickets bulk PROJECT: no tickets given\n";
+        return kUsage;
+      }
+      json body = {{"tickets", bulk_tickets}};
+      if (!ticket_params.empty()) body["params"] = ticket_param_json;
+      return ctl.run("POST", base + "/bulk", body.dump(), [&](const json& j) {
+        for (const auto& t : j["tickets"]) {
+          std::printf("%-24s %s #%d\n", t.value("id", "").c_str(),
+                      t.value("created", false) ? "queued at" : "already queued at",
+                      t.value("position", 0));
+        }
+        std::printf("%d tickets queued\n", j.value("count", 0));
+      });
+    }
+    if (bulk_tickets.size() != 1) {
       std::cerr << "schedctl: tickets " << ticket_action << " PROJECT TICKET\n";
       return kUsage;
     }
+    ticket = bulk_tickets.front();
     if (ticket_action == "add") {
       json body = {{"ticket", ticket}};
-      if (!ticket_params.empty()) {
-        json p = json::object();
-        for (const auto& kv : ticket_params) {
-          if (!add_param(p, kv)) {
-            std::cerr << "schedctl: --param \"" << kv << "\" is not k=v\n";
-            return kUsage;
-          }
-        }
-        body["params"] = p;
-      }
+      if (!ticket_params.empty()) body["params"] = ticket_param_json;
       return ctl.run("POST", base, body.dump(),
                      [](const json& j) { std::printf("%s\n", j.value("message", "").c_str()); });
     }
@@ -380,6 +416,24 @@ int main(int argc, char** argv) {
                                  j.value("stop_requested", false) ? "stop requested"
                                                                   : j.value("status", "").c_str());
                    });
+  }
+  if (clear->parsed()) {
+    if (clear_what == "completed") {
+      return ctl.run(
+          "DELETE",
+          "/v1/history" + (clear_before.empty() ? "" : "?before=" + url_encode(clear_before)), "",
+          [](const json& j) {
+            std::printf("%d finished executions removed\n", j.value("removed", 0));
+          });
+    }
+    json body = json::object();
+    if (!clear_helper.empty()) body["helper"] = clear_helper;
+    if (!clear_key.empty()) body["key"] = clear_key;
+    if (!clear_lane.empty()) body["lane"] = clear_lane;
+    if (clear_priority != 0) body["priority"] = clear_priority;
+    return ctl.run("POST", "/v1/executions/cancel", body.dump(), [](const json& j) {
+      std::printf("%d queued executions cancelled\n", j.value("cancelled", 0));
+    });
   }
   if (watch->parsed()) {
     std::string error = ctl.client().stream(
