@@ -21,8 +21,27 @@ function tomlValue(v) {
   return String(v);
 }
 
+// Reads a TOML inline table as the API echoes an override ('{ every = "15m" }') into an
+// object; null when it is not that simple.
+export function parseInline(text) {
+  const t = String(text).trim();
+  if (!t.startsWith("{") || !t.endsWith("}")) return null;
+  const out = {};
+  const re = /([A-Za-z_]+)\s*=\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\}|[^,}\s]+)/g;
+  for (const [, k, v] of t.slice(1, -1).matchAll(re)) {
+    if (v.startsWith('"')) out[k] = JSON.parse(v);
+    else if (v.startsWith("[")) out[k] = [...v.matchAll(/"([^"]*)"/g)].map((m) => m[1]);
+    else if (v.startsWith("{")) out[k] = parseInline(v) || v;
+    else out[k] = v;
+  }
+  return Object.keys(out).length ? out : null;
+}
+
 export function inWords(s) {
-  if (typeof s === "string") return s;
+  if (typeof s === "string") {
+    const o = parseInline(s);
+    return o ? inWords(o) : s;
+  }
   if (!s) return "";
   let w;
   if (s.every) w = `every ${duration(s.every)}`;
