@@ -1,7 +1,7 @@
 // Token prompt and read-only access; reconnection after a daemon restart on the same port.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, openPage, startDaemon, api, until } from "./harness.js";
+import { click, launchBrowser, openPage, startDaemon, api, until } from "./harness.js";
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -19,17 +19,17 @@ test("the token prompt accepts the full token, then a mutation works; a read-onl
     await page.waitForSelector('[data-testid="auth"]:not([hidden])');
     await page.waitForSelector('[data-testid="helper-row-toggle"]');
     // A mutation without a token answers 401 and keeps the prompt up (deliberate 401).
-    await page.click('[data-testid="helper-row-toggle"] [data-testid="disable"]');
+    await click(page, '[data-testid="helper-row-toggle"] [data-testid="disable"]');
     await page.waitForFunction(() => /needs/.test(document.querySelector("#auth-msg").textContent));
     assert.equal((await api(d.base, "GET", "/v1/helpers/toggle")).body.state.enabled, true);
     page.problems.splice(0, page.problems.length, ...page.problems.filter((p) => !/(http 401|status of 401)/.test(p)));
     await page.type('[data-testid="auth-token"]', FULL);
-    await page.click('[data-testid="auth-submit"]');
+    await click(page, '[data-testid="auth-submit"]');
     await page.waitForSelector('[data-testid="auth"][hidden]', { hidden: true });
     await page.waitForSelector('[data-testid="access"][data-access="full"]');
     assert.equal(await page.evaluate(() => document.cookie), "");
     assert.equal(await page.evaluate(() => localStorage.length), 0);
-    await page.click('[data-testid="helper-row-toggle"] [data-testid="disable"]');
+    await click(page, '[data-testid="helper-row-toggle"] [data-testid="disable"]');
     await until("toggle disabled", async () => (await api(d.base, "GET", "/v1/helpers/toggle")).body.state.enabled === false);
     await page.waitForSelector('[data-testid="helper-row-toggle"][data-enabled="false"]');
     assert.deepEqual(page.problems, []);
@@ -40,7 +40,7 @@ test("the token prompt accepts the full token, then a mutation works; a read-onl
     await ro.goto(`${d.base}/#/helpers`);
     await ro.waitForSelector('[data-testid="auth"]:not([hidden])');
     await ro.type('[data-testid="auth-token"]', READ);
-    await ro.click('[data-testid="auth-submit"]');
+    await click(ro, '[data-testid="auth-submit"]');
     await ro.waitForSelector('[data-testid="access"][data-access="read"]');
     await ro.waitForSelector('[data-testid="readonly-note"]:not([hidden])');
     await ro.waitForSelector('[data-testid="helper-row-toggle"]');

@@ -2,7 +2,7 @@
 //   SCHEDD_BIN=build/web/bin/schedd SCHEDD_PLUGIN_DIR=build/web/plugins node --test --test-concurrency=1 tests/web/
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, openPage, startDaemon, api, until, screenshotPath } from "./harness.js";
+import { click, launchBrowser, openPage, startDaemon, api, until, screenshotPath } from "./harness.js";
 
 let browser, d;
 
@@ -75,28 +75,28 @@ test("Disable and Enable on the Helpers page change the helper and its planned r
   await goto(page, d.base, "helpers", `${row}[data-enabled="true"]`);
   const before = (await api(d.base, "GET", "/v1/helpers/toggle")).body;
   assert.ok(before.next.length > 0);
-  await page.click(`${row} [data-testid="disable"]`);
+  await click(page, `${row} [data-testid="disable"]`);
   await page.waitForSelector(`${row}[data-enabled="false"]`);
   const off = (await api(d.base, "GET", "/v1/helpers/toggle")).body;
   assert.equal(off.state.enabled, false);
   assert.equal(off.next.length, 0);
   assert.equal((await api(d.base, "GET", "/v1/executions?helper=toggle&status=queued")).body.executions.length, 0);
-  await page.click(`${row} [data-testid="enable"]`);
+  await click(page, `${row} [data-testid="enable"]`);
   await page.waitForSelector(`${row}[data-enabled="true"]`);
   const on = (await api(d.base, "GET", "/v1/helpers/toggle")).body;
   assert.equal(on.state.enabled, true);
   assert.ok(on.next.length > 0);
   // A bad schedule shows the API's message beside the field.
-  await page.click(`${row} [data-testid="edit-schedule"]`);
+  await click(page, `${row} [data-testid="edit-schedule"]`);
   const input = await page.waitForSelector('[data-testid="schedule-input"]');
   await input.click({ count: 3 });
   await input.type('{ every = "2x" }');
-  await page.click('[data-testid="schedule-save"]');
+  await click(page, '[data-testid="schedule-save"]');
   await page.waitForFunction(() => /unknown unit/.test(document.querySelector('[data-testid="schedule-error"]')?.textContent));
   page.problems.splice(0, page.problems.length, ...page.problems.filter((p) => !/(http 400|status of 400)/.test(p)));
   await input.click({ count: 3 });
   await input.type('{ every = "15m" }');
-  await page.click('[data-testid="schedule-save"]');
+  await click(page, '[data-testid="schedule-save"]');
   await page.waitForFunction(() => /every 15 minutes/.test(document.querySelector('[data-testid="helper-row-toggle"] [data-testid="schedule-words"]')?.textContent));
   assert.deepEqual((await api(d.base, "GET", "/v1/helpers/toggle")).body.state.schedule_override !== null, true);
   await page.screenshot({ path: screenshotPath("helpers.png") });
@@ -112,14 +112,14 @@ test("a ticket cancelled from its row ends cancelled; Stop stops the running one
   await page.goto(`${d.base}/#/tickets`);
   const input = await page.waitForSelector('[data-testid="project-input"]');
   await input.type("cx");
-  await page.click('[data-testid="project-load"]');
+  await click(page, '[data-testid="project-load"]');
   await page.waitForFunction(() => document.querySelector('[data-ticket="wait"] [data-testid="queue-status"]')?.textContent === "Queued (#1)");
   await page.waitForFunction(() => document.querySelector('[data-ticket="run"] [data-testid="queue-status"]')?.textContent === "Executing");
   await page.screenshot({ path: screenshotPath("tickets.png") });
-  await page.click('[data-ticket="wait"] [data-testid="ticket-cancel"]');
+  await click(page, '[data-ticket="wait"] [data-testid="ticket-cancel"]');
   await until("ticket wait cancelled", async () => (await api(d.base, "GET", "/v1/projects/cx/tickets/wait")).body.status === "cancelled");
   await page.waitForSelector('[data-ticket="wait"][data-status="cancelled"]');
-  await page.click('[data-ticket="run"] [data-testid="ticket-stop"]');
+  await click(page, '[data-ticket="run"] [data-testid="ticket-stop"]');
   await until("ticket run stopped", async () => (await api(d.base, "GET", "/v1/projects/cx/tickets/run")).body.status === "cancelled");
   await page.waitForSelector('[data-ticket="run"][data-status="cancelled"]');
   // The project is remembered for the tab.
@@ -136,19 +136,19 @@ test("a bulk add of 50 ids from the Queue page queues 50 executions; Cancel sele
   await page.type('[data-testid="bulk-params"]', '{"duration": "1m"}');
   const ids = Array.from({ length: 50 }, (_, i) => `bulk-${String(i + 1).padStart(2, "0")}`);
   await page.$eval('[data-testid="bulk-lines"]', (el, text) => { el.value = text; }, ids.join("\n"));
-  await page.click('[data-testid="bulk-submit"]');
+  await click(page, '[data-testid="bulk-submit"]');
   await page.waitForFunction(() => /50 executions queued/.test(document.querySelector('[data-testid="notice"]').textContent));
   const listed = (await api(d.base, "GET", "/v1/executions?key=bulkk&limit=100")).body.executions;
   assert.deepEqual(listed.map((x) => x.id).sort(), ids);
   assert.ok(listed.every((x) => x.executor === "sleep" && (x.status === "queued" || x.status === "running")));
   // Filter on the key, select three queued rows, cancel them.
   await page.type('[data-testid="filter-key"]', "bulkk");
-  await page.click('[data-testid="filter-apply"]');
+  await click(page, '[data-testid="filter-apply"]');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="queue-row"]').length === 49);
   const picked = await page.$$eval('[data-testid="queue-row"]', (rows) => rows.slice(0, 3).map((r) => r.dataset.id));
-  for (const id of picked) await page.click(`[data-testid="queue-row"][data-id="${id}"] [data-testid="select"]`);
+  for (const id of picked) await click(page, `[data-testid="queue-row"][data-id="${id}"] [data-testid="select"]`);
   await page.waitForFunction(() => /\(3\)/.test(document.querySelector('[data-testid="cancel-selected"]').textContent));
-  await page.click('[data-testid="cancel-selected"]');
+  await click(page, '[data-testid="cancel-selected"]');
   for (const id of picked) {
     await until(`${id} cancelled`, async () => (await api(d.base, "GET", `/v1/executions/${id}`)).body.status === "cancelled");
   }
@@ -195,7 +195,7 @@ test("Clear completed empties the history and keeps the queue", async () => {
   assert.ok(queuedBefore > 0);
   const page = await openPage(browser);
   await goto(page, d.base, "history", '[data-testid="history-row"]');
-  await page.click('[data-testid="clear-history"]');
+  await click(page, '[data-testid="clear-history"]');
   await page.waitForSelector('[data-testid="history-empty"]');
   for (const s of ["succeeded", "cancelled"]) {
     assert.equal((await api(d.base, "GET", `/v1/executions?status=${s}`)).body.executions.length, 0, s);

@@ -181,3 +181,14 @@ export function screenshotPath(name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   return join(SCREENSHOTS, name);
 }
+
+// Clicks the first enabled match inside the page in one step, so that a re-render between
+// finding and clicking cannot leave a detached element behind.
+export async function click(page, selector, { timeout = 15000 } = {}) {
+  await page.waitForFunction((sel) => {
+    const el = [...document.querySelectorAll(sel)].find((e) => !e.disabled);
+    if (!el) return false;
+    el.click();
+    return true;
+  }, { timeout }, selector);
+}

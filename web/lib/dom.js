@@ -24,9 +24,10 @@ export function append(el, children) {
   return el;
 }
 
-export function clear(el) {
+// Empties el, then appends children (null and false are skipped, unlike Element.append).
+export function clear(el, ...children) {
   while (el.firstChild) el.firstChild.remove();
-  return el;
+  return append(el, children);
 }
 
 let uid = 0;

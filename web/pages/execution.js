@@ -35,7 +35,7 @@ export default function mount(root, params, ctx) {
     try {
       rec = await get(`/v1/executions/${enc(id)}`);
     } catch (e) {
-      clear(body).append(h("p", { class: "error", role: "alert", "data-testid": "execution-error" }, e.status === 404 ? `No execution ${id} (it may have left history).` : e.message));
+      clear(body, h("p", { class: "error", role: "alert", "data-testid": "execution-error" }, e.status === 404 ? `No execution ${id} (it may have left history).` : e.message));
       return;
     }
     render();
@@ -49,7 +49,7 @@ export default function mount(root, params, ctx) {
     }
     const kv = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
     const running = x.status === "running", queued = x.status === "queued";
-    clear(body).append(
+    clear(body, 
       h("div", { class: "toolbar" }, statusBadge(x.status),
         queued || running ? h("button", { type: "button", "data-mutates": "", class: running ? "danger" : "", "data-testid": "exec-cancel", onclick: cancel }, running ? "Stop" : "Cancel") : null),
       h("div", { class: "grid" },

@@ -19,7 +19,7 @@ export default function mount(root, _params, ctx) {
     try {
       list = (await get("/v1/helpers")).helpers;
     } catch (e) {
-      clear(body).append(h("p", { class: "error", role: "alert" }, `helpers: ${e.message}`));
+      clear(body, h("p", { class: "error", role: "alert" }, `helpers: ${e.message}`));
       return;
     }
     // The list has no last result: one GET per helper gives its last 10 results.
@@ -35,7 +35,7 @@ export default function mount(root, _params, ctx) {
 
   function render(list, details) {
     const rows = list.map((x, i) => row(x, details[i]));
-    clear(body).append(
+    clear(body, 
       list.length ? table("helpers-table", ["Name", "Schedule", "Next run", "Last result", "Enabled", "Actions"], rows, "Helpers")
         : h("p", { class: "muted" }, "No helpers are configured."));
   }

@@ -42,7 +42,7 @@ export default function mount(root, _params, ctx) {
         info.dataset.more = String(more);
       }
     } catch (e) {
-      clear(list).append(h("p", { class: "error", role: "alert" }, `history: ${e.message}`));
+      clear(list, h("p", { class: "error", role: "alert" }, `history: ${e.message}`));
       return;
     }
     const sig = JSON.stringify([status, page, items, ctx.access()]);
@@ -53,10 +53,10 @@ export default function mount(root, _params, ctx) {
     nextBtn.disabled = !next;
     info.textContent = status ? `page ${page + 1}: ${items.length} ${status}` : `${items.length} most recent finished executions${info.dataset.more === "true" ? " (choose a status to page through all)" : ""}`;
     if (!items.length) {
-      clear(list).append(h("p", { class: "muted", "data-testid": "history-empty" }, "No finished executions."));
+      clear(list, h("p", { class: "muted", "data-testid": "history-empty" }, "No finished executions."));
       return;
     }
-    clear(list).append(table("history-table", ["Id", "Name", "Status", "Finished", "Attempt", "Message"], items.map((x) =>
+    clear(list, table("history-table", ["Id", "Name", "Status", "Finished", "Attempt", "Message"], items.map((x) =>
       h("tr", { "data-testid": "history-row", "data-id": x.id, "data-status": x.status },
         h("td", {}, h("a", { href: `#/executions/${enc(x.id)}` }, x.id)),
         h("td", {}, x.name), h("td", {}, statusBadge(x.status)), h("td", {}, time(x.finished)),

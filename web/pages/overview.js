@@ -68,13 +68,13 @@ export default function mount(root, _params, ctx) {
     try {
       [status, ready] = await Promise.all([get("/v1/status"), readyz()]);
     } catch (e) {
-      clear(health).append(h("p", { class: "error", role: "alert" }, `status: ${e.message}`));
+      clear(health, h("p", { class: "error", role: "alert" }, `status: ${e.message}`));
       return;
     }
     capacityQueued = status.capacity?.queued;
     const started = new Date(Date.parse(status.time) - status.uptime_seconds * 1000);
     const storeOk = ready.checks?.store === "ok";
-    clear(health).append(
+    clear(health, 
       ...kv("Store", h("span", {}, h("span", { class: `dot ${storeOk ? "ok" : "bad"}`, "aria-hidden": "true" }),
         `${status.store}: ${ready.checks?.store ?? "unknown"}`), "store-health"),
       ...kv("Ready", ready.ready ? "yes" : "no", "ready"),

@@ -70,7 +70,7 @@ export default function mount(root, _params, ctx) {
     try {
       r = await get(`/v1/executions${qs(q)}`);
     } catch (e) {
-      clear(list).append(h("p", { class: "error", role: "alert" }, `executions: ${e.message}`));
+      clear(list, h("p", { class: "error", role: "alert" }, `executions: ${e.message}`));
       return;
     }
     next = r.next_cursor;
@@ -88,7 +88,7 @@ export default function mount(root, _params, ctx) {
     info.textContent = `page ${page + 1}: ${items.length} shown${next ? ", more on the next page" : ""}`;
     updateSel();
     if (!items.length) {
-      clear(list).append(h("p", { class: "muted", "data-testid": "queue-empty" }, "Nothing matches."));
+      clear(list, h("p", { class: "muted", "data-testid": "queue-empty" }, "Nothing matches."));
       return;
     }
     const all = h("input", { type: "checkbox", "aria-label": "Select all on this page", "data-testid": "select-all",
@@ -109,7 +109,7 @@ export default function mount(root, _params, ctx) {
           disabled: !cancellable, "data-disabled-reason": cancellable ? null : "finished",
           "aria-label": `${x.status === "running" ? "Stop" : "Cancel"} ${x.id}` }, x.status === "running" ? "Stop" : "Cancel")));
     });
-    clear(list).append(table("queue-table", [all, "Id", "Name", "Key", "Lane", "Priority", "Status", "Position", "Due", "Action"], rows, "Executions"));
+    clear(list, table("queue-table", [all, "Id", "Name", "Key", "Lane", "Priority", "Status", "Position", "Due", "Action"], rows, "Executions"));
   }
 
   function updateSel() {

@@ -38,7 +38,7 @@ export default function mount(root, _params, ctx) {
 
   async function load() {
     if (!project) {
-      clear(list).append(h("p", { class: "muted" }, "Enter a project name."));
+      clear(list, h("p", { class: "muted" }, "Enter a project name."));
       return;
     }
     // The project's queue (positions, the running one) plus its recent finished tickets.
@@ -48,7 +48,7 @@ export default function mount(root, _params, ctx) {
       // 404 when the store has no ticket of the project: asked only when there is one.
       if (all.length) queue = await get(`/v1/projects/${enc(project)}/tickets`).catch((e) => { if (e.status === 404) return null; throw e; });
     } catch (e) {
-      clear(list).append(h("p", { class: "error", role: "alert" }, `tickets: ${e.message}`));
+      clear(list, h("p", { class: "error", role: "alert" }, `tickets: ${e.message}`));
       return;
     }
     const sig = JSON.stringify([project, queue, all, ctx.access()]);
@@ -60,10 +60,10 @@ export default function mount(root, _params, ctx) {
     const items = [...byId.values()].sort((a, b) => rank(a) - rank(b) || (a.position ?? 0) - (b.position ?? 0) || String(b.created).localeCompare(String(a.created)));
     title.textContent = `Tickets of ${project}${queue ? `: ${queue.queued} queued, ${queue.running ? 1 : 0} running` : ""}`;
     if (!items.length) {
-      clear(list).append(h("p", { class: "muted", "data-testid": "tickets-empty" }, `No tickets for project ${project}.`));
+      clear(list, h("p", { class: "muted", "data-testid": "tickets-empty" }, `No tickets for project ${project}.`));
       return;
     }
-    clear(list).append(table("tickets-table", ["Ticket", "Queue status", "Status", "Created", "Finished", "Message", "Actions"], items.map(row), `Tickets of ${project}`));
+    clear(list, table("tickets-table", ["Ticket", "Queue status", "Status", "Created", "Finished", "Message", "Actions"], items.map(row), `Tickets of ${project}`));
   }
 
   function rank(x) {
