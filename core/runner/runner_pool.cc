@@ -1,6 +1,7 @@
 #include "core/runner/runner_pool.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +27,9 @@ extern char** environ;
 
 namespace schedd::runner {
 namespace {
+
+// The longest crash-loop backoff a run waits out for its runner; beyond it the attempt fails.
+constexpr std::chrono::milliseconds kMaxBackoffWait{100};
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -568,7 +572,16 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerPool::acquire(StopSource& stop) {
       }
       auto now = SteadyClock::now();
       if (now >= no_start_before_) break;
-      // A plugin in a crash loop: wait out the backoff (stop ends the wait).
+      // A plugin in a crash loop. A short backoff is waited out (a stop ends the wait); a
+      // longer one fails the attempt at once, so that the lane's workers stay free for the
+      // runs of other plugins (the retry policy decides when this run comes back).
+      if (no_start_before_ - now > kMaxBackoffWait) {
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(no_start_before_ - now).count();
+        return unavailable(
+            fmt::format("its runner crashed {} times in a row; the next one starts in {} ms",
+                        crashes_in_row_, left));
+      }
       lock.unlock();
       bool stopped = stop.wait_for(std::chrono::ceil<std::chrono::milliseconds>(
           std::min(no_start_before_ - now, SteadyClock::duration(std::chrono::milliseconds(50)))));

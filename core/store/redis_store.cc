@@ -96,6 +96,9 @@ struct RedisStore::Impl {
       body += redis_lua::kScripts[i].body;
       auto r = client->call({"SCRIPT", "LOAD", body});
       if (!r.is_ok()) return r.status();
+      if (r->is_error() && (r->str.starts_with("LOADING") || r->str.starts_with("BUSY"))) {
+        return unavailable(fmt::format("redis: {}", r->str));
+      }
       if (r->is_error()) {
         return internal_error(
             fmt::format("redis script {} does not load: {}", redis_lua::kScripts[i].name, r->str));
@@ -128,7 +131,14 @@ struct RedisStore::Impl {
       argv[1] = shas[id];
       r = client->call(std::move(argv));
     }
-    if (r.is_ok() && r->is_error()) return script_error(redis_lua::kScripts[id].name, *r);
+    if (r.is_ok() && r->is_error()) {
+      // A restarted Redis answers LOADING until its dataset is read back, and a busy one BUSY:
+      // the call did nothing and may be made again (a kept completion stays kept).
+      if (r->str.starts_with("LOADING") || r->str.starts_with("BUSY")) {
+        return unavailable(fmt::format("redis: {}", r->str));
+      }
+      return script_error(redis_lua::kScripts[id].name, *r);
+    }
     return r;
   }
 

@@ -620,6 +620,12 @@ enabled = false
   const std::string crash = SCHEDD_TEST_SANITIZED
                                 ? "plugin fx_segv.so (executor fx_segv) "
                                 : "plugin fx_segv.so (executor fx_segv) crashed: SIGSEGV";
+  // A later attempt may find the plugin in its crash-loop backoff and fail at once, naming it.
+  auto names_the_crash = [&](const std::string& message) {
+    return message.find(crash) != std::string::npos ||
+           message.find("plugin fx_segv.so (executor fx_segv): no runner: its runner crashed") !=
+               std::string::npos;
+  };
 
   // A: due at once, three attempts, all crash; the daemon stays up and stops cleanly.
   {
@@ -642,7 +648,7 @@ enabled = false
     ASSERT_TRUE(row.has_value());
     EXPECT_EQ(row->status, kStatusFailed);
     EXPECT_EQ(row->attempt, 3);
-    EXPECT_NE(row->message.find(crash), std::string::npos) << row->message;
+    EXPECT_TRUE(names_the_crash(row->message)) << row->message;
   }
 
   // B: kill -9 with one execution running its first attempts (seg-r) and one queued for a
@@ -688,13 +694,13 @@ enabled = false
     ASSERT_TRUE(q.has_value() && r.has_value()) << d.log();
     EXPECT_EQ(q->value("status", ""), "failed") << q->dump();
     EXPECT_EQ(q->value("attempt", 0), 3) << q->dump();
-    EXPECT_NE(q->value("message", "").find(crash), std::string::npos) << q->dump();
+    EXPECT_TRUE(names_the_crash(q->value("message", ""))) << q->dump();
     if (third_claimed && r->value("status", "") == "interrupted") {
       std::printf("seg-r was killed in its third attempt: interrupted\n");
     } else {
       EXPECT_EQ(r->value("status", ""), "failed") << r->dump();
       EXPECT_EQ(r->value("attempt", 0), 3) << r->dump();
-      EXPECT_NE(r->value("message", "").find(crash), std::string::npos) << r->dump();
+      EXPECT_TRUE(names_the_crash(r->value("message", ""))) << r->dump();
     }
     // The daemon outlived every crash and still runs its other helper.
     const std::size_t good = count_of(d.log(), kGoodSucceeded);
@@ -707,7 +713,7 @@ enabled = false
   std::optional<Row> row = read_row(db, "seg-q");
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(row->status, kStatusFailed);
-  EXPECT_NE(row->message.find(crash), std::string::npos) << row->message;
+  EXPECT_TRUE(names_the_crash(row->message)) << row->message;
 }
 
 // --------------------------------------------------------------------------------------------
