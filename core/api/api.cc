@@ -1157,7 +1157,19 @@ HttpResponse Api::Impl::helpers_list() {
               {"schedule", schedule_json(h.schedule)}};
     if (state && state->schedule_override) j["schedule_override"] = *state->schedule_override;
     auto it = next.find(h.name);
-    j["next_due"] = it == next.end() ? json() : json(time_text(it->second));
+    std::optional<TimePoint> due;
+    if (it != next.end()) {
+      due = it->second;
+    } else if (enabled) {
+      // Nothing planned yet (its next run lies beyond the lookahead): computed.
+      TimePoint after = engine.clock().now();
+      if (state && state->planned_until && *state->planned_until > after) {
+        after = *state->planned_until;
+      }
+      due = engine.next_fire(h, after);
+    }
+    j["next_due"] = due ? json(time_text(*due)) : json();
+    j["next_due_planned"] = it != next.end();
     out.push_back(std::move(j));
   }
   return json_response(200, {{"helpers", out}});

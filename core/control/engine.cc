@@ -184,17 +184,8 @@ std::shared_ptr<const ExecTemplate> Engine::make_template(const HelperConfig& h)
   return t;
 }
 
-Status Engine::apply_state(const HelperConfig& h) {
-  std::optional<HelperState> state = store_.helper_state(h.name);
-  PlannedHelper p;
-  p.name = h.name;
-  p.spec = make_template(h);
-  p.enabled = state && state->enabled ? *state->enabled : h.enabled;
-  p.catch_up = to_catch_up(h.catch_up);
-  if (state) {
-    p.seen = *state;
-    p.seen.planned_until.reset();
-  }
+StatusOr<Schedule> Engine::effective_schedule(const HelperConfig& h,
+                                              const std::optional<HelperState>& state) const {
   ScheduleConfig sc = h.schedule;
   if (state && state->schedule_override) {
     std::vector<ConfigError> errors;
@@ -209,6 +200,28 @@ Status Engine::apply_state(const HelperConfig& h) {
   if (!schedule.is_ok()) {
     return invalid_argument("helper " + h.name + ": " + schedule.status().message());
   }
+  return schedule;
+}
+
+std::optional<TimePoint> Engine::next_fire(const HelperConfig& h, TimePoint after) const {
+  auto schedule = effective_schedule(h, store_.helper_state(h.name));
+  if (!schedule.is_ok()) return std::nullopt;
+  return schedule->next_after(after);
+}
+
+Status Engine::apply_state(const HelperConfig& h) {
+  std::optional<HelperState> state = store_.helper_state(h.name);
+  PlannedHelper p;
+  p.name = h.name;
+  p.spec = make_template(h);
+  p.enabled = state && state->enabled ? *state->enabled : h.enabled;
+  p.catch_up = to_catch_up(h.catch_up);
+  if (state) {
+    p.seen = *state;
+    p.seen.planned_until.reset();
+  }
+  auto schedule = effective_schedule(h, state);
+  if (!schedule.is_ok()) return schedule.status();
   p.schedule = std::make_shared<const Schedule>(std::move(schedule).value());
   planner_->set_helper(std::move(p));
   return Status::ok();

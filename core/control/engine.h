@@ -92,12 +92,19 @@ class Engine {
   const PluginHost& plugins() const { return plugins_; }
   Clock& clock() { return clock_; }
   const std::string& node_id() const { return node_id_; }
+  // The first instant after `after` at which helper `h` fires on its schedule as it stands
+  // (a stored override wins over the config), whatever the lookahead has planned; nullopt
+  // when it never fires again.
+  std::optional<TimePoint> next_fire(const HelperConfig& h, TimePoint after) const;
 
  private:
   std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
   // The execution a submission asks for, validated (helper, executor, lane, priority).
   StatusOr<Execution> prepare(SubmitRequest req, TimePoint now);
   Status apply_state(const HelperConfig& h);
+  // `h`'s schedule with the stored override, if any, applied.
+  StatusOr<Schedule> effective_schedule(const HelperConfig& h,
+                                        const std::optional<HelperState>& state) const;
   // Re-applies helpers whose stored state another daemon changed (shared store), off the
   // store's and the planner's threads.
   void queue_refresh(const std::string& name);

@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <date/date.h>
+#include <fmt/format.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -932,6 +935,34 @@ TEST(ApiTest, CancelByFilterClearsTheMatchingQueue) {
   for (const char* id : {"a-run", "b-run"}) {
     (void)h.post(std::string("/v1/executions/") + id + "/cancel", R"({"stop":true})");
   }
+}
+
+// A helper's next run is shown even when it lies beyond the 2 h lookahead: computed from its
+// schedule (the dashboard's Helpers page shows it). A disabled helper has none.
+TEST(ApiTest, HelpersListComputesTheNextRunBeyondTheLookahead) {
+  Harness h(R"([helpers.yearly]
+executor = "noop"
+schedule = { cron = "0 0 1 1 *", tz = "UTC" }
+[helpers.off]
+executor = "noop"
+schedule = { every = "1m" }
+)");
+  ASSERT_EQ(h.post("/v1/helpers/off/disable").status, 200);
+  const auto now = std::chrono::system_clock::now();
+  const auto year = date::year_month_day(date::floor<date::days>(now)).year();
+  const std::string expected = fmt::format("{}-01-01T00:00:00.000Z", int(year) + 1);
+  Response r = h.get("/v1/helpers");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::map<std::string, json> by_name;
+  for (const auto& x : r.j["helpers"]) by_name[x["name"]] = x;
+  EXPECT_EQ(by_name["yearly"]["next_due"], expected) << r.body;
+  // Planned only in the last two hours of the year.
+  const bool in_window =
+      date::sys_days(date::year_month_day(year + date::years(1), date::January, date::day(1))) -
+          now <=
+      std::chrono::hours(2);
+  EXPECT_EQ(by_name["yearly"]["next_due_planned"], in_window);
+  EXPECT_TRUE(by_name["off"]["next_due"].is_null()) << r.body;
 }
 
 TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {
