@@ -950,6 +950,33 @@ struct Api::Impl {
 
   HttpResponse route(const HttpRequest& req);
 
+  // One request, as a handler sees it.
+  struct Call {
+    const HttpRequest& req;
+    const Target& target;
+    const std::vector<std::string>& args;  // the path's {captures}, in order
+    std::optional<bool> full;  // set when a valid token was given: whether it is the full one
+  };
+  // The route table (routes()) drives dispatch, 405's Allow, and which requests are answered
+  // on the I/O thread. Auth is by method: GET reads, everything else needs the full token.
+  struct Route {
+    const char* method;
+    const char* pattern;  // "/v1/helpers/{name}/enable": a {...} segment captures one segment
+    bool inline_local;    // cheap and never waits: answered on the I/O thread (local store)
+    HttpResponse (*handler)(Impl&, const Call&);
+    std::vector<std::string> parts = {};  // the pattern's segments, split once
+  };
+  static const std::vector<Route>& routes();
+  // The route for `method` on the path, its captures in `args`; nullptr when none. Routes are
+  // tried in table order, so a literal segment listed first wins over a capture.
+  static const Route* match_route(const std::string& method,
+                                  const std::vector<std::string>& segments,
+                                  std::vector<std::string>& args);
+  // The methods some route takes on the path ("GET, POST"), "" when no route has the path.
+  static std::string allowed_methods(const std::vector<std::string>& segments);
+  HttpResponse whoami(const Call& c);
+  HttpResponse stats_stream();
+
   // system
   json stats_json();
   HttpResponse status();
@@ -1896,12 +1923,135 @@ HttpResponse Api::Impl::ticket_show(const std::string& project, const std::strin
   return json_response(200, j);
 }
 
+HttpResponse Api::Impl::whoami(const Call& c) {
+  // What the caller may do: the dashboard disables its buttons for a read-only token.
+  const bool tokens = options.token || options.read_token;
+  const char* access = !tokens ? "full" : !c.full ? "anonymous" : *c.full ? "full" : "read";
+  return json_response(200, {{"access", access}, {"tokens", tokens}});
+}
+
+HttpResponse Api::Impl::stats_stream() {
+  HttpResponse r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("X-Accel-Buffering", "no");
+  r.stream = [this](StreamPush push) { return feed.subscribe(std::move(push)); };
+  return r;
+}
+
+const std::vector<Api::Impl::Route>& Api::Impl::routes() {
+  using C = const Call&;
+  static const std::vector<Route> table = [] {
+    std::vector<Route> t = {
+        // system
+        {"GET", "/healthz", true,
+         [](Impl&, C) {
+           return json_response(200, {{"status", "ok"}});
+         }},
+        {"GET", "/readyz", true, [](Impl& a, C) { return a.readyz(); }},
+        {"GET", "/metrics", true, [](Impl& a, C) { return a.metrics_text(); }},
+        {"GET", "/v1/status", true, [](Impl& a, C) { return a.status(); }},
+        {"GET", "/v1/whoami", true, [](Impl& a, C c) { return a.whoami(c); }},
+        {"GET", "/v1/lanes", true, [](Impl& a, C) { return a.lanes(); }},
+        {"GET", "/v1/stats", true, [](Impl& a, C) { return json_response(200, a.stats_json()); }},
+        {"GET", "/v1/stats/stream", false, [](Impl& a, C) { return a.stats_stream(); }},
+        {"DELETE", "/v1/history", false, [](Impl& a, C c) { return a.history_clear(c.target); }},
+        // helpers
+        {"GET", "/v1/helpers", false, [](Impl& a, C) { return a.helpers_list(); }},
+        {"GET", "/v1/helpers/{name}", false, [](Impl& a, C c) { return a.helper_show(c.args[0]); }},
+        {"POST", "/v1/helpers/{name}/enable", false,
+         [](Impl& a, C c) { return a.helper_enable(c.args[0], true); }},
+        {"POST", "/v1/helpers/{name}/disable", false,
+         [](Impl& a, C c) { return a.helper_enable(c.args[0], false); }},
+        {"PUT", "/v1/helpers/{name}/schedule", false,
+         [](Impl& a, C c) { return a.helper_schedule(c.args[0], c.req.body); }},
+        {"POST", "/v1/helpers/{name}/run", false,
+         [](Impl& a, C c) { return a.helper_run(c.args[0]); }},
+        // executions
+        {"GET", "/v1/executions", false, [](Impl& a, C c) { return a.executions_list(c.target); }},
+        {"POST", "/v1/executions", true,
+         [](Impl& a, C c) { return a.execution_submit(c.req.body); }},
+        {"POST", "/v1/executions/bulk", false,
+         [](Impl& a, C c) { return a.executions_bulk(c.req.body); }},
+        {"POST", "/v1/executions/cancel", false,
+         [](Impl& a, C c) { return a.executions_cancel_matching(c.req.body); }},
+        {"GET", "/v1/executions/{id}", false,
+         [](Impl& a, C c) { return a.execution_show(c.args[0]); }},
+        {"POST", "/v1/executions/{id}/cancel", false,
+         [](Impl& a, C c) {
+           return a.execution_cancel(c.args[0], c.target, c.req.body, std::nullopt);
+         }},
+        // tickets
+        {"GET", "/v1/projects/{project}/tickets", false,
+         [](Impl& a, C c) { return a.project_queue(c.args[0]); }},
+        {"POST", "/v1/projects/{project}/tickets", true,
+         [](Impl& a, C c) { return a.ticket_submit(c.args[0], c.req.body); }},
+        // A ticket may be named "bulk": it is still read and cancelled by name.
+        {"POST", "/v1/projects/{project}/tickets/bulk", false,
+         [](Impl& a, C c) { return a.tickets_bulk(c.args[0], c.req.body); }},
+        {"GET", "/v1/projects/{project}/tickets/{ticket}", false,
+         [](Impl& a, C c) { return a.ticket_show(c.args[0], c.args[1]); }},
+        {"DELETE", "/v1/projects/{project}/tickets/{ticket}", false,
+         [](Impl& a, C c) {
+           return a.execution_cancel(ticket_id(c.args[0], c.args[1]), c.target, c.req.body,
+                                     c.args[0]);
+         }},
+    };
+    for (auto& r : t) {
+      std::string_view p = r.pattern;
+      while (!p.empty()) {
+        p.remove_prefix(1);  // '/'
+        const std::size_t end = std::min(p.find('/'), p.size());
+        r.parts.emplace_back(p.substr(0, end));
+        p.remove_prefix(end);
+      }
+    }
+    return t;
+  }();
+  return table;
+}
+
+namespace {
+bool path_matches(const std::vector<std::string>& parts, const std::vector<std::string>& segments,
+                  std::vector<std::string>* args) {
+  if (parts.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].starts_with('{')) {
+      if (args != nullptr) args->push_back(segments[i]);
+    } else if (parts[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
+const Api::Impl::Route* Api::Impl::match_route(const std::string& method,
+                                               const std::vector<std::string>& segments,
+                                               std::vector<std::string>& args) {
+  for (const Route& r : routes()) {
+    if (r.method != method) continue;
+    args.clear();
+    if (path_matches(r.parts, segments, &args)) return &r;
+  }
+  args.clear();
+  return nullptr;
+}
+
+std::string Api::Impl::allowed_methods(const std::vector<std::string>& segments) {
+  std::string out;
+  for (const Route& r : routes()) {
+    if (!path_matches(r.parts, segments, nullptr)) continue;
+    if ((", " + out + ",").find(std::string(", ") + r.method + ",") != std::string::npos) continue;
+    out += (out.empty() ? "" : ", ") + std::string(r.method);
+  }
+  return out;
+}
+
 HttpResponse Api::Impl::route(const HttpRequest& req) {
   auto target = parse_target(req.target);
   if (!target) {
     return error_response(400, "bad_request", "malformed request target (path or query)");
   }
-  const auto& s = target->segments;
   const std::string& m = req.method;
   const bool read = m == "GET";
 
@@ -1940,89 +2090,21 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
     }
   }
 
-  auto allow = [&](std::initializer_list<const char*> methods) {
-    std::string list;
-    for (const char* x : methods) list += (list.empty() ? "" : ", ") + std::string(x);
-    HttpResponse r = error_response(405, "method_not_allowed",
-                                    m + " is not allowed on " + req.target + "; use " + list);
-    r.headers.emplace_back("Allow", list);
-    return r;
-  };
-  const std::size_t n = s.size();
-  auto is = [&](std::size_t i, const char* text) { return i < n && s[i] == text; };
-
-  if (auto page = web::route(m, s)) return std::move(*page);
-  if (n == 1 && is(0, "healthz"))
-    return read ? json_response(200, {{"status", "ok"}}) : allow({"GET"});
-  if (n == 1 && is(0, "readyz")) return read ? readyz() : allow({"GET"});
-  if (n == 1 && is(0, "metrics")) return read ? metrics_text() : allow({"GET"});
-  if (n >= 2 && is(0, "v1")) {
-    if (n == 2 && is(1, "status")) return read ? status() : allow({"GET"});
-    if (n == 2 && is(1, "whoami")) {
-      // What the caller may do: the dashboard disables its buttons for a read-only token.
-      const bool tokens = options.token || options.read_token;
-      const char* access = !tokens ? "full" : !full ? "anonymous" : *full ? "full" : "read";
-      return read ? json_response(200, {{"access", access}, {"tokens", tokens}}) : allow({"GET"});
+  if (auto page = web::route(m, target->segments)) return std::move(*page);
+  std::vector<std::string> args;
+  const Route* r = match_route(m, target->segments, args);
+  if (r == nullptr) {
+    // A known path with another method: 405 with the methods it takes.
+    std::string allow = allowed_methods(target->segments);
+    if (allow.empty()) {
+      return error_response(404, "not_found", "no such endpoint: " + m + " " + req.target);
     }
-    if (n == 2 && is(1, "lanes")) return read ? lanes() : allow({"GET"});
-    if (n == 2 && is(1, "stats")) return read ? json_response(200, stats_json()) : allow({"GET"});
-    if (n == 3 && is(1, "stats") && is(2, "stream")) {
-      if (!read) return allow({"GET"});
-      HttpResponse r;
-      r.content_type = "text/event-stream";
-      r.headers.emplace_back("X-Accel-Buffering", "no");
-      r.stream = [this](StreamPush push) { return feed.subscribe(std::move(push)); };
-      return r;
-    }
-    if (n == 2 && is(1, "history"))
-      return m == "DELETE" ? history_clear(*target) : allow({"DELETE"});
-    if (is(1, "helpers")) {
-      if (n == 2) return read ? helpers_list() : allow({"GET"});
-      const std::string& name = s[2];
-      if (n == 3) return read ? helper_show(name) : allow({"GET"});
-      if (n == 4 && is(3, "enable"))
-        return m == "POST" ? helper_enable(name, true) : allow({"POST"});
-      if (n == 4 && is(3, "disable")) {
-        return m == "POST" ? helper_enable(name, false) : allow({"POST"});
-      }
-      if (n == 4 && is(3, "schedule")) {
-        return m == "PUT" ? helper_schedule(name, req.body) : allow({"PUT"});
-      }
-      if (n == 4 && is(3, "run")) return m == "POST" ? helper_run(name) : allow({"POST"});
-    }
-    if (is(1, "executions")) {
-      if (n == 2) {
-        if (read) return executions_list(*target);
-        return m == "POST" ? execution_submit(req.body) : allow({"GET", "POST"});
-      }
-      if (n == 3 && is(2, "bulk") && m == "POST") return executions_bulk(req.body);
-      if (n == 3 && is(2, "cancel")) {
-        return m == "POST" ? executions_cancel_matching(req.body) : allow({"POST"});
-      }
-      if (n == 3) return read ? execution_show(s[2]) : allow({"GET"});
-      if (n == 4 && is(3, "cancel")) {
-        return m == "POST" ? execution_cancel(s[2], *target, req.body, std::nullopt)
-                           : allow({"POST"});
-      }
-    }
-    if (is(1, "projects") && n >= 4 && is(3, "tickets")) {
-      const std::string& project = s[2];
-      if (n == 4) {
-        if (read) return project_queue(project);
-        return m == "POST" ? ticket_submit(project, req.body) : allow({"GET", "POST"});
-      }
-      if (n == 5) {
-        if (read) return ticket_show(project, s[4]);
-        if (m == "DELETE") {
-          return execution_cancel(ticket_id(project, s[4]), *target, req.body, project);
-        }
-        // A ticket may be named "bulk": it is still read and cancelled by name.
-        if (m == "POST" && is(4, "bulk")) return tickets_bulk(project, req.body);
-        return allow({"GET", "DELETE"});
-      }
-    }
+    HttpResponse res = error_response(405, "method_not_allowed",
+                                      m + " is not allowed on " + req.target + "; use " + allow);
+    res.headers.emplace_back("Allow", allow);
+    return res;
   }
-  return error_response(404, "not_found", "no such endpoint: " + m + " " + req.target);
+  return r->handler(*this, Call{req, *target, args, full});
 }
 
 Api::Api(Engine& engine, ApiOptions options)
@@ -2031,29 +2113,19 @@ Api::~Api() = default;
 
 bool Api::handles_inline(const HttpRequest& request) const {
   // Which requests never wait: with a local store, the cheap reads and single submissions
-  // (a durable submission is answered later, from the store's writer, not waited for).
-  // Everything that waits for a commit (operator changes, cancel, bulk) or may walk much of
-  // the store (listings) goes to the pool, and so does everything on a remote store.
-  std::string_view path = request.target;
-  path = path.substr(0, path.find('?'));
-  if (request.method == "GET" && path == "/healthz") return true;
+  // (a durable submission is answered later, from the store's writer, not waited for), as
+  // the route table marks them, and the dashboard's files. Everything that waits for a
+  // commit (operator changes, cancel, bulk) or may walk much of the store (listings) goes to
+  // the pool, and so does everything on a remote store but the liveness probe.
+  auto target = parse_target(request.target);
+  if (!target) return true;  // a 400, at once
+  const auto& s = target->segments;
+  if (request.method == "GET" && s.size() == 1 && s[0] == "healthz") return true;
   if (impl_->engine.store().remote()) return false;
-  if (request.method == "GET") {
-    return path == "/readyz" || path == "/metrics" || path == "/v1/status" || path == "/v1/stats" ||
-           path == "/v1/lanes" || path == "/v1/whoami" || path == "/" || path.starts_with("/ui/");
-  }
-  if (request.method != "POST") return false;
-  if (path == "/v1/executions") return true;
-  // POST /v1/projects/P/tickets
-  constexpr std::string_view kProjects = "/v1/projects/";
-  constexpr std::string_view kTickets = "/tickets";
-  if (path.size() <= kProjects.size() + kTickets.size() || path.rfind(kProjects, 0) != 0 ||
-      path.substr(path.size() - kTickets.size()) != kTickets) {
-    return false;
-  }
-  std::string_view project =
-      path.substr(kProjects.size(), path.size() - kProjects.size() - kTickets.size());
-  return project.find('/') == std::string_view::npos;
+  if (s.empty() || s[0] == "ui") return true;  // the dashboard (web_routes.h)
+  std::vector<std::string> args;
+  const Impl::Route* r = Impl::match_route(request.method, s, args);
+  return r != nullptr && r->inline_local;
 }
 
 HttpResponse Api::handle(const HttpRequest& request) {

@@ -505,6 +505,15 @@ TEST(ApiTest, BadRequestsAreJsonErrorsThatNameThePositionOrField) {
   r = h.call("DELETE", "/v1/status");
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.headers["Allow"], "GET");
+  // Allow lists what every route of the path takes (the route table drives both).
+  r = h.call("DELETE", "/v1/projects/p/tickets");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["Allow"], "GET, POST");
+  r = h.call("PUT", "/v1/executions/bulk");
+  EXPECT_EQ(r.headers["Allow"], "POST, GET");  // bulk, and an execution named "bulk"
+  r = h.call("PATCH", "/v1/projects/p/tickets/bulk");
+  EXPECT_EQ(r.headers["Allow"], "POST, GET, DELETE");
+  EXPECT_EQ(h.call("POST", "/v1/helpers/x/y").status, 404);
 
   r = h.get("/v1/executions/%zz");
   EXPECT_EQ(r.status, 400);
