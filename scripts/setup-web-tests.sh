@@ -11,19 +11,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(chromium)
 if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  echo "setup-web-tests: installing ${missing[*]}" >&2
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+source scripts/lib/install-missing.sh
+install_missing "${PACKAGES[@]}"
 
 cd tests/web
 if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then

@@ -378,6 +378,20 @@ class Fields {
     if (it == obj_.end() || it->is_null()) return nullptr;
     return &*it;
   }
+  // A bulk request's list: a required, non-empty array of at most `max` items.
+  const json* items(const char* name, std::size_t max) {
+    const json* v = get(name);
+    if (v == nullptr) {
+      fail(name, "required");
+    } else if (!v->is_array()) {
+      fail(name, std::string("expected array, got ") + json_type(*v));
+    } else if (v->empty()) {
+      fail(name, "must not be empty");
+    } else if (v->size() > max) {
+      fail(name, fmt::format("at most {} per request", max));
+    }
+    return ok() ? v : nullptr;
+  }
   std::optional<std::string> string(const char* name) {
     const json* v = get(name);
     if (v == nullptr) return std::nullopt;
@@ -1014,6 +1028,10 @@ struct Api::Impl {
   std::optional<SubmitRequest> read_submit(const json& j, const std::string& prefix,
                                            FieldError& error);
   HttpResponse queue_full(const Status& s);
+  // Bulk requests (bulk_mu held): a 429 when `due_now` more would exceed capacity.queued; the
+  // answer to a submission that failed midway, after cancelling what was already stored.
+  std::optional<HttpResponse> bulk_over_capacity(std::size_t due_now);
+  HttpResponse bulk_roll_back(const std::vector<std::string>& stored, const Status& why);
   HttpResponse submitted(const StatusOr<SubmitResult>& r);
   // Submits without holding a thread until the commit: the 201 is sent once it is durable.
   HttpResponse submit_durably(SubmitRequest req);
@@ -1454,20 +1472,28 @@ HttpResponse Api::Impl::execution_submit(const std::string& body) {
   return submit_durably(std::move(*req));
 }
 
+std::optional<HttpResponse> Api::Impl::bulk_over_capacity(std::size_t due_now) {
+  const std::size_t queued = stats_json()["queued"].get<std::size_t>();
+  if (queued + due_now <= engine.config().capacity_queued) return std::nullopt;
+  return queue_full(Status(StatusCode::kResourceExhausted,
+                           fmt::format("queue full: {} queued + {} submitted exceeds capacity {}",
+                                       queued, due_now, engine.config().capacity_queued)));
+}
+
+HttpResponse Api::Impl::bulk_roll_back(const std::vector<std::string>& stored, const Status& why) {
+  // A concurrent submission took the room or the id: undo what this request stored.
+  for (const auto& id : stored) (void)engine.cancel(id, /*stop_running=*/true);
+  feed.poke();
+  if (why.code() == StatusCode::kResourceExhausted) return queue_full(why);
+  return status_response(why, json{{"rolled_back", stored.size()}});
+}
+
 HttpResponse Api::Impl::executions_bulk(const std::string& body) {
   auto j = body_object(body, false);
   if (!j.is_ok()) return status_response(j.status());
   Fields f(*j, "");
   f.only({"executions"});
-  const json* list = f.get("executions");
-  if (f.ok() && list == nullptr) f.fail("executions", "required");
-  if (f.ok() && !list->is_array()) {
-    f.fail("executions", std::string("expected array, got ") + json_type(*list));
-  }
-  if (f.ok() && list->empty()) f.fail("executions", "must not be empty");
-  if (f.ok() && list->size() > options.max_bulk) {
-    f.fail("executions", fmt::format("at most {} per request", options.max_bulk));
-  }
+  const json* list = f.items("executions", options.max_bulk);
   if (!f.ok()) return field_response(f.error());
 
   // Everything is checked before anything is stored.
@@ -1502,25 +1528,12 @@ HttpResponse Api::Impl::executions_bulk(const std::string& body) {
     requests.push_back(std::move(*req));
   }
   std::lock_guard lock(bulk_mu);
-  json stats = stats_json();
-  const std::size_t queued = stats["queued"].get<std::size_t>();
-  if (queued + due_now > engine.config().capacity_queued) {
-    return queue_full(Status(StatusCode::kResourceExhausted,
-                             fmt::format("queue full: {} queued + {} submitted exceeds capacity {}",
-                                         queued, due_now, engine.config().capacity_queued)));
-  }
+  if (auto full = bulk_over_capacity(due_now)) return std::move(*full);
   json out = json::array();
   std::vector<std::string> stored;
   for (auto& req : requests) {
     auto r = engine.submit(std::move(req));
-    if (!r.is_ok()) {
-      // A concurrent submission took the room or the id: undo this batch.
-      for (const auto& id : stored) (void)engine.cancel(id, /*stop_running=*/true);
-      feed.poke();
-      json extra = {{"rolled_back", stored.size()}};
-      if (r.status().code() == StatusCode::kResourceExhausted) return queue_full(r.status());
-      return status_response(r.status(), extra);
-    }
+    if (!r.is_ok()) return bulk_roll_back(stored, r.status());
     stored.push_back(r->execution.id);
     out.push_back({{"id", r->execution.id}, {"position", r->position}});
   }
@@ -1771,16 +1784,8 @@ HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::stri
   if (!j.is_ok()) return status_response(j.status());
   Fields f(*j, "");
   f.only({"tickets", "params"});
-  const json* list = f.get("tickets");
+  const json* list = f.items("tickets", options.max_bulk);
   const json* params = f.object("params");
-  if (f.ok() && list == nullptr) f.fail("tickets", "required");
-  if (f.ok() && !list->is_array()) {
-    f.fail("tickets", std::string("expected array, got ") + json_type(*list));
-  }
-  if (f.ok() && list->empty()) f.fail("tickets", "must not be empty");
-  if (f.ok() && list->size() > options.max_bulk) {
-    f.fail("tickets", fmt::format("at most {} per request", options.max_bulk));
-  }
   if (!f.ok()) return field_response(f.error());
 
   std::vector<SubmitRequest> requests;
@@ -1809,12 +1814,7 @@ HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::stri
     requests.push_back(std::move(*req));
   }
   std::lock_guard lock(bulk_mu);
-  const std::size_t queued = stats_json()["queued"].get<std::size_t>();
-  if (queued + due_now > engine.config().capacity_queued) {
-    return queue_full(Status(StatusCode::kResourceExhausted,
-                             fmt::format("queue full: {} queued + {} submitted exceeds capacity {}",
-                                         queued, due_now, engine.config().capacity_queued)));
-  }
+  if (auto full = bulk_over_capacity(due_now)) return std::move(*full);
   json out = json::array();
   std::vector<std::string> stored;
   for (auto& req : requests) {
@@ -1837,11 +1837,7 @@ HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::stri
                      {"created", false}});
       continue;
     }
-    // A concurrent submission took the room: undo what this request queued.
-    for (const auto& done : stored) (void)engine.cancel(done, /*stop_running=*/true);
-    feed.poke();
-    if (r.status().code() == StatusCode::kResourceExhausted) return queue_full(r.status());
-    return status_response(r.status(), json{{"rolled_back", stored.size()}});
+    return bulk_roll_back(stored, r.status());
   }
   feed.poke();
   return json_response(201, {{"project", project}, {"tickets", out}, {"count", stored.size()}});

@@ -557,6 +557,40 @@ executor = "record"
         (again->wall - lease_end_wall) / 1e6);
   }
 
+  // The in-process partition tests: daemons with in-process runs and a command_timeout of
+  // 4 s (twice the lease); T1 of `key` for 8 s (ignoring its stop request or not) and, with
+  // `then_t2`, T2 behind it. Waits for T1 to start in process, then cuts its daemon off.
+  struct InProcessCut {
+    std::string t1;
+    Record first;
+    std::size_t victim = 0;      // index in nodes_
+    int64_t cut_mono = 0;        // when the cut began
+    int64_t lease_end_wall = 0;  // T1's lease end in Redis after the cut (ns)
+  };
+  void cut_off_in_process_run(const std::string& key, bool ignore_stop, bool then_t2,
+                              InProcessCut& c) {
+    Settings settings;
+    settings.isolation = "inprocess";
+    settings.command_timeout = "4s";
+    ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
+    c.t1 = key + ":T1";
+    ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s, ignore_stop));
+    if (then_t2) {
+      ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T2", 200ms));
+    }
+    std::optional<Record> first =
+        wait_record([&](const Record& r) { return r.kind == 'S' && r.id == c.t1; }, 20s);
+    ASSERT_TRUE(first) << c.t1 << " never started";
+    c.first = *first;
+    c.victim = hget(c.t1, "node") == nodes_[0].name ? 0 : 1;
+    ASSERT_EQ(first->pid, nodes_[c.victim].daemon->pid()) << c.t1 << " did not run in process";
+    c.cut_mono = mono_ns();
+    ASSERT_NO_FATAL_FAILURE(cut_off(nodes_[c.victim]));
+    std::this_thread::sleep_for(50ms);
+    c.lease_end_wall = lease_score(c.t1) * 1000;
+    ASSERT_NE(c.lease_end_wall, 0) << c.t1 << " has no lease";
+  }
+
   // After the rounds: no overlap, clean exits, nothing left running in Redis.
   void finish() {
     for (Node& n : nodes_) {
@@ -618,28 +652,16 @@ TEST_F(ClusterLeaseTest, PartitionedDaemonsRunEndsBeforeAnotherTakesTheKey) {
 // (command_timeout), twice the lease: the lease guard, a thread that never calls the store,
 // must act while the dispatcher's loop waits in such a call.
 TEST_F(ClusterLeaseTest, PartitionedDaemonWithAnInProcessRunEndsItselfBeforeAnotherTakesTheKey) {
-  Settings settings;
-  settings.isolation = "inprocess";
-  settings.command_timeout = "4s";
-  ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
   const std::string key = "inproc";
-  const std::string t1 = key + ":T1";
-  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s, /*ignore_stop=*/true));
-  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T2", 200ms));
-  std::optional<Record> first =
-      wait_record([&](const Record& r) { return r.kind == 'S' && r.id == t1; }, 20s);
-  ASSERT_TRUE(first) << t1 << " never started";
-  const std::size_t v = hget(t1, "node") == nodes_[0].name ? 0 : 1;
-  Node& victim = nodes_[v];
-  Node& other = nodes_[1 - v];
-  ASSERT_EQ(first->pid, victim.daemon->pid()) << t1 << " did not run in process";
-  DeathWatch daemon(victim.daemon->pid());
-
-  const int64_t cut_mono = mono_ns();
-  ASSERT_NO_FATAL_FAILURE(cut_off(victim));
-  std::this_thread::sleep_for(50ms);
-  const int64_t lease_end_wall = lease_score(t1) * 1000;
-  ASSERT_NE(lease_end_wall, 0) << t1 << " has no lease";
+  InProcessCut c;
+  ASSERT_NO_FATAL_FAILURE(cut_off_in_process_run(key, /*ignore_stop=*/true, /*then_t2=*/true, c));
+  const std::string& t1 = c.t1;
+  const std::optional<Record> first = c.first;
+  Node& victim = nodes_[c.victim];
+  Node& other = nodes_[1 - c.victim];
+  DeathWatch daemon(victim.daemon->pid());  // it ends 1.5 s or more after the cut
+  const int64_t cut_mono = c.cut_mono;
+  const int64_t lease_end_wall = c.lease_end_wall;
   std::optional<Record> again = wait_record(
       [&](const Record& r) { return r.kind == 'S' && r.id == t1 && r.attempt > first->attempt; },
       20s);
@@ -687,26 +709,15 @@ TEST_F(ClusterLeaseTest, PartitionedDaemonWithAnInProcessRunEndsItselfBeforeAnot
 // asks it to stop before the lease's hard end, while the loop waits in a Redis call, so the
 // run is over before the other daemon may start the key, and the daemon lives.
 TEST_F(ClusterLeaseTest, PartitionedDaemonStopsItsInProcessRunBeforeAnotherTakesTheKey) {
-  Settings settings;
-  settings.isolation = "inprocess";
-  settings.command_timeout = "4s";
-  ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
-  const std::string key = "inproc";
-  const std::string t1 = key + ":T1";
-  ASSERT_NO_FATAL_FAILURE(submit(nodes_[0], key, "T1", 8s));
-  std::optional<Record> first =
-      wait_record([&](const Record& r) { return r.kind == 'S' && r.id == t1; }, 20s);
-  ASSERT_TRUE(first) << t1 << " never started";
-  const std::size_t v = hget(t1, "node") == nodes_[0].name ? 0 : 1;
-  Node& victim = nodes_[v];
-  Node& other = nodes_[1 - v];
-  ASSERT_EQ(first->pid, victim.daemon->pid()) << t1 << " did not run in process";
-
-  const int64_t cut_mono = mono_ns();
-  ASSERT_NO_FATAL_FAILURE(cut_off(victim));
-  std::this_thread::sleep_for(50ms);
-  const int64_t lease_end_wall = lease_score(t1) * 1000;
-  ASSERT_NE(lease_end_wall, 0) << t1 << " has no lease";
+  InProcessCut c;
+  ASSERT_NO_FATAL_FAILURE(
+      cut_off_in_process_run("inproc", /*ignore_stop=*/false, /*then_t2=*/false, c));
+  const std::string& t1 = c.t1;
+  const std::optional<Record> first = c.first;
+  Node& victim = nodes_[c.victim];
+  Node& other = nodes_[1 - c.victim];
+  const int64_t cut_mono = c.cut_mono;
+  const int64_t lease_end_wall = c.lease_end_wall;
   std::optional<Record> stopped = wait_record(
       [&](const Record& r) { return r.kind == 'E' && r.id == t1 && r.attempt == first->attempt; },
       20s);
