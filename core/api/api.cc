@@ -1178,15 +1178,25 @@ HttpResponse Api::Impl::lanes() {
 }
 
 HttpResponse Api::Impl::helpers_list() {
-  // One pass over the queued executions for every helper's next due time.
+  // One pass over the executions for every helper's next due time and last result (the
+  // dashboard lists them all in one request).
   ExecutionFilter f;
-  f.status = ExecStatus::kQueued;
   f.limit = std::numeric_limits<std::size_t>::max();
   std::map<std::string, TimePoint> next;
-  for (const auto& e : engine.store().list(f)) {
+  std::map<std::string, Execution> last;
+  for (auto& e : engine.store().list(f)) {
     if (e.spec->origin != ExecOrigin::kHelper) continue;
-    auto [it, inserted] = next.emplace(e.spec->name, e.due);
-    if (!inserted && e.due < it->second) it->second = e.due;
+    if (e.status == ExecStatus::kQueued) {
+      auto [it, inserted] = next.emplace(e.spec->name, e.due);
+      if (!inserted && e.due < it->second) it->second = e.due;
+    } else if (is_terminal(e.status)) {
+      auto it = last.find(e.spec->name);
+      if (it == last.end()) {
+        last.emplace(e.spec->name, std::move(e));
+      } else if (e.finished.value_or(TimePoint{}) > it->second.finished.value_or(TimePoint{})) {
+        it->second = std::move(e);
+      }
+    }
   }
   json out = json::array();
   for (const auto& h : engine.config().helpers) {
@@ -1215,6 +1225,18 @@ HttpResponse Api::Impl::helpers_list() {
     }
     j["next_due"] = due ? json(time_text(*due)) : json();
     j["next_due_planned"] = it != next.end();
+    if (auto l = last.find(h.name); l != last.end()) {
+      const Execution& e = l->second;
+      j["last"] = {{"id", e.id},
+                   {"status", exec_status_name(e.status)},
+                   {"due", time_text(e.due)},
+                   {"started", opt_time(e.started)},
+                   {"finished", opt_time(e.finished)},
+                   {"attempt", e.attempt},
+                   {"message", e.message}};
+    } else {
+      j["last"] = json();
+    }
     out.push_back(std::move(j));
   }
   return json_response(200, {{"helpers", out}});

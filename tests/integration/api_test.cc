@@ -972,6 +972,21 @@ schedule = { every = "1m" }
       std::chrono::hours(2);
   EXPECT_EQ(by_name["yearly"]["next_due_planned"], in_window);
   EXPECT_TRUE(by_name["off"]["next_due"].is_null()) << r.body;
+  EXPECT_TRUE(by_name["yearly"]["last"].is_null()) << r.body;  // never ran
+
+  // The list carries each helper's last result, so a page needs one request for all.
+  Response run = h.post("/v1/helpers/yearly/run");
+  ASSERT_EQ(run.status, 201) << run.body;
+  const std::string id = run.j["id"];
+  ASSERT_TRUE(h.wait_status(id, "succeeded"));
+  r = h.get("/v1/helpers");
+  json last;
+  for (const auto& x : r.j["helpers"]) {
+    if (x["name"] == "yearly") last = x["last"];
+  }
+  EXPECT_EQ(last["id"], id) << r.body;
+  EXPECT_EQ(last["status"], "succeeded");
+  EXPECT_TRUE(last["finished"].is_string());
 }
 
 TEST(ApiTest, StatsStreamPushesUpdatesAsExecutionsStartAndFinish) {

@@ -22,8 +22,11 @@ export default function mount(root, _params, ctx) {
       clear(body, h("p", { class: "error", role: "alert" }, `helpers: ${e.message}`));
       return;
     }
-    // The list has no last result: one GET per helper gives its last 10 results.
-    const details = await Promise.all(list.map((x) => get(`/v1/helpers/${enc(x.name)}`).catch(() => null)));
+    // The list carries each helper's last result; a daemon too old to send it gets one GET
+    // per helper instead.
+    const details = await Promise.all(list.map((x) => ("last" in x)
+      ? { last: x.last ? [x.last] : [] }
+      : get(`/v1/helpers/${enc(x.name)}`).catch(() => null)));
     if (my !== gen) return;
     if (editing && document.activeElement && body.contains(document.activeElement) &&
         document.activeElement.closest("[data-testid=schedule-form]")) return; // do not clobber typing
