@@ -11,7 +11,9 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, "../..");
-export const SCREENSHOTS = join(REPO, "docs/screenshots");
+// CTest points SCHEDD_SCREENSHOT_DIR into the build tree, so a test run leaves the checkout
+// as it was; run the tests with it unset (node --test tests/web/) to refresh docs/screenshots.
+export const SCREENSHOTS = process.env.SCHEDD_SCREENSHOT_DIR || join(REPO, "docs/screenshots");
 const SETUP = "run scripts/setup-web-tests.sh (it installs chromium and tests/web/node_modules)";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
