@@ -71,6 +71,7 @@
 
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/process_scan.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/run_records.h"
 #include "tests/testing/tcp_proxy.h"
@@ -88,35 +89,6 @@ int64_t wall_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-std::string proc_file(pid_t pid, const char* name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Whether `pid` still runs: neither gone nor a zombie (its parent may be stopped, and not
-// reap it).
-bool process_runs(pid_t pid) {
-  const std::string stat = proc_file(pid, "stat");
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
-  return stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
-}
-
-// The value of `var` in the environment `pid` started with; "" when none.
-std::string env_of(pid_t pid, const std::string& var) {
-  const std::string all = proc_file(pid, "environ");
-  const std::string prefix = var + "=";
-  for (std::size_t pos = 0; pos < all.size();) {
-    std::size_t end = all.find('\0', pos);
-    if (end == std::string::npos) end = all.size();
-    if (all.compare(pos, prefix.size(), prefix) == 0) {
-      return all.substr(pos + prefix.size(), end - pos - prefix.size());
-    }
-    pos = end + 1;
-  }
-  return "";
 }
 
 // Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
@@ -239,7 +211,7 @@ class DeathWatch {
  private:
   void watch() {
     while (!stop_.load()) {
-      if (!process_runs(pid_)) {
+      if (!process_alive(pid_)) {
         mono_ = mono_ns();
         wall_ = wall_ns();
         dead_ = true;  // publishes mono_ and wall_
@@ -438,7 +410,7 @@ executor = "record"
     Node& victim = nodes_[v];
     Node& other = nodes_[1 - v];
     ASSERT_NE(first->pid, victim.daemon->pid()) << "fx_record ran in process";
-    ASSERT_EQ(env_of(first->pid, "SCHEDD_NODE"), victim.name)
+    ASSERT_EQ(environ_value(first->pid, "SCHEDD_NODE"), victim.name)
         << "pid " << first->pid << " is not a runner of " << victim.name;
     DeathWatch runner(first->pid);
 
@@ -456,7 +428,7 @@ executor = "record"
     std::optional<Record> again = wait_record(
         [&](const Record& r) { return r.kind == 'S' && r.id == t1 && r.attempt > first->attempt; },
         20s);
-    const bool runner_alive_then = process_runs(first->pid);
+    const bool runner_alive_then = process_alive(first->pid);
     ASSERT_TRUE(again) << t1 << " was never taken over; " << other.name << " said:\n"
                        << lines_about(other.daemon->log(), t1);
     std::this_thread::sleep_until(
@@ -496,7 +468,7 @@ executor = "record"
     // Ran twice: the victim's unfinished run, and the other's.
     ASSERT_EQ(starts.size(), 2u) << t1 << " started " << starts.size() << " times";
     EXPECT_EQ(again->pid, starts[1].pid);
-    EXPECT_EQ(env_of(again->pid, "SCHEDD_NODE"), other.name);
+    EXPECT_EQ(environ_value(again->pid, "SCHEDD_NODE"), other.name);
     // Only after the victim's lease ended in Redis.
     EXPECT_GE(again->wall, lease_end_wall)
         << "the other daemon started " << t1 << " " << (lease_end_wall - again->wall) / 1000000
