@@ -52,7 +52,7 @@ HttpResponse error_response(int status, std::string_view code, std::string_view 
   return json_response(status, json{{"error", e}});
 }
 
-// The one place Status codes become HTTP statuses (STYLE.md "Errors"). 429 is built by the
+// The one place Status codes become HTTP statuses (docs/design.md "Errors"). 429 is built by the
 // caller, which knows the counts for its body.
 HttpResponse status_response(const Status& s, json extra = json::object()) {
   switch (s.code()) {

@@ -61,7 +61,7 @@ struct ScheduleConfig {
   std::optional<std::string> anchor;  // interval phase, RFC 3339; default the Unix epoch
   std::optional<std::string> tz;      // IANA zone; default daemon.timezone
   std::chrono::milliseconds jitter{0};
-  std::optional<DstPolicy> dst;  // unset: the default per DESIGN.md §8
+  std::optional<DstPolicy> dst;  // unset: the default per docs/design.md §8
   // Which parts of `dst` were written; the others keep the schedule kind's default.
   bool dst_gap_set = false;
   bool dst_overlap_set = false;

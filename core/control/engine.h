@@ -3,7 +3,7 @@
 //
 // Helper runtime state (enable, disable, schedule updates) is kept in the store as
 // HelperState, wins over the config file until reset, and survives restarts with a durable
-// store (DESIGN.md §6).
+// store (docs/design.md §6).
 //
 // Thread-safety: all public calls are thread-safe.
 #pragma once
@@ -62,7 +62,7 @@ class Engine {
   // Graceful stop: no more claims; running executions get `grace` to finish.
   void stop(std::chrono::milliseconds grace);
 
-  // DESIGN.md §6. enable returns how many executions it planned; disable how many queued
+  // docs/design.md §6. enable returns how many executions it planned; disable how many queued
   // executions it removed; update replaces the queued ones with a plan from `schedule`.
   StatusOr<std::size_t> enable(const std::string& helper);
   StatusOr<std::size_t> disable(const std::string& helper);

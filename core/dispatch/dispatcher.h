@@ -1,5 +1,5 @@
 // Dispatcher: claims ready executions from the store and runs them on bounded per-lane worker
-// pools (DESIGN.md §1-§4, §10-§12). One loop thread sleeps on the injected Clock until the
+// pools (docs/design.md §1-§4, §10-§12). One loop thread sleeps on the injected Clock until the
 // earliest instant at which something can change (next due, next expiry, next retry, a
 // timeout, the next planning round) or until poked (a completion, an API call): it never polls.
 //

@@ -85,7 +85,7 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
   }
 
   PlanReport report;
-  // Catch-up (DESIGN.md §7): missed due times run (and expire by the normal rule if too old),
+  // Catch-up (docs/design.md §7): missed due times run (and expire by the normal rule if too old),
   // or only the latest runs, or none; what does not run is recorded as skipped.
   if (!missed.empty()) {
     std::size_t keep = 0;

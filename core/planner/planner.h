@@ -1,5 +1,5 @@
 // Planner: keeps every enabled helper's executions planned up to now + lookahead
-// (DESIGN.md §5), with deterministic ids "helper@due-epoch-seconds", so planning is
+// (docs/design.md §5), with deterministic ids "helper@due-epoch-seconds", so planning is
 // idempotent across re-plans, restarts and several planners. It records a watermark per
 // helper (HelperState::planned_until) so that after downtime the missed due times are planned
 // too and the catch-up policy (§7) decides what runs.

@@ -91,7 +91,7 @@ struct BatchItem {
 // Called as each attempt of a batch ends, with its index in the batch.
 using BatchDone = std::function<void(std::size_t index, RunOutcome outcome)>;
 
-// Where an executor's runs happen (DESIGN.md §12, docs/sdk.md "Isolation").
+// Where an executor's runs happen (docs/design.md §12, docs/sdk.md "Isolation").
 enum class Isolation {
   kProcess,    // in a schedd-runner process: crashes, hangs and leaks stay there
   kInProcess,  // on the daemon's worker thread: fastest, but a crash is the daemon's

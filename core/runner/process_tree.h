@@ -1,4 +1,4 @@
-// Finding and killing the processes a run left behind (DESIGN.md §12: no run outlives its
+// Finding and killing the processes a run left behind (docs/design.md §12: no run outlives its
 // daemon). Linux /proc based. Thread-safe (no shared state).
 //
 // Every process a runner starts stays in the runner's session (the runner calls setsid(), a

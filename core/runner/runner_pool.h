@@ -1,4 +1,4 @@
-// Out-of-process execution (DESIGN.md §12, docs/sdk.md "Isolation"): RunnerProcess is one
+// Out-of-process execution (docs/design.md §12, docs/sdk.md "Isolation"): RunnerProcess is one
 // schedd-runner child serving one plugin; RunnerPool keeps a plugin's warm runners;
 // IsolatedExecutor is the Executor the dispatcher calls, which borrows a runner for a run.
 //

@@ -39,7 +39,7 @@ struct CronExpr {
   std::array<uint8_t, 7> dow_nth{};  // per weekday, bit k (1-5): `w#k`
   bool dom_restricted = false;       // day-of-month is not exactly "*"
   bool dow_restricted = false;       // day-of-week is not exactly "*"
-  // Seconds, minute and hour are each one plain value (DESIGN.md §8 "fixed-time").
+  // Seconds, minute and hour are each one plain value (docs/design.md §8 "fixed-time").
   bool fixed_time = false;
 
   // Whether the calendar day matches the day-of-month, month and day-of-week fields (either

@@ -1,5 +1,5 @@
 // DstPolicy: what a schedule does with local times that do not exist (a spring-forward gap)
-// or occur twice (a fall-back overlap). See docs/schedules.md and DESIGN.md §8.
+// or occur twice (a fall-back overlap). See docs/schedules.md and docs/design.md §8.
 #pragma once
 
 namespace schedd {

@@ -175,7 +175,7 @@ std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
 // one, local = utc + offset is monotone, so its first fire instant after `t` is one
 // CronExpr::next_at_or_after call (plus a skip over occurrences the overlap policy drops).
 // Segments are visited in order; every candidate of a segment precedes the next segment's, and
-// a gap's shifted instant is the end of the segment before it. This is the rule of DESIGN.md
+// a gap's shifted instant is the end of the segment before it. This is the rule of docs/design.md
 // §8 evaluated per segment: a local time in the head of a segment that the previous one fell
 // back from is a last occurrence, one in the tail of a segment the next one falls back into is
 // a first occurrence, and a local time between two segments' ranges does not exist.

@@ -4,7 +4,7 @@
 //   every  an absolute period from an anchor instant (default the Unix epoch), unaffected by
 //          time zones and DST.
 //
-// DST (DESIGN.md §8): a fixed-time schedule (seconds, minute and hour each one plain value;
+// DST (docs/design.md §8): a fixed-time schedule (seconds, minute and hour each one plain value;
 // every daily schedule) fires once per matching day, in a gap at the first instant after the
 // gap and in an overlap at the first occurrence only. An interval schedule (any `*`, `/`,
 // range or list in those fields) skips local times that do not exist and fires at both

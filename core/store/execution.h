@@ -1,4 +1,4 @@
-// Execution: one run of a helper or ticket, as the store keeps it. See DESIGN.md "Execution
+// Execution: one run of a helper or ticket, as the store keeps it. See docs/design.md "Execution
 // lifecycle". Values; thread-safe to copy.
 #pragma once
 

@@ -1,4 +1,4 @@
-// RedisStore: the shared store of distributed mode (DESIGN.md "Shape", docs/redis.md). Many
+// RedisStore: the shared store of distributed mode (docs/design.md "Shape", docs/redis.md). Many
 // daemons use one Redis; every transition is one Lua script, so the ordering contract of
 // store.h holds across daemons exactly as it does in one process:
 //   - the lookahead, the key queues, the lanes' ready sets and the expiry index are sorted

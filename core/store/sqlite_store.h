@@ -1,4 +1,4 @@
-// SqliteStore: the embedded durable store (DESIGN.md "Shape"). A MemoryStore answers every
+// SqliteStore: the embedded durable store (docs/design.md "Shape"). A MemoryStore answers every
 // call; each change it makes is also queued for one writer thread, which writes the queued
 // changes of many calls in one SQLite transaction (group commit, WAL mode) and then marks
 // them durable. Calls that acknowledge something to the outside wait for that:
@@ -8,7 +8,7 @@
 //     starts the claimed runs, so a run never starts unrecorded;
 //   - plan, complete and prune_history do not wait: their changes are
 //     written in call order with the next group, and a crash before that is recovered by
-//     re-planning (idempotent) or by interrupting the run (at least once, DESIGN.md §9).
+//     re-planning (idempotent) or by interrupting the run (at least once, docs/design.md §9).
 //
 // Durability (docs/operations.md): kFull acknowledges a change only once the WAL is fsynced
 // after its commit; kBatch commits without fsync and fsyncs the WAL at most every

@@ -1,9 +1,9 @@
-// Store: the seam between one machine and many (DESIGN.md "Shape"). It holds the lookahead
+// Store: the seam between one machine and many (docs/design.md "Shape"). It holds the lookahead
 // set, every execution's state, helper runtime state and history, and makes each transition
 // one call. The in-memory store serializes under one mutex; the SQLite-backed embedded store
 // adds durability; the Redis store does each call in one Lua script.
 //
-// Ordering contract for claim (DESIGN.md §1, §2): only the head of each key's queue is
+// Ordering contract for claim (docs/design.md §1, §2): only the head of each key's queue is
 // eligible, the head being the queued execution with the smallest (due, seq); among eligible
 // heads that are ready (not_before <= now) and whose key is not running, the lane's claims
 // go by priority (1 first), then due, then seq.

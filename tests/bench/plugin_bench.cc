@@ -26,8 +26,8 @@ std::filesystem::path plugin_file(const char* name) {
 }
 
 // dlopen, manifest checks, executor creation, then destruction and dlclose. The first-party
-// plugins are built with -fno-gnu-unique (TOOLCHAIN.md G3), so dlclose really unmaps them
-// and every iteration is a cold load from the page cache.
+// plugins are built with -fno-gnu-unique (docs/design.md "Toolchain"), so dlclose really unmaps
+// them and every iteration is a cold load from the page cache.
 void load_unload(benchmark::State& state, const char* name) {
   const std::filesystem::path file = plugin_file(name);
   for (auto _ : state) {

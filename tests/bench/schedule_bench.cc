@@ -212,7 +212,7 @@ void BM_ParseCron_Complex(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseCron_Complex);
 
-// Planning one lookahead window (DESIGN.md: default 2h) for one every-minute helper: the
+// Planning one lookahead window (docs/design.md: default 2h) for one every-minute helper: the
 // next_after chain from `now` to `now + 2h`, 120 fire instants, collected as the planner
 // would. items/s counts next_after calls (121 per window: the last one leaves the window).
 void plan_window(benchmark::State& state, const date::time_zone* tz) {

@@ -64,7 +64,7 @@ for example in hello hello_c; do
     { grep -Ev '^(_init|_fini|_edata|_end|__bss_start)$' || true; } | sort -u)
   [[ $exported == "schedd_plugin_manifest" ]] ||
     fail "$example.so should export only schedd_plugin_manifest, it exports:"$'\n'"$exported"
-  # STB_GNU_UNIQUE symbols would make dlclose a no-op (TOOLCHAIN.md G3).
+  # STB_GNU_UNIQUE symbols would make dlclose a no-op (docs/design.md "Toolchain").
   # (Outputs are captured before grepping: `cmd | grep -q` can fail under pipefail.)
   unique=$(readelf -sW "$so" | { grep -w UNIQUE || true; })
   [[ -z $unique ]] || fail "$example.so has STB_GNU_UNIQUE symbols:"$'\n'"$unique"

@@ -1,7 +1,7 @@
 // A seeded randomized simulation of a day: hundreds of helpers and a stream of tickets with
 // random schedules, durations (timeouts on the manual clock), priorities, keys, lanes,
 // failures, cancels, enables, disables and updates. After every simulated minute it checks
-// the invariants of DESIGN.md §1-§11. Reproduce a failure with SCHEDD_SIM_SEED=<seed>.
+// the invariants of docs/design.md §1-§11. Reproduce a failure with SCHEDD_SIM_SEED=<seed>.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

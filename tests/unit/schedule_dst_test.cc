@@ -1,4 +1,4 @@
-// DST and calendar-edge vectors for Schedule (DESIGN.md §8, docs/schedules.md). Every expected
+// DST and calendar-edge vectors for Schedule (docs/design.md §8, docs/schedules.md). Every expected
 // instant was derived by hand from the zone's rules (listed above each block) and cross-checked
 // against Python's zoneinfo reading the same tzdata, never taken from this code's own output.
 // Vectors stay within 1990-2037: the date library reads only the explicit transitions of

@@ -9,7 +9,7 @@
 //      minute (every matching second of 6-field expressions). Longer: the first and last day
 //      by brute force, every DST transition +-3 h by brute force, random spot checks, and in
 //      zones without DST (UTC, Asia/Kolkata) an exact day-by-day check of the days between.
-// Zones with DST are checked against the reference rule of DESIGN.md §8: an instant fires when
+// Zones with DST are checked against the reference rule of docs/design.md §8: an instant fires when
 // its local time matches and is unique or the policy keeps that occurrence, or when it ends a
 // gap holding a matching local time and the policy shifts.
 //
@@ -407,7 +407,7 @@ Model random_model(Rng& rng) {
   return m;
 }
 
-// --- Reference fire rule (DESIGN.md §8) and checks.
+// --- Reference fire rule (docs/design.md §8) and checks.
 
 class Reference {
  public:

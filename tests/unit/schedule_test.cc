@@ -1,5 +1,5 @@
 // Schedule and cron vectors: every grammar feature, every error message, and the DST rules
-// of DESIGN.md §8 in New York (1 h shifts) and Lord Howe (30 min shifts). Pure functions of
+// of docs/design.md §8 in New York (1 h shifts) and Lord Howe (30 min shifts). Pure functions of
 // (schedule, zone, instant): no clock involved.
 #include "core/schedule/schedule.h"
 
