@@ -7,6 +7,7 @@ presets=("$@")
 if ((${#presets[@]} == 0)); then presets=(dev); fi
 scripts/setup.sh "${presets[@]}"
 scripts/check-format.sh
+scripts/check-docs.sh
 scripts/setup-web-tests.sh
 for preset in "${presets[@]}"; do
   echo "== tests: $preset"
