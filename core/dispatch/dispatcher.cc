@@ -80,6 +80,19 @@ void Dispatcher::start() {
 
 void Dispatcher::add_worker_locked(Lane& lane) {
   Lane* l = &lane;
+  // Workers that left after a scale down have returned (they mark themselves under mu_ as
+  // their last step): join them here, so that scaling up and down keeps no dead threads.
+  if (!l->exited.empty()) {
+    std::erase_if(l->threads, [&](std::thread& t) {
+      if (std::find(l->exited.begin(), l->exited.end(), t.get_id()) == l->exited.end()) {
+        return false;
+      }
+      t.join();
+      return true;
+    });
+    l->exited.clear();
+  }
+  ++l->live;
   l->threads.emplace_back([this, l] {
     name_this_thread("schedd-w-" + l->spec.name);
     worker(*l);
@@ -175,6 +188,66 @@ std::optional<RunProgress> Dispatcher::progress(const std::string& id) const {
 std::size_t Dispatcher::running() const {
   std::lock_guard lock(mu_);
   return running_.size();
+}
+
+std::vector<Dispatcher::LaneStatus> Dispatcher::lanes() const {
+  std::lock_guard lock(mu_);
+  std::vector<LaneStatus> out;
+  out.reserve(lanes_.size());
+  for (const auto& [name, lane] : lanes_) {
+    out.push_back({name, lane->spec.workers, started_ ? lane->live : 0, lane->busy, lane->paused});
+  }
+  return out;
+}
+
+StatusOr<std::size_t> Dispatcher::set_lane_workers(const std::string& name, std::size_t workers) {
+  if (workers < 1 || workers > kMaxWorkers) {
+    return invalid_argument("workers: " + std::to_string(workers) + " is out of range 1-" +
+                            std::to_string(kMaxWorkers));
+  }
+  std::lock_guard lock(mu_);
+  auto it = lanes_.find(name);
+  std::size_t before = 0;
+  if (it == lanes_.end()) {
+    it = lanes_.emplace(name, std::make_unique<Lane>()).first;
+    it->second->spec = {name, workers};
+  } else {
+    before = it->second->spec.workers;
+  }
+  Lane& lane = *it->second;
+  lane.spec.workers = workers;
+  if (started_ && !stopping_) {
+    while (lane.live < workers) add_worker_locked(lane);
+    lane.cv.notify_all();  // extra workers leave when free
+  }
+  poked_ = true;  // a bigger lane claims more at once
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+  return before;
+}
+
+Status Dispatcher::set_lane_paused(const std::string& name, bool paused) {
+  std::lock_guard lock(mu_);
+  auto it = lanes_.find(name);
+  if (it == lanes_.end()) return not_found("unknown lane \"" + name + "\"");
+  it->second->paused = paused;
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+  return Status::ok();
+}
+
+void Dispatcher::set_draining(bool on) {
+  std::lock_guard lock(mu_);
+  draining_ = on;
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+}
+
+bool Dispatcher::draining() const {
+  std::lock_guard lock(mu_);
+  return draining_;
 }
 
 bool Dispatcher::wait_idle(std::chrono::milliseconds timeout) {
@@ -279,6 +352,12 @@ void Dispatcher::loop() {
   TimePoint next_plan = clock_.now();  // plan at once on start
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    if (wedged_) {
+      loop_cv_.wait(lock, [&] { return !wedged_ || stopping_; });
+      continue;
+    }
+    heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                     std::memory_order_release);
     poked_ = false;
     loop_idle_ = false;
     lock.unlock();
@@ -328,6 +407,7 @@ void Dispatcher::loop() {
             r.written_off = true;
             Lane& lane = *lanes_.at(r.execution.lane());
             ++lane.written_off;
+            --lane.live;  // its thread is the run's until it returns
             add_worker_locked(lane);
             spdlog::error(
                 "exec {} [{}]: in-process executor {} did not return within kill_grace {} of "
@@ -393,7 +473,8 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     // time never exceed the lane's size.
     std::lock_guard g(mu_);
     if (stopping_) return 0;
-    const std::size_t limit = lane.spec.workers + lane.written_off + ahead_for(lane);
+    const std::size_t limit =
+        lane.paused || draining_ ? 0 : lane.spec.workers + lane.written_off + ahead_for(lane);
     reserved = limit - std::min(limit, lane.busy);
     lane.busy += reserved;
   }
@@ -457,7 +538,17 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
 void Dispatcher::worker(Lane& lane) {
   std::unique_lock lock(mu_);
   while (true) {
-    lane.cv.wait(lock, [&] { return !lane.queue.empty() || workers_exit_; });
+    lane.cv.wait(lock, [&] {
+      return !lane.queue.empty() || workers_exit_ || lane.live > lane.spec.workers;
+    });
+    if (lane.live > lane.spec.workers && !workers_exit_) {
+      // Scaled down: this worker leaves; another one takes what is queued.
+      --lane.live;
+      lane.exited.push_back(std::this_thread::get_id());
+      if (!lane.queue.empty()) lane.cv.notify_one();
+      idle_cv_.notify_all();
+      return;
+    }
     if (lane.queue.empty()) return;  // workers_exit_
     RunningMap::iterator it = lane.queue.front();
     lane.queue.pop_front();
@@ -734,6 +825,12 @@ void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, boo
                   std::chrono::duration<double, std::milli>(outcome.duration).count(), tail);
     }
   }
+}
+
+void Dispatcher::wedge_loop_for_test(bool on) {
+  std::lock_guard g(mu_);
+  wedged_ = on;
+  loop_cv_.notify_all();
 }
 
 void Dispatcher::stop(std::chrono::milliseconds grace) {

@@ -134,6 +134,37 @@ class Dispatcher {
                   const std::function<bool(const Execution&)>& keeps_running);
 
   std::size_t running() const;
+
+  // Lanes at run time (docs/operations.md "Scale, pause and drain"). A lane's `workers` is
+  // its size: claims never exceed it. Scaling down lets running executions finish; the
+  // extra workers leave as they become free. A paused lane and a draining daemon claim
+  // nothing (expiries and overlap decisions still happen on time); what runs finishes.
+  struct LaneStatus {
+    std::string name;
+    std::size_t workers = 0;  // its size
+    std::size_t threads = 0;  // worker threads now (more than `workers` while scaling down)
+    std::size_t busy = 0;     // claimed and not completed
+    bool paused = false;
+  };
+  std::vector<LaneStatus> lanes() const;
+  // Sets `lane`'s size (1..kMaxWorkers), adding the lane if it is new. Returns the old size
+  // (0 for a new lane).
+  StatusOr<std::size_t> set_lane_workers(const std::string& lane, std::size_t workers);
+  // Pauses or resumes a lane. kNotFound for an unknown lane.
+  Status set_lane_paused(const std::string& lane, bool paused);
+  // Drain: stop claiming on every lane until undrained; running executions finish.
+  void set_draining(bool on);
+  bool draining() const;
+  static constexpr std::size_t kMaxWorkers = 1024;
+  // The steady_clock instant at which the loop last began a turn. A watchdog that poke()s
+  // the loop and then sees this move on knows the loop is not wedged (systemd WATCHDOG=1).
+  std::chrono::steady_clock::time_point heartbeat() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(heartbeat_.load(std::memory_order_acquire)));
+  }
+  // For tests only: with `on`, the loop stops at the top of its next turn (no claims, no
+  // heartbeat) until called with false or stop(), as a loop wedged in a store call would.
+  void wedge_loop_for_test(bool on);
   // What the running execution `id` last reported; nullopt when it is not running here.
   std::optional<RunProgress> progress(const std::string& id) const;
   // One line of internal state, for diagnostics (tests, status).
@@ -179,6 +210,11 @@ class Dispatcher {
     bool batchable = false;
     std::condition_variable cv;  // this lane's workers wait here
     std::vector<std::thread> threads;
+    // Workers in its loop that are not written off. More than spec.workers after a scale
+    // down: the extra ones leave when free, and put their id in `exited` to be joined.
+    std::size_t live = 0;
+    std::vector<std::thread::id> exited;
+    bool paused = false;
   };
 
   void loop();
@@ -229,6 +265,7 @@ class Dispatcher {
   bool poked_ = false;
   bool stopping_ = false;      // no more claims
   bool workers_exit_ = false;  // workers leave when their queue is empty
+  bool draining_ = false;      // set_draining: no claims on any lane
   bool loop_idle_ = false;     // the loop is waiting and found nothing to do at `idle_at_`
   TimePoint idle_at_{};
   TimePoint wake_at_{};  // while loop_idle_: when the loop wakes by itself
@@ -247,6 +284,8 @@ class Dispatcher {
   std::thread loop_thread_;
   std::thread guard_thread_;
   bool started_ = false;
+  bool wedged_ = false;                                       // wedge_loop_for_test; guarded by mu_
+  std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};  // see heartbeat()
 };
 
 }  // namespace schedd
