@@ -331,6 +331,15 @@ std::string check_store(std::string_view store) {
   return quote(store) + " is not a supported store; " + use;
 }
 
+// cfg.store_path from cfg.store and cfg.data_dir: a relative sqlite PATH lives in data_dir.
+void resolve_store_path(Config& cfg) {
+  cfg.store_path.clear();
+  if (!cfg.store.starts_with("sqlite:")) return;
+  std::filesystem::path path(cfg.store.substr(7));
+  if (path.is_relative()) path = cfg.data_dir / path;
+  cfg.store_path = path.lexically_normal();
+}
+
 // "HOST:PORT" with a port 0-65535; an IPv6 host is bracketed: "[::1]:7878".
 std::string check_listen(std::string_view listen) {
   const std::string bad = quote(listen) + " is not HOST:PORT, e.g. \"127.0.0.1:7878\"";
@@ -435,6 +444,7 @@ const Names kRootKeys = {"daemon",  "api",     "capacity", "retry",  "lanes",
                          "tickets", "helpers", "redis",    "plugins"};
 const Names kDaemonKeys = {"timezone",
                            "plugin_dir",
+                           "data_dir",
                            "on_plugin_error",
                            "log_format",
                            "log_level",
@@ -686,6 +696,8 @@ void Loader::load(const toml::table& root, Config& cfg) {
   // before lane names are checked); errors are sorted into file order by the caller.
   if (const toml::table* t = read_table(top, "daemon")) read_daemon(child(top, *t, "daemon"), cfg);
   if (cfg.plugin_dir.empty()) cfg.plugin_dir = resolve("plugins");
+  if (cfg.data_dir.empty()) cfg.data_dir = base_dir_.empty() ? "." : base_dir_.lexically_normal();
+  resolve_store_path(cfg);
   if (const toml::table* t = read_table(top, "api")) read_api(child(top, *t, "api"), cfg);
   if (const toml::table* t = read_table(top, "capacity")) {
     const Section s = child(top, *t, "capacity");
@@ -736,13 +748,13 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
   }
   if (auto v = read_enum(s, "log_format", {"text", "json"})) cfg.log_format = *v;
   if (auto v = read_enum(s, "log_level", {"debug", "info", "warn", "error"})) cfg.log_level = *v;
+  if (auto dir = read_string(s, "data_dir", /*allow_empty=*/false)) cfg.data_dir = resolve(*dir);
   if (auto store = read_string(s, "store")) {
     redis_store_written_ = store->starts_with("redis://");
     if (std::string why = check_store(*store); !why.empty()) {
       error(s.table.get("store")->source(), prefix(s, "store") + why);
     } else {
       cfg.store = *store;
-      if (cfg.store.starts_with("sqlite:")) cfg.store_path = resolve(cfg.store.substr(7));
     }
   }
   if (auto v = read_enum(s, "durability", {"full", "batch"})) cfg.durability = *v;
@@ -1488,6 +1500,85 @@ void validate_helpers(Config& config, const ExecutorLookup& lookup, const Execut
     }
   }
   sort_from(errors, first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings from the environment and the command line.
+
+std::vector<ConfigOverride> environment_overrides(
+    const std::function<const char*(const char*)>& get) {
+  std::vector<ConfigOverride> out;
+  for (const EnvSetting& e : kEnvSettings) {
+    if (*e.key == '\0') continue;  // SCHEDD_CONFIG names the file; the CLI reads it
+    if (const char* value = get(e.variable); value != nullptr) {
+      out.push_back(ConfigOverride{e.key, value, e.variable});
+    }
+  }
+  return out;
+}
+
+void apply_overrides(Config& cfg, const std::vector<ConfigOverride>& overrides,
+                     const std::filesystem::path& cwd, std::vector<ConfigError>& errors) {
+  auto absolute = [&](const std::string& p) {
+    std::filesystem::path path(p);
+    if (path.is_relative()) path = cwd / path;
+    return path.lexically_normal();
+  };
+  for (const ConfigOverride& o : overrides) {
+    auto fail = [&](const std::string& why) {
+      errors.push_back(ConfigError{SourceLoc{o.source, 0, 0}, why});
+    };
+    auto note = [&](std::string replaced) {
+      cfg.overridden.insert_or_assign(o.key, Config::Overridden{o.source, std::move(replaced)});
+    };
+    if (o.value.empty()) {
+      fail("is set but empty (" + o.key + "); unset it to keep the config file's value");
+      continue;
+    }
+    if (o.key == "api.listen") {
+      if (std::string why = check_listen(o.value); !why.empty()) {
+        fail(why);
+        continue;
+      }
+      note(cfg.listen);
+      cfg.listen = o.value;
+    } else if (o.key == "daemon.store") {
+      if (std::string why = check_store(o.value); !why.empty()) {
+        fail(why);
+        continue;
+      }
+      note(cfg.store);
+      cfg.store = o.value;
+    } else if (o.key == "daemon.data_dir") {
+      note(cfg.data_dir.string());
+      cfg.data_dir = absolute(o.value);
+    } else if (o.key == "daemon.plugin_dir") {
+      note(cfg.plugin_dir.string());
+      cfg.plugin_dir = absolute(o.value);
+    } else if (o.key == "daemon.log_level" || o.key == "daemon.log_format") {
+      const bool level = o.key == "daemon.log_level";
+      const Names allowed = level ? Names{"debug", "info", "warn", "error"} : Names{"text", "json"};
+      if (std::find(allowed.begin(), allowed.end(), o.value) == allowed.end()) {
+        fail(quote(o.value) + " is not one of " + join(allowed, true) +
+             suggestion(o.value, allowed));
+        continue;
+      }
+      std::string& field = level ? cfg.log_level : cfg.log_format;
+      note(field);
+      field = o.value;
+    } else if (o.key == "api.token_file") {
+      std::string replaced = cfg.token_file  ? *cfg.token_file
+                             : cfg.token_env ? "token_env = " + quote(*cfg.token_env)
+                                             : "unset";
+      note(std::move(replaced));
+      cfg.token_file = absolute(o.value).string();
+      cfg.token_env.reset();
+    } else {
+      // A programming error in a caller, reported rather than asserted.
+      fail("no such setting " + quote(o.key));
+    }
+  }
+  resolve_store_path(cfg);
 }
 
 }  // namespace schedd

@@ -173,10 +173,12 @@ struct Config {
   std::string timezone;              // empty: the machine's zone
   std::filesystem::path plugin_dir;  // resolved against the config file's folder
   enum class OnPluginError { kFail, kSkip } on_plugin_error = OnPluginError::kFail;
-  std::string log_format = "text";   // "text" | "json"
-  std::string log_level = "info";    // "debug" | "info" | "warn" | "error"
-  std::string store = "memory";      // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
-  std::filesystem::path store_path;  // sqlite: PATH resolved against the config file's folder
+  std::string log_format = "text";  // "text" | "json"
+  std::string log_level = "info";   // "debug" | "info" | "warn" | "error"
+  std::string store = "memory";     // "memory" | "sqlite:PATH" | "redis://HOST:PORT/DB"
+  // Where a relative sqlite PATH lives. Default: the config file's folder.
+  std::filesystem::path data_dir;
+  std::filesystem::path store_path;  // sqlite: PATH resolved against data_dir
   std::string durability = "full";   // sqlite: "full" (acked after the WAL fsync) | "batch"
   std::chrono::milliseconds durability_window{50};  // batch: longest time between fsyncs
   std::string node_id;                              // empty: the host name
@@ -212,6 +214,13 @@ struct Config {
   std::vector<HelperConfig> helpers;  // in file order
   // [redis]
   RedisConfig redis;
+  // Settings given outside the file (environment, flags) by key ("api.listen"), with where
+  // they came from; filled by apply_overrides.
+  struct Overridden {
+    std::string source;    // "SCHEDD_LISTEN", "--listen"
+    std::string replaced;  // the value it replaced, as the file (or the default) had it
+  };
+  std::map<std::string, Overridden, std::less<>> overridden;
 
   const LaneConfig* find_lane(std::string_view name) const;
   const HelperConfig* find_helper(std::string_view name) const;
@@ -225,6 +234,42 @@ std::optional<Config> load_config(const std::filesystem::path& path,
 // The same from text (tests, API bodies); `source_name` appears in error locations.
 std::optional<Config> parse_config(std::string_view text, const std::string& source_name,
                                    std::vector<ConfigError>& errors);
+
+// A setting given outside the config file, by an environment variable or a command-line flag
+// (docs/config.md "Environment and flags"). Precedence: flag over environment over file.
+struct ConfigOverride {
+  std::string key;     // "api.listen", "daemon.store", "daemon.data_dir", ...
+  std::string value;   // as given; relative paths are relative to the working directory
+  std::string source;  // "SCHEDD_LISTEN" or "--listen": errors and --print-effective name it
+};
+
+// The environment variables schedd reads, each with the key it sets ("" for SCHEDD_CONFIG,
+// which names the file itself).
+struct EnvSetting {
+  const char* variable;
+  const char* key;
+};
+inline constexpr EnvSetting kEnvSettings[] = {
+    {"SCHEDD_CONFIG", ""},
+    {"SCHEDD_LISTEN", "api.listen"},
+    {"SCHEDD_STORE", "daemon.store"},
+    {"SCHEDD_DATA_DIR", "daemon.data_dir"},
+    {"SCHEDD_LOG_LEVEL", "daemon.log_level"},
+    {"SCHEDD_TOKEN_FILE", "api.token_file"},
+};
+
+// The overrides the SCHEDD_* variables that are set ask for, read through `get` (getenv in
+// the daemon); SCHEDD_CONFIG is not among them.
+std::vector<ConfigOverride> environment_overrides(
+    const std::function<const char*(const char*)>& get);
+
+// Applies `overrides` in order, a later one winning (pass the environment's first, then the
+// flags'). Each value is checked as the file's would be; an error names its source
+// ("SCHEDD_LISTEN: \"x\" is not HOST:PORT, ...") and leaves the setting as it was. Relative
+// paths are resolved against `cwd`. A token_file override replaces the file's token_env.
+// Records each applied setting in cfg.overridden.
+void apply_overrides(Config& cfg, const std::vector<ConfigOverride>& overrides,
+                     const std::filesystem::path& cwd, std::vector<ConfigError>& errors);
 
 // The Redis password from [redis] password_file (trimmed) or password_env; nullopt when
 // neither is set. kInvalidArgument naming the file or the variable (never its content) when

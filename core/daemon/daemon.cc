@@ -12,6 +12,9 @@
 #include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -24,7 +27,10 @@
 #include "core/config/config.h"
 #include "core/control/engine.h"
 #include "core/control/validate.h"
+#include "core/daemon/doctor.h"
+#include "core/daemon/effective_config.h"
 #include "core/daemon/logging.h"
+#include "core/daemon/notify.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/runner/plugin_loader.h"
 #include "core/runner/process_tree.h"
@@ -98,24 +104,38 @@ void check_plugin_users(const Config& cfg, std::vector<ConfigError>& errors) {
   }
 }
 
-// Loads the config, its plugins and validates helpers against them. On failure prints every
-// problem found to stderr and returns nullopt. `plugin_dir_override` replaces
-// [daemon].plugin_dir when not empty (an operator's command-line choice, never a request's).
-std::optional<Loaded> load_all(const std::string& path, const std::string& plugin_dir_override) {
+// What loading found, stage by stage: the config (with the environment's and the flags'
+// settings over it), its plugins, and the helpers checked against them. A stage runs only
+// when the one before it succeeded.
+struct LoadStages {
+  std::optional<Config> config;
+  std::vector<std::string> config_errors;      // file:line:col lines, and "SCHEDD_X: ..." ones
+  std::unique_ptr<PluginHost> plugins;         // set when the config loaded
+  Status plugins_status;                       // non-ok: refused with on_plugin_error = "fail"
+  std::vector<PluginLoadError> plugin_errors;  // refusals (tolerated ones with "skip")
+  std::vector<std::string> helper_errors;
+  std::vector<std::string> warnings;  // reported once the log is set up
+};
+
+// Runs every loading stage it can for `path` with `flags` over it (after the environment's
+// SCHEDD_* settings). Prints nothing.
+LoadStages load_stages(const std::string& path, const std::vector<ConfigOverride>& flags) {
+  LoadStages st;
   std::vector<ConfigError> errors;
   std::optional<Config> config = load_config(path, errors);
-  if (config) check_plugin_users(*config, errors);
-  if (!config || !errors.empty()) {
-    for (const auto& e : errors) std::cerr << e.to_string() << "\n";
-    std::cerr << path << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors")
-              << "\n";
-    return std::nullopt;
+  if (config) {
+    std::vector<ConfigOverride> overrides =
+        environment_overrides([](const char* name) { return std::getenv(name); });
+    overrides.insert(overrides.end(), flags.begin(), flags.end());
+    std::error_code ec;
+    std::filesystem::path cwd = std::filesystem::current_path(ec);
+    apply_overrides(*config, overrides, cwd, errors);
+    check_plugin_users(*config, errors);
   }
-  if (!plugin_dir_override.empty()) config->plugin_dir = plugin_dir_override;
+  for (const auto& e : errors) st.config_errors.push_back(e.to_string());
+  if (!config || !errors.empty()) return st;
 
-  Loaded loaded;
-  loaded.plugins = std::make_unique<PluginHost>();
-  std::vector<PluginLoadError> plugin_errors;
+  st.plugins = std::make_unique<PluginHost>();
   runner::LoadOptions options;
   options.dir = config->plugin_dir;
   options.on_error = config->on_plugin_error == Config::OnPluginError::kSkip
@@ -127,35 +147,54 @@ std::optional<Loaded> load_all(const std::string& path, const std::string& plugi
   options.node = node_id_of(*config);
   const Config& cfg = *config;
   options.settings_for = [&cfg](const std::string& name) { return plugin_settings(cfg, name); };
-  Status plugins_ok = runner::load_plugins(*loaded.plugins, options, plugin_errors);
-  bool failed = !plugins_ok.is_ok();
-  if (failed) {
-    for (const auto& e : plugin_errors) std::cerr << e.to_string() << "\n";
-    std::cerr << plugins_ok.message() << "\n";
-  } else {
-    loaded.skipped = plugin_errors;
-  }
-  for (const auto& p : config->plugins) {
-    bool found = false;
-    for (const auto& info : loaded.plugins->plugins()) found = found || info.name == p.name;
-    if (!found && !failed) {
-      loaded.warnings.push_back(
-          ConfigError{p.where, "[plugins." + p.name + "] names no loaded plugin"}.to_string());
+  st.plugins_status = runner::load_plugins(*st.plugins, options, st.plugin_errors);
+  if (st.plugins_status.is_ok()) {
+    for (const auto& p : config->plugins) {
+      bool found = false;
+      for (const auto& info : st.plugins->plugins()) found = found || info.name == p.name;
+      if (!found) {
+        st.warnings.push_back(
+            ConfigError{p.where, "[plugins." + p.name + "] names no loaded plugin"}.to_string());
+      }
     }
+    const PluginHost& host = *st.plugins;
+    std::vector<ConfigError> helper_errors;
+    validate_helpers(*config, host, helper_errors);
+    for (const auto& e : helper_errors) st.helper_errors.push_back(e.to_string());
   }
+  st.config = std::move(config);
+  return st;
+}
 
-  const PluginHost& host = *loaded.plugins;
-  std::vector<ConfigError> helper_errors;
-  validate_helpers(*config, host, helper_errors);
-  // With refused plugins, unknown executors are a consequence; report the cause only.
-  if (!helper_errors.empty() && !failed) {
-    for (const auto& e : helper_errors) std::cerr << e.to_string() << "\n";
-    std::cerr << path << ": " << helper_errors.size()
-              << (helper_errors.size() == 1 ? " error" : " errors") << "\n";
-    failed = true;
+// Loads the config, its plugins and validates helpers against them. On failure prints every
+// problem found to stderr and returns nullopt. `flags` are the command line's settings
+// (--plugin-dir, --listen, ...: an operator's choice, never a request's).
+std::optional<Loaded> load_all(const std::string& path, const std::vector<ConfigOverride>& flags) {
+  LoadStages st = load_stages(path, flags);
+  auto print_count = [&](std::size_t n) {
+    std::cerr << path << ": " << n << (n == 1 ? " error" : " errors") << "\n";
+  };
+  if (!st.config_errors.empty() || !st.config) {
+    for (const auto& e : st.config_errors) std::cerr << e << "\n";
+    print_count(st.config_errors.size());
+    return std::nullopt;
   }
-  if (failed) return std::nullopt;
-  loaded.config = std::move(*config);
+  if (!st.plugins_status.is_ok()) {
+    for (const auto& e : st.plugin_errors) std::cerr << e.to_string() << "\n";
+    std::cerr << st.plugins_status.message() << "\n";
+    // With refused plugins, unknown executors are a consequence; report the cause only.
+    return std::nullopt;
+  }
+  if (!st.helper_errors.empty()) {
+    for (const auto& e : st.helper_errors) std::cerr << e << "\n";
+    print_count(st.helper_errors.size());
+    return std::nullopt;
+  }
+  Loaded loaded;
+  loaded.config = std::move(*st.config);
+  loaded.plugins = std::move(st.plugins);
+  loaded.skipped = std::move(st.plugin_errors);
+  loaded.warnings = std::move(st.warnings);
   return loaded;
 }
 
@@ -171,8 +210,8 @@ std::string describe_param(const ParamSpec& p) {
   return s;
 }
 
-int cmd_plugins(const std::string& config_path, const std::string& plugin_dir) {
-  auto loaded = load_all(config_path, plugin_dir);
+int cmd_plugins(const std::string& config_path, const std::vector<ConfigOverride>& flags) {
+  auto loaded = load_all(config_path, flags);
   if (!loaded) return kExitBadInput;
   for (const auto& p : loaded->plugins->plugins()) {
     std::cout << "plugin " << p.name << " " << p.version << " (" << p.file.string() << ")"
@@ -191,9 +230,14 @@ int cmd_plugins(const std::string& config_path, const std::string& plugin_dir) {
   return kExitOk;
 }
 
-int cmd_check_config(const std::string& config_path, const std::string& plugin_dir) {
-  auto loaded = load_all(config_path, plugin_dir);
+int cmd_check_config(const std::string& config_path, const std::vector<ConfigOverride>& flags,
+                     bool print_effective) {
+  auto loaded = load_all(config_path, flags);
   if (!loaded) return kExitBadInput;
+  if (print_effective) {
+    std::cout << effective_config_toml(loaded->config);
+    return kExitOk;
+  }
   std::size_t executors = loaded->plugins->executors().size();
   std::cout << config_path << ": ok (" << loaded->config.helpers.size() << " helpers, "
             << loaded->config.lanes.size() << " lanes, " << loaded->plugins->plugins().size()
@@ -201,21 +245,74 @@ int cmd_check_config(const std::string& config_path, const std::string& plugin_d
   return kExitOk;
 }
 
-// Blocks SIGINT and SIGTERM in this thread and every thread it starts afterwards, so that a
-// dedicated waiter can take them with sigwait.
-sigset_t block_stop_signals() {
+// `schedd doctor`: every check, one line each; exit 1 when any check failed.
+int cmd_doctor(const std::string& config_path, const std::vector<ConfigOverride>& flags) {
+  LoadStages st = load_stages(config_path, flags);
+  DoctorInput in;
+  in.config_path = config_path;
+  in.config = st.config ? &*st.config : nullptr;
+  in.config_errors = st.config_errors;
+  in.plugins = st.plugins.get();
+  in.plugins_status = st.plugins_status;
+  for (const auto& e : st.plugin_errors) in.plugin_errors.push_back(e.to_string());
+  in.helper_errors = st.helper_errors;
+  std::size_t failed = 0;
+  std::size_t warned = 0;
+  for (const DoctorLine& l : run_doctor(in)) {
+    std::cout << format_doctor_line(l);
+    failed += l.level == DoctorLine::Level::kFail ? 1 : 0;
+    warned += l.level == DoctorLine::Level::kWarn ? 1 : 0;
+  }
+  std::cout << "doctor: " << failed << (failed == 1 ? " failure, " : " failures, ") << warned
+            << (warned == 1 ? " warning" : " warnings") << "\n";
+  std::cout.flush();
+  return failed == 0 ? kExitOk : kExitRunFailed;
+}
+
+// The signals a service meets. Every one of them ends `run` gracefully but SIGHUP, which
+// reloads (docs/operations.md "Signals"); `exec` ends its run on any of them.
+constexpr int kDaemonSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP};
+
+// Blocks the daemon's signals (and `extra`, 0 for none) in this thread and every thread it
+// starts afterwards, so that one waiter takes them with sigwait. Processes the daemon starts
+// get a clean mask (runner_pool.cc, the shell plugin).
+sigset_t block_daemon_signals(int extra = 0) {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (int sig : kDaemonSignals) sigaddset(&set, sig);
+  if (extra != 0) sigaddset(&set, extra);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR2:
+      return "SIGUSR2";
+    default:
+      return "a signal";
+  }
+}
+
+// SCHEDD_DEBUG_HOOKS=1: SIGUSR2 wedges (and a second one unwedges) the dispatcher's loop, so
+// that a test can show the watchdog pings stop. Never for production use.
+bool debug_hooks_enabled() {
+  const char* v = std::getenv("SCHEDD_DEBUG_HOOKS");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
+int cmd_exec(const std::string& config_path, const std::vector<ConfigOverride>& flags,
              const std::string& helper_name, const std::string& timeout_text) {
-  sigset_t signals = block_stop_signals();
-  auto loaded = load_all(config_path, plugin_dir);
+  sigset_t signals = block_daemon_signals();
+  auto loaded = load_all(config_path, flags);
   if (!loaded) return kExitBadInput;
   const Config& cfg = loaded->config;
   const HelperConfig* helper = cfg.find_helper(helper_name);
@@ -273,13 +370,14 @@ int cmd_exec(const std::string& config_path, const std::string& plugin_dir,
     done = true;
     cv.notify_all();
   });
-  // Signal waiter: a SIGINT/SIGTERM requests a cooperative stop (cancelled).
+  // Signal waiter: SIGTERM, SIGINT, SIGQUIT or SIGHUP (a closed terminal) requests a
+  // cooperative stop (cancelled).
   std::thread signal_waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     std::lock_guard lock(mu);
     if (!done) {
-      spdlog::warn("[{}] signal {}: requesting stop", req.execution_id, sig);
+      spdlog::warn("[{}] {}: requesting stop", req.execution_id, signal_name(sig));
       stop.request_stop();
       cv.notify_all();
     }
@@ -415,19 +513,70 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral, const std::
   return nullptr;
 }
 
-int cmd_run(const std::string& config_path, const std::string& plugin_dir,
-            const std::string& log_format_override, bool ephemeral) {
-  sigset_t signals = block_stop_signals();
+// The one-line summary systemd shows (STATUS=): what runs and waits, per lane, and whether
+// the store and the dispatcher are well.
+std::string status_line(Engine& engine, const Config& cfg, const std::string& listen) {
+  const auto counts = engine.store().counts(engine.clock().now());
+  std::size_t running = 0;
+  std::size_t queued = 0;
+  std::string lanes;
+  for (const auto& lane : cfg.lanes) {
+    std::size_t r = 0;
+    std::size_t q = 0;
+    for (const auto& c : counts) {
+      if (c.lane == lane.name) {
+        r = c.running;
+        q = c.queued;
+      }
+    }
+    running += r;
+    queued += q;
+    lanes += fmt::format("{}{} {}/{}", lanes.empty() ? "" : ", ", lane.name, r, lane.workers);
+  }
+  std::string line = fmt::format("running {}, queued {} (lanes {}); ", running, queued, lanes);
+  const Status health = engine.store().health();
+  line += health.is_ok() ? "store ok" : "store: " + health.message();
+  const auto since = std::chrono::steady_clock::now() - engine.dispatcher().heartbeat();
+  if (since > std::chrono::seconds(10)) {
+    line += fmt::format("; dispatcher stalled for {} s",
+                        std::chrono::duration_cast<std::chrono::seconds>(since).count());
+  }
+  return line + "; API " + listen;
+}
+
+int cmd_run(const std::string& config_path, const std::vector<ConfigOverride>& flags,
+            bool ephemeral) {
+  const bool debug_hooks = debug_hooks_enabled();
+  sigset_t signals = block_daemon_signals(debug_hooks ? SIGUSR2 : 0);
+  // What systemd asked for, taken out of the environment before any thread or child process
+  // starts, so that runs do not inherit it (NotifyAccess=main ignores them anyway).
+  const NotifyEnvironment notify_env =
+      read_notify_environment([](const char* name) { return std::getenv(name); }, getpid());
+  for (const char* name : {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}) unsetenv(name);
+  const Notifier notifier(notify_env.socket);
+  auto notify = [&](const std::string& message) {
+    if (Status s = notifier.send(message); !s.is_ok()) spdlog::warn("sd_notify: {}", s.message());
+  };
   // Log set-up needs the config; config errors are printed plainly before that.
-  auto loaded = load_all(config_path, plugin_dir);
+  auto loaded = load_all(config_path, flags);
   if (!loaded) return kExitBadInput;
   const Config& cfg = loaded->config;
-  std::string log_format = log_format_override.empty() ? cfg.log_format : log_format_override;
-  if (Status s = setup_logging(log_format, cfg.log_level); !s.is_ok()) {
+  if (Status s = setup_logging(cfg.log_format, cfg.log_level); !s.is_ok()) {
     std::cerr << s.message() << "\n";
     return kExitBadInput;
   }
   spdlog::info("{} starting with {}", version_line(), cfg.file.string());
+  for (const auto& [key, o] : cfg.overridden) {
+    spdlog::info("{} from {} (the file has {})", key, o.source, o.replaced);
+  }
+  for (const auto& w : notify_env.warnings) spdlog::warn("{}", w);
+  if (!notifier.error().empty()) spdlog::warn("{}: no service notifications", notifier.error());
+  if (notifier.enabled()) {
+    spdlog::info("service notifications to {}{}", notify_env.socket,
+                 notify_env.watchdog ? fmt::format(", watchdog every {} ms (pings at half)",
+                                                   notify_env.watchdog->count() / 1000)
+                                     : std::string());
+  }
   for (const auto& p : loaded->plugins->plugins()) {
     const Executor* first = p.executors.empty() ? nullptr : loaded->plugins->find(p.executors[0]);
     bool in_process = first != nullptr && first->isolation() == Isolation::kInProcess;
@@ -459,9 +608,11 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     spdlog::warn("killed {} processes left running by an earlier instance of node {}: {}",
                  orphans.size(), node_id, pids);
   }
+  notify("STATUS=starting: opening the store");
   std::unique_ptr<Store> store_owner = open_store(cfg, ephemeral, node_id);
   if (!store_owner) return kExitRunFailed;
   Store& store = *store_owner;
+  notify("STATUS=starting: recovering and planning");
   Engine engine(cfg, store, SystemClock::instance(), *loaded->plugins, node_id);
   if (Status s = engine.start(); !s.is_ok()) {
     spdlog::error("cannot start: {}", s.message());
@@ -483,15 +634,52 @@ int cmd_run(const std::string& config_path, const std::string& plugin_dir,
     engine.stop(std::chrono::milliseconds(0));
     return kExitRunFailed;
   }
+  const std::string address = (*api_service)->address();
   spdlog::info("node {}: store {}; control API listening on http://{} ({})", node_id,
-               store.describe(), (*api_service)->address(),
+               store.describe(), address,
                api_token ? "bearer token required to change" : "no token: loopback only");
-  spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C");
+
+  // The store is recovered, the plugins are loaded and the API listens: ready.
+  notify("READY=1\nSTATUS=" + status_line(engine, cfg, address));
+  ServiceMonitor::Options monitor_options;
+  monitor_options.watchdog = notify_env.watchdog;
+  monitor_options.status = [&] { return status_line(engine, cfg, address); };
+  monitor_options.heartbeat = [&] { return engine.dispatcher().heartbeat(); };
+  monitor_options.poke = [&] { engine.dispatcher().poke(); };
+  ServiceMonitor monitor(notifier, std::move(monitor_options));
+  if (notifier.enabled()) monitor.start();
+  spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C, reload with SIGHUP");
+
+  // The seam of live reload (issue #17): SIGHUP lands here, between RELOADING=1 and READY=1.
+  std::function<void()> reload_hook = [] {
+    spdlog::warn("reload requested: live reload is not built yet");
+  };
 
   int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down (grace {})", sig == SIGINT ? "SIGINT" : "SIGTERM",
+  bool wedged = false;
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      spdlog::info("received SIGHUP: reloading");
+      notify("RELOADING=1\n" + monotonic_usec_field() + "\nSTATUS=reloading");
+      reload_hook();
+      notify("READY=1\nSTATUS=" + status_line(engine, cfg, address));
+      continue;
+    }
+    if (sig == SIGUSR2 && debug_hooks) {
+      wedged = !wedged;
+      spdlog::warn("SIGUSR2 (SCHEDD_DEBUG_HOOKS): dispatcher loop {}",
+                   wedged ? "wedged on purpose" : "released");
+      engine.dispatcher().wedge_loop_for_test(wedged);
+      continue;
+    }
+    break;
+  }
+  spdlog::info("received {}, shutting down (grace {})", signal_name(sig),
                format_duration(cfg.shutdown_grace));
+  notify("STOPPING=1\nSTATUS=stopping: finishing running executions");
+  monitor.stop();
+  if (wedged) engine.dispatcher().wedge_loop_for_test(false);
   (*api_service)->stop();
   engine.stop(cfg.shutdown_grace);
   if (engine.dispatcher().running() > 0) {
@@ -613,16 +801,38 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"schedd: a scheduler daemon with plugin executors", "schedd"};
   app.set_version_flag("--version", version_line());
   app.require_subcommand(1);
+  app.footer(
+      "Environment: SCHEDD_CONFIG (the config file when -c is not given), SCHEDD_LISTEN, "
+      "SCHEDD_STORE, SCHEDD_DATA_DIR, SCHEDD_LOG_LEVEL, SCHEDD_TOKEN_FILE. A flag wins over "
+      "the environment, which wins over the file (docs/config.md).");
 
   std::string config_path;
-  std::string plugin_dir;
-  std::string log_format;
   std::string helper;
   std::string timeout;
+  // Settings from flags, by key; applied over the file and the environment.
+  std::string plugin_dir;
+  std::string listen;
+  std::string data_dir;
+  std::string log_level;
+  std::string log_format;
+
+  auto add_config = [&](CLI::App* cmd) {
+    cmd->add_option("-c,--config", config_path, "Config file (default: $SCHEDD_CONFIG)");
+    cmd->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  };
+  auto add_service_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--listen", listen, "Override [api].listen (HOST:PORT); env SCHEDD_LISTEN");
+    cmd->add_option("--data-dir", data_dir,
+                    "Override [daemon].data_dir, where a relative sqlite store lives; env "
+                    "SCHEDD_DATA_DIR");
+    cmd->add_option("--log-level", log_level,
+                    "Override [daemon].log_level (debug, info, warn, error); env "
+                    "SCHEDD_LOG_LEVEL");
+  };
 
   auto* run = app.add_subcommand("run", "Run the daemon");
-  run->add_option("-c,--config", config_path, "Config file")->required();
-  run->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  add_config(run);
+  add_service_flags(run);
   run->add_option("--log-format", log_format, "text or json (overrides [daemon].log_format)")
       ->check(CLI::IsMember({"text", "json"}));
   bool ephemeral = false;
@@ -631,18 +841,25 @@ int cli_main(int argc, char** argv) {
 
   auto* check = app.add_subcommand("check-config", "Validate a config file and its plugins");
   check->add_option("file", config_path, "Config file");
-  check->add_option("-c,--config", config_path, "Config file (same as the positional FILE)");
-  check->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  add_config(check);
+  add_service_flags(check);
+  bool print_effective = false;
+  check->add_flag("--print-effective", print_effective,
+                  "Print the effective config (file, environment, flags) and where each "
+                  "overridden value came from");
+
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check config, plugins, store, Redis, listen address, tzdata, clock, permissions");
+  add_config(doctor);
+  add_service_flags(doctor);
 
   auto* plugins = app.add_subcommand("plugins", "List plugins, executors and their parameters");
-  plugins->add_option("-c,--config", config_path, "Config file")->required();
-  plugins->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
+  add_config(plugins);
 
   auto* exec =
       app.add_subcommand("exec", "Run one helper's executor once, now, and print the result");
-  exec->add_option("-c,--config", config_path, "Config file")->required();
+  add_config(exec);
   exec->add_option("helper", helper, "Helper name")->required();
-  exec->add_option("--plugin-dir", plugin_dir, "Override [daemon].plugin_dir");
   exec->add_option("--timeout", timeout, "Override the helper's timeout (e.g. 30s)");
 
   CalendarArgs cal;
@@ -668,17 +885,33 @@ int cli_main(int argc, char** argv) {
 
   // Until run sets up the configured format, log plainly to stderr.
   (void)setup_logging("text", "info");
-  if (run->parsed()) return cmd_run(config_path, plugin_dir, log_format, ephemeral);
-  if (check->parsed()) {
-    if (config_path.empty()) {
-      std::cerr << "check-config: a config FILE is required\n";
-      return kExitBadInput;
-    }
-    return cmd_check_config(config_path, plugin_dir);
-  }
-  if (plugins->parsed()) return cmd_plugins(config_path, plugin_dir);
   if (calendar->parsed()) return cmd_calendar(cal);
-  if (exec->parsed()) return cmd_exec(config_path, plugin_dir, helper, timeout);
+
+  // The config file: -c, else SCHEDD_CONFIG.
+  if (config_path.empty()) {
+    if (const char* env = std::getenv("SCHEDD_CONFIG"); env != nullptr && *env != '\0') {
+      config_path = env;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "no config file: give -c FILE or set SCHEDD_CONFIG\n";
+    return kExitBadInput;
+  }
+  std::vector<ConfigOverride> flags;
+  auto flag = [&](const std::string& value, const char* key, const char* name) {
+    if (!value.empty()) flags.push_back(ConfigOverride{key, value, name});
+  };
+  flag(plugin_dir, "daemon.plugin_dir", "--plugin-dir");
+  flag(data_dir, "daemon.data_dir", "--data-dir");
+  flag(listen, "api.listen", "--listen");
+  flag(log_level, "daemon.log_level", "--log-level");
+  flag(log_format, "daemon.log_format", "--log-format");
+
+  if (run->parsed()) return cmd_run(config_path, flags, ephemeral);
+  if (check->parsed()) return cmd_check_config(config_path, flags, print_effective);
+  if (doctor->parsed()) return cmd_doctor(config_path, flags);
+  if (plugins->parsed()) return cmd_plugins(config_path, flags);
+  if (exec->parsed()) return cmd_exec(config_path, flags, helper, timeout);
   return kExitBadInput;
 }
 
