@@ -1144,8 +1144,10 @@ TEST(ConfigTest, ReferenceConfigLoads) {
   const std::filesystem::path path = SCHEDD_SOURCE_DIR "/config/schedd.toml";
   Config cfg = load_ok(path);
   EXPECT_EQ(cfg.plugin_dir, (path.parent_path() / "../build/dev/plugins").lexically_normal());
-  EXPECT_EQ(cfg.store, "sqlite:data/schedd.db");
-  EXPECT_EQ(cfg.store_path, path.parent_path() / "data/schedd.db");
+  // Its state lives in the build tree, out of the sources.
+  EXPECT_EQ(cfg.store, "sqlite:schedd.db");
+  EXPECT_EQ(cfg.data_dir, (path.parent_path() / "../build/state").lexically_normal());
+  EXPECT_EQ(cfg.store_path, (path.parent_path() / "../build/state/schedd.db").lexically_normal());
   EXPECT_EQ(cfg.durability, "full");
   EXPECT_EQ(cfg.listen, "127.0.0.1:7878");
   ASSERT_NE(cfg.find_lane("default"), nullptr);
