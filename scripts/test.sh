@@ -13,3 +13,6 @@ for preset in "${presets[@]}"; do
   echo "== tests: $preset"
   ctest --preset "$preset"
 done
+# Once per run, not per preset: build the .deb packages, install, run, remove and purge them
+# (root only; it says so and skips otherwise).
+scripts/test-package.sh
