@@ -124,8 +124,8 @@ getent group schedd >/dev/null || fail "no schedd group"
 [[ $(stat -c '%U:%G %a' /var/lib/schedd) == "schedd:schedd 750" ]] ||
   fail "/var/lib/schedd is $(stat -c '%U:%G %a' /var/lib/schedd)"
 installed_size=$(dpkg-query -W -f='${Installed-Size}' schedd)
-du_size=$(dpkg -L schedd | while read -r f; do [[ -f $f ]] && echo "$f"; done | xargs du -ck |
-  tail -n 1 | cut -f1)
+du_size=$(dpkg -L schedd | while read -r f; do if [[ -f $f ]]; then echo "$f"; fi; done |
+  xargs du -ck | tail -n 1 | cut -f1)
 say "schedd Installed-Size ${installed_size} KiB (du of its files: ${du_size} KiB)," \
   "schedd-dev $(dpkg-query -W -f='${Installed-Size}' schedd-dev) KiB"
 
