@@ -368,10 +368,25 @@ DoctorLine check_listen(const Config& cfg) {
   return line(Level::kOk, "listen", detail);
 }
 
+// The system zone database's release ("2025b"): date/tz reads it from the database itself,
+// and on a system database that has no version file, from the first line of tzdata.zi
+// ("# version 2025b"), which Debian's tzdata ships.
+std::string tzdata_version(const date::tzdb& db) {
+  if (!db.version.empty() && db.version != "unknown") return db.version;
+  const char* dir = std::getenv("TZDIR");
+  std::ifstream in(fs::path(dir != nullptr && *dir != '\0' ? dir : "/usr/share/zoneinfo") /
+                   "tzdata.zi");
+  std::string first;
+  if (std::getline(in, first) && first.starts_with("# version ")) return first.substr(10);
+  return "";
+}
+
 DoctorLine check_tzdata(const Config* cfg) {
   try {
     const date::tzdb& db = date::get_tzdb();
-    std::string detail = "tzdata " + (db.version.empty() ? std::string("?") : db.version) + ", " +
+    const std::string version = tzdata_version(db);
+    std::string detail = "tzdata " +
+                         (version.empty() ? std::string("of unknown version") : version) + ", " +
                          std::to_string(db.zones.size()) + " zones";
     std::string zone = cfg != nullptr ? cfg->timezone : "";
     if (zone.empty()) {
@@ -383,8 +398,7 @@ DoctorLine check_tzdata(const Config* cfg) {
       if (!z.is_ok()) return line(Level::kFail, "tzdata", detail + "; " + z.status().message());
       detail += "; daemon zone " + zone;
     }
-    const bool known = !db.version.empty() && db.version != "unknown";
-    return line(known ? Level::kOk : Level::kWarn, "tzdata", detail);
+    return line(version.empty() ? Level::kWarn : Level::kOk, "tzdata", detail);
   } catch (const std::exception& e) {
     return line(Level::kFail, "tzdata",
                 std::string("cannot load the time zone database: ") + e.what());

@@ -174,8 +174,8 @@ void ServiceMonitor::run() {
         missed = true;
         if (!stalled_logged) {
           spdlog::error(
-              "watchdog: the dispatcher loop has not turned since {:.1f} s ago; holding back "
-              "WATCHDOG=1",
+              "watchdog: the dispatcher loop has not turned in the {:.1f} s since it was "
+              "poked; holding back WATCHDOG=1",
               std::chrono::duration<double>(now - poked_at).count());
           stalled_logged = true;
         }

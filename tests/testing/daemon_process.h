@@ -20,9 +20,17 @@ namespace schedd::testing {
 
 class DaemonProcess {
  public:
-  explicit DaemonProcess(const std::filesystem::path& config, std::vector<std::string> extra = {}) {
+  // `env`: "NAME=VALUE" entries added to the daemon's environment (through env(1), which
+  // execs the daemon in place, so pid() is the daemon's).
+  explicit DaemonProcess(const std::filesystem::path& config, std::vector<std::string> extra = {},
+                         std::vector<std::string> env = {}) {
     started_ = std::chrono::steady_clock::now();
-    std::vector<std::string> argv{SCHEDD_BINARY, "run", "-c", config.string()};
+    std::vector<std::string> argv;
+    if (!env.empty()) {
+      argv.push_back("/usr/bin/env");
+      argv.insert(argv.end(), env.begin(), env.end());
+    }
+    argv.insert(argv.end(), {SCHEDD_BINARY, "run", "-c", config.string()});
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(std::move(argv));
   }
@@ -47,6 +55,14 @@ class DaemonProcess {
   pid_t pid() const { return proc_->pid(); }
   double ready_seconds() const { return ready_after_.count(); }
   std::string log() const { return proc_->err(); }
+  // Waits up to `timeout` for `text` in the log; false when it does not come.
+  bool wait_for_log(const std::string& text,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30)) const {
+    return proc_->wait_for_err(text, timeout);
+  }
+  // Sends `sig` (tests of signal handling).
+  void signal(int sig) { proc_->signal(sig); }
+  bool exited() { return proc_->exited(); }
   void kill9() {
     proc_->signal(SIGKILL);
     proc_->wait();
