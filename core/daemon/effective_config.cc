@@ -39,7 +39,7 @@ std::string effective_config_toml(const Config& cfg) {
   Printer p(cfg);
   p.comment("The effective config of " + cfg.file.string() +
             ": the file, then SCHEDD_* variables over it, then flags over those.");
-  p.comment("Relative paths are resolved; every key is shown, defaults included.");
+  p.comment("Paths are shown as the daemon resolves them; every key is shown, defaults included.");
   p.table("daemon");
   p.line("daemon", "timezone", str(cfg.timezone));
   p.line("daemon", "plugin_dir", str(cfg.plugin_dir.string()));
