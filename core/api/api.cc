@@ -236,7 +236,8 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
 
   // Auth: a wrong token is always refused; mutating requests need the full token.
   std::optional<bool> full;  // set when a valid token was given: whether it is the full one
-  if (options.token || options.read_token) {
+  const Tokens auth_tokens = tokens();
+  if (auth_tokens.token || auth_tokens.read_token) {
     if (!req.authorization.empty()) {
       std::string_view auth = req.authorization;
       constexpr std::string_view kBearer = "bearer ";
@@ -247,8 +248,9 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
         return error_response(401, "unauthorized", "Authorization must be \"Bearer TOKEN\"");
       }
       const std::string token = trim(std::string(auth.substr(kBearer.size())));
-      const bool is_full = options.token && constant_time_equal(token, *options.token);
-      const bool is_read = options.read_token && constant_time_equal(token, *options.read_token);
+      const bool is_full = auth_tokens.token && constant_time_equal(token, *auth_tokens.token);
+      const bool is_read =
+          auth_tokens.read_token && constant_time_equal(token, *auth_tokens.read_token);
       if (!is_full && !is_read) {
         HttpResponse r = error_response(401, "unauthorized", "invalid token");
         r.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -256,7 +258,7 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
       }
       full = is_full;
     }
-    if (!read && options.token) {
+    if (!read && auth_tokens.token) {
       if (!full) {
         HttpResponse r = error_response(401, "unauthorized",
                                         "this endpoint needs \"Authorization: Bearer TOKEN\"");
@@ -307,6 +309,23 @@ bool Api::handles_inline(const HttpRequest& request) const {
   return r != nullptr && r->inline_local;
 }
 
+bool Api::set_tokens(std::optional<std::string> token, std::optional<std::string> read_token) {
+  std::lock_guard lock(impl_->tokens_mu);
+  if (impl_->options.token == token && impl_->options.read_token == read_token) return false;
+  impl_->options.token = std::move(token);
+  impl_->options.read_token = std::move(read_token);
+  return true;
+}
+
+StatusOr<bool> ApiService::set_tokens(std::optional<std::string> token,
+                                      std::optional<std::string> read_token) {
+  if (!token && !loopback_only_) {
+    return failed_precondition(
+        "the API listens beyond loopback and needs a token: a reload cannot remove it (restart)");
+  }
+  return api_->set_tokens(std::move(token), std::move(read_token));
+}
+
 HttpResponse Api::handle(const HttpRequest& request) {
   try {
     HttpResponse r = impl_->route(request);
@@ -333,6 +352,7 @@ StatusOr<std::unique_ptr<ApiService>> ApiService::start(Engine& engine, ApiOptio
                                                         HttpServerOptions server) {
   std::unique_ptr<ApiService> service(new ApiService());
   server.require_loopback = !options.token.has_value();
+  service->loopback_only_ = server.require_loopback;
   service->api_ = std::make_unique<Api>(engine, std::move(options));
   server.run_inline = [api = service->api_.get()](const HttpRequest& r) {
     return api->handles_inline(r);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,9 @@ struct ApiOptions {
   std::optional<std::string> token;
   // Bearer token for reading only: mutating endpoints answer 403 with it.
   std::optional<std::string> read_token;
+  // Live reload (POST /v1/system/reload), as SIGHUP does it: re-reads the config the daemon
+  // started with. Unset: the endpoint answers 501.
+  std::function<ReloadReport()> reload;
   // Deepest JSON nesting accepted in a request body. Default: 32
   std::size_t max_json_depth = 32;
   // Most executions in one bulk submission. Default: 1000
@@ -58,6 +62,9 @@ class Api {
   // Whether handle() never blocks for this request, so the transport may call it on an I/O
   // thread (HttpServerOptions::run_inline).
   bool handles_inline(const HttpRequest& request) const;
+  // Replaces the bearer tokens (a reload rotated them); requests after it use the new ones.
+  // Returns whether they changed.
+  bool set_tokens(std::optional<std::string> token, std::optional<std::string> read_token);
 
   struct Impl;
 
@@ -76,12 +83,17 @@ class ApiService {
   // Stops serving (ends every connection); idempotent. Call before the engine stops.
   void stop();
   std::string address() const { return server_->address(); }
+  // Api::set_tokens. Refused (kFailedPrecondition) when it would leave a non-loopback
+  // listener without a token.
+  StatusOr<bool> set_tokens(std::optional<std::string> token,
+                            std::optional<std::string> read_token);
   uint16_t port() const { return server_->port(); }
 
  private:
   ApiService() = default;
   std::unique_ptr<Api> api_;  // outlives server_, whose streams reference it
   std::unique_ptr<HttpServer> server_;
+  bool loopback_only_ = true;  // started without a token
 };
 
 }  // namespace schedd::api

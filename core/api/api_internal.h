@@ -393,11 +393,17 @@ struct Api::Impl {
   HttpResponse metrics_text();
   // lanes.cc
   HttpResponse lanes();
+  HttpResponse lane_scale(const std::string& lane, const std::string& body);
+  HttpResponse lane_pause(const std::string& lane, bool paused);
+  HttpResponse reload();
+  HttpResponse drain(bool on);
+  json drain_json();
   // helpers.cc
   HttpResponse helpers_list();
   HttpResponse helper_show(const std::string& name);
   HttpResponse helper_enable(const std::string& name, bool enable);
   HttpResponse helper_schedule(const std::string& name, const std::string& body);
+  HttpResponse helper_update(const std::string& name, const std::string& body);
   HttpResponse helper_run(const std::string& name);
   // executions.cc
   HttpResponse executions_list(const Target& t);
@@ -433,8 +439,19 @@ struct Api::Impl {
   // Submits without holding a thread until the commit: the 201 is sent once it is durable.
   HttpResponse submit_durably(SubmitRequest req);
 
+  // The bearer tokens as they are now (set_tokens may replace them at any time).
+  struct Tokens {
+    std::optional<std::string> token;
+    std::optional<std::string> read_token;
+  };
+  Tokens tokens() const {
+    std::lock_guard lock(tokens_mu);
+    return {options.token, options.read_token};
+  }
+
   Engine& engine;
-  ApiOptions options;
+  ApiOptions options;  // token and read_token under tokens_mu
+  mutable std::mutex tokens_mu;
   std::chrono::steady_clock::time_point started;
   Metrics metrics;
   StatsFeed feed;

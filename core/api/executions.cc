@@ -2,6 +2,7 @@
 // and the history (DELETE /v1/history, "clear completed").
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -168,24 +169,54 @@ HttpResponse Api::Impl::executions_bulk(const std::string& body) {
   return json_response(201, {{"executions", out}, {"count", out.size()}});
 }
 
+// GET /v1/executions. `order=id` (the default): every execution in id order, the cursor an id.
+// `order=due`: queued executions (status queued or planned) in (due, seq) order, the cursor
+// "DUE_NS.SEQ" of the last one; the store pages it without reading what lies before.
 HttpResponse Api::Impl::executions_list(const Target& t) {
   ExecutionFilter f;
+  bool planned = false;
+  std::optional<std::string> cursor;
   for (const auto& [k, v] : t.query) {
     if (k == "status") {
-      auto s = parse_exec_status(v);
-      if (!s) {
-        return field_response(
-            FieldError{"status", "status: \"" + v +
-                                     "\" is not one of queued, running, succeeded, failed, "
-                                     "timed_out, cancelled, expired, skipped, interrupted"});
+      // One status or several, comma-separated: "queued,planned". "planned": queued and not
+      // yet due.
+      std::size_t pos = 0;
+      while (pos <= v.size()) {
+        std::size_t comma = std::min(v.find(',', pos), v.size());
+        const std::string one = v.substr(pos, comma - pos);
+        pos = comma + 1;
+        if (one == "planned") {
+          planned = true;
+          continue;
+        }
+        auto s = parse_exec_status(one);
+        if (!s) {
+          return field_response(FieldError{
+              "status", "status: \"" + one +
+                            "\" is not one of queued, planned, running, succeeded, failed, "
+                            "timed_out, cancelled, expired, skipped, interrupted"});
+        }
+        if (std::find(f.statuses.begin(), f.statuses.end(), *s) == f.statuses.end()) {
+          f.statuses.push_back(*s);
+        }
       }
-      f.status = *s;
     } else if (k == "helper" || k == "name") {
       f.name = v;
     } else if (k == "key" || k == "project") {
       f.key = v;
     } else if (k == "lane") {
       f.lane = v;
+    } else if (k == "priority") {
+      if (v.size() != 1 || v[0] < '1' || v[0] > '5') {
+        return field_response(
+            FieldError{"priority", "priority: \"" + v + "\" is not a number 1-5"});
+      }
+      f.priority = v[0] - '0';
+    } else if (k == "order") {
+      if (v != "id" && v != "due") {
+        return field_response(FieldError{"order", "order: \"" + v + "\" is not one of id, due"});
+      }
+      f.order = v == "due" ? ExecutionFilter::Order::kDue : ExecutionFilter::Order::kId;
     } else if (k == "limit") {
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
@@ -194,12 +225,55 @@ HttpResponse Api::Impl::executions_list(const Target& t) {
       }
       f.limit = static_cast<std::size_t>(n);
     } else if (k == "cursor") {
-      f.after_id = v;
+      if (!v.empty()) cursor = v;
     } else {
-      return field_response(FieldError{
-          k,
-          "unknown query parameter \"" + k + "\"; use status, helper, key, lane, limit or cursor"});
+      return field_response(
+          FieldError{k, "unknown query parameter \"" + k +
+                            "\"; use status, helper, key, lane, priority, order, limit or cursor"});
     }
+  }
+  // "planned" alone, or with "queued" (which includes it): queued ones due after now.
+  const bool only_queued =
+      f.statuses.empty() || (f.statuses.size() == 1 && f.statuses.front() == ExecStatus::kQueued);
+  if (planned && !f.statuses.empty() && !only_queued) {
+    return field_response(
+        FieldError{"status",
+                   "status: planned combines only with queued (planned ones are queued ones not "
+                   "yet due)"});
+  }
+  if (planned) {
+    if (f.statuses.empty()) f.due_after = engine.clock().now();
+    f.statuses = {ExecStatus::kQueued};
+  }
+  if (f.order == ExecutionFilter::Order::kDue) {
+    if (!f.statuses.empty() && !only_queued && !planned) {
+      return field_response(FieldError{
+          "status", "status: order=due lists queued executions (status queued or planned)"});
+    }
+    f.statuses.clear();
+    if (cursor) {
+      // "DUE_NS.SEQ"
+      const std::size_t dot = cursor->find('.');
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      const long long due = std::strtoll(cursor->c_str(), &e1, 10);
+      const unsigned long long seq =
+          dot == std::string::npos ? 0 : std::strtoull(cursor->c_str() + dot + 1, &e2, 10);
+      if (dot == std::string::npos || e1 != cursor->c_str() + dot || e2 == nullptr || *e2 != '\0' ||
+          dot + 1 == cursor->size()) {
+        return field_response(FieldError{
+            "cursor", "cursor: \"" + *cursor +
+                          "\" is not a cursor of order=due; use the previous page's next_cursor"});
+      }
+      f.after_due =
+          std::make_pair(TimePoint(std::chrono::nanoseconds(due)), static_cast<uint64_t>(seq));
+    }
+  } else if (cursor) {
+    f.after_id = *cursor;
+  }
+  if (f.statuses.size() == 1) {
+    f.status = f.statuses.front();
+    f.statuses.clear();
   }
   std::vector<Execution> list = engine.store().list(f);
   json out = json::array();
@@ -209,7 +283,18 @@ HttpResponse Api::Impl::executions_list(const Target& t) {
     out.push_back(execution_json(e, pos));
     add_progress(out.back(), engine, e);
   }
-  json next = list.size() == f.limit && !list.empty() ? json(list.back().id) : json();
+  json next;
+  if (list.size() == f.limit && !list.empty()) {
+    const Execution& last = list.back();
+    next =
+        f.order == ExecutionFilter::Order::kDue
+            ? json(fmt::format(
+                  "{}.{}",
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(last.due.time_since_epoch())
+                      .count(),
+                  last.seq))
+            : json(last.id);
+  }
   return json_response(200, {{"executions", out}, {"next_cursor", next}});
 }
 

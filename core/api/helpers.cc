@@ -1,5 +1,7 @@
 // The configured helpers: GET /v1/helpers[/NAME], enable, disable, run now and their state
 // overrides (PUT /v1/helpers/NAME/schedule).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -7,6 +9,40 @@
 #include "core/api/api_internal.h"
 
 namespace schedd::api {
+
+namespace {
+
+// A helper's overrides and what they make effective, as GET /v1/helpers and
+// /v1/helpers/NAME show them: `priority` and `expiry` as in effect, `*_override` null when
+// the config's value holds. `schedule_override` has the shape of `schedule` (an object), and
+// `schedule_override_toml` is the TOML inline table as it was written.
+void add_overrides(json& j, const HelperConfig& h, const std::optional<HelperState>& state) {
+  const std::optional<int> priority = state ? state->priority_override : std::nullopt;
+  const std::optional<std::chrono::milliseconds> expiry =
+      state ? state->expiry_override : std::nullopt;
+  j["priority"] = priority.value_or(h.priority);
+  j["priority_override"] = priority ? json(*priority) : json();
+  j["expiry"] = format_duration(expiry.value_or(h.expiry));
+  j["expiry_override"] = expiry ? json(format_duration(*expiry)) : json();
+  j["schedule_override"] = json();
+  j["schedule_override_toml"] = json();
+  if (state && state->schedule_override) {
+    std::vector<ConfigError> errors;
+    auto parsed = parse_schedule(*state->schedule_override, "schedule override", errors);
+    j["schedule_override"] = parsed ? schedule_json(*parsed) : json(*state->schedule_override);
+    j["schedule_override_toml"] = *state->schedule_override;
+  }
+}
+
+// The message of a config-style error ("priority: 7 is out of range 1-5") names its field.
+std::string field_of(const std::string& message) {
+  for (const char* f : {"priority", "expiry"}) {
+    if (message.rfind(std::string(f) + ":", 0) == 0) return f;
+  }
+  return "schedule";
+}
+
+}  // namespace
 
 std::vector<Api::Impl::Route> Api::Impl::helper_routes() {
   using C = const Call&;
@@ -17,6 +53,8 @@ std::vector<Api::Impl::Route> Api::Impl::helper_routes() {
        [](Impl& a, C c) { return a.helper_enable(c.args[0], true); }},
       {"POST", "/v1/helpers/{name}/disable", false,
        [](Impl& a, C c) { return a.helper_enable(c.args[0], false); }},
+      {"PATCH", "/v1/helpers/{name}", false,
+       [](Impl& a, C c) { return a.helper_update(c.args[0], c.req.body); }},
       {"PUT", "/v1/helpers/{name}/schedule", false,
        [](Impl& a, C c) { return a.helper_schedule(c.args[0], c.req.body); }},
       {"POST", "/v1/helpers/{name}/run", false,
@@ -55,9 +93,8 @@ HttpResponse Api::Impl::helpers_list() {
               {"enabled", enabled},
               {"key", h.key},
               {"lane", h.lane},
-              {"priority", h.priority},
               {"schedule", schedule_json(h.schedule)}};
-    if (state && state->schedule_override) j["schedule_override"] = *state->schedule_override;
+    add_overrides(j, h, state);
     auto it = next.find(h.name);
     std::optional<TimePoint> due;
     if (it != next.end()) {
@@ -145,9 +182,8 @@ HttpResponse Api::Impl::helper_show(const std::string& name) {
                  {"params", params}};
   json st = {{"enabled", state && state->enabled ? *state->enabled : h->enabled},
              {"enabled_override", state && state->enabled ? json(*state->enabled) : json()},
-             {"schedule_override",
-              state && state->schedule_override ? json(*state->schedule_override) : json()},
              {"planned_until", state ? opt_time(state->planned_until) : json()}};
+  add_overrides(st, *h, state);
   return json_response(200, {{"name", name},
                              {"config", config},
                              {"state", st},
@@ -206,6 +242,89 @@ HttpResponse Api::Impl::helper_schedule(const std::string& name, const std::stri
 
 HttpResponse Api::Impl::helper_run(const std::string& name) {
   return submitted(engine.run_now(name));
+}
+
+// PATCH /v1/helpers/NAME: any of schedule, priority and expiry; null puts one back to the
+// config's value. Checked as the config file checks them, with its messages, all before
+// anything changes.
+HttpResponse Api::Impl::helper_update(const std::string& name, const std::string& body) {
+  if (engine.config().find_helper(name) == nullptr) {
+    return status_response(not_found("unknown helper \"" + name + "\""));
+  }
+  auto j = body_object(body, false);
+  if (!j.is_ok()) return status_response(j.status());
+  Fields fields(*j, "");
+  fields.only({"schedule", "priority", "expiry"});
+  if (!fields.ok()) return field_response(fields.error());
+  if (j->empty()) {
+    return field_response(FieldError{"schedule",
+                                     "give schedule, priority or expiry (null puts one back to the "
+                                     "config's value)"});
+  }
+  HelperUpdate update;
+  if (auto it = j->find("schedule"); it != j->end()) {
+    if (it->is_null()) {
+      update.schedule = std::optional<std::string>();
+    } else if (it->is_string()) {
+      update.schedule = it->get<std::string>();
+    } else if (it->is_object()) {
+      FieldError e;
+      auto t = schedule_toml(*it, e);
+      if (!t) return field_response(e);
+      update.schedule = *t;
+    } else {
+      return field_response(FieldError{
+          "schedule", std::string("schedule: expected a TOML inline table string or an object, "
+                                  "got ") +
+                          json_type(*it)});
+    }
+  }
+  if (auto it = j->find("priority"); it != j->end()) {
+    if (it->is_null()) {
+      update.priority = std::optional<int>();
+    } else if (!it->is_number_integer()) {
+      return field_response(
+          FieldError{"priority", std::string("priority: expected integer, got ") + json_type(*it)});
+    } else if (const int64_t p = it->get<int64_t>(); p < 1 || p > 5) {
+      return field_response(
+          FieldError{"priority", fmt::format("priority: {} is out of range 1-5", p)});
+    } else {
+      update.priority = static_cast<int>(p);
+    }
+  }
+  if (auto it = j->find("expiry"); it != j->end()) {
+    if (it->is_null()) {
+      update.expiry = std::optional<std::chrono::milliseconds>();
+    } else if (!it->is_string()) {
+      return field_response(
+          FieldError{"expiry", std::string("expiry: expected a duration string such as "
+                                           "\"90s\", got ") +
+                                   json_type(*it)});
+    } else {
+      const std::string text = it->get<std::string>();
+      auto d = parse_duration(text);
+      if (!d.is_ok())
+        return field_response(FieldError{"expiry", "expiry: " + d.status().message()});
+      if (d->count() <= 0) {
+        return field_response(
+            FieldError{"expiry", "expiry: must be greater than 0 (got \"" + text + "\")"});
+      }
+      update.expiry = *d;
+    }
+  }
+  auto r = engine.update_helper(name, update);
+  if (!r.is_ok()) {
+    if (r.status().code() == StatusCode::kInvalidArgument) {
+      return field_response(FieldError{field_of(r.status().message()), r.status().message()});
+    }
+    return status_response(r.status());
+  }
+  feed.poke();
+  HttpResponse shown = helper_show(name);
+  json out = json::parse(shown.body, nullptr, false);
+  if (!out.is_object()) return shown;
+  out["planned"] = *r;
+  return json_response(200, out);
 }
 
 }  // namespace schedd::api

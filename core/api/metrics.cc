@@ -128,10 +128,19 @@ HttpResponse Api::Impl::metrics_text() {
     out += fmt::format("schedd_workers{{lane=\"{}\"}} {}\n", label_escape(name),
                        l["runningCapacity"].get<std::size_t>());
   }
+  out +=
+      "# HELP schedd_lane_paused 1 while a lane is paused (claims nothing).\n"
+      "# TYPE schedd_lane_paused gauge\n";
+  for (auto& [name, l] : stats["lanes"].items()) {
+    out += fmt::format("schedd_lane_paused{{lane=\"{}\"}} {}\n", label_escape(name),
+                       l.value("paused", false) ? 1 : 0);
+  }
   out += fmt::format(
       "# HELP schedd_queued_capacity capacity.queued.\n# TYPE schedd_queued_capacity gauge\n"
-      "schedd_queued_capacity {}\n",
-      engine.config().capacity_queued);
+      "schedd_queued_capacity {}\n"
+      "# HELP schedd_draining 1 while the daemon drains (claims nothing).\n"
+      "# TYPE schedd_draining gauge\nschedd_draining {}\n",
+      engine.config().capacity_queued, stats.value("draining", false) ? 1 : 0);
   metrics.write(out);
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";

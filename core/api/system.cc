@@ -2,6 +2,7 @@
 // stats (GET /v1/stats, the SSE stream /v1/stats/stream and the StatsFeed behind it).
 #include <fmt/format.h>
 #include <schedd/abi.h>
+#include <spdlog/spdlog.h>
 
 #include "core/api/api_internal.h"
 
@@ -19,7 +20,41 @@ std::vector<Api::Impl::Route> Api::Impl::system_routes() {
       {"GET", "/v1/whoami", true, [](Impl& a, C c) { return a.whoami(c); }},
       {"GET", "/v1/stats", true, [](Impl& a, C) { return json_response(200, a.stats_json()); }},
       {"GET", "/v1/stats/stream", false, [](Impl& a, C) { return a.stats_stream(); }},
+      {"POST", "/v1/system/reload", false, [](Impl& a, C) { return a.reload(); }},
+      {"GET", "/v1/system/drain", true,
+       [](Impl& a, C) { return json_response(200, a.drain_json()); }},
+      {"POST", "/v1/system/drain", false, [](Impl& a, C) { return a.drain(true); }},
+      {"POST", "/v1/system/undrain", false, [](Impl& a, C) { return a.drain(false); }},
   };
+}
+
+HttpResponse Api::Impl::reload() {
+  if (!options.reload) {
+    return error_response(501, "not_implemented", "this server was started without live reload");
+  }
+  ReloadReport r = options.reload();
+  json body = {{"applied", r.applied},
+               {"changes", r.changes},
+               {"needs_restart", r.needs_restart},
+               {"errors", r.errors}};
+  if (r.applied) return json_response(200, body);
+  std::string message = "the config was not reloaded: " + std::to_string(r.errors.size()) +
+                        (r.errors.size() == 1 ? " error" : " errors") +
+                        "; the daemon keeps running on the config it had";
+  return error_response(422, "invalid_config", message, body);
+}
+
+json Api::Impl::drain_json() {
+  const bool draining = engine.dispatcher().draining();
+  const std::size_t running = engine.dispatcher().running();
+  return {{"draining", draining}, {"running", running}, {"drained", draining && running == 0}};
+}
+
+HttpResponse Api::Impl::drain(bool on) {
+  engine.dispatcher().set_draining(on);
+  spdlog::info("{} (over the API)",
+               on ? "draining: no more claims; what runs finishes" : "drain ended: claiming again");
+  return json_response(200, drain_json());
 }
 
 json Api::Impl::stats_json() {
@@ -27,7 +62,8 @@ json Api::Impl::stats_json() {
   std::vector<LaneCounts> counts = engine.store().counts(engine.clock().now());
   std::size_t running = 0, queued = 0, workers = 0;
   json lanes = json::object();
-  for (const auto& lane : cfg.lanes) {
+  // The lanes as they run now: their size may have changed since start (scale, reload).
+  for (const auto& lane : engine.dispatcher().lanes()) {
     std::size_t r = 0, q = 0;
     for (const auto& c : counts) {
       if (c.lane == lane.name) {
@@ -38,11 +74,12 @@ json Api::Impl::stats_json() {
     running += r;
     queued += q;
     workers += lane.workers;
-    lanes[lane.name] = {{"running", r}, {"runningCapacity", lane.workers}, {"queued", q}};
+    lanes[lane.name] = {
+        {"running", r}, {"runningCapacity", lane.workers}, {"queued", q}, {"paused", lane.paused}};
   }
-  // Lanes the store knows that the config does not (another daemon's, in distributed mode).
+  // Lanes the store knows that this daemon does not (another daemon's, in distributed mode).
   for (const auto& c : counts) {
-    if (cfg.find_lane(c.lane) == nullptr) {
+    if (!lanes.contains(c.lane)) {
       running += c.running;
       queued += c.queued;
       lanes[c.lane] = {{"running", c.running}, {"runningCapacity", 0}, {"queued", c.queued}};
@@ -52,6 +89,7 @@ json Api::Impl::stats_json() {
           {"runningCapacity", workers},
           {"queued", queued},
           {"queuedCapacity", cfg.capacity_queued},
+          {"draining", engine.dispatcher().draining()},
           {"lanes", lanes}};
 }
 
@@ -109,9 +147,10 @@ HttpResponse Api::Impl::readyz() {
 
 HttpResponse Api::Impl::whoami(const Call& c) {
   // What the caller may do: the dashboard disables its buttons for a read-only token.
-  const bool tokens = options.token || options.read_token;
-  const char* access = !tokens ? "full" : !c.full ? "anonymous" : *c.full ? "full" : "read";
-  return json_response(200, {{"access", access}, {"tokens", tokens}});
+  const Tokens t = tokens();
+  const bool has_tokens = t.token || t.read_token;
+  const char* access = !has_tokens ? "full" : !c.full ? "anonymous" : *c.full ? "full" : "read";
+  return json_response(200, {{"access", access}, {"tokens", has_tokens}});
 }
 
 HttpResponse Api::Impl::stats_stream() {

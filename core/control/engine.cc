@@ -45,28 +45,32 @@ int64_t epoch_ms(TimePoint t) {
 
 Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHost& plugins,
                std::string node_id)
-    : config_(config),
+    : config_(&config),
       store_(store),
       clock_(clock),
-      plugins_(plugins),
+      plugins_(&plugins),
+      all_hosts_{&plugins},
       node_id_(std::move(node_id)) {
-  planner_ = std::make_unique<Planner>(store_, config_.lookahead);
+  planner_ = std::make_unique<Planner>(store_, config.lookahead);
   planner_->set_on_stale([this](const std::string& name) { queue_refresh(name); });
   DispatcherOptions options;
-  for (const auto& lane : config_.lanes) options.lanes.push_back({lane.name, lane.workers});
+  for (const auto& lane : config.lanes) options.lanes.push_back({lane.name, lane.workers});
   options.node_id = node_id_;
-  options.expand_every = config_.expand_every;
-  options.history_retention = config_.history_retention;
-  options.kill_grace = config_.kill_grace;
+  options.expand_every = config.expand_every;
+  options.history_retention = config.history_retention;
+  options.kill_grace = config.kill_grace;
   // Daemons' clocks may disagree by up to lease / 5 (docs/redis.md): a run stops that much
   // before its lease lapses on this daemon's clock.
-  options.lease_margin = config_.redis.lease / 5;
+  options.lease_margin = config.redis.lease / 5;
   options.on_grace_expired = [this] {
-    for (const auto& pool : runner::runner_pools(plugins_)) pool->close(/*kill_busy=*/true);
+    std::lock_guard lock(hosts_mu_);
+    for (const PluginHost* host : all_hosts_) {
+      for (const auto& pool : runner::runner_pools(*host)) pool->close(/*kill_busy=*/true);
+    }
   };
   dispatcher_ = std::make_unique<Dispatcher>(
-      store_, *planner_, clock_, [this](std::string_view name) { return plugins_.find(name); },
-      std::move(options));
+      store_, *planner_, clock_,
+      [this](std::string_view name) { return this->plugins().find(name); }, std::move(options));
   DispatchObserver fan_out;
   fan_out.on_claim = [this](const Execution& e) {
     std::shared_lock lock(observers_mu_);
@@ -147,7 +151,7 @@ void Engine::refresh_loop() {
     lock.unlock();
     for (const auto& name : names) {
       std::lock_guard engine_lock(mu_);
-      const HelperConfig* h = config_.find_helper(name);
+      const HelperConfig* h = config().find_helper(name);
       if (h == nullptr) continue;  // not in this daemon's config
       if (Status s = apply_state(*h); !s.is_ok()) {
         spdlog::error("helper {}: changed on another daemon: {}", name, s.message());
@@ -164,6 +168,10 @@ void Engine::refresh_loop() {
 }
 
 std::shared_ptr<const ExecTemplate> Engine::make_template(const HelperConfig& h) const {
+  return template_of(h, config());
+}
+
+std::shared_ptr<ExecTemplate> template_of(const HelperConfig& h, const Config& cfg) {
   auto t = std::make_shared<ExecTemplate>();
   t->origin = ExecOrigin::kHelper;
   t->name = h.name;
@@ -175,9 +183,9 @@ std::shared_ptr<const ExecTemplate> Engine::make_template(const HelperConfig& h)
   t->expiry = h.expiry;
   t->timeout = h.timeout;
   if (!t->timeout) {
-    if (const LaneConfig* lane = config_.find_lane(h.lane)) t->timeout = lane->timeout;
+    if (const LaneConfig* lane = cfg.find_lane(h.lane)) t->timeout = lane->timeout;
   }
-  const RetryConfig& retry = h.retry ? *h.retry : config_.retry;
+  const RetryConfig& retry = h.retry ? *h.retry : cfg.retry;
   t->max_attempts = retry.max_attempts;
   t->retry_delays = retry.delays;
   t->params = h.params;
@@ -196,7 +204,7 @@ StatusOr<Schedule> Engine::effective_schedule(const HelperConfig& h,
     }
     sc = *parsed;
   }
-  auto schedule = build_schedule(sc, config_.timezone, h.name);
+  auto schedule = build_schedule(sc, config().timezone, h.name);
   if (!schedule.is_ok()) {
     return invalid_argument("helper " + h.name + ": " + schedule.status().message());
   }
@@ -213,7 +221,7 @@ Status Engine::apply_state(const HelperConfig& h) {
   std::optional<HelperState> state = store_.helper_state(h.name);
   PlannedHelper p;
   p.name = h.name;
-  p.spec = make_template(h);
+  p.spec = helper_template(h, state);
   p.enabled = state && state->enabled ? *state->enabled : h.enabled;
   p.catch_up = to_catch_up(h.catch_up);
   if (state) {
@@ -234,7 +242,7 @@ Status Engine::start() {
     spdlog::warn("exec {} [{}] was running when the daemon stopped: interrupted (attempt {} of {})",
                  e.id, e.key(), e.attempt, e.spec->max_attempts);
   }
-  for (const auto& h : config_.helpers) {
+  for (const auto& h : config().helpers) {
     if (Status s = apply_state(h); !s.is_ok()) return s;
   }
   // A shared store reports other daemons' changes: new work wakes the dispatcher, a changed
@@ -257,7 +265,7 @@ void Engine::stop(std::chrono::milliseconds grace) { dispatcher_->stop(grace); }
 
 StatusOr<std::size_t> Engine::enable(const std::string& helper) {
   std::lock_guard lock(mu_);
-  const HelperConfig* h = config_.find_helper(helper);
+  const HelperConfig* h = config().find_helper(helper);
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
   if (Status s = planner_->update_state(helper, [](HelperState& st) { st.enabled = true; });
       !s.is_ok()) {
@@ -273,7 +281,7 @@ StatusOr<std::size_t> Engine::enable(const std::string& helper) {
 
 StatusOr<std::size_t> Engine::disable(const std::string& helper) {
   std::lock_guard lock(mu_);
-  const HelperConfig* h = config_.find_helper(helper);
+  const HelperConfig* h = config().find_helper(helper);
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
   if (Status s = planner_->update_state(helper,
                                         [](HelperState& st) {
@@ -284,7 +292,7 @@ StatusOr<std::size_t> Engine::disable(const std::string& helper) {
     return s;
   }
   if (Status s = apply_state(*h); !s.is_ok()) return s;
-  auto removed = store_.remove_planned(helper);
+  auto removed = store_.remove_planned(helper, TimePoint::min());
   if (!removed.is_ok()) return removed.status();
   dispatcher_->poke();
   spdlog::info("helper {} disabled: {} queued executions removed", helper, *removed);
@@ -294,7 +302,7 @@ StatusOr<std::size_t> Engine::disable(const std::string& helper) {
 StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
                                               const std::string& inline_toml) {
   std::lock_guard lock(mu_);
-  const HelperConfig* h = config_.find_helper(helper);
+  const HelperConfig* h = config().find_helper(helper);
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
   std::vector<ConfigError> errors;
   auto parsed = parse_schedule(inline_toml, "schedule", errors);
@@ -303,7 +311,7 @@ StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
     for (const auto& e : errors) message += (message.empty() ? "" : "; ") + e.to_string();
     return invalid_argument(message);
   }
-  auto built = build_schedule(*parsed, config_.timezone, helper);
+  auto built = build_schedule(*parsed, config().timezone, helper);
   if (!built.is_ok()) return invalid_argument("schedule: " + built.status().message());
 
   if (Status s = planner_->update_state(helper,
@@ -314,7 +322,7 @@ StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
       !s.is_ok()) {
     return s;
   }
-  auto removed = store_.remove_planned(helper);
+  auto removed = store_.remove_planned(helper, TimePoint::min());
   if (!removed.is_ok()) return removed.status();
   if (Status s = apply_state(*h); !s.is_ok()) return s;
   auto report = planner_->plan_helper(helper, clock_.now());
@@ -335,7 +343,7 @@ StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   const TimePoint now = clock_.now();
   auto e = prepare(std::move(req), now);
   if (!e.is_ok()) return e.status();
-  auto stored = store_.submit(std::move(*e), now, config_.capacity_queued);
+  auto stored = store_.submit(std::move(*e), now, config().capacity_queued);
   if (!stored.is_ok()) return stored.status();
   dispatcher_->poke_for(stored->first.not_before);
   return SubmitResult{std::move(stored->first), stored->second};
@@ -347,7 +355,7 @@ StatusOr<SubmitResult> Engine::submit_deferred(SubmitRequest req,
   auto e = prepare(std::move(req), now);
   if (!e.is_ok()) return e.status();
   auto stored =
-      store_.submit_deferred(std::move(*e), now, config_.capacity_queued, std::move(on_durable));
+      store_.submit_deferred(std::move(*e), now, config().capacity_queued, std::move(on_durable));
   if (!stored.is_ok()) return stored.status();
   // A claim waits for its own durable token, later than this submission's, so the run
   // cannot start before the submission is on disk.
@@ -358,9 +366,9 @@ StatusOr<SubmitResult> Engine::submit_deferred(SubmitRequest req,
 StatusOr<Execution> Engine::prepare(SubmitRequest req, TimePoint now) {
   auto t = std::make_shared<ExecTemplate>();
   if (!req.helper.empty()) {
-    const HelperConfig* h = config_.find_helper(req.helper);
+    const HelperConfig* h = config().find_helper(req.helper);
     if (h == nullptr) return not_found("unknown helper \"" + req.helper + "\"");
-    *t = *make_template(*h);
+    *t = *helper_template(*h, store_.helper_state(h->name));
     t->origin = req.origin == ExecOrigin::kTicket ? ExecOrigin::kTicket : ExecOrigin::kHelper;
     if (!req.params.empty()) t->params = req.params;
   } else {
@@ -369,16 +377,16 @@ StatusOr<Execution> Engine::prepare(SubmitRequest req, TimePoint now) {
     t->executor = req.executor;
     t->name = req.name.empty() ? req.executor : req.name;
     t->params = req.params;
-    const RetryConfig& retry = config_.retry;
+    const RetryConfig& retry = config().retry;
     t->max_attempts = retry.max_attempts;
     t->retry_delays = retry.delays;
     t->expiry.reset();
   }
-  if (plugins_.find(t->executor) == nullptr) {
+  if (plugins().find(t->executor) == nullptr) {
     return not_found("unknown executor \"" + t->executor + "\"");
   }
   if (!req.lane.empty()) t->lane = req.lane;
-  const LaneConfig* lane = config_.find_lane(t->lane);
+  const LaneConfig* lane = config().find_lane(t->lane);
   if (lane == nullptr) return invalid_argument("unknown lane \"" + t->lane + "\"");
   if (req.priority) {
     if (*req.priority < 1 || *req.priority > 5) {

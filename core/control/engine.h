@@ -8,6 +8,7 @@
 // Thread-safety: all public calls are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -50,6 +51,26 @@ struct SubmitResult {
   std::size_t position = 0;  // 1-based in its key's queue
 };
 
+// The execution template of helper `h` as `cfg` configures it (its lane's timeout, the
+// default retry).
+std::shared_ptr<ExecTemplate> template_of(const HelperConfig& h, const Config& cfg);
+
+// What Engine::reload applied, one line each, and what it could not.
+struct ReloadReport {
+  bool applied = true;                     // false: the config was refused, nothing changed
+  std::vector<std::string> errors;         // why it was refused ("file:line:col: ...")
+  std::vector<std::string> changes;        // "helper backup: added", "lane default: 4 -> 8 workers"
+  std::vector<std::string> needs_restart;  // "listen: 127.0.0.1:7878 -> 0.0.0.0:7878"
+};
+
+// A change of a helper's runtime overrides (Engine::update_helper). Each field: absent =
+// unchanged; present and empty = back to the config file's value.
+struct HelperUpdate {
+  std::optional<std::optional<std::string>> schedule;              // a TOML inline table
+  std::optional<std::optional<int>> priority;                      // 1..5
+  std::optional<std::optional<std::chrono::milliseconds>> expiry;  // > 0
+};
+
 class Engine {
  public:
   // `config` must have passed validate_helpers against `plugins`. Nothing runs until start().
@@ -67,8 +88,27 @@ class Engine {
   StatusOr<std::size_t> enable(const std::string& helper);
   StatusOr<std::size_t> disable(const std::string& helper);
   StatusOr<std::size_t> update_schedule(const std::string& helper, const std::string& inline_toml);
+  // Applies `update`, validated as the config file is (same messages), in one state change
+  // that survives restarts, then re-plans: a changed schedule replaces every planned
+  // execution (as update_schedule), a changed priority or expiry replaces those not yet due
+  // (due ones keep the values they were planned with). Planned ids are deterministic, so
+  // applying the same update twice changes nothing. Returns how many executions it planned.
+  // Defined in helper_update.cc.
+  StatusOr<std::size_t> update_helper(const std::string& helper, const HelperUpdate& update);
   // Queues one execution of `helper` due now (priority and key as configured).
   StatusOr<SubmitResult> run_now(const std::string& helper);
+  // Live reload (docs/operations.md "Reload"): `next` must have passed the same validation as
+  // at start-up, against `plugins` (loaded from next's plugin_dir). Helpers added are
+  // planned, removed ones lose their queued planned executions, changed ones (schedule,
+  // template, enabled, catch-up) are re-planned from now: what is due already runs as
+  // planned, what is not yet due is planned anew (the same ids when the schedule is the
+  // same). Lanes added or resized in the file are resized here; runs in flight finish on
+  // the executors they started with, new runs use `plugins`. Settings that only a restart
+  // can change (listen, store, node, lookahead, ...) keep their running values and are
+  // named in the report. Earlier configs and plugin hosts are kept until the engine ends,
+  // so that references handed out by config() and plugins() stay valid.
+  StatusOr<ReloadReport> reload(std::shared_ptr<const Config> next,
+                                std::shared_ptr<const PluginHost> plugins);
   StatusOr<SubmitResult> submit(SubmitRequest request);
   // submit() that returns once the store accepted the execution, before it is durable;
   // `on_durable` says when the acceptance may be acknowledged (Store::submit_deferred).
@@ -88,8 +128,9 @@ class Engine {
   Store& store() { return store_; }
   Planner& planner() { return *planner_; }
   Dispatcher& dispatcher() { return *dispatcher_; }
-  const Config& config() const { return config_; }
-  const PluginHost& plugins() const { return plugins_; }
+  // The current config and plugins (replaced by reload()).
+  const Config& config() const { return *config_.load(std::memory_order_acquire); }
+  const PluginHost& plugins() const { return *plugins_.load(std::memory_order_acquire); }
   Clock& clock() { return clock_; }
   const std::string& node_id() const { return node_id_; }
   // The first instant after `after` at which helper `h` fires on its schedule as it stands
@@ -99,6 +140,9 @@ class Engine {
 
  private:
   std::shared_ptr<const ExecTemplate> make_template(const HelperConfig& h) const;
+  // make_template with the stored priority and expiry overrides, if any (helper_update.cc).
+  std::shared_ptr<const ExecTemplate> helper_template(
+      const HelperConfig& h, const std::optional<HelperState>& state) const;
   // The execution a submission asks for, validated (helper, executor, lane, priority).
   StatusOr<Execution> prepare(SubmitRequest req, TimePoint now);
   Status apply_state(const HelperConfig& h);
@@ -110,10 +154,15 @@ class Engine {
   void queue_refresh(const std::string& name);
   void refresh_loop();
 
-  const Config& config_;
+  std::atomic<const Config*> config_;
   Store& store_;
   Clock& clock_;
-  const PluginHost& plugins_;
+  std::atomic<const PluginHost*> plugins_;
+  // What reload() installed, and every config and host before it (see reload()).
+  std::vector<std::shared_ptr<const Config>> configs_;
+  std::vector<std::shared_ptr<const PluginHost>> hosts_;
+  std::mutex hosts_mu_;
+  std::vector<const PluginHost*> all_hosts_;  // the first (not owned) and hosts_; hosts_mu_
   std::string node_id_;
   std::unique_ptr<Planner> planner_;
   std::unique_ptr<Dispatcher> dispatcher_;

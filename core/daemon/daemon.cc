@@ -515,12 +515,12 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral, const std::
 
 // The one-line summary systemd shows (STATUS=): what runs and waits, per lane, and whether
 // the store and the dispatcher are well.
-std::string status_line(Engine& engine, const Config& cfg, const std::string& listen) {
+std::string status_line(Engine& engine, const std::string& listen) {
   const auto counts = engine.store().counts(engine.clock().now());
   std::size_t running = 0;
   std::size_t queued = 0;
   std::string lanes;
-  for (const auto& lane : cfg.lanes) {
+  for (const auto& lane : engine.dispatcher().lanes()) {
     std::size_t r = 0;
     std::size_t q = 0;
     for (const auto& c : counts) {
@@ -531,9 +531,11 @@ std::string status_line(Engine& engine, const Config& cfg, const std::string& li
     }
     running += r;
     queued += q;
-    lanes += fmt::format("{}{} {}/{}", lanes.empty() ? "" : ", ", lane.name, r, lane.workers);
+    lanes += fmt::format("{}{} {}/{}{}", lanes.empty() ? "" : ", ", lane.name, r, lane.workers,
+                         lane.paused ? " paused" : "");
   }
   std::string line = fmt::format("running {}, queued {} (lanes {}); ", running, queued, lanes);
+  if (engine.dispatcher().draining()) line += running == 0 ? "drained; " : "draining; ";
   const Status health = engine.store().health();
   line += health.is_ok() ? "store ok" : "store: " + health.message();
   const auto since = std::chrono::steady_clock::now() - engine.dispatcher().heartbeat();
@@ -542,6 +544,72 @@ std::string status_line(Engine& engine, const Config& cfg, const std::string& li
                         std::chrono::duration_cast<std::chrono::seconds>(since).count());
   }
   return line + "; API " + listen;
+}
+
+// Live reload (SIGHUP, POST /v1/system/reload, schedctl reload): the config file again,
+// with the same environment and flags over it, validated as at start-up. Invalid: every
+// error is logged and returned, and the daemon keeps its config. Valid: the engine applies
+// it (Engine::reload), then the log level and the API's tokens follow. One at a time.
+ReloadReport reload_daemon(Engine& engine, const std::string& config_path,
+                           const std::vector<ConfigOverride>& flags, api::ApiService* api) {
+  static std::mutex one_at_a_time;
+  std::lock_guard lock(one_at_a_time);
+  const auto t0 = std::chrono::steady_clock::now();
+  ReloadReport out;
+  out.applied = false;
+  LoadStages st = load_stages(config_path, flags);
+  out.errors = st.config_errors;
+  if (st.config && out.errors.empty()) {
+    if (!st.plugins_status.is_ok()) {
+      for (const auto& e : st.plugin_errors) out.errors.push_back(e.to_string());
+      out.errors.push_back(st.plugins_status.message());
+    } else {
+      out.errors = st.helper_errors;
+    }
+  }
+  if (!out.errors.empty() || !st.config) {
+    if (out.errors.empty()) out.errors.push_back(config_path + ": cannot be read");
+    for (const auto& e : out.errors) spdlog::error("reload: {}", e);
+    spdlog::error("reload refused ({} {}): still running on the config loaded before",
+                  out.errors.size(), out.errors.size() == 1 ? "error" : "errors");
+    return out;
+  }
+  for (const auto& e : st.plugin_errors) spdlog::warn("reload: plugin skipped: {}", e.to_string());
+  for (const auto& w : st.warnings) spdlog::warn("reload: {}", w);
+  auto tokens = api::api_options_from_config(*st.config);
+  if (!tokens.is_ok()) {
+    out.errors.push_back("[api] " + tokens.status().message());
+    spdlog::error("reload refused: [api] {}", tokens.status().message());
+    return out;
+  }
+  const std::string old_level = engine.config().log_level;
+  auto next = std::make_shared<const Config>(std::move(*st.config));
+  std::shared_ptr<const PluginHost> host(std::move(st.plugins));
+  auto applied = engine.reload(next, host);
+  if (!applied.is_ok()) {
+    out.errors.push_back(applied.status().message());
+    spdlog::error("reload failed: {}", applied.status().message());
+    return out;
+  }
+  out = std::move(applied).value();
+  out.applied = true;
+  if (next->log_level != old_level) {
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    out.changes.push_back("log_level: " + old_level + " -> " + next->log_level);
+  }
+  if (api != nullptr) {
+    auto rotated = api->set_tokens(tokens->token, tokens->read_token);
+    if (!rotated.is_ok()) {
+      out.needs_restart.push_back("api tokens: " + rotated.status().message());
+    } else if (*rotated) {
+      out.changes.push_back("api tokens: replaced");
+    }
+  }
+  spdlog::info(
+      "reload applied in {:.1f} ms: {} changes, {} needing a restart",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+      out.changes.size(), out.needs_restart.size());
+  return out;
 }
 
 int cmd_run(const std::string& config_path, const std::vector<ConfigOverride>& flags,
@@ -628,42 +696,46 @@ int cmd_run(const std::string& config_path, const std::vector<ConfigOverride>& f
   const bool api_token = api_options->token.has_value();
   api::HttpServerOptions api_http;
   api_http.listen = cfg.listen;
+  // The API's reload waits for the service to exist (it rotates the service's tokens).
+  std::atomic<api::ApiService*> service_for_reload{nullptr};
+  std::string address;  // set once the API listens, before any reload can run
+  auto reload = [&] {
+    notify("RELOADING=1\n" + monotonic_usec_field() + "\nSTATUS=reloading");
+    ReloadReport r = reload_daemon(engine, config_path, flags, service_for_reload.load());
+    notify("READY=1\nSTATUS=" + status_line(engine, address));
+    return r;
+  };
+  api_options->reload = reload;
   auto api_service = api::ApiService::start(engine, std::move(*api_options), api_http);
   if (!api_service.is_ok()) {
     spdlog::error("cannot serve the control API: {}", api_service.status().message());
     engine.stop(std::chrono::milliseconds(0));
     return kExitRunFailed;
   }
-  const std::string address = (*api_service)->address();
+  address = (*api_service)->address();
+  service_for_reload.store(api_service->get());
   spdlog::info("node {}: store {}; control API listening on http://{} ({})", node_id,
                store.describe(), address,
                api_token ? "bearer token required to change" : "no token: loopback only");
 
   // The store is recovered, the plugins are loaded and the API listens: ready.
-  notify("READY=1\nSTATUS=" + status_line(engine, cfg, address));
+  notify("READY=1\nSTATUS=" + status_line(engine, address));
   ServiceMonitor::Options monitor_options;
   monitor_options.watchdog = notify_env.watchdog;
-  monitor_options.status = [&] { return status_line(engine, cfg, address); };
+  monitor_options.status = [&] { return status_line(engine, address); };
   monitor_options.heartbeat = [&] { return engine.dispatcher().heartbeat(); };
   monitor_options.poke = [&] { engine.dispatcher().poke(); };
   ServiceMonitor monitor(notifier, std::move(monitor_options));
   if (notifier.enabled()) monitor.start();
   spdlog::info("schedd ready; stop with SIGTERM or Ctrl-C, reload with SIGHUP");
 
-  // The seam of live reload (issue #17): SIGHUP lands here, between RELOADING=1 and READY=1.
-  std::function<void()> reload_hook = [] {
-    spdlog::warn("reload requested: live reload is not built yet");
-  };
-
   int sig = 0;
   bool wedged = false;
   for (;;) {
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      spdlog::info("received SIGHUP: reloading");
-      notify("RELOADING=1\n" + monotonic_usec_field() + "\nSTATUS=reloading");
-      reload_hook();
-      notify("READY=1\nSTATUS=" + status_line(engine, cfg, address));
+      spdlog::info("received SIGHUP: reloading {}", config_path);
+      reload();
       continue;
     }
     if (sig == SIGUSR2 && debug_hooks) {

@@ -13,6 +13,11 @@ void Planner::set_helper(PlannedHelper helper) {
   helpers_[name] = std::move(helper);
 }
 
+void Planner::remove_helper(const std::string& name) {
+  std::lock_guard lock(mu_);
+  helpers_.erase(name);
+}
+
 std::optional<PlannedHelper> Planner::helper(const std::string& name) const {
   std::lock_guard lock(mu_);
   auto it = helpers_.find(name);
@@ -64,7 +69,9 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
   HelperState state = store_.helper_state(h.name).value_or(HelperState{h.name, {}, {}, {}});
   // Another daemon (shared store) changed the helper since it was applied here: plan nothing
   // until it is re-applied.
-  if (state.enabled != h.seen.enabled || state.schedule_override != h.seen.schedule_override) {
+  if (state.enabled != h.seen.enabled || state.schedule_override != h.seen.schedule_override ||
+      state.priority_override != h.seen.priority_override ||
+      state.expiry_override != h.seen.expiry_override) {
     if (on_stale_) on_stale_(h.name);
     return PlanReport{};
   }

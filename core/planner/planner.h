@@ -52,6 +52,8 @@ class Planner {
 
   // Replaces the helper set (config load, enable/disable/update).
   void set_helper(PlannedHelper helper);
+  // Forgets helper `name` (removed from the config by a reload). Its stored state stays.
+  void remove_helper(const std::string& name);
   std::optional<PlannedHelper> helper(const std::string& name) const;
   std::vector<PlannedHelper> helpers() const;
 

@@ -640,18 +640,20 @@ StatusOr<Execution> MemoryStore::cancel(std::string_view id, TimePoint now) {
   }
 }
 
-StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name) {
-  return remove_planned(name, nullptr);
+StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name, TimePoint due_after) {
+  return remove_planned(name, due_after, nullptr);
 }
 
-StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name,
+StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name, TimePoint due_after,
                                                   std::vector<std::string>* removed) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   auto it = st.names.find(std::string(name));
   if (it == st.names.end()) return std::size_t{0};
   std::vector<State::Record*> victims;  // collected first: dequeue unlinks them
-  for (State::Record* r = it->second.first; r != nullptr; r = r->list.next) victims.push_back(r);
+  for (State::Record* r = it->second.first; r != nullptr; r = r->list.next) {
+    if (r->exec.due > due_after) victims.push_back(r);
+  }
   for (State::Record* r : victims) {
     State::KeyState* ks = r->key;
     st.dequeue(r);
@@ -674,6 +676,7 @@ std::vector<Execution> MemoryStore::list(const ExecutionFilter& filter) {
   std::lock_guard lock(mu_);
   const State& st = *state_;
   std::vector<Execution> out;
+  if (filter.order == ExecutionFilter::Order::kDue) return list_by_due(filter);
   auto it = filter.after_id.empty() ? st.ids.begin()
                                     : st.ids.upper_bound(std::string_view(filter.after_id));
   for (; it != st.ids.end() && out.size() < filter.limit; ++it) {
@@ -682,7 +685,66 @@ std::vector<Execution> MemoryStore::list(const ExecutionFilter& filter) {
     if (filter.name && e.spec->name != *filter.name) continue;
     if (filter.key && e.key() != *filter.key) continue;
     if (filter.lane && e.lane() != *filter.lane) continue;
+    if (filter.priority && e.priority() != *filter.priority) continue;
+    if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
+                                              e.status) == filter.statuses.end()) {
+      continue;
+    }
+    if (filter.due_after && e.due <= *filter.due_after) continue;
     out.push_back(e);
+  }
+  return out;
+}
+
+// Queued executions by (due, seq): a merge of the keys' queues, each already in that order,
+// from the cursor on. Called with mu_ held.
+std::vector<Execution> MemoryStore::list_by_due(const ExecutionFilter& filter) {
+  const State& st = *state_;
+  using It = State::KeyQueue::const_iterator;
+  struct Head {
+    It it, end;
+  };
+  auto later = [](const Head& a, const Head& b) {  // a min-heap on (due, seq)
+    return State::ByDueSeq()(*b.it, *a.it);
+  };
+  std::vector<Head> heads;
+  // Start after the cursor, or after every execution due by `due_after`, whichever is later.
+  std::optional<std::pair<TimePoint, uint64_t>> from = filter.after_due;
+  if (filter.due_after) {
+    const std::pair<TimePoint, uint64_t> bound{*filter.due_after,
+                                               std::numeric_limits<uint64_t>::max()};
+    if (!from || *from < bound) from = bound;
+  }
+  State::Record probe{Execution{}};
+  if (from) {
+    probe.exec.due = from->first;
+    probe.exec.seq = from->second;
+  }
+  auto add = [&](const State::KeyState& ks) {
+    It it = from ? ks.queue.upper_bound(&probe) : ks.queue.begin();
+    if (it != ks.queue.end()) heads.push_back(Head{it, ks.queue.end()});
+  };
+  if (filter.key) {
+    if (auto k = st.keys.find(*filter.key); k != st.keys.end()) add(k->second);
+  } else {
+    heads.reserve(st.keys.size());
+    for (const auto& [name, ks] : st.keys) add(ks);
+  }
+  std::make_heap(heads.begin(), heads.end(), later);
+  std::vector<Execution> out;
+  while (!heads.empty() && out.size() < filter.limit) {
+    std::pop_heap(heads.begin(), heads.end(), later);
+    Head& h = heads.back();
+    const Execution& e = (*h.it)->exec;
+    const bool match = (!filter.name || e.spec->name == *filter.name) &&
+                       (!filter.lane || e.lane() == *filter.lane) &&
+                       (!filter.priority || e.priority() == *filter.priority);
+    if (match) out.push_back(e);
+    if (++h.it == h.end) {
+      heads.pop_back();
+    } else {
+      std::push_heap(heads.begin(), heads.end(), later);
+    }
   }
   return out;
 }

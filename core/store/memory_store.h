@@ -43,7 +43,7 @@ class MemoryStore final : public Store {
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
   std::optional<TimePoint> next_event(TimePoint now) override;
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
-  StatusOr<std::size_t> remove_planned(std::string_view name) override;
+  StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) override;
   std::optional<Execution> get(std::string_view id) override;
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;
@@ -64,7 +64,8 @@ class MemoryStore final : public Store {
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now,
                              std::vector<Execution>* created);
   Status complete(std::string_view id, uint64_t fence, const Completion& c, Execution* after);
-  StatusOr<std::size_t> remove_planned(std::string_view name, std::vector<std::string>* removed);
+  StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after,
+                                       std::vector<std::string>* removed);
   std::size_t prune_history(TimePoint before, std::vector<std::string>* pruned);
   std::vector<Execution> recover(TimePoint now, std::vector<Execution>* after);
 
@@ -76,6 +77,8 @@ class MemoryStore final : public Store {
   Status restore(std::vector<Execution> executions, std::vector<HelperState> states);
 
  private:
+  // list() in ExecutionFilter::Order::kDue; mu_ held.
+  std::vector<Execution> list_by_due(const ExecutionFilter& filter);
   struct State;  // the indexes; see memory_store.cc and docs/store.md
 
   std::mutex mu_;

@@ -12,13 +12,14 @@ namespace schedd::redis_lua {
 //   P watch         zset: heads waiting to be skipped/replaced, score not_before, member m
 //   P ready:<lane>:<priority>  zset: claimable heads, score due, member m
 //   P due:<lane>    zset: queued executions of the lane by not_before (queued-and-due counts)
+//   P dq            zset: every queued execution, score due, member m (list in due order)
 //   P lanes         set: lane names seen
 //   P lrun          hash: lane -> running count (cluster-wide)
 //   P exp           zset: queued first attempts with an expiry, score due + expiry
 //   P hist          zset: terminal executions, score finished
 //   P pl:<helper>   set: queued planned executions of the helper (remove_planned)
 //   P lease         zset: running executions, score lease deadline
-//   P h:<helper>    hash: helper runtime state: en, ov, pu
+//   P h:<helper>    hash: helper runtime state: en, ov, pu, pr (priority), ex (expiry ms)
 //   P seq, P fence  counters
 //   P wake, P helper  pub/sub channels
 // m = "<seq as 16 hex digits>|<id>": equal scores order by seq.
@@ -85,6 +86,7 @@ local function enqueue(h)
     place_head(h.key)
   end
   redis.call('ZADD', P .. 'due:' .. h.lane, h.nbs, h.id)
+  redis.call('ZADD', P .. 'dq', h.dus, h.m)
   if h.att == 1 and h.exps ~= '' then redis.call('ZADD', P .. 'exp', h.exps, h.id) end
   if h.org == '1' then redis.call('SADD', P .. 'pl:' .. h.name, h.id) end
 end
@@ -94,6 +96,7 @@ local function dequeue(h)
   unplace(h.m, h)
   redis.call('ZREM', q, h.m)
   redis.call('ZREM', P .. 'due:' .. h.lane, h.id)
+  redis.call('ZREM', P .. 'dq', h.m)
   redis.call('ZREM', P .. 'exp', h.id)
   if h.org == '1' then redis.call('SREM', P .. 'pl:' .. h.name, h.id) end
   if was_head then place_head(h.key) end
@@ -154,6 +157,7 @@ local function start(h, now_ns, node, fence)
   redis.call('HSET', P .. 'run', h.key, h.id)
   redis.call('ZREM', q, h.m)
   redis.call('ZREM', P .. 'due:' .. h.lane, h.id)
+  redis.call('ZREM', P .. 'dq', h.m)
   if h.exps ~= '' then redis.call('ZREM', P .. 'exp', h.id) end
   if h.org == '1' then redis.call('SREM', P .. 'pl:' .. h.name, h.id) end
   local nxt = redis.call('ZRANGE', q, 0, 0)[1]
@@ -220,19 +224,20 @@ end
 
 namespace {
 
-// ARGV: P now_ns now_us guard_name guard_en guard_has_ov guard_ov ntpl [tid body]* then per
-// execution 16 fields + preset status code + preset message. Returns {created} or {-1} when the
-// guard's helper state changed.
+// ARGV: P now_ns now_us guard_name guard_en guard_has_ov guard_ov guard_pr guard_ex ntpl
+// [tid body]* then per execution 16 fields + preset status code + preset message. Returns
+// {created} or {-1} when the guard's helper state changed (guard_pr, guard_ex: '' for none).
 constexpr std::string_view kPlanBody = R"lua(
 local now_ns, now_us = ARGV[2], ARGV[3]
 NOW = tonumber(now_us)
 if ARGV[4] ~= '' then
-  local v = redis.call('HMGET', P .. 'h:' .. ARGV[4], 'en', 'ov')
+  local v = redis.call('HMGET', P .. 'h:' .. ARGV[4], 'en', 'ov', 'pr', 'ex')
   local en = v[1] or ''
   local has_ov = v[2] and '1' or '0'
   if en ~= ARGV[5] or has_ov ~= ARGV[6] or (v[2] and v[2] ~= ARGV[7]) then return {-1} end
+  if (v[3] or '') ~= ARGV[8] or (v[4] or '') ~= ARGV[9] then return {-1} end
 end
-local i = put_templates(ARGV, 8)
+local i = put_templates(ARGV, 10)
 local created = 0
 while i <= #ARGV do
   local h = insert(ARGV, i, now_ns)
@@ -404,13 +409,19 @@ return {'terminal', full(ARGV[2])}
 )lua";
 
 // ARGV: P name. Returns the ids removed.
+// ARGV: P helper due_after_us ('': all). Returns the ids removed.
 constexpr std::string_view kRemovePlannedBody = R"lua(
-local ids = redis.call('SMEMBERS', P .. 'pl:' .. ARGV[2])
-for _, id in ipairs(ids) do
-  dequeue(load(id))
-  destroy(id)
+local after = tonumber(ARGV[3])
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'pl:' .. ARGV[2])) do
+  local h = load(id)
+  if h and (not after or tonumber(h.dus) > after) then
+    dequeue(h)
+    destroy(id)
+    table.insert(out, id)
+  end
 end
-return ids
+return out
 )lua";
 
 // ARGV: P before_us limit. Returns how many were dropped.
@@ -488,32 +499,57 @@ end
 return lost
 )lua";
 
-// ARGV: P name has_en en has_ov ov has_pu pu. Publishes the name when en or ov changed.
+// ARGV: P name has_en en has_ov ov has_pu pu has_pr pr has_ex ex. Publishes the name when en,
+// ov, pr or ex changed.
 constexpr std::string_view kPutHelperBody = R"lua(
 local k = P .. 'h:' .. ARGV[2]
-local old = redis.call('HMGET', k, 'en', 'ov')
+local old = redis.call('HMGET', k, 'en', 'ov', 'pr', 'ex')
 local function put(field, has, value)
   if has == '1' then redis.call('HSET', k, field, value) else redis.call('HDEL', k, field) end
 end
 put('en', ARGV[3], ARGV[4])
 put('ov', ARGV[5], ARGV[6])
 put('pu', ARGV[7], ARGV[8])
-local new = redis.call('HMGET', k, 'en', 'ov')
-if old[1] ~= new[1] or old[2] ~= new[2] then
+put('pr', ARGV[9], ARGV[10])
+put('ex', ARGV[11], ARGV[12])
+local new = redis.call('HMGET', k, 'en', 'ov', 'pr', 'ex')
+if old[1] ~= new[1] or old[2] ~= new[2] or old[3] ~= new[3] or old[4] ~= new[4] then
   redis.call('PUBLISH', P .. 'helper', ARGV[2])
 end
 return 1
 )lua";
 
+// ARGV: P after_dus after_seq limit (after_dus '': from the first). Returns up to `limit`
+// members m of queued executions in (due, seq) order strictly after the cursor (due, seq);
+// after_seq is 16 hex digits, as m starts. Reads only.
+constexpr std::string_view kListDueBody = R"lua(
+local k = P .. 'dq'
+local limit = tonumber(ARGV[4])
+if ARGV[2] == '' then return redis.call('ZRANGEBYSCORE', k, '-inf', '+inf', 'LIMIT', 0, limit) end
+local out = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, ARGV[2], ARGV[2])) do
+  if string.sub(m, 1, 16) > ARGV[3] then
+    table.insert(out, m)
+    if #out >= limit then return out end
+  end
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. ARGV[2], '+inf', 'LIMIT', 0,
+                              limit - #out)) do
+  table.insert(out, m)
+end
+return out
+)lua";
+
 }  // namespace
 
 const Script kScripts[kScriptCount] = {
-    {"plan", kPlanBody},       {"submit", kSubmitBody},
-    {"claim", kClaimBody},     {"complete", kCompleteBody},
-    {"cancel", kCancelBody},   {"remove_planned", kRemovePlannedBody},
-    {"prune", kPruneBody},     {"counts", kCountsBody},
-    {"recover", kRecoverBody}, {"next_event", kNextEventBody},
-    {"renew", kRenewBody},     {"put_helper", kPutHelperBody},
+    {"plan", kPlanBody},        {"submit", kSubmitBody},
+    {"claim", kClaimBody},      {"complete", kCompleteBody},
+    {"cancel", kCancelBody},    {"remove_planned", kRemovePlannedBody},
+    {"prune", kPruneBody},      {"counts", kCountsBody},
+    {"recover", kRecoverBody},  {"next_event", kNextEventBody},
+    {"renew", kRenewBody},      {"put_helper", kPutHelperBody},
+    {"list_due", kListDueBody},
 };
 
 }  // namespace schedd::redis_lua

@@ -34,6 +34,7 @@ enum ScriptId {
   kNextEvent,
   kRenew,
   kPutHelper,
+  kListDue,
   kScriptCount
 };
 extern const Script kScripts[kScriptCount];

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -584,6 +585,8 @@ StatusOr<std::size_t> RedisStore::plan_from(const HelperState& seen,
     args.push_back(seen.enabled ? (*seen.enabled ? "1" : "0") : "");
     args.push_back(seen.schedule_override ? "1" : "0");
     args.push_back(seen.schedule_override.value_or(""));
+    args.push_back(seen.priority_override ? std::to_string(*seen.priority_override) : "");
+    args.push_back(seen.expiry_override ? std::to_string(seen.expiry_override->count()) : "");
     std::vector<const Execution*> ptrs;
     for (std::size_t i = begin; i < end; ++i) ptrs.push_back(&executions[i]);
     impl_->append_templates(ptrs, args);
@@ -786,8 +789,11 @@ StatusOr<Execution> RedisStore::cancel(std::string_view id, TimePoint now) {
   return std::move(e->front());
 }
 
-StatusOr<std::size_t> RedisStore::remove_planned(std::string_view name) {
-  auto r = impl_->eval(redis_lua::kRemovePlanned, {std::string(name)});
+StatusOr<std::size_t> RedisStore::remove_planned(std::string_view name, TimePoint due_after) {
+  auto r = impl_->eval(
+      redis_lua::kRemovePlanned,
+      {std::string(name),
+       due_after == TimePoint::min() ? std::string() : std::to_string(to_us(due_after))});
   if (!r.is_ok()) return r.status();
   return r->elements.size();
 }
@@ -800,6 +806,51 @@ std::optional<Execution> RedisStore::get(std::string_view id) {
 
 std::vector<Execution> RedisStore::list(const ExecutionFilter& filter) {
   std::vector<Execution> out;
+  if (filter.order == ExecutionFilter::Order::kDue) {
+    // Pages of the `dq` index (kListDue), fetched and filtered here, until the page is full.
+    // Start after the cursor, or after every execution due by `due_after`, whichever is later.
+    std::optional<std::pair<TimePoint, uint64_t>> from = filter.after_due;
+    if (filter.due_after) {
+      const std::pair<TimePoint, uint64_t> bound{*filter.due_after,
+                                                 std::numeric_limits<uint64_t>::max()};
+      if (!from || *from < bound) from = bound;
+    }
+    std::string dus = from ? us_str(from->first) : "";
+    std::string seq = from ? fmt::format("{:016x}", from->second) : "";
+    constexpr std::size_t kPage = 256;
+    while (out.size() < filter.limit) {
+      auto r = impl_->eval(redis_lua::kListDue, {dus, seq, std::to_string(kPage)});
+      if (!r.is_ok()) {
+        spdlog::warn("store {}: list: {}", describe(), r.status().to_string());
+        break;
+      }
+      if (r->elements.empty()) break;
+      std::vector<std::string> page;
+      for (const auto& v : r->elements) page.push_back(v.str.substr(17));
+      auto execs = impl_->fetch(page);
+      if (!execs.is_ok()) {
+        spdlog::warn("store {}: list: {}", describe(), execs.status().to_string());
+        break;
+      }
+      for (auto& e : *execs) {
+        if (out.size() >= filter.limit) break;
+        if (e.status != ExecStatus::kQueued) continue;  // started since the script ran
+        if (filter.name && e.spec->name != *filter.name) continue;
+        if (filter.key && e.key() != *filter.key) continue;
+        if (filter.lane && e.lane() != *filter.lane) continue;
+        if (filter.priority && e.priority() != *filter.priority) continue;
+        if (filter.due_after && e.due <= *filter.due_after) continue;
+        out.push_back(std::move(e));
+      }
+      if (r->elements.size() < kPage) break;
+      const std::string& last = r->elements.back().str;
+      seq = last.substr(0, 16);
+      auto score = impl_->client->call({"ZSCORE", impl_->prefix + "dq", last});
+      if (!score.is_ok() || score->is_nil()) break;  // gone meanwhile: the page ends here
+      dus = score->str;
+    }
+    return out;
+  }
   std::string from = filter.after_id.empty() ? "-" : "(" + filter.after_id;
   constexpr std::size_t kPage = 256;
   while (out.size() < filter.limit) {
@@ -823,6 +874,12 @@ std::vector<Execution> RedisStore::list(const ExecutionFilter& filter) {
       if (filter.name && e.spec->name != *filter.name) continue;
       if (filter.key && e.key() != *filter.key) continue;
       if (filter.lane && e.lane() != *filter.lane) continue;
+      if (filter.priority && e.priority() != *filter.priority) continue;
+      if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
+                                                e.status) == filter.statuses.end()) {
+        continue;
+      }
+      if (filter.due_after && e.due <= *filter.due_after) continue;
       out.push_back(std::move(e));
     }
     if (page.size() < kPage) break;
@@ -878,16 +935,20 @@ std::vector<LaneCounts> RedisStore::counts(TimePoint now) {
 }
 
 std::optional<HelperState> RedisStore::helper_state(std::string_view name) {
-  auto r =
-      impl_->client->call({"HMGET", impl_->prefix + "h:" + std::string(name), "en", "ov", "pu"});
-  if (!r.is_ok() || r->elements.size() < 3) return std::nullopt;
+  auto r = impl_->client->call(
+      {"HMGET", impl_->prefix + "h:" + std::string(name), "en", "ov", "pu", "pr", "ex"});
+  if (!r.is_ok() || r->elements.size() < 5) return std::nullopt;
   const auto& el = r->elements;
-  if (el[0].is_nil() && el[1].is_nil() && el[2].is_nil()) return std::nullopt;
+  if (std::all_of(el.begin(), el.end(), [](const RedisValue& v) { return v.is_nil(); })) {
+    return std::nullopt;
+  }
   HelperState s;
   s.name = std::string(name);
   if (!el[0].is_nil()) s.enabled = el[0].str == "1";
   if (!el[1].is_nil()) s.schedule_override = el[1].str;
   if (!el[2].is_nil()) s.planned_until = codec::from_ns(parse_i64(el[2].str));
+  if (!el[3].is_nil()) s.priority_override = static_cast<int>(parse_i64(el[3].str));
+  if (!el[4].is_nil()) s.expiry_override = std::chrono::milliseconds(parse_i64(el[4].str));
   return s;
 }
 
@@ -898,7 +959,11 @@ Status RedisStore::put_helper_state(const HelperState& state) {
                   {state.name, state.enabled ? "1" : "0",
                    state.enabled && *state.enabled ? "1" : "0", state.schedule_override ? "1" : "0",
                    state.schedule_override.value_or(""), state.planned_until ? "1" : "0",
-                   state.planned_until ? ns_str(*state.planned_until) : std::string()});
+                   state.planned_until ? ns_str(*state.planned_until) : std::string(),
+                   state.priority_override ? "1" : "0",
+                   state.priority_override ? std::to_string(*state.priority_override) : "",
+                   state.expiry_override ? "1" : "0",
+                   state.expiry_override ? std::to_string(state.expiry_override->count()) : ""});
   return r.is_ok() ? Status::ok() : r.status();
 }
 

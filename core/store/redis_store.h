@@ -95,7 +95,7 @@ class RedisStore final : public Store {
                       std::function<void(Status)> done) override;
   std::optional<TimePoint> next_event(TimePoint now) override;
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
-  StatusOr<std::size_t> remove_planned(std::string_view name) override;
+  StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) override;
   std::optional<Execution> get(std::string_view id) override;
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;

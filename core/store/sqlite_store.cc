@@ -70,6 +70,11 @@ CREATE TABLE helper_state(
 ALTER TABLE executions ADD COLUMN name TEXT;    -- NULL: the template's
 ALTER TABLE executions ADD COLUMN params TEXT;  -- NULL: the template's; else as codec.h
 )sql",
+    // 2 -> 3: a helper's priority and expiry overrides (PATCH /v1/helpers/NAME).
+    R"sql(
+ALTER TABLE helper_state ADD COLUMN priority INTEGER;   -- NULL: the config's
+ALTER TABLE helper_state ADD COLUMN expiry_ms INTEGER;  -- NULL: the config's
+)sql",
 };
 
 std::string sqlite_error(sqlite3* db) {
@@ -472,7 +477,7 @@ Status SqliteStore::open_db() {
   w.insert_template = Stmt(db_, "INSERT INTO templates(id, body) VALUES(?1, ?2)");
   w.put_state = Stmt(db_,
                      "INSERT OR REPLACE INTO helper_state(name, enabled, schedule_override, "
-                     "planned_until) VALUES(?1, ?2, ?3, ?4)");
+                     "planned_until, priority, expiry_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   w.begin = Stmt(db_, "BEGIN IMMEDIATE");
   w.commit = Stmt(db_, "COMMIT");
   w.rollback = Stmt(db_, "ROLLBACK");
@@ -596,7 +601,9 @@ Status SqliteStore::load() {
 
   std::vector<HelperState> states;
   {
-    Stmt s(db_, "SELECT name, enabled, schedule_override, planned_until FROM helper_state");
+    Stmt s(db_,
+           "SELECT name, enabled, schedule_override, planned_until, priority, expiry_ms "
+           "FROM helper_state");
     if (s.get() == nullptr) return read_error("helper_state");
     int rc = 0;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
@@ -607,6 +614,8 @@ Status SqliteStore::load() {
         h.schedule_override = column_text(s.get(), 2);
       }
       if (auto v = column_opt_int(s.get(), 3)) h.planned_until = from_ns(*v);
+      if (auto v = column_opt_int(s.get(), 4)) h.priority_override = static_cast<int>(*v);
+      if (auto v = column_opt_int(s.get(), 5)) h.expiry_override = std::chrono::milliseconds(*v);
       states.push_back(std::move(h));
     }
     if (rc != SQLITE_DONE) return read_error("helper_state");
@@ -742,6 +751,16 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
       p.bind_null(3);
     }
     p.bind_opt(4, h.planned_until);
+    if (h.priority_override) {
+      p.bind(5, static_cast<int64_t>(*h.priority_override));
+    } else {
+      p.bind_null(5);
+    }
+    if (h.expiry_override) {
+      p.bind(6, static_cast<int64_t>(h.expiry_override->count()));
+    } else {
+      p.bind_null(6);
+    }
     if (p.run() != SQLITE_DONE) return fail("helper state " + name + ": " + sqlite_error(db_));
   }
   if (w.commit.run() != SQLITE_DONE) return fail("commit: " + sqlite_error(db_));
@@ -1079,13 +1098,13 @@ StatusOr<Execution> SqliteStore::cancel(std::string_view id, TimePoint now) {
 
 // Waits: disable and update acknowledge the removal to an operator, and a restart must not
 // find the removed executions queued under a disabled helper.
-StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name) {
+StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name, TimePoint due_after) {
   uint64_t token = 0;
   StatusOr<std::size_t> n = internal_error("unset");
   {
     std::lock_guard lock(mu_);
     std::vector<std::string> removed;
-    n = mem_.remove_planned(name, &removed);
+    n = mem_.remove_planned(name, due_after, &removed);
     if (!n.is_ok() || removed.empty()) return n;
     token = enqueue([&](Batch& b) {
       for (auto& id : removed) b.erase(std::move(id));
@@ -1126,8 +1145,10 @@ Status SqliteStore::put_helper_state(const HelperState& state) {
     // covers, so a crash loses both or neither, and the planner plans again from the older
     // watermark; waiting would cost one commit per helper per planning round.
     HelperState old = mem_.helper_state(state.name).value_or(HelperState{});
-    operator_change =
-        old.enabled != state.enabled || old.schedule_override != state.schedule_override;
+    operator_change = old.enabled != state.enabled ||
+                      old.schedule_override != state.schedule_override ||
+                      old.priority_override != state.priority_override ||
+                      old.expiry_override != state.expiry_override;
     if (Status s = mem_.put_helper_state(state); !s.is_ok()) return s;
     token = enqueue([&](Batch& b) { b.states.insert_or_assign(state.name, state); });
   }

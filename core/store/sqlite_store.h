@@ -87,7 +87,7 @@ struct SqliteWriterStats {
 
 class SqliteStore final : public Store {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed, with its parent folder) and loads the store at `path`.
   // Errors name the file: locked by another daemon, newer schema, not a database, corrupt.
@@ -108,7 +108,7 @@ class SqliteStore final : public Store {
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
   std::optional<TimePoint> next_event(TimePoint now) override;
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
-  StatusOr<std::size_t> remove_planned(std::string_view name) override;
+  StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) override;
   std::optional<Execution> get(std::string_view id) override;
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/common/clock.h"
@@ -57,6 +58,16 @@ struct ExecutionFilter {
   std::optional<std::string> lane{};
   std::size_t limit = 100;
   std::string after_id{};  // cursor: executions strictly after this id in list order
+  std::optional<int> priority{};
+  std::vector<ExecStatus> statuses{};    // any of these (and `status`, if set)
+  std::optional<TimePoint> due_after{};  // only executions due strictly after this
+  // kId: every execution (by `status` if set) in id order, after `after_id`. kDue: queued
+  // executions only (`status` is ignored) by (due, seq), the order they are planned in,
+  // strictly after `after_due` when set; a page costs about the number of keys with queued
+  // executions plus the page, not the number queued.
+  enum class Order { kId, kDue };
+  Order order = Order::kId;
+  std::optional<std::pair<TimePoint, uint64_t>> after_due{};  // (due, seq) cursor for kDue
 };
 
 struct LaneCounts {
@@ -71,6 +82,8 @@ struct HelperState {
   std::optional<bool> enabled{};                   // unset: the config's value
   std::optional<std::string> schedule_override{};  // serialized schedule (TOML inline table)
   std::optional<TimePoint> planned_until{};        // planner watermark
+  std::optional<int> priority_override{};          // 1..5; unset: the config's priority
+  std::optional<std::chrono::milliseconds> expiry_override{};  // > 0; unset: the config's
 };
 
 // What a shared store (Redis) tells this daemon about changes made by other daemons. Called on
@@ -162,9 +175,11 @@ class Store {
   // kNotFound if unknown; terminal ones are returned unchanged with kAlreadyExists.
   virtual StatusOr<Execution> cancel(std::string_view id, TimePoint now) = 0;
 
-  // Removes queued executions of helper `name` that were planned (origin helper). Returns
-  // how many. Used by disable and update.
-  virtual StatusOr<std::size_t> remove_planned(std::string_view name) = 0;
+  // Removes queued executions of helper `name` that were planned (origin helper) and are due
+  // after `due_after` (TimePoint::min(): all of them). Returns how many. Used by disable and
+  // update (all) and by a reload that changed the helper (those not yet due: the due ones
+  // run as planned).
+  virtual StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) = 0;
 
   virtual std::optional<Execution> get(std::string_view id) = 0;
   virtual std::vector<Execution> list(const ExecutionFilter& filter) = 0;

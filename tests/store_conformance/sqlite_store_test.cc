@@ -78,8 +78,8 @@ class FileStore final : public Store {
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override {
     return call(kAlways, [&] { return s_->cancel(id, now); });
   }
-  StatusOr<std::size_t> remove_planned(std::string_view name) override {
-    return call(kAlways, [&] { return s_->remove_planned(name); });
+  StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) override {
+    return call(kAlways, [&] { return s_->remove_planned(name, due_after); });
   }
   std::optional<Execution> get(std::string_view id) override {
     return call(kNever, [&] { return s_->get(id); });
@@ -374,7 +374,9 @@ TEST(SqliteStoreTest, ASchemaOneFileIsMigratedWithItsExecutionsIntact) {
     sqlite3_finalize(s);
     ASSERT_EQ(sqlite3_exec(db,
                            "ALTER TABLE executions DROP COLUMN name; "
-                           "ALTER TABLE executions DROP COLUMN params; PRAGMA user_version=1",
+                           "ALTER TABLE executions DROP COLUMN params; "
+                           "ALTER TABLE helper_state DROP COLUMN priority; "
+                           "ALTER TABLE helper_state DROP COLUMN expiry_ms; PRAGMA user_version=1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
         << sqlite3_errmsg(db);
@@ -471,7 +473,8 @@ TEST(SqliteStoreTest, HistoryPrunedAndPlansRemovedAreGoneFromDisk) {
     done.finished = at(1s);
     ASSERT_TRUE(store->complete(c->claimed[0].id, c->claimed[0].fence, done).is_ok());
     EXPECT_EQ(store->prune_history(at(2s)), 1u);
-    auto removed = store->remove_planned(c->claimed[0].id == "a@1767225600" ? "b" : "a");
+    auto removed =
+        store->remove_planned(c->claimed[0].id == "a@1767225600" ? "b" : "a", TimePoint::min());
     ASSERT_TRUE(removed.is_ok());
     EXPECT_GE(*removed, 1u);
   }

@@ -2,6 +2,7 @@
 // StoreConformanceTest in its own *_test.cc; this file only defines the tests.
 #include "tests/store_conformance/store_conformance.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -458,7 +459,7 @@ TEST_P(StoreConformanceTest, RemovePlannedRemovesOnlyQueuedPlannedExecutionsOfTh
   auto second = claim("default", 5, at(1s));
   ASSERT_THAT(ids_of(second.claimed), ElementsAre("job@1767225601"));
 
-  auto removed = store().remove_planned("job");
+  auto removed = store().remove_planned("job", TimePoint::min());
   ASSERT_TRUE(removed.is_ok());
   EXPECT_EQ(*removed, 1u);  // job@...660; the running and finished ones stay
   EXPECT_FALSE(store().get("job@1767225660").has_value());
@@ -466,17 +467,33 @@ TEST_P(StoreConformanceTest, RemovePlannedRemovesOnlyQueuedPlannedExecutionsOfTh
   EXPECT_EQ(status_of("job@1767225601"), ExecStatus::kRunning);
   EXPECT_EQ(status_of("ticket-1"), ExecStatus::kRunning);
   EXPECT_EQ(status_of("other@1767225660"), ExecStatus::kQueued);
-  EXPECT_EQ(*store().remove_planned("job"), 0u);
-  EXPECT_EQ(*store().remove_planned("nobody"), 0u);
+  EXPECT_EQ(*store().remove_planned("job", TimePoint::min()), 0u);
+  EXPECT_EQ(*store().remove_planned("nobody", TimePoint::min()), 0u);
   // Removed ids may be planned again (enable after disable).
   EXPECT_EQ(*store().plan({make_exec(job, at(60s))}, at(2s)), 1u);
+}
+
+TEST_P(StoreConformanceTest, RemovePlannedAfterAnInstantKeepsThoseDueByThen) {
+  // A reload that changed a helper replans what is not yet due; the due ones, which may wait
+  // behind their key, stay and run as planned.
+  auto job = make_spec("job", {.key = "k"});
+  plan({make_exec(job, at(0s)), make_exec(job, at(30s)), make_exec(job, at(60s)),
+        make_exec(job, at(90s))});
+  auto removed = store().remove_planned("job", at(30s));
+  ASSERT_TRUE(removed.is_ok());
+  EXPECT_EQ(*removed, 2u);
+  EXPECT_EQ(status_of("job@1767225600"), ExecStatus::kQueued);
+  EXPECT_EQ(status_of("job@1767225630"), ExecStatus::kQueued);
+  EXPECT_FALSE(store().get("job@1767225660").has_value());
+  EXPECT_FALSE(store().get("job@1767225690").has_value());
+  EXPECT_THAT(claim_ids("default", 5, at(40s)), ElementsAre("job@1767225600"));
 }
 
 TEST_P(StoreConformanceTest, RemovePlannedLetsTheNextOfTheKeyStart) {
   auto job = make_spec("job", {.key = "k"});
   auto other = make_spec("other", {.key = "k"});
   plan({make_exec(job, at(0s)), make_exec(other, at(1s))});
-  ASSERT_EQ(*store().remove_planned("job"), 1u);
+  ASSERT_EQ(*store().remove_planned("job", TimePoint::min()), 1u);
   EXPECT_THAT(claim_ids("default", 5, at(1s)), ElementsAre("other@1767225601"));
 }
 
@@ -625,6 +642,147 @@ TEST_P(StoreConformanceTest, HelperStateRoundTrips) {
   EXPECT_EQ(got->schedule_override, std::nullopt);
   EXPECT_EQ(got->planned_until, at(7200s));
   EXPECT_EQ(store().helper_state("other"), std::nullopt);
+}
+
+// ---- list in due order (GET /v1/executions?order=due) --------------------------------------
+
+// Every queued execution in (due, seq) order, read `limit` at a time through the cursor.
+std::vector<std::string> list_by_due(Store& store, ExecutionFilter f, std::size_t limit) {
+  f.order = ExecutionFilter::Order::kDue;
+  f.limit = limit;
+  std::vector<std::string> out;
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto page = store.list(f);
+    for (const auto& e : page) out.push_back(e.id);
+    if (page.size() < limit) break;
+    f.after_due = std::make_pair(page.back().due, page.back().seq);
+  }
+  return out;
+}
+
+TEST_P(StoreConformanceTest, ListInDueOrderPagesQueuedExecutionsByDueThenSubmission) {
+  // Several keys, dues interleaved across them, equal dues ordered by submission, a retry
+  // (later not_before, same due), and running and finished ones left out.
+  auto a = make_spec("a", {.key = "ka", .max_attempts = 2});
+  auto b = make_spec("b", {.key = "kb", .lane = "other", .priority = 1});
+  auto c = make_spec("c", {.overlap = OverlapPolicy::kAllow});
+  plan({make_exec(a, at(0s)), make_exec(a, at(20s)), make_exec(a, at(40s))});
+  plan({make_exec(b, at(10s)), make_exec(b, at(20s)), make_exec(b, at(50s))});
+  plan({make_exec(c, at(20s), "c-1"), make_exec(c, at(5s), "c-0"), make_exec(c, at(60s), "c-2")});
+  // a@0 runs and fails: retried at 30 s, its due (0 s) and place kept. b@10 runs.
+  auto first = claim("default", 1, at(0s));
+  ASSERT_THAT(ids_of(first.claimed), ElementsAre("a@1767225600"));
+  retry(first.claimed[0], at(1s), at(30s));
+  auto running = claim("other", 1, at(10s));
+  ASSERT_THAT(ids_of(running.claimed), ElementsAre("b@1767225610"));
+  const std::vector<std::string> all = {"a@1767225600", "c-0", "a@1767225620",
+                                        "b@1767225620", "c-1", "a@1767225640",
+                                        "b@1767225650", "c-2"};
+  for (std::size_t limit : {1, 2, 3, 100}) {
+    EXPECT_EQ(list_by_due(store(), {}, limit), all) << "limit " << limit;
+  }
+  // The status filter is ignored: only queued ones are listed in due order.
+  ExecutionFilter f;
+  f.status = ExecStatus::kRunning;
+  EXPECT_EQ(list_by_due(store(), f, 3), all);
+
+  // Filters.
+  f = {};
+  f.name = "a";
+  EXPECT_THAT(list_by_due(store(), f, 2),
+              ElementsAre("a@1767225600", "a@1767225620", "a@1767225640"));
+  f = {};
+  f.key = "kb";
+  EXPECT_THAT(list_by_due(store(), f, 1), ElementsAre("b@1767225620", "b@1767225650"));
+  f = {};
+  f.lane = "other";
+  f.priority = 1;
+  EXPECT_THAT(list_by_due(store(), f, 5), ElementsAre("b@1767225620", "b@1767225650"));
+  f = {};
+  f.priority = 2;
+  EXPECT_TRUE(list_by_due(store(), f, 5).empty());
+  // due_after: only those due later (the "planned" ones), from the first of them.
+  f = {};
+  f.due_after = at(20s);
+  EXPECT_THAT(list_by_due(store(), f, 2), ElementsAre("a@1767225640", "b@1767225650", "c-2"));
+
+  // A cursor whose execution started or went away still pages on from its place.
+  ExecutionFilter g;
+  g.order = ExecutionFilter::Order::kDue;
+  g.limit = 2;
+  auto page = store().list(g);
+  ASSERT_THAT(ids_of(page), ElementsAre("a@1767225600", "c-0"));
+  ASSERT_TRUE(store().cancel("c-0", at(2s)).is_ok());
+  g.after_due = std::make_pair(page.back().due, page.back().seq);
+  EXPECT_THAT(ids_of(store().list(g)), ElementsAre("a@1767225620", "b@1767225620"));
+}
+
+TEST_P(StoreConformanceTest, ListInDueOrderPagesManyWithoutSkippingOrRepeating) {
+  // 2,000 queued over 50 keys and ten shared due times: pages of 97 give each exactly once,
+  // in (due, seq) order.
+  std::vector<Execution> batch;
+  for (int i = 0; i < 2000; ++i) {
+    auto spec = make_spec(fmt::format("h{}", i % 50));
+    batch.push_back(
+        make_exec(spec, at(std::chrono::seconds((i * 7) % 10)), fmt::format("x{:04}", i)));
+  }
+  plan(std::move(batch));
+  ExecutionFilter f;
+  f.order = ExecutionFilter::Order::kDue;
+  f.limit = 97;
+  std::vector<std::pair<TimePoint, uint64_t>> seen;
+  std::set<std::string> ids;
+  while (true) {
+    auto page = store().list(f);
+    for (const auto& e : page) {
+      seen.emplace_back(e.due, e.seq);
+      ids.insert(e.id);
+    }
+    if (page.size() < f.limit) break;
+    f.after_due = std::make_pair(page.back().due, page.back().seq);
+  }
+  EXPECT_EQ(seen.size(), 2000u);
+  EXPECT_EQ(ids.size(), 2000u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_P(StoreConformanceTest, HelperStateKeepsPriorityAndExpiryOverrides) {
+  // PATCH /v1/helpers/NAME: the overrides survive a restart (the reopened SQLite store) and
+  // are shared (Redis), each alone and reset alone, without touching the other fields.
+  HelperState s;
+  s.name = "backup";
+  s.priority_override = 1;
+  s.expiry_override = 90s;
+  s.planned_until = at(60s);
+  ASSERT_TRUE(store().put_helper_state(s).is_ok());
+  auto got = store().helper_state("backup");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->priority_override, 1);
+  EXPECT_EQ(got->expiry_override, 90s);
+  EXPECT_EQ(got->enabled, std::nullopt);
+  EXPECT_EQ(got->schedule_override, std::nullopt);
+  EXPECT_EQ(got->planned_until, at(60s));
+
+  s.priority_override.reset();
+  s.expiry_override = 36h;
+  ASSERT_TRUE(store().put_helper_state(s).is_ok());
+  got = store().helper_state("backup");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->priority_override, std::nullopt);
+  EXPECT_EQ(got->expiry_override, 36h);
+
+  // Moving the watermark keeps the overrides.
+  ASSERT_TRUE(store().put_watermark("backup", at(120s)).is_ok());
+  got = store().helper_state("backup");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->expiry_override, 36h);
+  EXPECT_EQ(got->planned_until, at(120s));
+
+  s.expiry_override.reset();
+  s.planned_until.reset();
+  ASSERT_TRUE(store().put_helper_state(s).is_ok());
+  got = store().helper_state("backup");
+  EXPECT_TRUE(!got || (!got->priority_override && !got->expiry_override));
 }
 
 // ---- recover ------------------------------------------------------------------------------
@@ -1107,7 +1265,7 @@ TEST_P(StoreConformanceTest, RandomizedOperationsMatchABruteForceModel) {
       for (const auto& lane : lanes) ASSERT_EQ(counted[lane], model.counts(lane, now)) << lane;
     } else if (op < 90) {  // disable a helper
       std::string name = "h" + std::to_string(pick(static_cast<int>(helpers.size())));
-      auto removed = store().remove_planned(name);
+      auto removed = store().remove_planned(name, TimePoint::min());
       ASSERT_TRUE(removed.is_ok());
       ASSERT_EQ(*removed, model.remove_planned(name));
     } else if (op < 91) {  // a crash and restart

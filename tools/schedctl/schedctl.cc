@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client.h"
@@ -89,6 +90,13 @@ class Ctl {
         std::cerr << " (retry after " << it->second << " s)";
       }
       std::cerr << "\n";
+      // A refused reload lists every error of the config, in check-config's form.
+      if (!o_.json_out && j.is_object() && j.contains("error") &&
+          j["error"].value("errors", json::array()).is_array()) {
+        for (const auto& e : j["error"].value("errors", json::array())) {
+          if (e.is_string()) std::cerr << "  " << e.get<std::string>() << "\n";
+        }
+      }
       return kRefused;
     }
     if (o_.json_out || j.is_discarded()) {
@@ -184,7 +192,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"list", "show", "enable", "disable", "update", "run"}));
   helpers->add_option("name", helper_name, "Helper name");
   helpers->add_option("schedule", schedule,
-                      "update: the schedule as a TOML inline table, e.g. '{ every = \"30m\" }'");
+                      "update: the schedule as a TOML inline table, e.g. '{ every = \"30m\" }', "
+                      "or 'config' for the config's");
+  std::string helper_priority, helper_expiry;
+  helpers->add_option("--priority", helper_priority,
+                      "update: priority 1 (highest) to 5, or 'config' for the config's");
+  helpers->add_option("--expiry", helper_expiry,
+                      "update: expiry such as 30m, or 'config' for the config's");
 
   auto* submit = app.add_subcommand("submit", "Submit an ad-hoc execution");
   std::string executor, helper, key, lane, id, not_before, expiry;
@@ -234,6 +248,23 @@ int main(int argc, char** argv) {
   clear->add_option("--key", clear_key, "queue: only this key's (a project's tickets)");
   clear->add_option("--lane", clear_lane, "queue: only this lane's");
   clear->add_option("--priority", clear_priority, "queue: only this priority's (1-5)");
+
+  auto* reload = app.add_subcommand(
+      "reload", "Reload the daemon's config file (as SIGHUP does) and say what changed");
+
+  auto* lanes = app.add_subcommand("lanes", "Lanes: list, scale, pause, resume");
+  std::string lane_action = "list", lane_name;
+  int lane_workers = 0;
+  lanes->add_option("action", lane_action, "list | scale | pause | resume")
+      ->check(CLI::IsMember({"list", "scale", "pause", "resume"}));
+  lanes->add_option("lane", lane_name, "Lane");
+  lanes->add_option("workers", lane_workers, "scale: the lane's new number of workers");
+
+  auto* drain =
+      app.add_subcommand("drain", "Stop claiming; running executions finish (the daemon stays up)");
+  bool drain_wait = false;
+  drain->add_flag("--wait", drain_wait, "Wait until nothing runs");
+  auto* undrain = app.add_subcommand("undrain", "Claim again after a drain");
 
   auto* watch = app.add_subcommand("watch", "Live capacity from the stats stream");
   bool once = false;
@@ -296,18 +327,37 @@ int main(int argc, char** argv) {
       });
     }
     if (helper_action == "update") {
-      if (schedule.empty()) {
-        std::cerr << "schedctl: helpers update NAME SCHEDULE\n";
+      if (schedule.empty() && helper_priority.empty() && helper_expiry.empty()) {
+        std::cerr << "schedctl: helpers update NAME [SCHEDULE] [--priority P] [--expiry D]\n";
         return kUsage;
       }
-      return ctl.run("PUT", base + "/schedule", json{{"schedule", schedule}}.dump(),
-                     [&](const json& j) {
-                       std::printf("%s: %d executions planned; next:\n", helper_name.c_str(),
-                                   j.value("planned", 0));
-                       for (const auto& n : j["next"]) {
-                         std::printf("  %s\n", n.value("due", "").c_str());
-                       }
-                     });
+      // PATCH /v1/helpers/NAME: "config" sends null, which puts the config's value back. The
+      // daemon checks the values (as the config file does) and says what is wrong.
+      json body = json::object();
+      if (!schedule.empty()) body["schedule"] = schedule == "config" ? json() : json(schedule);
+      if (!helper_priority.empty()) {
+        char* end = nullptr;
+        const long p = std::strtol(helper_priority.c_str(), &end, 10);
+        if (helper_priority == "config") {
+          body["priority"] = nullptr;
+        } else if (*end == '\0') {
+          body["priority"] = p;
+        } else {
+          body["priority"] = helper_priority;  // refused by the daemon, naming the field
+        }
+      }
+      if (!helper_expiry.empty()) {
+        body["expiry"] = helper_expiry == "config" ? json() : json(helper_expiry);
+      }
+      return ctl.run("PATCH", base, body.dump(), [&](const json& j) {
+        const json& st = j.contains("state") ? j["state"] : json::object();
+        std::printf("%s: priority %d, expiry %s; %d executions planned; next:\n",
+                    helper_name.c_str(), st.value("priority", 0),
+                    st.value("expiry", std::string("-")).c_str(), j.value("planned", 0));
+        for (const auto& n : j.value("next", json::array())) {
+          std::printf("  %s\n", n.value("due", "").c_str());
+        }
+      });
     }
     return ctl.run("POST", base + "/run", "", [](const json& j) {
       std::printf("%s queued at position #%d\n", j.value("id", "").c_str(), j.value("position", 0));
@@ -434,6 +484,70 @@ int main(int argc, char** argv) {
     return ctl.run("POST", "/v1/executions/cancel", body.dump(), [](const json& j) {
       std::printf("%d queued executions cancelled\n", j.value("cancelled", 0));
     });
+  }
+  if (reload->parsed()) {
+    return ctl.run("POST", "/v1/system/reload", "", [](const json& j) {
+      const auto changes = j.value("changes", json::array());
+      const auto restart = j.value("needs_restart", json::array());
+      std::printf("reloaded: %zu changes\n", changes.size());
+      for (const auto& c : changes) std::printf("  %s\n", c.get<std::string>().c_str());
+      if (!restart.empty()) std::printf("needs a restart to change:\n");
+      for (const auto& r : restart) std::printf("  %s\n", r.get<std::string>().c_str());
+    });
+  }
+  if (lanes->parsed()) {
+    auto print_lane = [](const json& l) {
+      // While scaling down, the extra workers leave as their runs end.
+      const int threads = l.value("threads", 0);
+      const std::string leaving =
+          threads > l.value("workers", 0) ? " (" + std::to_string(threads) + " threads)" : "";
+      std::printf("%-14s workers %d%s running %d queued %d%s\n", l.value("name", "").c_str(),
+                  l.value("workers", 0), leaving.c_str(), l.value("running", 0),
+                  l.value("queued", 0), l.value("paused", false) ? " PAUSED" : "");
+    };
+    if (lane_action == "list") {
+      return ctl.run("GET", "/v1/lanes", "", [&](const json& j) {
+        for (const auto& l : j["lanes"]) print_lane(l);
+        if (j["drain"].value("draining", false)) {
+          std::printf("draining: %s\n",
+                      j["drain"].value("drained", false) ? "drained" : "runs left");
+        }
+      });
+    }
+    if (lane_name.empty() || (lane_action == "scale" && lane_workers <= 0)) {
+      std::cerr << "schedctl: lanes " << lane_action << " LANE"
+                << (lane_action == "scale" ? " WORKERS" : "") << "\n";
+      return kUsage;
+    }
+    const std::string base = "/v1/lanes/" + url_encode(lane_name) + "/" + lane_action;
+    const std::string body =
+        lane_action == "scale" ? json{{"workers", lane_workers}}.dump() : std::string();
+    return ctl.run("POST", base, body, print_lane);
+  }
+  if (drain->parsed() || undrain->parsed()) {
+    auto print_drain = [](const json& j) {
+      std::printf("%s, %d running\n",
+                  !j.value("draining", false) ? "claiming"
+                  : j.value("drained", false) ? "drained"
+                                              : "draining",
+                  j.value("running", 0));
+    };
+    int rc = ctl.run("POST", drain->parsed() ? "/v1/system/drain" : "/v1/system/undrain", "",
+                     print_drain);
+    if (rc != kOk || !drain_wait) return rc;
+    for (;;) {
+      HttpResult r = ctl.client().call("GET", "/v1/system/drain", "");
+      json j = json::parse(r.body, nullptr, false);
+      if (r.status != 200 || j.is_discarded()) {
+        std::cerr << "schedctl: drain: " << (r.status == 0 ? r.error : r.body) << "\n";
+        return r.status == 0 ? kUnreachable : kRefused;
+      }
+      if (j.value("drained", false) || !j.value("draining", false)) {
+        if (!ctl.json_out()) print_drain(j);
+        return kOk;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
   if (watch->parsed()) {
     std::string error = ctl.client().stream(
