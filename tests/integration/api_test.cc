@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -1220,6 +1221,96 @@ TEST(ApiTest, HelpersListShowEnableDisableUpdateAndRun) {
   EXPECT_EQ(h.post("/v1/helpers/nope/run").status, 404);
 }
 
+// PATCH /v1/helpers/NAME changes priority and expiry (not only the schedule) as state: the
+// config's rules and messages, the planned executions not yet due re-planned with the new
+// values (idempotently), shown by both helper endpoints, kept across a restart of a durable
+// store, and put back to the config's value with null.
+TEST(ApiTest, HelperPriorityAndExpiryOverridesPersistAndReset) {
+  testing::TempDir dir;
+  const auto path = dir / "schedd.db";
+  auto planned_priorities = [](Harness& h) {
+    std::set<int> out;
+    const Response r = h.get("/v1/executions?helper=hourly&status=queued");
+    for (const auto& e : r.j["executions"]) out.insert(e["priority"].get<int>());
+    return out;
+  };
+  {
+    Harness h(kConfig, {}, {}, sqlite_store(path));
+    Response r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":1,"expiry":"10m"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j["planned"], 2);
+    EXPECT_EQ(r.j["state"]["priority"], 1);
+    EXPECT_EQ(r.j["state"]["priority_override"], 1);
+    EXPECT_EQ(r.j["state"]["expiry"], "10m");
+    EXPECT_EQ(r.j["config"]["priority"], 3);
+    EXPECT_EQ(planned_priorities(h), std::set<int>{1});
+    auto next = h.get("/v1/executions/" + r.j["next"][0]["id"].get<std::string>());
+    EXPECT_EQ(next.j["priority"], 1);
+    ASSERT_FALSE(next.j["expires"].is_null());
+    EXPECT_EQ(parse_rfc3339(next.j["expires"].get<std::string>()).value() -
+                  parse_rfc3339(next.j["due"].get<std::string>()).value(),
+              10min);
+    // The same change again plans the same executions: nothing doubles.
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":1,"expiry":"10m"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(h.get("/v1/executions?helper=hourly&status=queued").j["executions"].size(), 2u);
+
+    // The config's rules and messages, naming the field; nothing changes.
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":7})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.j["error"]["field"], "priority");
+    EXPECT_EQ(r.message(), "priority: 7 is out of range 1-5");
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":2,"expiry":"0s"})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.j["error"]["field"], "expiry");
+    EXPECT_EQ(r.message(), "expiry: must be greater than 0 (got \"0s\")");
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"expiry":"soon"})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.j["error"]["field"], "expiry");
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"expiry":30})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.message(), "expiry: expected a duration string such as \"90s\", got integer");
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"priorty":2})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.message().find("did you mean \"priority\""), std::string::npos) << r.message();
+    EXPECT_EQ(h.call("PATCH", "/v1/helpers/hourly", "{}").status, 400);
+    EXPECT_EQ(h.call("PATCH", "/v1/helpers/nope", R"({"priority":2})").status, 404);
+    EXPECT_EQ(planned_priorities(h), std::set<int>{1});
+
+    // A schedule in the same call; the override's shape is the schedule's, as written too.
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"schedule":{"every":"30m"}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j["planned"], 4);
+    EXPECT_EQ(r.j["state"]["schedule_override"]["every"], "30m");
+    EXPECT_EQ(r.j["state"]["schedule_override_toml"], "{ every = \"30m\" }");
+    EXPECT_EQ(planned_priorities(h), std::set<int>{1});
+  }
+  {
+    Harness h(kConfig, {}, {}, sqlite_store(path));
+    Response r = h.get("/v1/helpers");
+    ASSERT_EQ(r.status, 200);
+    const json& hourly = r.j["helpers"][0];
+    ASSERT_EQ(hourly["name"], "hourly");
+    EXPECT_EQ(hourly["priority"], 1);
+    EXPECT_EQ(hourly["priority_override"], 1);
+    EXPECT_EQ(hourly["expiry"], "10m");
+    EXPECT_EQ(hourly["expiry_override"], "10m");
+    EXPECT_EQ(hourly["schedule_override"]["every"], "30m");
+    EXPECT_EQ(r.j["helpers"][1]["priority_override"], nullptr);
+    EXPECT_EQ(r.j["helpers"][1]["schedule_override"], nullptr);
+
+    // null: back to the config's value, and the plan with it.
+    r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":null,"expiry":null})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j["state"]["priority"], 3);
+    EXPECT_EQ(r.j["state"]["priority_override"], nullptr);
+    EXPECT_EQ(r.j["state"]["expiry"], "30m");
+    EXPECT_EQ(r.j["state"]["expiry_override"], nullptr);
+    EXPECT_EQ(r.j["state"]["schedule_override"]["every"], "30m");
+    EXPECT_EQ(planned_priorities(h), std::set<int>{3});
+  }
+}
+
 TEST(ApiTest, ListsExecutionsWithFiltersAndCursorPaging) {
   Harness h;
   for (int i = 0; i < 5; ++i) {
@@ -1389,6 +1480,17 @@ schedule = { every = "1h" }
   EXPECT_EQ(json::parse(r.out)["removed"], 2);
   r = ctl({"helpers", "update", "hourly", "{ every = \"30m\" }"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = ctl({"helpers", "update", "hourly", "--priority", "2", "--expiry", "10m"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hourly: priority 2, expiry 10m;"), std::string::npos) << r.out;
+  r = ctl({"helpers", "update", "hourly", "--priority", "9"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("priority: 9 is out of range 1-5"), std::string::npos) << r.err;
+  r = ctl({"--json", "helpers", "update", "hourly", "--priority", "config", "--expiry", "config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["state"]["priority_override"], nullptr);
+  EXPECT_EQ(json::parse(r.out)["state"]["expiry"], "30m");
+  EXPECT_EQ(ctl({"helpers", "update", "hourly"}).exit_code, 2);
   r = ctl({"helpers", "show", "nope"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("HTTP 404"), std::string::npos);

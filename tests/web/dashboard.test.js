@@ -98,7 +98,31 @@ test("Disable and Enable on the Helpers page change the helper and its planned r
   await input.type('{ every = "15m" }');
   await click(page, '[data-testid="schedule-save"]');
   await page.waitForFunction(() => /every 15 minutes/.test(document.querySelector('[data-testid="helper-row-toggle"] [data-testid="schedule-words"]')?.textContent));
-  assert.deepEqual((await api(d.base, "GET", "/v1/helpers/toggle")).body.state.schedule_override !== null, true);
+  assert.deepEqual((await api(d.base, "GET", "/v1/helpers/toggle")).body.state.schedule_override, { every: "15m" });
+  // Priority and expiry in the same form: the API's message beside the field at fault, then
+  // saved, shown in the row, and planned with the new priority.
+  await click(page, `${row} [data-testid="edit-schedule"]`);
+  const prio = await page.waitForSelector('[data-testid="priority-input"]');
+  await prio.click({ count: 3 });
+  await prio.type("9");
+  await click(page, '[data-testid="schedule-save"]');
+  await page.waitForFunction(() => /priority: 9 is out of range 1-5/.test(document.querySelector('[data-testid="priority-error"]')?.textContent));
+  assert.equal(await page.$eval('[data-testid="priority-input"]', (e) => e.getAttribute("aria-invalid")), "true");
+  assert.equal(await page.$eval('[data-testid="schedule-error"]', (e) => e.textContent), "");
+  page.problems.splice(0, page.problems.length, ...page.problems.filter((p) => !/(http 400|status of 400)/.test(p)));
+  await prio.click({ count: 3 });
+  await prio.type("1");
+  const exp = await page.$('[data-testid="expiry-input"]');
+  await exp.click({ count: 3 });
+  await exp.type("10m");
+  await click(page, '[data-testid="schedule-save"]');
+  await page.waitForFunction((r) => /priority 1 \(set\) · expiry 10m \(set\)/.test(document.querySelector(`${r} [data-testid="helper-settings"]`)?.textContent), {}, row);
+  const edited = (await api(d.base, "GET", "/v1/helpers/toggle")).body;
+  assert.equal(edited.state.priority_override, 1);
+  assert.equal(edited.state.expiry, "10m");
+  const planned = (await api(d.base, "GET", "/v1/executions?helper=toggle&status=queued")).body.executions;
+  assert.ok(planned.length > 0);
+  assert.ok(planned.every((e) => e.priority === 1), JSON.stringify(planned.map((e) => e.priority)));
   await page.screenshot({ path: screenshotPath("helpers.png") });
   assert.deepEqual(page.problems, []);
   await page.close();
