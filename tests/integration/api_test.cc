@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "core/control/validate.h"
 #include "core/store/memory_store.h"
@@ -1357,6 +1358,70 @@ TEST(ApiTest, ListsExecutionsWithFiltersAndCursorPaging) {
   EXPECT_EQ(h.get("/v1/executions/page-0").status, 404);
   EXPECT_EQ(h.get("/v1/executions?status=queued&helper=hourly").j["executions"].size(), 2u);
   EXPECT_EQ(h.call("DELETE", "/v1/history?before=yesterday").status, 400);
+}
+
+// GET /v1/executions?order=due: queued executions by (due, submission), paged by a cursor of
+// the last one's due and seq; several statuses; "planned" (queued, not yet due); priority.
+TEST(ApiTest, ListsQueuedExecutionsInDueOrderWithACursor) {
+  Harness h;
+  for (const auto& [id, when, priority] :
+       std::vector<std::tuple<std::string, std::string, int>>{{"z-1", "2099-01-03", 3},
+                                                              {"z-2", "2099-01-01", 3},
+                                                              {"z-3", "2099-01-02", 1},
+                                                              {"z-4", "2099-01-01", 3}}) {
+    Response r = h.post("/v1/executions",
+                        fmt::format(R"({{"executor":"noop","name":"zz","id":"{}","priority":{},)"
+                                    R"("not_before":"{}T00:00:00Z"}})",
+                                    id, priority, when));
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  auto pages = [&](const std::string& query, std::size_t limit) {
+    std::vector<std::string> seen;
+    std::string cursor;
+    for (int page = 0; page < 100; ++page) {
+      Response r = h.get("/v1/executions?order=due&limit=" + std::to_string(limit) + query +
+                         (cursor.empty() ? "" : "&cursor=" + cursor));
+      EXPECT_EQ(r.status, 200) << r.body;
+      for (const auto& e : r.j["executions"]) seen.push_back(e["id"]);
+      if (!r.j["next_cursor"].is_string()) break;
+      cursor = r.j["next_cursor"];
+    }
+    return seen;
+  };
+  // Equal due times keep submission order (z-2 before z-4).
+  const std::vector<std::string> zz = {"z-2", "z-4", "z-3", "z-1"};
+  EXPECT_EQ(pages("&helper=zz", 1), zz);
+  EXPECT_EQ(pages("&helper=zz&status=queued,planned", 3), zz);
+  EXPECT_EQ(pages("&helper=zz&status=planned", 2), zz);
+  EXPECT_EQ(pages("&helper=zz&priority=1", 1), std::vector<std::string>{"z-3"});
+  // Everything queued: the helpers' planned runs (due within the 2 h lookahead) first, in due
+  // order, then these.
+  Response all = h.get("/v1/executions?order=due&status=queued");
+  ASSERT_EQ(all.status, 200) << all.body;
+  ASSERT_EQ(all.j["executions"].size(), 8u);
+  std::vector<std::string> dues, tail;
+  for (const auto& e : all.j["executions"]) {
+    dues.push_back(e["due"]);
+    if (e["name"] == "zz") tail.push_back(e["id"]);
+  }
+  EXPECT_TRUE(std::is_sorted(dues.begin(), dues.end()));
+  EXPECT_EQ(tail, zz);
+
+  Response r = h.get("/v1/executions?order=due&status=running");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "status");
+  r = h.get("/v1/executions?status=planned,succeeded");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "status");
+  r = h.get("/v1/executions?order=due&cursor=z-2");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"]["field"], "cursor");
+  EXPECT_EQ(h.get("/v1/executions?order=sideways").status, 400);
+  EXPECT_EQ(h.get("/v1/executions?priority=6").status, 400);
+  // Several statuses in id order.
+  r = h.get("/v1/executions?status=queued,succeeded&helper=zz");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["executions"].size(), 4u);
 }
 
 TEST(ApiTest, BulkSubmissionIsAllOrNothing) {

@@ -1,15 +1,17 @@
-// Queue: executions filtered by helper, key, lane and status (default queued), one page at
-// a time through the API's cursor; per-row Cancel, a selection with "Cancel selected", and a
-// bulk-add form (POST /v1/executions/bulk).
+// Queue: executions filtered by helper, key, lane, status (default queued) and priority, one
+// page at a time through the API's cursor; queued and planned ones in due order (order=due,
+// a cursor the store pages without reading what lies before it). Per-row Cancel, a selection
+// with "Cancel selected", "Clear queue" (cancel everything queued that the filter matches) and
+// a bulk-add form (POST /v1/executions/bulk).
 
 import { h, clear, time, statusBadge, throttle, field, table } from "/ui/lib/dom.js";
 import { get, post, qs, enc } from "/ui/lib/api.js";
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "expired", "skipped", "interrupted"];
+const STATUSES = ["queued", "planned", "running", "succeeded", "failed", "timed_out", "cancelled", "expired", "skipped", "interrupted"];
 const PAGE = 50;
 
 export default function mount(root, _params, ctx) {
-  const filters = { status: "queued", helper: "", key: "", lane: "" };
+  const filters = { status: "queued", helper: "", key: "", lane: "", priority: "" };
   let cursors = [""]; // cursors[i] is the cursor of page i
   let page = 0;
   let next = null;
@@ -21,12 +23,15 @@ export default function mount(root, _params, ctx) {
   const fHelper = h("input", { type: "text", "data-testid": "filter-helper", placeholder: "any" });
   const fKey = h("input", { type: "text", "data-testid": "filter-key", placeholder: "any" });
   const fLane = h("input", { type: "text", "data-testid": "filter-lane", placeholder: "any" });
+  const fPriority = h("select", { "data-testid": "filter-priority" }, h("option", { value: "" }, "any"),
+    [1, 2, 3, 4, 5].map((p) => h("option", { value: String(p) }, String(p))));
   const filterForm = h("form", { class: "filters", "data-testid": "queue-filters", role: "search" },
     field("Status", fStatus).wrap, field("Helper", fHelper).wrap, field("Key", fKey).wrap, field("Lane", fLane).wrap,
+    field("Priority", fPriority).wrap,
     h("button", { type: "submit", "data-testid": "filter-apply" }, "Apply"));
   filterForm.addEventListener("submit", (e) => {
     e.preventDefault();
-    Object.assign(filters, { status: fStatus.value, helper: fHelper.value.trim(), key: fKey.value.trim(), lane: fLane.value.trim() });
+    Object.assign(filters, { status: fStatus.value, helper: fHelper.value.trim(), key: fKey.value.trim(), lane: fLane.value.trim(), priority: fPriority.value });
     cursors = [""];
     page = 0;
     selected.clear();
@@ -37,6 +42,8 @@ export default function mount(root, _params, ctx) {
   const info = h("p", { class: "muted", "data-testid": "queue-info", "aria-live": "polite" });
   const list = h("div", { "data-testid": "queue-list" });
   const cancelSel = h("button", { type: "button", "data-mutates": "", "data-testid": "cancel-selected", onclick: cancelSelected }, "Cancel selected");
+  const clearQueue = h("button", { type: "button", class: "danger", "data-mutates": "", "data-testid": "clear-queue", onclick: clearMatching,
+    title: "Cancel every queued execution the filter's helper, key, lane and priority match" }, "Clear queue");
   const prevBtn = h("button", { type: "button", class: "secondary", "data-testid": "prev-page", onclick: () => { page -= 1; load(); } }, "Previous page");
   const nextBtn = h("button", { type: "button", class: "secondary", "data-testid": "next-page", onclick: () => { cursors[page + 1] = next; page += 1; load(); } }, "Next page");
 
@@ -60,12 +67,14 @@ export default function mount(root, _params, ctx) {
     h("h1", { id: "page-title" }, "Queue"),
     h("datalist", { id: "executors" }),
     filterForm,
-    h("div", { class: "toolbar" }, cancelSel, prevBtn, nextBtn, info),
+    h("div", { class: "toolbar" }, cancelSel, clearQueue, prevBtn, nextBtn, info),
     list,
     h("section", { class: "card", "aria-labelledby": "bulk-h" }, h("h2", { id: "bulk-h" }, "Bulk add"), bulkForm));
 
   async function load() {
-    const q = { ...filters, limit: PAGE, cursor: cursors[page] || "" };
+    // Queued and planned ones in due order; the rest by id.
+    const due = filters.status === "queued" || filters.status === "planned";
+    const q = { ...filters, order: due ? "due" : "", limit: PAGE, cursor: cursors[page] || "" };
     let r;
     try {
       r = await get(`/v1/executions${qs(q)}`);
@@ -85,7 +94,8 @@ export default function mount(root, _params, ctx) {
   function render(items) {
     prevBtn.disabled = page === 0;
     nextBtn.disabled = !next;
-    info.textContent = `page ${page + 1}: ${items.length} shown${next ? ", more on the next page" : ""}`;
+    const due = filters.status === "queued" || filters.status === "planned";
+    info.textContent = `page ${page + 1}: ${items.length} shown${due ? " in due order" : ""}${next ? ", more on the next page" : ""}`;
     updateSel();
     if (!items.length) {
       clear(list, h("p", { class: "muted", "data-testid": "queue-empty" }, "Nothing matches."));
@@ -133,6 +143,31 @@ export default function mount(root, _params, ctx) {
     const failed = results.map((r, i) => [r, ids[i]]).filter(([r]) => r.status === "rejected");
     selected.clear();
     ctx.notice(failed.length ? `${ids.length - failed.length} cancelled; ${failed.length} not: ${failed[0][0].reason.message}` : `${ids.length} cancelled`, failed.length ? "error" : "ok");
+    lastSig = "";
+    load();
+  }
+
+  // "Clear queue": a second click within 5 s confirms.
+  let armed = null;
+  async function clearMatching() {
+    if (!armed) {
+      clearQueue.textContent = "Click again to cancel all that match";
+      armed = setTimeout(() => { armed = null; clearQueue.textContent = "Clear queue"; }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    clearQueue.textContent = "Clear queue";
+    const body = {};
+    for (const k of ["helper", "key", "lane"]) if (filters[k]) body[k] = filters[k];
+    if (filters.priority) body.priority = Number(filters.priority);
+    try {
+      const r = await post("/v1/executions/cancel", body);
+      ctx.notice(`${r.cancelled} cancelled`);
+    } catch (e) {
+      ctx.notice(`clear queue: ${e.message}`, "error");
+    }
+    selected.clear();
     lastSig = "";
     load();
   }
