@@ -275,13 +275,17 @@ constexpr int kDaemonSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP};
 
 // Blocks the daemon's signals (and `extra`, 0 for none) in this thread and every thread it
 // starts afterwards, so that one waiter takes them with sigwait. Processes the daemon starts
-// get a clean mask (runner_pool.cc, the shell plugin).
+// get a clean mask (runner_pool.cc, the shell plugin). A signal its parent left ignored
+// (nohup ignores SIGHUP, a shell's `cmd &` SIGINT and SIGQUIT) is discarded before sigwait
+// can see it, so each gets its default action back first; blocked, that action never runs.
 sigset_t block_daemon_signals(int extra = 0) {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : kDaemonSignals) sigaddset(&set, sig);
   if (extra != 0) sigaddset(&set, extra);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  for (int sig : kDaemonSignals) signal(sig, SIG_DFL);
+  if (extra != 0) signal(extra, SIG_DFL);
   return set;
 }
 
@@ -596,13 +600,16 @@ ReloadReport reload_daemon(Engine& engine, const std::string& config_path,
   if (next->log_level != old_level) {
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     out.changes.push_back("log_level: " + old_level + " -> " + next->log_level);
+    spdlog::info("reload: {}", out.changes.back());
   }
   if (api != nullptr) {
     auto rotated = api->set_tokens(tokens->token, tokens->read_token);
     if (!rotated.is_ok()) {
       out.needs_restart.push_back("api tokens: " + rotated.status().message());
+      spdlog::warn("reload: needs a restart: {}", out.needs_restart.back());
     } else if (*rotated) {
       out.changes.push_back("api tokens: replaced");
+      spdlog::info("reload: {}", out.changes.back());
     }
   }
   spdlog::info(
