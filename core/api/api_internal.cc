@@ -140,6 +140,10 @@ json execution_json(const Execution& e, std::optional<std::size_t> position) {
 
 void add_progress(json& j, Engine& engine, const Execution& e) {
   if (e.status != ExecStatus::kRunning) return;
+  // A running execution always has both: null and [] until its plugin reports (or when it
+  // runs on another daemon).
+  j["progress"] = json();
+  j["log"] = json::array();
   auto p = engine.dispatcher().progress(e.id);
   if (!p) return;
   if (p->at != TimePoint{}) {

@@ -272,6 +272,11 @@ class Metrics {
   void rejected();
   double average_duration_seconds() const;
   void write(std::string& out) const;
+  // Throughput and start lag over the last kRecentBuckets x kBucket before `now`, oldest
+  // first: what /v1/status shows as `recent` (the Overview page's charts on load).
+  json recent(TimePoint now) const;
+  static constexpr std::chrono::seconds kBucket{10};
+  static constexpr std::size_t kRecentBuckets = 60;  // 10 minutes
 
  private:
   using Label = std::pair<std::string, std::string>;  // origin, helper
@@ -283,6 +288,14 @@ class Metrics {
   double avg_duration_ = 0;
   Histogram lag_{{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300}};
   Histogram duration_{{0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600}};
+  struct Bucket {
+    uint64_t finished = 0;  // reached a final status (retries not counted)
+    uint64_t started = 0;
+    double lag_sum = 0;  // seconds, over `started`
+    double lag_max = 0;
+  };
+  Bucket& bucket(TimePoint t);        // mu_ held; drops buckets older than the window
+  std::map<int64_t, Bucket> recent_;  // by t / kBucket
 };
 
 // ---------------------------------------------------------------------------------------

@@ -31,9 +31,52 @@ std::string label_escape(std::string_view s) {
 }
 
 void Metrics::started(const Execution& e, TimePoint now) {
-  const double lag = std::chrono::duration<double>(now - e.not_before).count();
+  const double lag = std::max(0.0, std::chrono::duration<double>(now - e.not_before).count());
   std::lock_guard lock(mu_);
-  lag_.observe(std::max(0.0, lag));
+  lag_.observe(lag);
+  Bucket& b = bucket(now);
+  ++b.started;
+  b.lag_sum += lag;
+  b.lag_max = std::max(b.lag_max, lag);
+}
+
+Metrics::Bucket& Metrics::bucket(TimePoint t) {
+  const int64_t i = std::chrono::floor<std::chrono::seconds>(t).time_since_epoch() / kBucket;
+  while (!recent_.empty() && recent_.begin()->first <= i - static_cast<int64_t>(kRecentBuckets)) {
+    recent_.erase(recent_.begin());
+  }
+  return recent_[i];
+}
+
+json Metrics::recent(TimePoint now) const {
+  const int64_t last = std::chrono::floor<std::chrono::seconds>(now).time_since_epoch() / kBucket;
+  const int64_t first = last - static_cast<int64_t>(kRecentBuckets) + 1;
+  std::lock_guard lock(mu_);
+  json series = json::array();
+  uint64_t finished = 0, started = 0;
+  double lag_sum = 0, lag_max = 0;
+  for (int64_t i = first; i <= last; ++i) {
+    auto it = recent_.find(i);
+    const Bucket b = it == recent_.end() ? Bucket{} : it->second;
+    finished += b.finished;
+    started += b.started;
+    lag_sum += b.lag_sum;
+    lag_max = std::max(lag_max, b.lag_max);
+    series.push_back({{"at", time_text(TimePoint(i * kBucket))},
+                      {"finished", b.finished},
+                      {"started", b.started},
+                      {"lag_mean_seconds", b.started ? json(b.lag_sum / b.started) : json()},
+                      {"lag_max_seconds", b.started ? json(b.lag_max) : json()}});
+  }
+  const double minutes = std::chrono::duration<double>(kBucket * kRecentBuckets).count() / 60.0;
+  return {{"window_seconds", (kBucket * kRecentBuckets).count()},
+          {"bucket_seconds", kBucket.count()},
+          {"finished", finished},
+          {"finished_per_minute", finished / minutes},
+          {"started", started},
+          {"lag_mean_seconds", started ? json(lag_sum / started) : json()},
+          {"lag_max_seconds", started ? json(lag_max) : json()},
+          {"series", series}};
 }
 
 void Metrics::finished(const Execution& e, const Completion& c) {
@@ -49,6 +92,7 @@ void Metrics::finished(const Execution& e, const Completion& c) {
     return;
   }
   ++totals_[{label(e), exec_status_name(c.status)}];
+  ++bucket(c.finished).finished;
 }
 
 void Metrics::expired(const Execution& e) {

@@ -123,7 +123,8 @@ HttpResponse Api::Impl::status() {
             {"capacity", {{"running", stats["runningCapacity"]}, {"queued", cfg.capacity_queued}}},
             {"lanes", lanes},
             {"executors", engine.plugins().executors().size()},
-            {"stream_clients", feed.clients()}});
+            {"stream_clients", feed.clients()},
+            {"recent", metrics.recent(engine.clock().now())}});
 }
 
 HttpResponse Api::Impl::readyz() {

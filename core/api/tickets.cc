@@ -218,7 +218,13 @@ HttpResponse Api::Impl::project_queue(const std::string& project) {
   f.limit = std::numeric_limits<std::size_t>::max();
   std::vector<Execution> all = engine.store().list(f);
   std::erase_if(all, [](const Execution& e) { return e.spec->origin != ExecOrigin::kTicket; });
-  if (all.empty()) return status_response(not_found("unknown project \"" + project + "\""));
+  // A project is known when the config names it ([tickets.projects.NAME]) or the store has
+  // a ticket of it; a known project with nothing queued answers an empty queue.
+  if (all.empty() && engine.config().tickets.projects.count(project) == 0) {
+    return status_response(not_found(
+        "unknown project \"" + project +
+        "\": no [tickets.projects] entry in the config and no ticket of it in the store"));
+  }
   json running = json();
   json recent = json::array();
   for (const auto& e : all) {

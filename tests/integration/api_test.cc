@@ -1080,6 +1080,52 @@ TEST(ApiTest, ARunsProgressReachesTheStreamAndItsRecord) {
   }
 }
 
+// The dashboard's gaps (issue #16): a configured project with nothing queued has an empty
+// queue, an unknown one is a 404 naming it; a running ticket's record has `progress` and
+// `log` (null and [] before the first report) in the project's queue too; /v1/status has the
+// last ten minutes' throughput and start lag.
+TEST(ApiTest, ProjectsRunningTicketsAndRecentThroughputAsTheDashboardShowsThem) {
+  Harness h(std::string(kConfig) + "[tickets.projects.acme]\nexecutor = \"ticket\"\n");
+  Response r = h.get("/v1/projects/acme/tickets");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["queued"], 0);
+  EXPECT_EQ(r.j["queue"], json::array());
+  EXPECT_EQ(r.j["running"], nullptr);
+  r = h.get("/v1/projects/nobody/tickets");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.message().find("unknown project \"nobody\""), std::string::npos) << r.message();
+
+  r = h.post("/v1/projects/acme/tickets",
+             R"({"ticket":"T-1","params":{"duration":"2s","steps":4}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  json running;
+  ASSERT_TRUE(eventually([&] {
+    running = h.get("/v1/projects/acme/tickets").j["running"];
+    return running.is_object() && running["progress"].is_object();
+  })) << running.dump();
+  EXPECT_TRUE(running["log"].is_array());
+  EXPECT_EQ(running["ticket"], "T-1");
+  ASSERT_TRUE(h.wait_status("acme:T-1", "succeeded"));
+
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(h.post("/v1/executions", R"({"executor":"noop"})").status, 201);
+  json recent;
+  ASSERT_TRUE(eventually([&] {
+    recent = h.get("/v1/status").j["recent"];
+    return recent.is_object() && recent["finished"].get<int>() >= 4;
+  })) << recent.dump();
+  EXPECT_EQ(recent["window_seconds"], 600);
+  EXPECT_EQ(recent["series"].size(), 60u);
+  EXPECT_GE(recent["started"].get<int>(), 4);
+  EXPECT_GE(recent["lag_mean_seconds"].get<double>(), 0.0);
+  EXPECT_GE(recent["lag_max_seconds"].get<double>(), recent["lag_mean_seconds"].get<double>());
+  int in_series = 0;
+  for (const auto& b : recent["series"]) in_series += b["finished"].get<int>();
+  EXPECT_EQ(in_series, recent["finished"].get<int>());
+  EXPECT_DOUBLE_EQ(recent["finished_per_minute"].get<double>(),
+                   recent["finished"].get<double>() / 10.0);
+}
+
 // A live page is closed and another opened, again and again. Each round: client A connects,
 // sees a run start and leaves while it runs; the run ends; client B connects just after, and
 // a run starts and ends while B is connected: B must hear of both. The publisher once

@@ -1,6 +1,8 @@
 // Overview: capacity bars (overall and per lane), store health, throughput and start lag.
 // Everything moves with the live stream: stats events set the bars; each change (at most
-// every 5 s) and each heartbeat samples /metrics for the throughput and lag series.
+// every 5 s) and each heartbeat samples /metrics for the throughput and lag series. Until
+// this tab has two samples of its own, the charts show the daemon's last 10 minutes
+// (/v1/status `recent`), so a page opened now is not empty.
 
 import { h, clear, bar, throttle, time } from "/ui/lib/dom.js";
 import { get } from "/ui/lib/api.js";
@@ -18,6 +20,7 @@ export default function mount(root, _params, ctx) {
   const tput = h("div", { class: "spark", "data-testid": "throughput" });
   const lag = h("div", { class: "spark", "data-testid": "lag" });
   let capacityQueued = null;
+  let recent = null; // /v1/status `recent`: the daemon's last 10 minutes
 
   root.append(
     h("h1", { id: "page-title" }, "Overview"),
@@ -72,6 +75,8 @@ export default function mount(root, _params, ctx) {
       return;
     }
     capacityQueued = status.capacity?.queued;
+    recent = status.recent || null;
+    drawSeries();
     const started = new Date(Date.parse(status.time) - status.uptime_seconds * 1000);
     const storeOk = ready.checks?.store === "ok";
     clear(health, 
@@ -117,7 +122,11 @@ export default function mount(root, _params, ctx) {
   const sampleSoon = throttle(sample, 5000);
 
   function drawSeries() {
-    const pts = series.filter((x) => x.perMin !== null);
+    let pts = series.filter((x) => x.perMin !== null);
+    if (pts.length < 2 && recent && Array.isArray(recent.series)) {
+      const per = 60 / (recent.bucket_seconds || 10);
+      pts = recent.series.map((b) => ({ at: Date.parse(b.at), perMin: b.finished * per, lag: b.lag_mean_seconds ?? 0 }));
+    }
     spark(tput, pts.map((x) => [x.at, x.perMin]), (v) => `${v.toFixed(1)}/min`);
     spark(lag, pts.map((x) => [x.at, x.lag]), (v) => `${v.toFixed(2)} s`);
   }
