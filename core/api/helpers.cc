@@ -18,12 +18,16 @@ namespace {
 // `schedule_override_toml` is the TOML inline table as it was written.
 void add_overrides(json& j, const HelperConfig& h, const std::optional<HelperState>& state) {
   const std::optional<int> priority = state ? state->priority_override : std::nullopt;
-  const std::optional<std::chrono::milliseconds> expiry =
-      state ? state->expiry_override : std::nullopt;
   j["priority"] = priority.value_or(h.priority);
   j["priority_override"] = priority ? json(*priority) : json();
-  j["expiry"] = format_duration(expiry.value_or(h.expiry));
-  j["expiry_override"] = expiry ? json(format_duration(*expiry)) : json();
+  // Read in place: a copied optional<duration> trips GCC 12's -Wmaybe-uninitialized at -O2.
+  if (state && state->expiry_override) {
+    j["expiry"] = format_duration(*state->expiry_override);
+    j["expiry_override"] = format_duration(*state->expiry_override);
+  } else {
+    j["expiry"] = format_duration(h.expiry);
+    j["expiry_override"] = json();
+  }
   j["schedule_override"] = json();
   j["schedule_override_toml"] = json();
   if (state && state->schedule_override) {
