@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <functional>
+#include <map>
 
 #include "core/common/duration.h"
 #include "core/control/engine.h"
@@ -138,13 +139,23 @@ StatusOr<ReloadReport> Engine::reload(std::shared_ptr<const Config> next,
     }
     plugins_.store(plugins.get(), std::memory_order_release);
     for (const auto& pool : runner::runner_pools(*old_host)) pool->close(/*kill_busy=*/false);
-    std::set<std::string> before_names;
-    for (const auto& p : old_host->plugins()) before_names.insert(p.name + " " + p.version);
+    std::map<std::string, std::string> before;  // name -> version
+    for (const auto& p : old_host->plugins()) before[p.name] = p.version;
     for (const auto& p : plugins->plugins()) {
-      if (!before_names.contains(p.name + " " + p.version)) {
-        report.changes.push_back("plugin " + p.name + " " + p.version + ": loaded from " +
-                                 p.file.string());
+      auto was = before.find(p.name);
+      if (was != before.end() && was->second == p.version) continue;
+      const Executor* first = p.executors.empty() ? nullptr : plugins->find(p.executors[0]);
+      if (was != before.end() && first != nullptr && first->isolation() == Isolation::kInProcess) {
+        // The dynamic loader hands back the library already loaded from that path: the old
+        // code would go on running under the new version's name.
+        report.needs_restart.push_back("plugin " + p.name + ": " + was->second + " -> " +
+                                       p.version +
+                                       " runs in process; its new version loads at a restart");
+        continue;
       }
+      report.changes.push_back("plugin " + p.name + " " + p.version + ": loaded from " +
+                               p.file.string() +
+                               (was == before.end() ? "" : " (was " + was->second + ")"));
     }
   }
 

@@ -181,6 +181,27 @@ void expect_each_once_without_overlap(const fs::path& records,
   EXPECT_EQ(count_key_overlaps(runs), 0u);
 }
 
+TEST(ReloadTest, APluginAddedToTheFolderServesNewRunsAfterAReload) {
+  TempDir dir;
+  write_config(dir, "t", 2, every_hour("a"));
+  DaemonProcess d(dir.path() / "schedd.toml");
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  HttpClient c("127.0.0.1", d.port(), "t");
+  const std::string submit = R"({"executor":"fx_progress","params":{"steps":2,"step":"10ms"}})";
+  EXPECT_EQ(c.post("/v1/executions", submit).status, 404);  // unknown executor
+
+  fs::copy_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_progress.so",
+                dir.path() / "plugins" / "fx_progress.so");
+  auto r = c.post("/v1/system/reload", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("plugin fx_progress 1.0.0: loaded from"));
+  auto s = c.post("/v1/executions", submit);
+  ASSERT_EQ(s.status, 201) << s.body;
+  const std::string id = Json::parse(s.body).value("id", "");
+  EXPECT_EQ(wait_all(c, {id}), 1);
+  EXPECT_EQ(d.stop().exit_code, 0);
+}
+
 TEST(ReloadTest, ReloadsUnderLoadLoseNothingDuplicateNothingAndOverlapNoKey) {
   TempDir dir;
   const fs::path records = dir.path() / "runs.txt";
