@@ -540,6 +540,23 @@ end
 return out
 )lua";
 
+// ARGV: P. Once per namespace (marker P dqv): puts into the dq index every queued execution
+// that a schedd without that index queued (from the lanes' due sets). Returns how many.
+constexpr std::string_view kIndexDueBody = R"lua(
+if redis.call('EXISTS', P .. 'dqv') == 1 then return 0 end
+local n = 0
+for _, l in ipairs(redis.call('SMEMBERS', P .. 'lanes')) do
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'due:' .. l, 0, -1)) do
+    local v = redis.call('HMGET', ex(id), 'm', 'dus')
+    if v[1] and v[2] then
+      n = n + redis.call('ZADD', P .. 'dq', v[2], v[1])
+    end
+  end
+end
+redis.call('SET', P .. 'dqv', '1')
+return n
+)lua";
+
 }  // namespace
 
 const Script kScripts[kScriptCount] = {
@@ -549,7 +566,7 @@ const Script kScripts[kScriptCount] = {
     {"prune", kPruneBody},      {"counts", kCountsBody},
     {"recover", kRecoverBody},  {"next_event", kNextEventBody},
     {"renew", kRenewBody},      {"put_helper", kPutHelperBody},
-    {"list_due", kListDueBody},
+    {"list_due", kListDueBody}, {"index_due", kIndexDueBody},
 };
 
 }  // namespace schedd::redis_lua

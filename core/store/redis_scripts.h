@@ -35,6 +35,7 @@ enum ScriptId {
   kRenew,
   kPutHelper,
   kListDue,
+  kIndexDue,
   kScriptCount
 };
 extern const Script kScripts[kScriptCount];

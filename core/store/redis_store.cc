@@ -518,6 +518,8 @@ StatusOr<std::unique_ptr<RedisStore>> RedisStore::open(RedisOptions options) {
     }
   }
   if (Status s = impl->load_scripts(); !s.is_ok()) return s;
+  // Executions queued by a schedd older than the `dq` index (list in due order) join it once.
+  if (auto r = impl->eval(redis_lua::kIndexDue, {}); !r.is_ok()) return r.status();
   Impl* raw = impl.get();
   impl->client->set_on_connect([raw] {
     {

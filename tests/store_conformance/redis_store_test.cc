@@ -399,6 +399,26 @@ TEST_F(RedisPairTest, SubmissionsAndHelperChangesReachTheOtherDaemon) {
   EXPECT_EQ(log.helpers.size(), 2u);
 }
 
+// Executions queued by a schedd without the `dq` index (GET /v1/executions?order=due) are
+// put into it once, when a daemon opens the namespace.
+TEST_F(RedisPairTest, ExecutionsQueuedBeforeTheDueIndexAreListedInDueOrderAfterAnOpen) {
+  plan(*a_, {make_exec(make_spec("x"), kT0 + 20s), make_exec(make_spec("y"), kT0 + 10s)});
+  RedisConnectOptions co;
+  co.address.port = shared_server().port();
+  auto control = RedisClient::connect(co);
+  ASSERT_TRUE(control.is_ok()) << control.status().to_string();
+  const std::string p = "schedd:" + ns_ + ":";
+  ASSERT_TRUE((*control)->call({"DEL", p + "dq", p + "dqv"}).is_ok());  // as an old schedd left it
+  ExecutionFilter f;
+  f.order = ExecutionFilter::Order::kDue;
+  EXPECT_TRUE(a_->list(f).empty());
+  auto c = open_ok(with(ns_, "c"));
+  ASSERT_NE(c, nullptr);
+  const std::vector<std::string> due_order = {"y@1767225610", "x@1767225620"};
+  EXPECT_EQ(ids_of(c->list(f)), due_order);
+  EXPECT_EQ(ids_of(a_->list(f)), due_order);
+}
+
 TEST(RedisStoreTest, OpenRefusesAnAddressWithNothingListeningAndNamesIt) {
   RedisOptions o;
   o.address.port = 1;  // nothing listens on port 1 here
