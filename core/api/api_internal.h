@@ -46,7 +46,7 @@ std::string dump(const json& j);
 HttpResponse json_response(int status, const json& body);
 HttpResponse error_response(int status, std::string_view code, std::string_view message,
                             json extra = json::object());
-// The one place Status codes become HTTP statuses (STYLE.md "Errors"). 429 is built by the
+// The one place Status codes become HTTP statuses (docs/design.md "Errors"). 429 is built by the
 // caller, which knows the counts for its body.
 HttpResponse status_response(const Status& s, json extra = json::object());
 

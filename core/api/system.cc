@@ -59,31 +59,18 @@ HttpResponse Api::Impl::drain(bool on) {
 
 json Api::Impl::stats_json() {
   const Config& cfg = engine.config();
-  std::vector<LaneCounts> counts = engine.store().counts(engine.clock().now());
   std::size_t running = 0, queued = 0, workers = 0;
   json lanes = json::object();
-  // The lanes as they run now: their size may have changed since start (scale, reload).
-  for (const auto& lane : engine.dispatcher().lanes()) {
-    std::size_t r = 0, q = 0;
-    for (const auto& c : counts) {
-      if (c.lane == lane.name) {
-        r = c.running;
-        q = c.queued;
-      }
-    }
-    running += r;
-    queued += q;
+  // The lanes as they run now (their size may have changed since start: scale, reload), and
+  // those only the store knows (another daemon's, in distributed mode), with capacity 0.
+  for (const LaneView& lane : engine.lanes()) {
+    running += lane.running;
+    queued += lane.queued;
     workers += lane.workers;
-    lanes[lane.name] = {
-        {"running", r}, {"runningCapacity", lane.workers}, {"queued", q}, {"paused", lane.paused}};
-  }
-  // Lanes the store knows that this daemon does not (another daemon's, in distributed mode).
-  for (const auto& c : counts) {
-    if (!lanes.contains(c.lane)) {
-      running += c.running;
-      queued += c.queued;
-      lanes[c.lane] = {{"running", c.running}, {"runningCapacity", 0}, {"queued", c.queued}};
-    }
+    lanes[lane.name] = {{"running", lane.running},
+                        {"runningCapacity", lane.workers},
+                        {"queued", lane.queued},
+                        {"paused", lane.paused}};
   }
   return {{"running", running},
           {"runningCapacity", workers},

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -209,6 +210,27 @@ StatusOr<Schedule> Engine::effective_schedule(const HelperConfig& h,
     return invalid_argument("helper " + h.name + ": " + schedule.status().message());
   }
   return schedule;
+}
+
+std::vector<LaneView> Engine::lanes() {
+  const std::vector<LaneCounts> counts = store_.counts(clock_.now());
+  std::vector<LaneView> out;
+  for (const auto& lane : dispatcher_->lanes()) {
+    LaneView v{.name = lane.name, .workers = lane.workers, .paused = lane.paused};
+    for (const auto& c : counts) {
+      if (c.lane == lane.name) {
+        v.running = c.running;
+        v.queued = c.queued;
+      }
+    }
+    out.push_back(std::move(v));
+  }
+  for (const auto& c : counts) {
+    if (std::none_of(out.begin(), out.end(), [&](const LaneView& v) { return v.name == c.lane; })) {
+      out.push_back({.name = c.lane, .local = false, .running = c.running, .queued = c.queued});
+    }
+  }
+  return out;
 }
 
 std::optional<TimePoint> Engine::next_fire(const HelperConfig& h, TimePoint after) const {

@@ -55,6 +55,16 @@ struct SubmitResult {
 // default retry).
 std::shared_ptr<ExecTemplate> template_of(const HelperConfig& h, const Config& cfg);
 
+// One lane as it runs now: the dispatcher's size and pause, the store's counts.
+struct LaneView {
+  std::string name;
+  std::size_t workers = 0;  // 0 for a lane only the store knows (another daemon's)
+  bool paused = false;
+  bool local = true;  // this daemon runs it
+  std::size_t running = 0;
+  std::size_t queued = 0;  // queued and due
+};
+
 // What Engine::reload applied, one line each, and what it could not.
 struct ReloadReport {
   bool applied = true;                     // false: the config was refused, nothing changed
@@ -133,6 +143,9 @@ class Engine {
   const PluginHost& plugins() const { return *plugins_.load(std::memory_order_acquire); }
   Clock& clock() { return clock_; }
   const std::string& node_id() const { return node_id_; }
+  // This daemon's lanes (scaled, paused) with the store's counts, then lanes only the store
+  // knows (another daemon's, in distributed mode).
+  std::vector<LaneView> lanes();
   // The first instant after `after` at which helper `h` fires on its schedule as it stands
   // (a stored override wins over the config), whatever the lookahead has planned; nullopt
   // when it never fires again.

@@ -520,23 +520,15 @@ std::unique_ptr<Store> open_store(const Config& cfg, bool ephemeral, const std::
 // The one-line summary systemd shows (STATUS=): what runs and waits, per lane, and whether
 // the store and the dispatcher are well.
 std::string status_line(Engine& engine, const std::string& listen) {
-  const auto counts = engine.store().counts(engine.clock().now());
   std::size_t running = 0;
   std::size_t queued = 0;
   std::string lanes;
-  for (const auto& lane : engine.dispatcher().lanes()) {
-    std::size_t r = 0;
-    std::size_t q = 0;
-    for (const auto& c : counts) {
-      if (c.lane == lane.name) {
-        r = c.running;
-        q = c.queued;
-      }
-    }
-    running += r;
-    queued += q;
-    lanes += fmt::format("{}{} {}/{}{}", lanes.empty() ? "" : ", ", lane.name, r, lane.workers,
-                         lane.paused ? " paused" : "");
+  for (const LaneView& lane : engine.lanes()) {
+    if (!lane.local) continue;
+    running += lane.running;
+    queued += lane.queued;
+    lanes += fmt::format("{}{} {}/{}{}", lanes.empty() ? "" : ", ", lane.name, lane.running,
+                         lane.workers, lane.paused ? " paused" : "");
   }
   std::string line = fmt::format("running {}, queued {} (lanes {}); ", running, queued, lanes);
   if (engine.dispatcher().draining()) line += running == 0 ? "drained; " : "draining; ";

@@ -77,21 +77,25 @@ class Harness {
     clock_.advance(d);
     idle();
   }
-  // Waits (real time, bounded) until `n` executions are running.
-  void wait_running(std::size_t n) {
+  // Waits (real time, up to 10 s) until `done()` holds; returns whether it did.
+  template <typename Done>
+  static bool wait_for(Done done) {
     auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (engine_->dispatcher().running() != n && std::chrono::steady_clock::now() < deadline) {
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
       std::this_thread::sleep_for(1ms);
     }
+    return true;
+  }
+  // Waits (real time, bounded) until `n` executions are running.
+  void wait_running(std::size_t n) {
+    wait_for([&] { return engine_->dispatcher().running() == n; });
     ASSERT_EQ(engine_->dispatcher().running(), n);
   }
 
   // Waits (real time, bounded) until `n` events of `kind` were observed.
   void wait_events(const std::string& kind, std::size_t n) {
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (events(kind).size() < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-    }
+    wait_for([&] { return events(kind).size() >= n; });
     ASSERT_GE(events(kind).size(), n) << kind;
   }
   void wait_starts(std::size_t n) {

@@ -33,13 +33,11 @@ bool mentions(const std::vector<std::string>& lines, const std::string& what) {
 
 // Waits (real time, bounded) until execution `id` has status `want`.
 void wait_status(Harness& h, const std::string& id, ExecStatus want) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
+  EXPECT_TRUE(Harness::wait_for([&] {
     auto e = h.store().get(id);
-    if (e && e->status == want) return;
-    std::this_thread::sleep_for(1ms);
-  }
-  ADD_FAILURE() << id << " is not " << exec_status_name(want);
+    return e && e->status == want;
+  })) << id
+      << " is not " << exec_status_name(want);
 }
 
 Dispatcher::LaneStatus lane_of(Harness& h, const std::string& name) {
@@ -52,10 +50,7 @@ Dispatcher::LaneStatus lane_of(Harness& h, const std::string& name) {
 
 // Waits (real time, bounded) until lane `name` has `n` worker threads.
 void wait_threads(Harness& h, const std::string& name, std::size_t n) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (lane_of(h, name).threads != n && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
+  Harness::wait_for([&] { return lane_of(h, name).threads == n; });
   EXPECT_EQ(lane_of(h, name).threads, n);
 }
 
