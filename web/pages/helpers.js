@@ -47,7 +47,7 @@ export default function mount(root, _params, ctx) {
     const sched = x.schedule_override ?? x.schedule;
     const last = d && (d.last || d.last_results || d.recent || [])[0];
     const act = (label, fn, testid, extra = {}) =>
-      h("button", { type: "button", "data-mutates": "", "data-testid": testid, onclick: fn, ...extra }, label);
+      h("button", { type: "button", "data-mutates": "", "data-testid": testid, "aria-label": `${label} ${x.name}`, onclick: fn, ...extra }, label);
     const tr = h("tr", { "data-testid": `helper-row-${x.name}`, "data-enabled": String(x.enabled) },
       h("th", { scope: "row" }, h("span", { class: "name" }, x.name),
         x.description ? h("small", { class: "desc" }, x.description) : null,
