@@ -633,6 +633,10 @@ Completion Dispatcher::finish(const Running& r, const RunOutcome& outcome, TimeP
       } else if (r.stop_reason == ExecStatus::kInterrupted) {
         c.status = ExecStatus::kInterrupted;
         retryable = true;
+      } else if (r.stop_reason == ExecStatus::kCancelled) {
+        // Cancelled (API, overlap = replace): a plugin that reports the stop as a failure
+        // is not retried; the cancel wins.
+        c.status = ExecStatus::kCancelled;
       } else if (outcome.status == RunStatus::kFailed) {
         c.status = ExecStatus::kFailed;
         retryable = true;

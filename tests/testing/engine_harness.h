@@ -43,6 +43,7 @@ class Harness {
     namespace fs = std::filesystem;
     EXPECT_TRUE(plugins_.load_dir(SCHEDD_PLUGIN_DIR, PluginErrorPolicy::kFail, errors).is_ok());
     EXPECT_EQ(plugins_.load_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_good.so"), std::nullopt);
+    EXPECT_EQ(plugins_.load_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_record.so"), std::nullopt);
     std::vector<ConfigError> cerrors;
     auto cfg = parse_config(toml, "engine.toml", cerrors);
     for (const auto& e : cerrors) ADD_FAILURE() << e.to_string();

@@ -16,6 +16,7 @@
 #include "core/store/memory_store.h"
 #include "tests/testing/engine_harness.h"
 #include "tests/testing/manual_clock.h"
+#include "tests/testing/temp_dir.h"
 
 namespace schedd {
 namespace {
@@ -226,6 +227,36 @@ TEST(EngineTest, ExecutionWaitingBehindItsKeyExpires) {
   h.idle();
   EXPECT_EQ(h.store().get("blocker")->status, ExecStatus::kCancelled);
   EXPECT_EQ(h.ids("start"), (std::vector<std::string>{"blocker"}));
+}
+
+// A plugin that reports a cancelled run as failed is not retried: the cancel wins (it was
+// recorded failed and retried up to max_attempts).
+TEST(EngineTest, ACancelWinsOverAFailureTheStoppedPluginReports) {
+  Harness h(R"([retry]
+max_attempts = 3
+delays = ["0s"]
+)",
+            at(kStart));
+  h.start();
+  testing::TempDir dir;
+  SubmitRequest r;
+  r.executor = "record";
+  r.id = "fails-when-stopped";
+  r.params = {{"file", ParamValue::string((dir / "runs.txt").string())},
+              {"duration", ParamValue::duration(1h)},
+              {"ignore_stop", ParamValue::boolean(false)},
+              {"fail_on_stop", ParamValue::boolean(true)}};
+  ASSERT_TRUE(h.engine().submit(r).is_ok());
+  h.wait_running(1);
+  EXPECT_EQ(h.engine().cancel(r.id).status().code(), StatusCode::kFailedPrecondition);
+  h.wait_events("finish", 1);
+  h.wait_running(0);
+  h.idle();
+  auto e = h.store().get(r.id);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->status, ExecStatus::kCancelled) << e->message;
+  EXPECT_EQ(e->attempt, 1u);
+  EXPECT_EQ(h.ids("start").size(), 1u);  // no retry
 }
 
 // Regression: EngineSimulationTest's auditor judged a claim by the clock its on_claim hook read,
