@@ -138,7 +138,8 @@ StatusOr<ReloadReport> Engine::reload(std::shared_ptr<const Config> next,
       all_hosts_.push_back(plugins.get());
     }
     plugins_.store(plugins.get(), std::memory_order_release);
-    for (const auto& pool : runner::runner_pools(*old_host)) pool->close(/*kill_busy=*/false);
+    // Runs claimed before the swap may still start on the old executors: retire, not close.
+    for (const auto& pool : runner::runner_pools(*old_host)) pool->retire();
     std::map<std::string, std::string> before;  // name -> version
     for (const auto& p : old_host->plugins()) before[p.name] = p.version;
     for (const auto& p : plugins->plugins()) {

@@ -625,7 +625,7 @@ void RunnerPool::release(std::unique_ptr<RunnerProcess> runner) {
     } else if (runner->healthy()) {
       crashes_in_row_ = 0;
     }
-    if (runner->healthy() && !closed_) {
+    if (runner->healthy() && !closed_ && !retiring_) {
       idle_.push_back(std::move(runner));
       cv_.notify_one();
       return;
@@ -634,6 +634,16 @@ void RunnerPool::release(std::unique_ptr<RunnerProcess> runner) {
   }
   // Destroyed (killed and reaped) outside the lock.
   replacement_for.reset();
+}
+
+void RunnerPool::retire() {
+  std::vector<std::unique_ptr<RunnerProcess>> idle;
+  {
+    std::lock_guard lock(mu_);
+    retiring_ = true;
+    idle.swap(idle_);
+  }
+  idle.clear();  // killed and reaped outside the lock
 }
 
 void RunnerPool::close(bool kill_busy) {

@@ -134,6 +134,10 @@ class RunnerPool {
   // Kills the idle runners and, with `kill_busy`, the sessions of those out on runs (their
   // runs then end at once as if crashed); later acquires fail.
   void close(bool kill_busy = false);
+  // A reload loaded the plugin anew: kills the idle runners now and each busy one as it
+  // comes back. Acquires still work (a run claimed before the reload gets a runner of its
+  // own, which is not kept), so nothing already claimed fails for the swap.
+  void retire();
 
   PoolStats stats() const;
   const RunnerSettings& settings() const { return settings_; }
@@ -144,6 +148,7 @@ class RunnerPool {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<RunnerProcess>> idle_;
   bool closed_ = false;
+  bool retiring_ = false;  // retire(): no runner is kept idle
   std::size_t busy_ = 0;
   std::vector<pid_t> busy_pids_;
   uint64_t runs_ = 0;

@@ -640,6 +640,30 @@ TEST(RunnerPoolTest, PoolReplacesACrashedRunnerAndTheNextRunWorks) {
   pool->release(std::move(*again));
 }
 
+// A reload replaced the plugin: the old pool keeps no runner, but a run claimed before the
+// swap still gets one (closing the pool instead failed such runs with "runner pool closed").
+TEST(RunnerPoolTest, ARetiredPoolStillRunsButKeepsNoRunner) {
+  const RunnerSettings settings = settings_for(fixture("fx_progress"));
+  auto started = RunnerProcess::start(settings);
+  ASSERT_TRUE(started.is_ok()) << started.status().message();
+  const ExecutorInfo info = (*started)->hello().executors.at(0);
+  const pid_t warm = (*started)->pid();
+  auto pool = std::make_shared<RunnerPool>(settings, std::move(*started));
+  IsolatedExecutor executor(info, pool);
+  ASSERT_EQ(pool->stats().runners, 1u);
+  pool->retire();
+  EXPECT_EQ(pool->stats().runners, 0u);
+  EXPECT_TRUE(reaped(warm));
+  StopSource stop;
+  RunOutcome out = executor.run(
+      request_with({{"steps", ParamValue::integer(2)}, {"step", ParamValue::duration(1ms)}}), stop);
+  EXPECT_EQ(out.status, RunStatus::kSucceeded) << out.message;
+  PoolStats stats = pool->stats();
+  EXPECT_EQ(stats.runs, 1u);
+  EXPECT_EQ(stats.runners, 0u);  // not kept after the run
+  EXPECT_EQ(stats.busy, 0u);
+}
+
 // A crash loop: the first crash is replaced at once, later ones after a backoff of 100 ms
 // doubling to 5 s. Up to 100 ms is waited out (a stop ends the wait); a longer one fails the
 // attempt at once, so that a crash-looping plugin never holds its lane's workers from the
