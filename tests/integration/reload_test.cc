@@ -202,6 +202,42 @@ TEST(ReloadTest, APluginAddedToTheFolderServesNewRunsAfterAReload) {
   EXPECT_EQ(d.stop().exit_code, 0);
 }
 
+TEST(ReloadTest, AnUpgradedPluginServesNewRunsWhileARunInFlightFinishesOnTheOldOne) {
+  TempDir dir;
+  const fs::path records = dir.path() / "runs.txt";
+  write_config(dir, "t", 2, "");
+  DaemonProcess d(dir.path() / "schedd.toml");
+  ASSERT_TRUE(d.wait_ready()) << d.log();
+  HttpClient c("127.0.0.1", d.port(), "t");
+  auto submit = [&](const std::string& id, const std::string& work) {
+    Json body = {{"executor", "record"},
+                 {"id", id},
+                 {"params", {{"file", records.string()}, {"duration", work}}}};
+    auto r = c.post("/v1/executions", body.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+  };
+  submit("in-flight", "3s");
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (read_runs(records).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(read_runs(records).size(), 1u);  // it runs, on 1.0.0
+
+  // Version 2 replaces the file (renamed over it, as a package upgrade does).
+  fs::copy_file(fs::path(SCHEDD_FIXTURE_DIR) / "fx_record_v2.so", dir.path() / "fx_record.new");
+  fs::rename(dir.path() / "fx_record.new", dir.path() / "plugins" / "fx_record.so");
+  auto r = c.post("/v1/system/reload", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("plugin fx_record 2.0.0: loaded from"));
+  EXPECT_THAT(r.body, HasSubstr("(was 1.0.0)"));
+  submit("after", "10ms");
+  ASSERT_EQ(wait_all(c, {"after", "in-flight"}), 2);
+  EXPECT_EQ(Json::parse(c.get("/v1/executions/after").body).value("output", ""), "fx_record 2.0.0");
+  EXPECT_EQ(Json::parse(c.get("/v1/executions/in-flight").body).value("output", ""),
+            "fx_record 1.0.0");
+  EXPECT_EQ(d.stop().exit_code, 0);
+}
+
 TEST(ReloadTest, ReloadsUnderLoadLoseNothingDuplicateNothingAndOverlapNoKey) {
   TempDir dir;
   const fs::path records = dir.path() / "runs.txt";
