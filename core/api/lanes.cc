@@ -65,16 +65,10 @@ HttpResponse Api::Impl::lane_scale(const std::string& lane, const std::string& b
   auto before = engine.dispatcher().set_lane_workers(lane, static_cast<std::size_t>(*workers));
   if (!before.is_ok()) return status_response(before.status());
   spdlog::info("lane {}: {} -> {} workers (over the API)", lane, *before, *workers);
-  for (const auto& l : engine.dispatcher().lanes()) {
-    if (l.name == lane) {
-      json stats = stats_json();
-      json counts = stats["lanes"].contains(lane) ? stats["lanes"][lane] : json::object();
-      json out = lane_json(l, engine.config(), counts);
-      out["previous_workers"] = *before;
-      return json_response(200, out);
-    }
-  }
-  return status_response(not_found("unknown lane \"" + lane + "\""));
+  auto out = lane_state(lane);
+  if (!out) return status_response(not_found("unknown lane \"" + lane + "\""));
+  (*out)["previous_workers"] = *before;
+  return json_response(200, *out);
 }
 
 HttpResponse Api::Impl::lane_pause(const std::string& lane, bool paused) {
@@ -82,14 +76,19 @@ HttpResponse Api::Impl::lane_pause(const std::string& lane, bool paused) {
     return status_response(s);
   }
   spdlog::info("lane {}: {} (over the API)", lane, paused ? "paused" : "resumed");
+  auto out = lane_state(lane);
+  if (!out) return status_response(not_found("unknown lane \"" + lane + "\""));
+  return json_response(200, *out);
+}
+
+std::optional<json> Api::Impl::lane_state(const std::string& lane) {
   for (const auto& l : engine.dispatcher().lanes()) {
-    if (l.name == lane) {
-      json stats = stats_json();
-      json counts = stats["lanes"].contains(lane) ? stats["lanes"][lane] : json::object();
-      return json_response(200, lane_json(l, engine.config(), counts));
-    }
+    if (l.name != lane) continue;
+    json stats = stats_json();
+    json counts = stats["lanes"].contains(lane) ? stats["lanes"][lane] : json::object();
+    return lane_json(l, engine.config(), counts);
   }
-  return status_response(not_found("unknown lane \"" + lane + "\""));
+  return std::nullopt;
 }
 
 }  // namespace schedd::api

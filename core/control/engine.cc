@@ -321,11 +321,7 @@ StatusOr<std::size_t> Engine::disable(const std::string& helper) {
   return *removed;
 }
 
-StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
-                                              const std::string& inline_toml) {
-  std::lock_guard lock(mu_);
-  const HelperConfig* h = config().find_helper(helper);
-  if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
+Status Engine::check_schedule(const std::string& helper, const std::string& inline_toml) const {
   std::vector<ConfigError> errors;
   auto parsed = parse_schedule(inline_toml, "schedule", errors);
   if (!parsed) {
@@ -335,6 +331,15 @@ StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
   }
   auto built = build_schedule(*parsed, config().timezone, helper);
   if (!built.is_ok()) return invalid_argument("schedule: " + built.status().message());
+  return Status::ok();
+}
+
+StatusOr<std::size_t> Engine::update_schedule(const std::string& helper,
+                                              const std::string& inline_toml) {
+  std::lock_guard lock(mu_);
+  const HelperConfig* h = config().find_helper(helper);
+  if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
+  if (Status s = check_schedule(helper, inline_toml); !s.is_ok()) return s;
 
   if (Status s = planner_->update_state(helper,
                                         [&](HelperState& st) {

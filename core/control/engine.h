@@ -159,6 +159,8 @@ class Engine {
   // The execution a submission asks for, validated (helper, executor, lane, priority).
   StatusOr<Execution> prepare(SubmitRequest req, TimePoint now);
   Status apply_state(const HelperConfig& h);
+  // Checks an inline-TOML schedule for `helper` as the config file checks one.
+  Status check_schedule(const std::string& helper, const std::string& inline_toml) const;
   // `h`'s schedule with the stored override, if any, applied.
   StatusOr<Schedule> effective_schedule(const HelperConfig& h,
                                         const std::optional<HelperState>& state) const;

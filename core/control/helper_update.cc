@@ -25,15 +25,7 @@ StatusOr<std::size_t> Engine::update_helper(const std::string& helper, const Hel
   if (h == nullptr) return not_found("unknown helper \"" + helper + "\"");
   // Checked as the config file checks [helpers.NAME] (Loader::read_int, duration_value).
   if (update.schedule && *update.schedule) {
-    std::vector<ConfigError> errors;
-    auto parsed = parse_schedule(**update.schedule, "schedule", errors);
-    if (!parsed) {
-      std::string message;
-      for (const auto& e : errors) message += (message.empty() ? "" : "; ") + e.to_string();
-      return invalid_argument(message);
-    }
-    auto built = build_schedule(*parsed, config().timezone, helper);
-    if (!built.is_ok()) return invalid_argument("schedule: " + built.status().message());
+    if (Status s = check_schedule(helper, **update.schedule); !s.is_ok()) return s;
   }
   if (update.priority && *update.priority && (**update.priority < 1 || **update.priority > 5)) {
     return invalid_argument(fmt::format("priority: {} is out of range 1-5", **update.priority));
