@@ -461,7 +461,8 @@ const Names kDaemonKeys = {"timezone",
                            "plugin_load_timeout",
                            "runner"};
 const Names kPluginKeys = {"isolation", "memory_limit", "cpu_limit", "open_files", "user", "group"};
-const Names kApiKeys = {"listen", "token_file", "token_env", "read_token_file", "read_token_env"};
+const Names kApiKeys = {"listen",          "token_file",     "token_env",
+                        "read_token_file", "read_token_env", "max_param_bytes"};
 const Names kCapacityKeys = {"queued"};
 const Names kRedisKeys = {"namespace",     "connect_timeout", "command_timeout", "lease",
                           "password_file", "password_env",    "lane_capacity",   "claim_ahead"};
@@ -811,6 +812,7 @@ void Loader::read_api(const Section& s, Config& cfg) {
     error(s.table.get("read_token_env")->source(),
           prefix(s, "read_token_env") + "set either read_token_file or read_token_env, not both");
   }
+  if (auto v = read_int(s, "max_param_bytes", 1, 1 << 30)) cfg.max_param_bytes = *v;
 }
 
 void Loader::read_redis(const Section& s, const toml::node& node, Config& cfg) {

@@ -205,6 +205,8 @@ struct Config {
   // A read-only token (GET endpoints only; 403 on mutating ones), from a file or env var.
   std::optional<std::string> read_token_file;
   std::optional<std::string> read_token_env;
+  // Most bytes of `params` (as compact JSON) in one API submission or ticket. Default: 65536
+  int64_t max_param_bytes = 64 << 10;
   // [capacity]
   uint64_t capacity_queued = 10000;
   // [retry], [lanes.*], [tickets], [helpers.*]
