@@ -149,6 +149,15 @@ StatusOr<json> Api::Impl::body_object(const std::string& body, bool allow_empty)
   return j;
 }
 
+std::optional<std::string> Api::Impl::params_too_large(const json* params) {
+  if (params == nullptr) return std::nullopt;
+  const auto limit = static_cast<std::size_t>(engine.config().max_param_bytes);
+  const std::size_t size = dump(*params).size();
+  if (size <= limit) return std::nullopt;
+  return fmt::format("params: {} bytes exceed the limit of {} bytes ([api] max_param_bytes)", size,
+                     limit);
+}
+
 std::optional<HttpResponse> Api::Impl::bulk_over_capacity(std::size_t due_now) {
   const std::size_t queued = stats_json()["queued"].get<std::size_t>();
   if (queued + due_now <= engine.config().capacity_queued) return std::nullopt;
@@ -217,12 +226,17 @@ const Api::Impl::Route* Api::Impl::match_route(const std::string& method,
 }
 
 std::string Api::Impl::allowed_methods(const std::vector<std::string>& segments) {
-  std::string out;
+  std::vector<std::string> methods;
+  auto add = [&](const std::string& m) {
+    if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
+  };
   for (const Route& r : routes()) {
     if (!path_matches(r.parts, segments, nullptr)) continue;
-    if ((", " + out + ",").find(std::string(", ") + r.method + ",") != std::string::npos) continue;
-    out += (out.empty() ? "" : ", ") + std::string(r.method);
+    add(r.method);
+    if (std::string_view(r.method) == "GET") add("HEAD");  // HEAD is served wherever GET is
   }
+  std::string out;
+  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + m;
   return out;
 }
 
@@ -231,7 +245,8 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
   if (!target) {
     return error_response(400, "bad_request", "malformed request target (path or query)");
   }
-  const std::string& m = req.method;
+  // HEAD is answered as GET is; the transport sends only the header (RFC 9110 §9.3.2).
+  const std::string m = req.method == "HEAD" ? std::string("GET") : req.method;
   const bool read = m == "GET";
 
   // Auth: a wrong token is always refused; mutating requests need the full token.
@@ -301,12 +316,19 @@ bool Api::handles_inline(const HttpRequest& request) const {
   auto target = parse_target(request.target);
   if (!target) return true;  // a 400, at once
   const auto& s = target->segments;
-  if (request.method == "GET" && s.size() == 1 && s[0] == "healthz") return true;
+  const std::string method = request.method == "HEAD" ? std::string("GET") : request.method;
+  if (method == "GET" && s.size() == 1 && s[0] == "healthz") return true;
   if (impl_->engine.store().remote()) return false;
   if (s.empty() || s[0] == "ui") return true;  // the dashboard (web_routes.h)
   std::vector<std::string> args;
-  const Impl::Route* r = Impl::match_route(request.method, s, args);
+  const Impl::Route* r = Impl::match_route(method, s, args);
   return r != nullptr && r->inline_local;
+}
+
+std::vector<std::pair<std::string, std::string>> Api::route_table() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Impl::Route& r : Impl::routes()) out.emplace_back(r.method, r.pattern);
+  return out;
 }
 
 bool Api::set_tokens(std::optional<std::string> token, std::optional<std::string> read_token) {

@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/api/http.h"
 #include "core/api/http_server.h"
@@ -65,6 +67,11 @@ class Api {
   // Replaces the bearer tokens (a reload rotated them); requests after it use the new ones.
   // Returns whether they changed.
   bool set_tokens(std::optional<std::string> token, std::optional<std::string> read_token);
+
+  // The route table as (method, path pattern) pairs, "{name}" for a captured segment, in the
+  // order routes are tried; the dashboard's GET / and GET /ui/{file} are not in it. HEAD is
+  // served wherever GET is. Tests compare it with docs/openapi.yaml.
+  static std::vector<std::pair<std::string, std::string>> route_table();
 
   struct Impl;
 

@@ -148,9 +148,13 @@ class Fields {
     }
   }
 
+  // The field, nullptr when absent. No field of a request body is nullable (docs/openapi.yaml):
+  // a null is a mistake, not "absent" (PATCH /v1/helpers/NAME, where null means "back to the
+  // config's value", reads its fields itself).
   const json* get(const char* name) {
     auto it = obj_.find(name);
-    if (it == obj_.end() || it->is_null()) return nullptr;
+    if (it == obj_.end()) return nullptr;
+    if (it->is_null()) return fail(name, "null is not allowed; omit the field instead"), nullptr;
     return &*it;
   }
   // A bulk request's list: a required, non-empty array of at most `max` items.
@@ -172,6 +176,12 @@ class Fields {
     if (v == nullptr) return std::nullopt;
     if (!v->is_string()) return mismatch(name, "string", *v), std::nullopt;
     return v->get<std::string>();
+  }
+  // A string that, when given, is not empty ("" is not a way to ask for the default).
+  std::optional<std::string> nonempty_string(const char* name) {
+    auto s = string(name);
+    if (s && s->empty()) return fail(name, "must not be empty; omit the field instead"), s;
+    return s;
   }
   std::optional<int64_t> integer(const char* name) {
     const json* v = get(name);
@@ -445,6 +455,9 @@ struct Api::Impl {
 
   // api.cc: shared by the handlers.
   StatusOr<json> body_object(const std::string& body, bool allow_empty);
+  // "params: N bytes exceed the limit of M bytes ([api] max_param_bytes)" when `params` (as
+  // compact JSON) is larger than the config allows; nullopt when it fits or is absent.
+  std::optional<std::string> params_too_large(const json* params);
   HttpResponse queue_full(const Status& s);
   // Bulk requests (bulk_mu held): a 429 when `due_now` more would exceed capacity.queued; the
   // answer to a submission that failed midway, after cancelling what was already stored.

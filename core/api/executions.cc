@@ -31,10 +31,14 @@ std::vector<Api::Impl::Route> Api::Impl::execution_routes() {
 
 namespace {
 
-// A FieldError from read_submit whose message starts "404:" is an unknown helper/executor.
+// A FieldError from read_submit whose message starts "404:" is an unknown helper/executor,
+// "413:" params over [api] max_param_bytes.
 HttpResponse submit_error(const FieldError& e) {
   if (e.message.rfind("404:", 0) == 0) {
     return error_response(404, "not_found", e.message.substr(4), json{{"field", e.field}});
+  }
+  if (e.message.rfind("413:", 0) == 0) {
+    return error_response(413, "params_too_large", e.message.substr(4), json{{"field", e.field}});
   }
   return field_response(e);
 }
@@ -47,12 +51,13 @@ std::optional<SubmitRequest> Api::Impl::read_submit(const json& j, const std::st
   f.only({"id", "executor", "helper", "name", "key", "lane", "priority", "params", "not_before",
           "expiry", "timeout"});
   SubmitRequest req;
-  req.id = f.string("id").value_or("");
-  req.executor = f.string("executor").value_or("");
-  req.helper = f.string("helper").value_or("");
-  req.name = f.string("name").value_or("");
-  req.key = f.string("key").value_or("");
-  req.lane = f.string("lane").value_or("");
+  const std::optional<std::string> id = f.nonempty_string("id");
+  req.id = id.value_or("");
+  req.executor = f.nonempty_string("executor").value_or("");
+  req.helper = f.nonempty_string("helper").value_or("");
+  req.name = f.nonempty_string("name").value_or("");
+  req.key = f.nonempty_string("key").value_or("");
+  req.lane = f.nonempty_string("lane").value_or("");
   if (auto p = f.integer("priority")) {
     if (*p < 1 || *p > 5) {
       f.fail("priority", fmt::format("{} is out of range 1-5", *p));
@@ -64,7 +69,7 @@ std::optional<SubmitRequest> Api::Impl::read_submit(const json& j, const std::st
   req.expiry = f.duration("expiry");
   req.timeout = f.duration("timeout");
   const json* params = f.object("params");
-  if (f.ok() && !req.id.empty() && !valid_id(req.id)) {
+  if (f.ok() && id && !valid_id(*id)) {
     f.fail("id", "use 1-200 letters, digits, '_', '-', '.', ':' or '@'");
   }
   if (f.ok() && req.executor.empty() && req.helper.empty()) {
@@ -93,6 +98,10 @@ std::optional<SubmitRequest> Api::Impl::read_submit(const json& j, const std::st
   const Executor* loaded = engine.plugins().find(executor);
   if (loaded == nullptr) {
     error = FieldError{prefix + "executor", "404:unknown executor \"" + executor + "\""};
+    return std::nullopt;
+  }
+  if (auto too_large = params_too_large(params)) {
+    error = FieldError{prefix + "params", "413:" + prefix + *too_large};
     return std::nullopt;
   }
   if (params != nullptr || req.helper.empty()) {

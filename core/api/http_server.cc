@@ -178,6 +178,7 @@ class Session : public std::enable_shared_from_this<Session> {
     r.remote = remote_;
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
+    head_ = req.method() == http::verb::head;
     // A handler that never blocks runs here, on the connection's strand. Others may block (an
     // operator change waits for its commit, a Redis round trip), so they run on the handler
     // pool and the I/O threads only move bytes.
@@ -195,6 +196,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // On the strand.
   void respond(HttpResponse res, bool keep_alive) {
     if (res.deferred) return wait_deferred(std::move(res.deferred), keep_alive);
+    if (head_) return write_head(std::move(res), keep_alive);
     if (res.stream) return start_stream(std::move(res));
     write(std::move(res), keep_alive);
   }
@@ -246,7 +248,37 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse res;
     res.status = status;
     res.body = error_body(code, message);
+    head_ = parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
+    if (head_) return write_head(std::move(res), /*keep_alive=*/false);
     write(std::move(res), /*keep_alive=*/false);
+  }
+
+  // The answer to a HEAD: the header GET would get, with the Content-Length of the body GET
+  // would send, and no body, whatever the status (RFC 9110 §9.3.2), so a keep-alive client
+  // reads the next answer from the right byte. A stream's header has no length; the
+  // connection closes after it.
+  void write_head(HttpResponse res, bool keep_alive) {
+    auto msg = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(res.status), version_);
+    msg->set(http::field::server, "schedd");
+    msg->set(http::field::content_type, res.content_type);
+    if (res.stream) msg->set(http::field::cache_control, "no-cache");
+    for (auto& [name, value] : res.headers) msg->set(name, value);
+    if (res.stream) {
+      keep_alive = false;
+    } else {
+      msg->content_length(res.body.size());
+    }
+    msg->keep_alive(keep_alive);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*msg);
+    stream_.expires_after(options().write_timeout);
+    http::async_write_header(stream_, *serializer,
+                             [self = shared_from_this(), msg, serializer, keep_alive](
+                                 beast::error_code ec, std::size_t) {
+                               if (ec) return self->abort();
+                               if (!keep_alive) return self->shutdown();
+                               self->read();
+                             });
   }
 
   void write(HttpResponse res, bool keep_alive) {
@@ -371,6 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
+  bool head_ = false;  // the request being answered is a HEAD
   // Streaming state.
   bool streaming_ = false;
   bool chunked_ = true;

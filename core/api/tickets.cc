@@ -53,6 +53,11 @@ std::optional<SubmitRequest> Api::Impl::read_ticket(const std::string& project, 
     error = field_response(f.error());
     return std::nullopt;
   }
+  if (auto too_large = params_too_large(params)) {
+    error = error_response(413, "params_too_large", prefix + *too_large,
+                           json{{"field", prefix + "params"}});
+    return std::nullopt;
+  }
 
   const TicketSettings tc = engine.config().tickets.for_project(project);
   const Executor* executor = engine.plugins().find(tc.executor);

@@ -62,9 +62,9 @@ std::optional<HttpResponse> route(const std::string& method,
     return std::nullopt;
   }
   HttpResponse r;
-  if (method != "GET") {
-    r = plain(405, method + " is not allowed here; use GET\n");
-    r.headers.emplace_back("Allow", "GET");
+  if (method != "GET" && method != "HEAD") {
+    r = plain(405, method + " is not allowed here; use GET or HEAD\n");
+    r.headers.emplace_back("Allow", "GET, HEAD");
   } else if (const Asset* a = find(path)) {
     r.content_type = a->content_type;
     r.body = std::string(a->body());

@@ -18,7 +18,8 @@ using api::HttpResponse;
 extern const char* const kContentSecurityPolicy;
 
 // The answer for a path the dashboard owns (`/`, `/ui/...`), or nothing for any other path.
-// `segments` is the decoded path; only GET is served (405 otherwise).
+// `segments` is the decoded path; only GET and HEAD are served (405 otherwise). A HEAD is
+// answered as GET is: the transport leaves the body out.
 std::optional<HttpResponse> route(const std::string& method,
                                   const std::vector<std::string>& segments);
 
