@@ -4,15 +4,22 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -101,7 +108,23 @@ struct HttpServer::Impl {
 
   std::shared_ptr<DeferredHub> deferred = std::make_shared<DeferredHub>();
 
+  // Out of file descriptors (EMFILE, ENFILE): accept() would fail at once again and again
+  // while the connection waits in the backlog, spinning an I/O thread and flooding the log.
+  // Instead the acceptor pauses `kAcceptPause` between tries, spends the spare descriptor
+  // held for this to answer the waiting clients with a 503 that names the limit, and logs
+  // once when the shortage starts and once when it ends. Touched only by the accept chain
+  // (one async_accept or timer wait at a time).
+  static constexpr std::chrono::milliseconds kAcceptPause{50};
+  std::unique_ptr<net::steady_timer> accept_timer;
+  int spare_fd = -1;
+  std::optional<std::chrono::steady_clock::time_point> short_since;   // the shortage began
+  std::optional<std::chrono::steady_clock::time_point> short_logged;  // its first log line
+  std::size_t short_refused = 0;  // connections answered 503 since the last log line
+
   void accept();
+  // Accepts the connections waiting in the backlog (up to 64) one at a time with the spare
+  // descriptor, answers each 503 naming the limit, and closes it.
+  void refuse_waiting();
 };
 
 namespace {
@@ -419,12 +442,87 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
+namespace {
+std::string nofile_limit_text() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return "unlimited";
+  return std::to_string(rl.rlim_cur);
+}
+}  // namespace
+
+void HttpServer::Impl::refuse_waiting() {
+  // The listening socket is non-blocking (asio made it so for async_accept), so accept4
+  // returns at once when no client waits.
+  for (int i = 0; i < 64; ++i) {
+    if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_fd < 0) return;
+    ::close(spare_fd);
+    spare_fd = -1;
+    const int fd = ::accept4(acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    const std::string body = error_body("out_of_file_descriptors",
+                                        "the daemon is out of file descriptors (RLIMIT_NOFILE " +
+                                            nofile_limit_text() + "); try again shortly");
+    const std::string reply = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+        body.size(), body);
+    // Best effort and never blocking: a fresh socket's send buffer takes this at once. The
+    // request already received is read first, so that close() sends FIN, not a reset that
+    // would discard the answer at the client.
+    char discard[4096];
+    while (::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+    }
+    [[maybe_unused]] ssize_t n =
+        ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+    ++short_refused;
+  }
+}
+
 void HttpServer::Impl::accept() {
   acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      spdlog::warn("api: accept failed: {}", ec.message());
-    } else if (connections.load() >= options.max_connections) {
+      const bool no_fds = ec == net::error::no_descriptors || ec.value() == ENFILE ||
+                          ec == net::error::no_buffer_space || ec == net::error::no_memory;
+      if (!no_fds) {
+        spdlog::warn("api: accept failed: {}", ec.message());
+        accept();
+        return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      // Once per shortage, and at most once per 10 s when the daemon hovers at its limit.
+      if (!short_since && (!short_logged || now - *short_logged >= std::chrono::seconds(10))) {
+        short_since = now;
+        short_logged = now;
+        spdlog::error(
+            "api: cannot accept connections: {} (RLIMIT_NOFILE {}); answering 503 and retrying "
+            "every {} ms until descriptors free up",
+            ec.message(), nofile_limit_text(), kAcceptPause.count());
+      }
+      refuse_waiting();
+      accept_timer->expires_after(kAcceptPause);
+      accept_timer->async_wait([this](beast::error_code wait_ec) {
+        if (wait_ec || !acceptor->is_open()) return;
+        accept();
+      });
+      return;
+    }
+    if (short_since) {
+      spdlog::warn(
+          "api: accepting connections again after {} ms out of file descriptors ({} "
+          "connections answered 503)",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                *short_since)
+              .count(),
+          short_refused);
+      short_since.reset();
+      short_refused = 0;
+    }
+    if (connections.load() >= options.max_connections) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
@@ -459,6 +557,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions option
   if (ec) return unavailable("cannot read the bound address: " + ec.message());
   impl->handlers =
       std::make_unique<net::thread_pool>(std::max<std::size_t>(1, impl->options.handler_threads));
+  impl->accept_timer = std::make_unique<net::steady_timer>(*impl->ioc);
+  impl->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   impl->accept();
   const std::size_t threads = std::max<std::size_t>(1, impl->options.threads);
   for (std::size_t i = 0; i < threads; ++i) {
@@ -518,6 +618,9 @@ void HttpServer::stop() {
   beast::error_code ec;
   impl_->acceptor->close(ec);
   impl_->acceptor.reset();
+  impl_->accept_timer.reset();
+  if (impl_->spare_fd >= 0) ::close(impl_->spare_fd);
+  impl_->spare_fd = -1;
   impl_->handlers.reset();  // before the io_context: abandoned calls hold connections
   impl_->ioc.reset();       // destroys the connections still waiting on I/O
 }
