@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <utility>
 
 #include "core/common/thread_name.h"
 
@@ -703,18 +704,43 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
   req.on_log = [this, &r](int level, std::string_view message) {
     static const char* const kLevels[] = {"DEBUG", "DEBUG", "INFO", "WARN", "ERROR"};
     const char* name = kLevels[std::clamp(level, 0, 4)];
+    std::string cut;
+    if (message.size() > RunProgress::kLogLineBytes) {
+      std::size_t n = RunProgress::kLogLineBytes;
+      while (n > 0 && (static_cast<unsigned char>(message[n]) & 0xC0) == 0x80) --n;  // UTF-8
+      cut = fmt::format("{}... (cut: {} bytes, more than {})", message.substr(0, n), message.size(),
+                        RunProgress::kLogLineBytes);
+      message = cut;
+    }
+    uint64_t dropped = 0;
     {
       std::lock_guard g(mu_);
+      const auto real_now = std::chrono::steady_clock::now();
+      if (real_now - r.log_window >= std::chrono::seconds(1)) {
+        r.log_window = real_now;
+        r.log_in_window = 0;
+        dropped = std::exchange(r.log_dropped, 0);
+      }
+      if (++r.log_in_window > RunProgress::kLogRate) {
+        ++r.log_dropped;
+        return;
+      }
       auto& log = r.progress.log;
       if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
       log.push_back(std::string(name) + " " + std::string(message));
     }
+    if (dropped > 0) log_dropped(r, dropped);
     auto lvl = level >= 4   ? spdlog::level::err
                : level == 3 ? spdlog::level::warn
                : level <= 1 ? spdlog::level::debug
                             : spdlog::level::info;
     spdlog::log(lvl, "[{}] {}: {}", r.execution.id, r.execution.spec->executor, message);
   };
+}
+
+void Dispatcher::log_dropped(const Running& r, uint64_t dropped) {
+  spdlog::warn("[{}] {}: {} log lines dropped (more than {} a second)", r.execution.id,
+               r.execution.spec->executor, dropped, RunProgress::kLogRate);
 }
 
 std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
@@ -779,6 +805,12 @@ std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::ite
 
 void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off) {
   Running& r = it->second;
+  uint64_t dropped = 0;
+  {
+    std::lock_guard g(mu_);
+    dropped = std::exchange(r.log_dropped, 0);
+  }
+  if (dropped > 0) log_dropped(r, dropped);
   const TimePoint now = clock_.now();
   Completion c;
   Execution e;

@@ -62,6 +62,12 @@ struct RunProgress {
   // The run's latest log lines ("LEVEL message"), oldest first; at most kLogLines.
   std::vector<std::string> log;
   static constexpr std::size_t kLogLines = 20;
+  // What a run may log: lines a second (more are counted and reported as "N log lines
+  // dropped"), and bytes a line (longer lines are cut, saying how long they were). A plugin
+  // that logs in a tight loop costs the daemon's log a bounded rate, in process as out of
+  // process (where the runner applies the same rate before the daemon sees the lines).
+  static constexpr int kLogRate = 200;
+  static constexpr std::size_t kLogLineBytes = 4096;
 };
 
 struct DispatcherOptions {
@@ -190,6 +196,11 @@ class Dispatcher {
     std::thread::id worker;              // the thread running it, once started
     RunProgress progress;                // guarded by mu_
     std::chrono::steady_clock::time_point progress_sent{};  // last on_progress call
+    // The log budget (guarded by mu_): lines of the current one-second window (real time),
+    // and lines dropped over it, reported in one record when the window ends or the run does.
+    std::chrono::steady_clock::time_point log_window{};
+    int log_in_window = 0;
+    uint64_t log_dropped = 0;
     // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
     std::atomic<int64_t> hard_deadline_ns{0};
     std::optional<TimePoint> lease_until;  // its lease (store's clock), when leased
@@ -240,6 +251,8 @@ class Dispatcher {
   // The parts of run_one: start (false: shutting down, not started), the request, the end.
   bool begin_run(Running& r);
   void fill_request(Running& r, RunRequest& req);
+  // Logs that `dropped` of r's log lines went over RunProgress::kLogRate.
+  void log_dropped(const Running& r, uint64_t dropped);
   void end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
