@@ -28,6 +28,17 @@ extern char** environ;
 namespace schedd::runner {
 namespace {
 
+// strerror(err), naming the daemon's descriptor limit when that is what ran out.
+std::string errno_text(int err) {
+  std::string text = strerror(err);
+  rlimit rl{};
+  if ((err == EMFILE || err == ENFILE) && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+      rl.rlim_cur != RLIM_INFINITY) {
+    text += " (RLIMIT_NOFILE " + std::to_string(rl.rlim_cur) + ")";
+  }
+  return text;
+}
+
 // The longest crash-loop backoff a run waits out for its runner; beyond it the attempt fails.
 constexpr std::chrono::milliseconds kMaxBackoffWait{100};
 
@@ -101,13 +112,13 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
   const std::string file = settings.plugin_file.string();
   int data[2], control[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, data) != 0) {
-    return unavailable(file + ": cannot start a runner: socketpair: " + strerror(errno));
+    return unavailable(file + ": cannot start a runner: socketpair: " + errno_text(errno));
   }
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, control) != 0) {
     int e = errno;
     close(data[0]);
     close(data[1]);
-    return unavailable(file + ": cannot start a runner: socketpair: " + strerror(e));
+    return unavailable(file + ": cannot start a runner: socketpair: " + errno_text(e));
   }
   // Everything the child needs is built before fork: between fork and exec only
   // async-signal-safe calls are allowed in a multi-threaded parent.
@@ -191,7 +202,7 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
   if (pid < 0) {
     close(data[0]);
     close(control[0]);
-    return unavailable(file + ": cannot start a runner: fork: " + strerror(spawn_errno));
+    return unavailable(file + ": cannot start a runner: fork: " + errno_text(spawn_errno));
   }
 
   std::unique_ptr<RunnerProcess> r(new RunnerProcess());
