@@ -23,6 +23,7 @@
 #include <toml++/toml.h>
 
 #include "core/common/duration.h"
+#include "core/config/toml_limits.h"
 #include "core/schedule/cron.h"
 #include "core/store/redis_store.h"
 
@@ -1011,6 +1012,11 @@ void Loader::read_tickets(const Section& s, Config& cfg) {
 }
 
 void Loader::read_helpers(const Section& s, Config& cfg) {
+  if (s.table.size() > kMaxHelpers) {
+    error(s.table.source(), header(s) + " " + std::to_string(s.table.size()) +
+                                " helpers exceed the limit of " + std::to_string(kMaxHelpers));
+    return;
+  }
   for (const auto& [key, value] : s.table) {
     if (!value.is_table()) check_type(s, key.str(), value, toml::node_type::table);
   }
@@ -1078,6 +1084,26 @@ void Loader::read_helper(const Section& s, const toml::key& name, HelperConfig& 
 void Loader::read_schedule(const Section& s, ScheduleConfig& sc) {
   sc.where = loc(s.table.source());
   check_keys(s, kScheduleKeys);
+
+  // Over-long strings are refused before any check quotes them in a message.
+  bool too_long = false;
+  auto check_length = [&](const toml::node& node, const std::string& key) {
+    const auto* str = node.as_string();
+    if (str == nullptr || str->get().size() <= kMaxScheduleStringBytes) return;
+    error(node.source(), prefix(s, key) + "string of " + std::to_string(str->get().size()) +
+                             " bytes exceeds the limit of " +
+                             std::to_string(kMaxScheduleStringBytes) + " bytes");
+    too_long = true;
+  };
+  for (const auto& [key, value] : s.table) {
+    check_length(value, std::string(key.str()));
+    if (const toml::array* items = value.as_array()) {
+      for (size_t i = 0; i < items->size(); ++i) {
+        check_length(*items->get(i), std::string(key.str()) + "[" + std::to_string(i) + "]");
+      }
+    }
+  }
+  if (too_long) return;
 
   // The kind: exactly one of cron, time, every. A second one is blamed, in file order.
   std::vector<std::pair<std::string, const toml::node*>> kinds;
@@ -1235,12 +1261,23 @@ void sort_from(std::vector<ConfigError>& errors, size_t first) {
                    });
 }
 
+// Refuses text over a limit of toml_limits.h before toml++ recurses into it.
+bool within_limits(std::string_view text, const std::string& source_name,
+                   std::vector<ConfigError>& errors) {
+  std::optional<TomlLimitError> over = check_toml_limits(text);
+  if (!over) return true;
+  errors.push_back(
+      ConfigError{SourceLoc{source_name, over->line, over->column}, std::move(over->message)});
+  return false;
+}
+
 std::optional<Config> parse_impl(std::string_view text, const std::string& source_name,
                                  const std::filesystem::path& base_dir,
                                  std::vector<ConfigError>& errors) {
   const size_t first = errors.size();
   Config cfg;
   cfg.file = source_name;
+  if (!within_limits(text, source_name, errors)) return std::nullopt;
   try {
     toml::table root = toml::parse(text, std::string_view(source_name));
     Loader(source_name, base_dir, errors).load(root, cfg);
@@ -1266,6 +1303,13 @@ std::optional<Config> load_config(const std::filesystem::path& path,
   if (std::filesystem::is_directory(path, ec)) {
     errors.push_back(
         ConfigError{SourceLoc{name, 0, 0}, "cannot read config file: it is a directory"});
+    return std::nullopt;
+  }
+  // A file over the size limit is refused before it is read into memory.
+  if (const auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxConfigBytes) {
+    errors.push_back(ConfigError{
+        SourceLoc{name, 0, 0}, "file of " + std::to_string(size) + " bytes exceeds the limit of " +
+                                   std::to_string(kMaxConfigBytes) + " bytes (16 MiB)"});
     return std::nullopt;
   }
   std::ifstream in(path, std::ios::binary);
@@ -1295,6 +1339,7 @@ std::optional<ScheduleConfig> parse_schedule(std::string_view inline_table,
   const size_t first = errors.size();
   ScheduleConfig sc;
   const std::string text = "schedule = " + std::string(inline_table);
+  if (!within_limits(text, source_name, errors)) return std::nullopt;
   try {
     toml::table root = toml::parse(text, std::string_view(source_name));
     Loader(source_name, std::filesystem::path(), errors).load_schedule(root, sc);
@@ -1409,6 +1454,10 @@ namespace {
 std::optional<ParamValue> default_value(const ParamSpec& spec, std::string& error) {
   try {
     const std::string doc = "v = " + *spec.default_toml;
+    if (auto over = check_toml_limits(doc)) {
+      error = quote(*spec.default_toml) + " is not a TOML value: " + over->message;
+      return std::nullopt;
+    }
     toml::table t = toml::parse(std::string_view(doc), std::string_view("default"));
     const toml::node* node = t.get("v");
     if (node == nullptr) {

@@ -52,6 +52,12 @@ struct RawParam {
   std::variant<std::string, int64_t, double, bool, StringList, StringMap> value;
 };
 
+// The most helpers one config may declare (docs/config.md "Limits").
+inline constexpr std::size_t kMaxHelpers = 100000;
+// The longest string a schedule table holds (cron, time, every, anchor, tz, jitter, days),
+// in bytes; cron expressions have the same limit in parse_cron.
+inline constexpr std::size_t kMaxScheduleStringBytes = 1024;
+
 // Exactly one of cron / time / every is set.
 struct ScheduleConfig {
   std::optional<std::string> cron;  // cron expression (5 or 6 fields, or @macro)

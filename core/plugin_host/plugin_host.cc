@@ -18,6 +18,7 @@
 #include <toml++/toml.h>
 
 #include "core/config/config.h"
+#include "core/config/toml_limits.h"
 
 namespace schedd {
 
@@ -136,6 +137,7 @@ bool valid_param_name(const char* name) {
 // fills one in; its default_value() is not public, so the TOML-to-RawParam step is repeated.)
 std::string default_problem(const ParamSpec& spec) {
   const std::string doc = "v = " + *spec.default_toml;
+  if (auto over = check_toml_limits(doc)) return "not a TOML value: " + over->message;
   toml::table t;
   try {
     t = toml::parse(std::string_view(doc), std::string_view("default"));

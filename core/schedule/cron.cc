@@ -93,11 +93,9 @@ class FieldParser {
   }
 
   // Parses the whole field into `bits` (bit i for value i), plus extensions into `expr`.
-  Status parse(uint64_t& bits, CronExpr& expr, bool& plain) {
-    plain = false;
+  Status parse(uint64_t& bits, CronExpr& expr) {
     std::string_view text = tok_.text;
     std::size_t pos = 0;
-    std::size_t items = 0;
     while (pos <= text.size()) {
       std::size_t comma = text.find(',', pos);
       if (comma == std::string_view::npos) comma = text.size();
@@ -105,12 +103,8 @@ class FieldParser {
       std::size_t col = tok_.column + pos;
       if (item.empty()) return error("empty list item", col);
       if (Status s = parse_item(item, col, bits, expr); !s.is_ok()) return s;
-      ++items;
       pos = comma + 1;
     }
-    plain = items == 1 && std::all_of(text.begin(), text.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c));
-            });
     return Status::ok();
   }
 
@@ -328,6 +322,11 @@ bool CronExpr::can_fire() const {
 }
 
 StatusOr<CronExpr> parse_cron(std::string_view text) {
+  if (text.size() > kMaxCronBytes) {
+    return invalid_argument("cron expression of " + std::to_string(text.size()) +
+                            " bytes exceeds the limit of " + std::to_string(kMaxCronBytes) +
+                            " bytes");
+  }
   CronExpr e;
   e.text = std::string(text);
   std::string_view body = text;
@@ -373,31 +372,31 @@ StatusOr<CronExpr> parse_cron(std::string_view text) {
         std::to_string(tokens.size()));
   }
   std::size_t k = 0;
-  std::array<bool, 3> plain{true, false, false};  // second, minute, hour
-  auto parse_field = [&](Field f, uint64_t& bits, bool& is_plain) -> Status {
+  auto parse_field = [&](Field f, uint64_t& bits) -> Status {
     FieldParser p(f, tokens[k++]);
-    return p.parse(bits, e, is_plain);
+    return p.parse(bits, e);
   };
   uint64_t sec = 1, min = 0, hour = 0, dom = 0, mon = 0, dow = 0;
   if (tokens.size() == 6) {
     sec = 0;
-    if (Status s = parse_field(Field::kSecond, sec, plain[0]); !s.is_ok()) return s;
+    if (Status s = parse_field(Field::kSecond, sec); !s.is_ok()) return s;
   }
-  bool unused = false;
-  if (Status s = parse_field(Field::kMinute, min, plain[1]); !s.is_ok()) return s;
-  if (Status s = parse_field(Field::kHour, hour, plain[2]); !s.is_ok()) return s;
+  if (Status s = parse_field(Field::kMinute, min); !s.is_ok()) return s;
+  if (Status s = parse_field(Field::kHour, hour); !s.is_ok()) return s;
   e.dom_restricted = tokens[k].text != "*";
-  if (Status s = parse_field(Field::kDayOfMonth, dom, unused); !s.is_ok()) return s;
-  if (Status s = parse_field(Field::kMonth, mon, unused); !s.is_ok()) return s;
+  if (Status s = parse_field(Field::kDayOfMonth, dom); !s.is_ok()) return s;
+  if (Status s = parse_field(Field::kMonth, mon); !s.is_ok()) return s;
   e.dow_restricted = tokens[k].text != "*";
-  if (Status s = parse_field(Field::kDayOfWeek, dow, unused); !s.is_ok()) return s;
+  if (Status s = parse_field(Field::kDayOfWeek, dow); !s.is_ok()) return s;
   e.seconds = sec;
   e.minutes = min;
   e.hours = static_cast<uint32_t>(hour);
   e.dom = static_cast<uint32_t>(dom);
   e.months = static_cast<uint32_t>(mon);
   e.dow = static_cast<uint8_t>(dow);
-  e.fixed_time = plain[0] && plain[1] && plain[2];
+  // Fixed-time is decided by the values the fields match, not by how they are written: "30",
+  // "30,30", "30-30" and "*/60" (seconds) all match one value.
+  e.fixed_time = std::popcount(sec) == 1 && std::popcount(min) == 1 && std::popcount(hour) == 1;
   return e;
 }
 

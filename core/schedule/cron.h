@@ -39,7 +39,8 @@ struct CronExpr {
   std::array<uint8_t, 7> dow_nth{};  // per weekday, bit k (1-5): `w#k`
   bool dom_restricted = false;       // day-of-month is not exactly "*"
   bool dow_restricted = false;       // day-of-week is not exactly "*"
-  // Seconds, minute and hour are each one plain value (docs/design.md §8 "fixed-time").
+  // Seconds, minute and hour each match exactly one value, however written: `30`, `30,30`
+  // and `30-30` alike (docs/design.md §8 "fixed-time").
   bool fixed_time = false;
 
   // Whether the calendar day matches the day-of-month, month and day-of-week fields (either
@@ -55,7 +56,11 @@ struct CronExpr {
   bool can_fire() const;
 };
 
-// Parses `text`. Errors name the field, the value and the 1-based column:
+// The longest cron expression parsed, in bytes: a list of every minute of every field is
+// about 600.
+inline constexpr std::size_t kMaxCronBytes = 1024;
+
+// Parses `text` (at most kMaxCronBytes). Errors name the field, the value and the 1-based column:
 // `minute: 60 is out of range 0-59 (column 1)`. An expression that parses but can never fire
 // (`0 0 30 2 *`) is returned; callers that must refuse it (config validation) check
 // can_fire() and report kNeverFires.

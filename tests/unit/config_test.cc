@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config/toml_limits.h"
+#include "core/schedule/cron.h"
 #include "tests/testing/temp_dir.h"
 
 namespace schedd {
@@ -629,6 +631,149 @@ TEST(ConfigErrorTest, NeverCrashesOnOddInput) {
     EXPECT_FALSE(parse_config(text, "x.toml", errors).has_value()) << text;
     EXPECT_FALSE(errors.empty()) << text;
   }
+}
+
+// --- Limits checked before toml++ parses (it recurses, and crashed on these). ---------------
+
+// `n` copies of `part` joined by `sep`.
+std::string repeat(std::string_view part, size_t n, std::string_view sep = "") {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += sep;
+    out += part;
+  }
+  return out;
+}
+
+TEST(ConfigLimitsTest, DeepTableHeaderIsRefusedNotACrash) {
+  // Issue #18: check-config on this file died with SIGSEGV inside toml++.
+  EXPECT_THAT(phase1("[" + repeat("t", 50000, ".") + "]\n"),
+              ElementsAre("x.toml:1:1: nesting depth 50000 exceeds the limit of 64"));
+  EXPECT_THAT(phase1("[daemon]\n\n[[" + repeat("t", 50000, " . ") + "]]\nx = 1\n"),
+              ElementsAre("x.toml:3:1: nesting depth 50000 exceeds the limit of 64"));
+}
+
+TEST(ConfigLimitsTest, DeepDottedKeyIsRefusedNotACrash) {
+  EXPECT_THAT(phase1(repeat("t", 50000, ".") + " = 1\n"),
+              ElementsAre("x.toml:1:1: nesting depth 50000 exceeds the limit of 64"));
+  // A header's segments and its keys' add up: 2 + 63.
+  EXPECT_THAT(phase1("[helpers.x]\n  " + repeat("\"t\"", 63, ".") + " = 1\n"),
+              ElementsAre("x.toml:2:3: nesting depth 65 exceeds the limit of 64"));
+}
+
+TEST(ConfigLimitsTest, DeepInlineTablesAndArraysAreRefusedNotACrash) {
+  // Brackets are refused at the first one over the limit, naming the depth reached there.
+  EXPECT_THAT(phase1("a = " + repeat("{b = ", 50000) + "1" + repeat("}", 50000) + "\n"),
+              ElementsAre("x.toml:1:321: nesting depth 65 exceeds the limit of 64"));
+  EXPECT_THAT(phase1("a = " + repeat("{b.c = ", 50000) + "1" + repeat("}", 50000) + "\n"),
+              ElementsAre("x.toml:1:223: nesting depth 65 exceeds the limit of 64"));
+  EXPECT_THAT(phase1("a = " + repeat("[", 50000) + repeat("]", 50000) + "\n"),
+              ElementsAre("x.toml:1:68: nesting depth 65 exceeds the limit of 64"));
+  EXPECT_THAT(phase1("a = [\n" + repeat("[{x = [\n", 20000) + "\n"),
+              ElementsAre("x.toml:22:7: nesting depth 65 exceeds the limit of 64"));
+}
+
+TEST(ConfigLimitsTest, NestingUpToTheLimitIsLeftToToml) {
+  EXPECT_EQ(check_toml_limits("[" + repeat("t", 64, ".") + "]\n"), std::nullopt);
+  EXPECT_NE(check_toml_limits("[" + repeat("t", 65, ".") + "]\n"), std::nullopt);
+  EXPECT_EQ(check_toml_limits("[a]\n" + repeat("t", 63, ".") + " = 1\n"), std::nullopt);
+  EXPECT_EQ(check_toml_limits("a = " + repeat("[", 63) + repeat("]", 63)), std::nullopt);
+  EXPECT_NE(check_toml_limits("a = " + repeat("[", 64) + repeat("]", 64)), std::nullopt);
+  EXPECT_EQ(check_toml_limits("a = " + repeat("{b = ", 63) + "1" + repeat("}", 63)), std::nullopt);
+  // A header resets the depth: each of these is 64 deep, not 128.
+  EXPECT_EQ(check_toml_limits("[" + repeat("a", 64, ".") + "]\n[" + repeat("b", 64, ".") + "]\n"),
+            std::nullopt);
+}
+
+TEST(ConfigLimitsTest, BracketsInStringsAndCommentsDoNotCount) {
+  const std::string deep = repeat("[", 1000) + repeat("t", 1000, ".") + repeat("{", 1000);
+  for (const std::string& text : {
+           "a = \"" + deep + "\"\n",
+           "a = '" + deep + "'\n",
+           "a = \"\"\"\n" + deep + "\n\\\"\"\"" + deep + "\"\"\"\n",
+           "a = '''\n" + deep + "\n'''\n",
+           "# " + deep + "\n",
+           "a = 1 # " + deep + "\n",
+           "a = [ # " + deep + "\n 1, 2 ]\n",
+           "\"" + deep.substr(0, 1000) + "\" = 1\n",
+       }) {
+    EXPECT_EQ(check_toml_limits(text).value_or(TomlLimitError{}).message, "") << text.substr(0, 60);
+  }
+  // And the scanner does not lose its place after them.
+  auto after = check_toml_limits("a = \"\\\"]\"\nb = '''x''''\n[" + repeat("t", 65, ".") + "]\n");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->line, 3u);
+}
+
+TEST(ConfigLimitsTest, LongKeyIsRefused) {
+  EXPECT_THAT(phase1(std::string(1025, 'k') + " = 1\n"),
+              ElementsAre("x.toml:1:1: key of 1025 bytes exceeds the limit of 1024 bytes"));
+  EXPECT_THAT(phase1("[helpers]\nx.\"" + std::string(5000, 'k') + "\" = 1\n"),
+              ElementsAre("x.toml:2:3: key of 5000 bytes exceeds the limit of 1024 bytes"));
+  EXPECT_THAT(phase1("[" + std::string(2000, 'k') + "]\n"),
+              ElementsAre("x.toml:1:2: key of 2000 bytes exceeds the limit of 1024 bytes"));
+  EXPECT_EQ(check_toml_limits(std::string(1024, 'k') + " = 1\n"), std::nullopt);
+}
+
+TEST(ConfigLimitsTest, BigFileIsRefusedBeforeItIsRead) {
+  testing::TempDir dir;
+  std::string text = "# padding\n";
+  text.resize(kMaxConfigBytes + 1, '#');
+  auto path = dir.write("big.toml", text);
+  std::vector<ConfigError> errors;
+  EXPECT_FALSE(load_config(path, errors).has_value());
+  EXPECT_THAT(strings(errors),
+              ElementsAre(path.string() + ": file of 16777217 bytes exceeds the limit of "
+                                          "16777216 bytes (16 MiB)"));
+  EXPECT_THAT(phase1(text), ElementsAre(HasSubstr("exceeds the limit of 16777216 bytes")));
+  text.resize(kMaxConfigBytes);
+  EXPECT_EQ(check_toml_limits(text), std::nullopt);
+}
+
+TEST(ConfigLimitsTest, InvalidUtf8IsRefusedWithItsPosition) {
+  EXPECT_THAT(phase1("[daemon]\n# caf\xc3\xa9\nnode_id = \"\xc3\xa9\xff\"\n"),
+              ElementsAre("x.toml:3:13: invalid UTF-8 (byte 0xff); a TOML file is UTF-8"));
+  // Overlong, surrogate, above U+10FFFF, truncated.
+  for (const char* bad :
+       {"a = \"\xc0\xaf\"", "a = \"\xed\xa0\x80\"", "a = \"\xf4\x90\x80\x80\"", "a = \"\xe2\x82"}) {
+    auto over = check_toml_limits(bad);
+    ASSERT_TRUE(over.has_value()) << bad;
+    EXPECT_THAT(over->message, HasSubstr("invalid UTF-8")) << bad;
+  }
+  EXPECT_EQ(check_toml_limits("a = \"\xe2\x82\xac \xf0\x9f\x98\x80\"\n"), std::nullopt);
+}
+
+TEST(ConfigLimitsTest, ScheduleOverridesAreCheckedToo) {
+  std::vector<ConfigError> errors;
+  EXPECT_FALSE(
+      parse_schedule(repeat("{a = ", 50000) + repeat("}", 50000), "schedule", errors).has_value());
+  EXPECT_THAT(strings(errors), ElementsAre(HasSubstr("exceeds the limit of 64")));
+}
+
+TEST(ConfigLimitsTest, LongCronAndScheduleStringsAreRefused) {
+  const std::string head = "[helpers.x]\nexecutor = \"noop\"\n";
+  const std::string long_cron = "0 0 * * " + std::string(2000, '1');
+  EXPECT_THAT(phase1(head + "schedule = { cron = \"" + long_cron + "\" }\n"),
+              ElementsAre("x.toml:3:21: [helpers.x.schedule] cron: string of 2008 bytes exceeds "
+                          "the limit of 1024 bytes"));
+  EXPECT_THAT(
+      phase1(head + "schedule = { time = \"09:00\", tz = \"" + std::string(1025, 'Z') + "\" }\n"),
+      ElementsAre(HasSubstr("[helpers.x.schedule] tz: string of 1025 bytes exceeds")));
+  EXPECT_THAT(phase1(head + "schedule = { time = \"09:00\", days = [\"mon\", \"" +
+                     std::string(4096, 'd') + "\"] }\n"),
+              ElementsAre(HasSubstr("days[1]: string of 4096 bytes exceeds the limit")));
+  // parse_cron refuses it on its own, for the calendar command and the API.
+  auto parsed = parse_cron(long_cron);
+  ASSERT_FALSE(parsed.is_ok());
+  EXPECT_EQ(parsed.status().message(),
+            "cron expression of 2008 bytes exceeds the limit of 1024 bytes");
+}
+
+TEST(ConfigLimitsTest, TooManyHelpersAreRefused) {
+  std::string text = "[helpers]\n";
+  for (size_t i = 0; i <= kMaxHelpers; ++i) text += "h" + std::to_string(i) + " = {}\n";
+  EXPECT_THAT(phase1(text),
+              ElementsAre("x.toml:1:1: [helpers] 100001 helpers exceed the limit of 100000"));
 }
 
 // --- What loads, and the defaults it gets. -------------------------------------------------
