@@ -269,8 +269,7 @@ int item_count(Rng& rng) {
 }
 
 template <std::size_t N>
-std::string simple_field(Rng& rng, Field f, double star, std::bitset<N>& bits, bool* plain) {
-  if (plain) *plain = false;
+std::string simple_field(Rng& rng, Field f, double star, std::bitset<N>& bits) {
   if (rng.chance(star)) {
     for (int v = bounds(f).lo; v <= bounds(f).hi; ++v) bits.set(static_cast<std::size_t>(v));
     return "*";
@@ -280,9 +279,6 @@ std::string simple_field(Rng& rng, Field f, double star, std::bitset<N>& bits, b
   for (int i = 0; i < n; ++i) {
     if (i) out += ",";
     std::string item = numeric_item(rng, f, [&](int v) { bits.set(static_cast<std::size_t>(v)); });
-    if (n == 1 && plain) {
-      *plain = item.find_first_not_of("0123456789") == std::string::npos;
-    }
     out += item;
   }
   return out;
@@ -388,18 +384,18 @@ Model random_model(Rng& rng) {
   Model m;
   m.six = rng.chance(0.25);
   std::vector<std::string> fields;
-  bool plain_sec = true, plain_min = false, plain_hour = false;
   if (m.six) {
-    fields.push_back(simple_field(rng, Field::kSec, 0.25, m.sec, &plain_sec));
+    fields.push_back(simple_field(rng, Field::kSec, 0.25, m.sec));
   } else {
     m.sec.set(0);
   }
-  fields.push_back(simple_field(rng, Field::kMin, 0.2, m.min, &plain_min));
-  fields.push_back(simple_field(rng, Field::kHour, 0.35, m.hour, &plain_hour));
+  fields.push_back(simple_field(rng, Field::kMin, 0.2, m.min));
+  fields.push_back(simple_field(rng, Field::kHour, 0.35, m.hour));
   fields.push_back(dom_field(rng, m));
-  fields.push_back(simple_field(rng, Field::kMonth, 0.7, m.month, nullptr));
+  fields.push_back(simple_field(rng, Field::kMonth, 0.7, m.month));
   fields.push_back(dow_field(rng, m));
-  m.fixed_time = plain_sec && plain_min && plain_hour;
+  // Fixed-time by the values matched, not the spelling (docs/design.md §8): `1,1` is one value.
+  m.fixed_time = m.sec.count() == 1 && m.min.count() == 1 && m.hour.count() == 1;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     if (i) m.text += rng.chance(0.1) ? (rng.chance(0.5) ? "\t" : "  ") : " ";
     m.text += fields[i];

@@ -230,6 +230,12 @@ TEST(CronTest, FixedTimeClassification) {
   EXPECT_FALSE(parse_cron("0,30 2 * * *")->fixed_time);
   EXPECT_FALSE(parse_cron("30 1-2 * * *")->fixed_time);
   EXPECT_FALSE(parse_cron("* 30 2 * * *")->fixed_time);
+  // The values matched decide, not the spelling (issue #18).
+  EXPECT_TRUE(parse_cron("1,1 2 * * *")->fixed_time);
+  EXPECT_TRUE(parse_cron("30-30,30 2-2 * * *")->fixed_time);
+  EXPECT_TRUE(parse_cron("*/60 30 2 * * *")->fixed_time);
+  EXPECT_TRUE(parse_cron("30 2/24 * * *")->fixed_time);
+  EXPECT_FALSE(parse_cron("30,31 2 * * *")->fixed_time);
 }
 
 TEST(CronTest, RareScheduleFindsItsDayWithoutScanningMinutes) {
