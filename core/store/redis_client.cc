@@ -12,16 +12,9 @@
 #include "core/common/thread_name.h"
 
 namespace schedd {
-namespace {
 
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-RedisValue convert(const redisReply* r) {
+RedisValue redis_value(const redisReply& reply) {
+  const redisReply* r = &reply;
   RedisValue v;
   switch (r->type) {
     case REDIS_REPLY_STRING:
@@ -43,13 +36,25 @@ RedisValue convert(const redisReply* r) {
     case REDIS_REPLY_ARRAY:
       v.type = RedisValue::Type::kArray;
       v.elements.reserve(r->elements);
-      for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(convert(r->element[i]));
+      for (std::size_t i = 0; i < r->elements; ++i)
+        v.elements.push_back(redis_value(*r->element[i]));
       break;
     default:
       break;  // nil
   }
   return v;
 }
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+RedisValue convert(const redisReply* r) { return redis_value(*r); }
 
 struct ReplyDeleter {
   void operator()(void* r) const {

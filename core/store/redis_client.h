@@ -18,7 +18,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "core/store/redis_store.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace schedd {
 
@@ -40,6 +43,19 @@ struct RedisValue {
   bool is_nil() const { return type == Type::kNil; }
   bool is_error() const { return type == Type::kError; }
 };
+
+// The RedisValue of a hiredis reply tree (nil for a type it does not know).
+RedisValue redis_value(const redisReply& reply);
+
+// An execution from its fields as the store's scripts answer them: an HGETALL array (name,
+// value, ...), or, with `names`, the values of those fields in that order (the claim's
+// positional reply; missing trailing values are left at their defaults). `find_template`
+// resolves the `tpl` field, nullptr when unknown. Errors (kInternal) name the execution: an
+// unknown status or template. Defined in redis_store.cc; exposed for tests/fuzz.
+using RedisTemplateLookup = std::function<std::shared_ptr<const ExecTemplate>(const std::string&)>;
+StatusOr<Execution> decode_execution(const RedisValue& fields,
+                                     std::span<const std::string_view> names,
+                                     const RedisTemplateLookup& find_template);
 
 using RedisArgv = std::vector<std::string>;
 

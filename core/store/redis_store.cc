@@ -54,7 +54,74 @@ Status script_error(const char* script, const RedisValue& v) {
   return internal_error(fmt::format("redis script {}: {}", script, v.str));
 }
 
+// An execution's fields as the scripts answer them: an HGETALL array (name, value, ...), or,
+// with `names`, the values of those fields in that order (the claim's positional reply).
+struct Fields {
+  const RedisValue& h;
+  std::span<const std::string_view> names;
+  std::size_t size() const {
+    return names.empty() ? h.elements.size() / 2 : std::min(names.size(), h.elements.size());
+  }
+  std::string_view name(std::size_t i) const {
+    return names.empty() ? std::string_view(h.elements[2 * i].str) : names[i];
+  }
+  const RedisValue& value(std::size_t i) const {
+    return names.empty() ? h.elements[2 * i + 1] : h.elements[i];
+  }
+};
+
 }  // namespace
+
+StatusOr<Execution> decode_execution(const RedisValue& hash,
+                                     std::span<const std::string_view> names,
+                                     const RedisTemplateLookup& find_template) {
+  const Fields fields{hash, names};
+  Execution e;
+  std::string tid;
+  int st = 0;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view f = fields.name(i);
+    const std::string v = text(fields.value(i));
+    if (f == "id") {
+      e.id = v;
+    } else if (f == "tpl") {
+      tid = v;
+    } else if (f == "due") {
+      e.due = codec::from_ns(parse_i64(v));
+    } else if (f == "nb") {
+      e.not_before = codec::from_ns(parse_i64(v));
+    } else if (f == "seq") {
+      e.seq = static_cast<uint64_t>(parse_i64(v));
+    } else if (f == "att") {
+      e.attempt = static_cast<uint32_t>(parse_i64(v));
+    } else if (f == "st") {
+      st = static_cast<int>(parse_i64(v));
+    } else if (f == "fence") {
+      e.fence = static_cast<uint64_t>(parse_i64(v));
+    } else if (f == "cr") {
+      e.created = codec::from_ns(parse_i64(v));
+    } else if (f == "sa") {
+      if (!v.empty()) e.started = codec::from_ns(parse_i64(v));
+    } else if (f == "fi") {
+      if (!v.empty()) e.finished = codec::from_ns(parse_i64(v));
+    } else if (f == "msg") {
+      e.message = v;
+    } else if (f == "out") {
+      e.output = v;
+    } else if (f == "node") {
+      e.node = v;
+    }
+  }
+  auto status = codec::status_from_code(st);
+  if (!status) return internal_error(fmt::format("redis: execution {} has status {}", e.id, st));
+  e.status = *status;
+  std::shared_ptr<const ExecTemplate> spec = find_template(tid);
+  if (!spec) {
+    return internal_error(fmt::format("redis: execution {} names unknown template {}", e.id, tid));
+  }
+  e.spec = std::move(spec);
+  return e;
+}
 
 struct RedisStore::Impl {
   RedisOptions o;
@@ -202,20 +269,6 @@ struct RedisStore::Impl {
     args.push_back(std::to_string(e.attempt));
   }
 
-  // An execution's fields as the scripts answer them: an HGETALL array (name, value, ...), or,
-  // with `names`, the values of those fields in that order (the claim's positional reply).
-  struct Fields {
-    const RedisValue& h;
-    std::span<const std::string_view> names;
-    std::size_t size() const { return names.empty() ? h.elements.size() / 2 : names.size(); }
-    std::string_view name(std::size_t i) const {
-      return names.empty() ? std::string_view(h.elements[2 * i].str) : names[i];
-    }
-    const RedisValue& value(std::size_t i) const {
-      return names.empty() ? h.elements[2 * i + 1] : h.elements[i];
-    }
-  };
-
   // Templates named by `hashes` that are not cached yet, fetched in one call.
   Status fetch_templates(const std::vector<const RedisValue*>& hashes,
                          std::span<const std::string_view> names) {
@@ -255,53 +308,11 @@ struct RedisStore::Impl {
 
   // An execution from its fields (templates fetched first).
   StatusOr<Execution> decode(const Fields& fields) {
-    Execution e;
-    std::string tid;
-    int st = 0;
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      const std::string_view f = fields.name(i);
-      const std::string v = text(fields.value(i));
-      if (f == "id") {
-        e.id = v;
-      } else if (f == "tpl") {
-        tid = v;
-      } else if (f == "due") {
-        e.due = codec::from_ns(parse_i64(v));
-      } else if (f == "nb") {
-        e.not_before = codec::from_ns(parse_i64(v));
-      } else if (f == "seq") {
-        e.seq = static_cast<uint64_t>(parse_i64(v));
-      } else if (f == "att") {
-        e.attempt = static_cast<uint32_t>(parse_i64(v));
-      } else if (f == "st") {
-        st = static_cast<int>(parse_i64(v));
-      } else if (f == "fence") {
-        e.fence = static_cast<uint64_t>(parse_i64(v));
-      } else if (f == "cr") {
-        e.created = codec::from_ns(parse_i64(v));
-      } else if (f == "sa") {
-        if (!v.empty()) e.started = codec::from_ns(parse_i64(v));
-      } else if (f == "fi") {
-        if (!v.empty()) e.finished = codec::from_ns(parse_i64(v));
-      } else if (f == "msg") {
-        e.message = v;
-      } else if (f == "out") {
-        e.output = v;
-      } else if (f == "node") {
-        e.node = v;
-      }
-    }
-    auto status = codec::status_from_code(st);
-    if (!status) return internal_error(fmt::format("redis: execution {} has status {}", e.id, st));
-    e.status = *status;
-    std::lock_guard lock(mu);
-    auto it = templates.find(tid);
-    if (it == templates.end()) {
-      return internal_error(
-          fmt::format("redis: execution {} names unknown template {}", e.id, tid));
-    }
-    e.spec = it->second;
-    return e;
+    return decode_execution(fields.h, fields.names, [this](const std::string& tid) {
+      std::lock_guard lock(mu);
+      auto it = templates.find(tid);
+      return it == templates.end() ? nullptr : it->second;
+    });
   }
 
   // Decodes a list of HGETALL arrays, or of positional values of `names` (skipping empty
