@@ -6,7 +6,13 @@
 # with two runs through the installed runner), builds a plugin against the installed SDK, then
 # removes and purges and checks that nothing is left but what a purge keeps (the schedd user).
 #
-#   scripts/test-package.sh [BUILD_DIR]     default: build/package
+#   scripts/test-package.sh [BUILD_DIR]            default: build/package, a Release build
+#   scripts/test-package.sh --reuse BUILD_DIR      package what BUILD_DIR has already built
+#
+# --reuse is how scripts/test.sh runs it: the dev build's binaries are packaged (stripped, as
+# always) instead of compiling everything again at -O2, which took CI 5-10 minutes. Only the
+# packaging files depend on the install prefix, so setting it to /usr for the packaging
+# recompiles nothing; the build folder gets its own prefix back at the end.
 #
 # It installs into this system, so it runs as root only (CI's machine is thrown away after);
 # as another user it says so and exits 0. scripts/test.sh runs it once per CI run.
@@ -15,6 +21,15 @@ set -euo pipefail
 shopt -s extglob
 cd "$(dirname "$0")/.."
 src=$PWD
+reuse=0
+if [[ ${1:-} == --reuse ]]; then
+  reuse=1
+  shift
+  [[ -n ${1:-} && -f $1/CMakeCache.txt ]] || {
+    echo "test-package: --reuse needs a configured build folder" >&2
+    exit 2
+  }
+fi
 build=${1:-build/package}
 build_type=${SCHEDD_PACKAGE_BUILD_TYPE:-Release}
 
@@ -27,6 +42,7 @@ fail() {
 if [[ $(id -u) -ne 0 ]]; then
   # A CI machine that is not root but may sudo (as scripts/setup.sh does) runs it under sudo.
   if [[ -n ${CI:-} ]] && sudo -n true 2>/dev/null; then
+    if ((reuse)); then set -- --reuse "$@"; fi
     exec sudo -n --preserve-env=PATH,CI bash "$0" "$@"
   fi
   say "SKIP: installs .deb packages into this system and needs root (CI runs it as root)"
@@ -47,8 +63,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/schedd-package-XXXXXX")
 chmod 0755 "$tmp"
 daemon_pid=""
 installed=0
+old_prefix=""
 cleanup() {
   local rc=$?
+  if ((reuse)) && [[ -n $old_prefix ]]; then
+    cmake -S "$src" -B "$build" "-DCMAKE_INSTALL_PREFIX=$old_prefix" >/dev/null 2>&1 || true
+    rm -rf "$build/_CPack_Packages" "$build"/*.deb
+  fi
   if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
     kill -KILL "$daemon_pid" 2>/dev/null || true
   fi
@@ -77,11 +98,19 @@ logged() {
 }
 
 # 1. Build and package. Only the shipped targets: no tests.
-say "building the packages in $build ($build_type)"
-logged configure cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-  "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
-  -DSCHEDD_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
-logged build cmake --build "$build"
+if ((reuse)); then
+  old_prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+  say "packaging what $build has built ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' \
+    "$build/CMakeCache.txt"))"
+  logged configure cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX=/usr
+  logged build cmake --build "$build" --target schedd schedctl schedd-runner plugins
+else
+  say "building the packages in $build ($build_type)"
+  logged configure cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
+    "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
+    -DSCHEDD_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
+  logged build cmake --build "$build"
+fi
 rm -f "$build"/*.deb
 (cd "$build" && logged cpack cpack -G DEB)
 deb=$(ls "$build"/schedd_*.deb)

@@ -14,5 +14,10 @@ for preset in "${presets[@]}"; do
   ctest --preset "$preset"
 done
 # Once per run, not per preset: build the .deb packages, install, run, remove and purge them
-# (root only; it says so and skips otherwise).
-scripts/test-package.sh
+# (root only; it says so and skips otherwise). From the dev build when there is one: its
+# binaries, stripped, make the same packages without a third compilation of everything.
+if [[ " ${presets[*]} " == *" dev "* ]]; then
+  scripts/test-package.sh --reuse build/dev
+else
+  scripts/test-package.sh
+fi
