@@ -69,6 +69,12 @@ std::optional<SubmitRequest> Api::Impl::read_submit(const json& j, const std::st
   req.expiry = f.duration("expiry");
   req.timeout = f.duration("timeout");
   const json* params = f.object("params");
+  // due + expiry must stay a representable instant (it is an index key in every store).
+  if (f.ok() && req.not_before && req.expiry && *req.not_before > TimePoint::max() - *req.expiry) {
+    f.fail("expiry",
+           "not_before + expiry is after 2262-04-11T23:47:16Z; no later instant can be "
+           "represented");
+  }
   if (f.ok() && id && !valid_id(*id)) {
     f.fail("id", "use 1-200 letters, digits, '_', '-', '.', ':' or '@'");
   }

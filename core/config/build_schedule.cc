@@ -6,9 +6,9 @@ StatusOr<Schedule> build_schedule(const ScheduleConfig& config, const std::strin
                                   std::string_view seed) {
   std::optional<Schedule> schedule;
   if (config.every) {
-    TimePoint anchor{};
+    date::sys_seconds anchor{};
     if (config.anchor) {
-      auto t = parse_rfc3339(*config.anchor);
+      auto t = parse_rfc3339_seconds(*config.anchor);
       if (!t.is_ok()) return invalid_argument("anchor: " + t.status().message());
       anchor = *t;
     }

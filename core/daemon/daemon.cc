@@ -819,9 +819,11 @@ int cmd_calendar(const CalendarArgs& a) {
     if (!z.is_ok()) return fail("--tz: " + z.status().message());
     tz = *z;
   }
-  TimePoint from = SystemClock::instance().now();
+  // Whole seconds, exact for any date up to 9999 (fire instants are whole seconds, so the
+  // first one after --from is the first after its second).
+  date::sys_seconds from = std::chrono::floor<std::chrono::seconds>(SystemClock::instance().now());
   if (!a.from.empty()) {
-    auto f = parse_rfc3339(a.from);
+    auto f = parse_rfc3339_seconds(a.from);
     if (!f.is_ok()) return fail("--from: " + f.status().message());
     from = *f;
   }
@@ -837,9 +839,9 @@ int cmd_calendar(const CalendarArgs& a) {
   } else {
     auto period = parse_duration(a.every);
     if (!period.is_ok()) return fail("--every: " + period.status().message());
-    TimePoint anchor{};
+    date::sys_seconds anchor{};
     if (!a.anchor.empty()) {
-      auto t = parse_rfc3339(a.anchor);
+      auto t = parse_rfc3339_seconds(a.anchor);
       if (!t.is_ok()) return fail("--anchor: " + t.status().message());
       anchor = *t;
     }
@@ -855,14 +857,21 @@ int cmd_calendar(const CalendarArgs& a) {
     schedule->with_dst(*p);
   }
   std::string out;
-  TimePoint t = from;
-  for (int i = 0; i < a.count; ++i) {
-    auto next = schedule->next_after(t);
+  date::sys_seconds t = from;
+  int printed = 0;
+  for (; printed < a.count; ++printed) {
+    auto next = schedule->next_after_seconds(t);
     if (!next) break;
     out += format_rfc3339(*next, tz) + "\n";
     t = *next;
   }
   std::cout << out;
+  if (printed < a.count) {
+    // Fewer than asked: say so on stderr, so a short list is never mistaken for the end of
+    // the output. Schedules stop at 9999-12-31T23:59:59Z.
+    std::cerr << "calendar: no fire instant after " << format_rfc3339(t, tz)
+              << " up to 9999-12-31T23:59:59Z, the last instant a schedule reaches\n";
+  }
   return kExitOk;
 }
 

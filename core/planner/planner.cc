@@ -75,7 +75,9 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
     if (on_stale_) on_stale_(h.name);
     return PlanReport{};
   }
-  const TimePoint until = now + lookahead_;
+  // Saturates rather than wraps at the end of TimePoint (2262-04-11T23:47:16Z); next_after
+  // returns nothing later, so nothing past it is planned.
+  const TimePoint until = now > TimePoint::max() - lookahead_ ? TimePoint::max() : now + lookahead_;
   // Plan from the watermark when there is one (after downtime this includes the missed due
   // times), else from now.
   const TimePoint from = state.planned_until.value_or(now);

@@ -12,6 +12,9 @@ using std::chrono::seconds;
 // How far a clock may fall back at once (see the header's assumption).
 constexpr seconds kMaxFallBack = hours(3);
 
+// Instants before this are searched from here: the calendar starts at year 0.
+const date::sys_seconds kFirstScheduleSearch = date::sys_days(date::year(0) / 1 / 1);
+
 DstPolicy default_policy(bool fixed_time) {
   DstPolicy p;
   if (fixed_time) {
@@ -132,13 +135,17 @@ StatusOr<Schedule> Schedule::daily(std::string_view time, const std::vector<std:
 }
 
 StatusOr<Schedule> Schedule::every(std::chrono::milliseconds period, TimePoint anchor) {
+  return every(period, std::chrono::floor<seconds>(anchor));
+}
+
+StatusOr<Schedule> Schedule::every(std::chrono::milliseconds period, date::sys_seconds anchor) {
   if (period < seconds(1) || period.count() % 1000 != 0) {
     return invalid_argument("every: must be a whole number of seconds, at least 1s");
   }
   Schedule s;
   s.kind_ = Kind::kEvery;
   s.period_ = std::chrono::duration_cast<seconds>(period);
-  s.anchor_ = std::chrono::floor<seconds>(anchor);
+  s.anchor_ = anchor;
   return s;
 }
 
@@ -155,20 +162,35 @@ Schedule& Schedule::with_jitter(std::chrono::milliseconds jitter, std::string_vi
   return *this;
 }
 
-std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
-  TimePoint base = t - jitter_offset_;
-  std::optional<TimePoint> next;
+// Computed in whole seconds, where years 0-9999 are far inside int64: the nanosecond
+// TimePoint arithmetic this replaced wrapped past 2262-04-11 (issue #18).
+std::optional<date::sys_seconds> Schedule::next_after_seconds(date::sys_seconds t) const {
+  if (t >= kLastScheduleInstant) return std::nullopt;
+  if (t < kFirstScheduleSearch) t = kFirstScheduleSearch - seconds(1);
+  const date::sys_seconds base = t - jitter_offset_;
+  std::optional<date::sys_seconds> next;
   if (kind_ == Kind::kEvery) {
-    auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(base - anchor_).count();
-    int64_t period_ns = std::chrono::nanoseconds(period_).count();
-    int64_t k = floor_div(since, period_ns) + 1;
-    next = TimePoint(anchor_) +
-           std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(k * period_ns));
+    const int64_t since = (base - anchor_).count();
+    const int64_t period = period_.count();
+    next = anchor_ + seconds((floor_div(since, period) + 1) * period);
   } else {
     next = next_in_zone(base);
   }
   if (!next) return std::nullopt;
-  return *next + jitter_offset_;
+  *next += jitter_offset_;
+  if (*next > kLastScheduleInstant) return std::nullopt;
+  // In the schedule's zone too, so every instant prints as a four-digit year there.
+  if (tz_ != nullptr && *next + tz_->get_info(*next).offset > kLastScheduleInstant) {
+    return std::nullopt;
+  }
+  return next;
+}
+
+std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
+  // Fire instants are whole seconds, so the first one after t is the first after floor(t).
+  auto next = next_after_seconds(std::chrono::floor<seconds>(t));
+  if (!next || *next > kLastTimePoint) return std::nullopt;
+  return TimePoint(*next);
 }
 
 // The zone's timeline is a sequence of segments [begin, end) of constant UTC offset; within
@@ -179,10 +201,9 @@ std::optional<TimePoint> Schedule::next_after(TimePoint t) const {
 // §8 evaluated per segment: a local time in the head of a segment that the previous one fell
 // back from is a last occurrence, one in the tail of a segment the next one falls back into is
 // a first occurrence, and a local time between two segments' ranges does not exist.
-std::optional<TimePoint> Schedule::next_in_zone(TimePoint t) const {
+std::optional<date::sys_seconds> Schedule::next_in_zone(date::sys_seconds ts) const {
   using date::local_seconds;
   using date::sys_seconds;
-  const sys_seconds ts = std::chrono::floor<seconds>(t);
   const sys_seconds lo = ts + seconds(1);  // the first whole second after t
   auto local_of = [](sys_seconds u, seconds offset) {
     return local_seconds(u.time_since_epoch() + offset);
@@ -223,14 +244,14 @@ std::optional<TimePoint> Schedule::next_in_zone(TimePoint t) const {
       if (tail_repeats && *l >= repeated_from && dst_.overlap == DstPolicy::Overlap::kLast) {
         break;  // a first occurrence, and so is every later local time of this segment
       }
-      return TimePoint(sys_seconds(l->time_since_epoch() - seg.offset));
+      return sys_seconds(l->time_since_epoch() - seg.offset);
     }
     if (!has_next) return std::nullopt;
     if (next.offset > seg.offset && dst_.gap == DstPolicy::Gap::kShift) {
       // Local times in [seg_local_end, gap_end) do not exist; a match there fires at seg.end.
       auto l = cron_.next_at_or_after(seg_local_end);
       if (!l) return std::nullopt;
-      if (*l < local_of(seg.end, next.offset) && *l <= give_up) return TimePoint(seg.end);
+      if (*l < local_of(seg.end, next.offset) && *l <= give_up) return seg.end;
     }
     prev = seg;
     seg = next;
@@ -241,7 +262,10 @@ std::optional<TimePoint> Schedule::next_in_zone(TimePoint t) const {
 }
 
 std::string format_rfc3339(TimePoint t, const date::time_zone* tz) {
-  auto s = std::chrono::floor<seconds>(t);
+  return format_rfc3339(std::chrono::floor<seconds>(t), tz);
+}
+
+std::string format_rfc3339(date::sys_seconds s, const date::time_zone* tz) {
   date::sys_info info = tz->get_info(s);
   date::local_seconds local{s.time_since_epoch() + info.offset};
   std::string out = date::format("%FT%T", local);
@@ -254,7 +278,15 @@ std::string format_rfc3339(TimePoint t, const date::time_zone* tz) {
   return out + buf;
 }
 
-StatusOr<TimePoint> parse_rfc3339(std::string_view s) {
+namespace {
+
+// An RFC 3339 instant as whole seconds (any year 0000-9999) plus nanoseconds of fraction.
+struct Rfc3339 {
+  date::sys_seconds whole;
+  int64_t frac_ns = 0;
+};
+
+StatusOr<Rfc3339> parse_rfc3339_parts(std::string_view s) {
   auto bad = [&] {
     return invalid_argument("\"" + std::string(s) +
                             "\" is not an RFC 3339 time (like 2026-03-08T01:30:00Z or "
@@ -301,11 +333,36 @@ StatusOr<TimePoint> parse_rfc3339(std::string_view s) {
   date::year_month_day ymd{date::year(y1 * 100 + y2), date::month(static_cast<unsigned>(mo)),
                            date::day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return bad();
-  auto tp =
-      date::sys_days(ymd) + hours(h) + std::chrono::minutes(mi) + seconds(sec) - seconds(offset_s);
-  return TimePoint(
-      std::chrono::duration_cast<TimePoint::duration>(tp.time_since_epoch()) +
-      std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(frac_ns)));
+  return Rfc3339{
+      date::sys_days(ymd) + hours(h) + std::chrono::minutes(mi) + seconds(sec) - seconds(offset_s),
+      frac_ns};
+}
+
+std::string utc_text(date::sys_seconds t) { return date::format("%FT%TZ", t); }
+
+}  // namespace
+
+StatusOr<date::sys_seconds> parse_rfc3339_seconds(std::string_view s) {
+  auto parts = parse_rfc3339_parts(s);
+  if (!parts.is_ok()) return parts.status();
+  return parts->whole;
+}
+
+StatusOr<TimePoint> parse_rfc3339(std::string_view s) {
+  auto parts = parse_rfc3339_parts(s);
+  if (!parts.is_ok()) return parts.status();
+  const auto max_frac = (TimePoint::max() - TimePoint(kLastTimePoint)).count();
+  if (parts->whole > kLastTimePoint ||
+      (parts->whole == kLastTimePoint && parts->frac_ns > max_frac)) {
+    return invalid_argument("\"" + std::string(s) + "\" is too late: no instant after " +
+                            utc_text(kLastTimePoint) + " can be represented");
+  }
+  if (parts->whole < kFirstTimePoint) {
+    return invalid_argument("\"" + std::string(s) + "\" is too early: no instant before " +
+                            utc_text(kFirstTimePoint) + " can be represented");
+  }
+  return TimePoint(parts->whole) +
+         std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(parts->frac_ns));
 }
 
 }  // namespace schedd

@@ -80,6 +80,19 @@ priority = 9
       << r.err;
 }
 
+// Issue #18: a 50,000-segment table header overflowed toml++'s stack (SIGSEGV, exit 139).
+TEST(CliTest, CheckConfigRefusesDeepNestingInsteadOfCrashing) {
+  testing::TempDir dir;
+  std::string header = "[t";
+  for (int i = 1; i < 50000; ++i) header += ".t";
+  auto cfg = dir.write("deep.toml", header + "]\n");
+  auto r = run_process({kSchedd, "check-config", cfg.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(cfg.string() + ":1:1: nesting depth 50000 exceeds the limit of 64"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(CliTest, CheckConfigNamesUnknownExecutorWithSuggestion) {
   testing::TempDir dir;
   fs::path cfg = write_config(dir, R"([helpers.report]
@@ -219,6 +232,29 @@ TEST(CalendarCliTest, NeverFiringPrintsNothing) {
   auto r = run_process({kSchedd, "calendar", "0 0 30 2 *", "--tz", "UTC"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "");
+}
+
+// Issue #18: instants wrapped past 2262-04-11 (2260-02-29, then 1679-08-10T00:25:26), and
+// --from 9999-12-31T00:00:00Z answered 1816.
+TEST(CalendarCliTest, DatesPast2262AreExactAndNothingWrapsAfter9999) {
+  auto r = run_process({kSchedd, "calendar", "0 0 29 2 *", "--count", "60", "--tz", "UTC", "--from",
+                        "2026-01-01T00:00:00Z"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto out = lines(r.out);
+  ASSERT_EQ(out.size(), 60u);
+  for (size_t i = 1; i < out.size(); ++i) EXPECT_LT(out[i - 1], out[i]) << i;
+  EXPECT_EQ(out[56], "2260-02-29T00:00:00+00:00");
+  EXPECT_EQ(out[57], "2264-02-29T00:00:00+00:00");
+  auto end = run_process(
+      {kSchedd, "calendar", "0 0 29 2 *", "--tz", "UTC", "--from", "9999-12-31T00:00:00Z"});
+  EXPECT_EQ(end.exit_code, 0) << end.err;
+  EXPECT_EQ(end.out, "");
+  EXPECT_EQ(end.err,
+            "calendar: no fire instant after 9999-12-31T00:00:00+00:00 up to "
+            "9999-12-31T23:59:59Z, the last instant a schedule reaches\n");
+  auto every = run_process({kSchedd, "calendar", "--every", "36500d", "--tz", "UTC", "--from",
+                            "2100-01-01T00:00:00Z", "--count", "2"});
+  EXPECT_EQ(every.out, "2169-11-13T00:00:00+00:00\n2269-10-20T00:00:00+00:00\n");
 }
 
 TEST(CalendarCliTest, InvalidInputExitsTwoWithNothingOnStdout) {

@@ -610,5 +610,155 @@ TEST(CronPropertyTest, NextAfterIsTheFirstMatchingInstantAfterStart) {
             << " intervals over 3 days, " << never << " never-firing\n";
 }
 
+// Far future (issue #18): from 2040, where the zone database has no more transitions, to
+// 9999-12-31, with starts clustered near the end of TimePoint (2262-04-11) and of the calendar.
+// For each start t, eight successive next_after_seconds calls: each is strictly later, a fire
+// instant, with no fire instant skipped in between, up to 9999-12-31T23:59:59Z and then none;
+// and next_after(TimePoint) agrees wherever a TimePoint can hold the answer, else says none.
+date::sys_seconds far_start(Rng& rng) {
+  const date::sys_seconds lo = date::sys_days(date::year(2040) / 1 / 1);
+  const int r = rng.between(0, 9);
+  int64_t s = 0;
+  if (r < 5) {
+    s = rng.between64(lo.time_since_epoch().count(),
+                      kLastScheduleInstant.time_since_epoch().count());
+  } else if (r < 8) {
+    s = kLastTimePoint.time_since_epoch().count() + rng.between64(-400 * 86400, 400 * 86400);
+  } else {
+    s = kLastScheduleInstant.time_since_epoch().count() - rng.between64(0, 800 * 86400);
+  }
+  date::sys_seconds t{seconds(s)};
+  if (rng.chance(0.3)) t = std::chrono::floor<minutes>(t);
+  return t;
+}
+
+TEST(CronPropertyTest, FarFutureIsExactIncreasingOrNone) {
+  const uint64_t seed = seed_from_env();
+  SCOPED_TRACE("SCHEDD_PROPERTY_SEED=" + std::to_string(seed));
+  Rng rng(seed ^ 0x9999);
+  int checked = 0, none = 0, past_timepoint = 0;
+  for (int e = 0; e < 150; ++e) {
+    Model m = random_model(rng);
+    const char* zone_name =
+        kZones[static_cast<std::size_t>(rng.between(0, static_cast<int>(kZones.size()) - 1))];
+    const date::time_zone* tz = date::locate_zone(zone_name);
+    SCOPED_TRACE("expression #" + std::to_string(e) + " \"" + m.text + "\" in " + zone_name);
+    auto made = Schedule::cron(m.text, tz);
+    ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+    const Schedule s = std::move(made).value();
+    Reference ref(m, tz, s.dst());
+    date::sys_seconds t = far_start(rng);
+    for (int k = 0; k < 8; ++k, ++checked) {
+      SCOPED_TRACE("from " + format_rfc3339(t, tz));
+      const std::optional<date::sys_seconds> next = s.next_after_seconds(t);
+      if (t <= kLastTimePoint) {
+        const std::optional<TimePoint> tp = s.next_after(TimePoint(t));
+        if (next && *next <= kLastTimePoint) {
+          ASSERT_EQ(tp, std::optional<TimePoint>(TimePoint(*next)));
+        } else {
+          ASSERT_EQ(tp, std::nullopt) << "a TimePoint past 2262-04-11 wrapped";
+        }
+      }
+      // Local days after t's, through the last (no DST from 2040: local = utc + one offset).
+      const date::local_days first_day = std::chrono::floor<date::days>(ref.local(t));
+      if (!next) {
+        ++none;
+        const date::local_days last_day =
+            std::chrono::floor<date::days>(ref.local(kLastScheduleInstant));
+        if (last_day - first_day <= date::days(800)) {
+          // The last day only partly: instants past 9999-12-31T23:59:59Z are none too.
+          for (date::local_days d = first_day + date::days(1); d < last_day; d += date::days(1)) {
+            ASSERT_FALSE(ref.day_matches(d)) << "none, but " << date::format("%F", d) << " fires";
+          }
+        }
+        break;
+      }
+      const date::sys_seconds r = *next;
+      SCOPED_TRACE("next " + format_rfc3339(r, tz));
+      ASSERT_GT(r, t);
+      ASSERT_LE(r, kLastScheduleInstant);
+      ASSERT_TRUE(ref.fires_by_match(r))
+          << "local time " << date::format("%F %T", ref.local(r)) << " does not match";
+      if (r > kLastTimePoint) ++past_timepoint;
+      // Nothing fires strictly between: brute force over the first and last day (all of it
+      // when short), whole days in between by the day rule.
+      auto scan = [&](date::sys_seconds a,
+                      date::sys_seconds b) -> std::optional<date::sys_seconds> {
+        for (date::sys_seconds u0 = std::chrono::floor<minutes>(a); u0 < b; u0 += minutes(1)) {
+          const date::local_seconds l = ref.local(u0);
+          if (!ref.day_matches(std::chrono::floor<date::days>(l))) {
+            // Skip to the last minute of this local day (one offset from 2040 on).
+            u0 += std::chrono::floor<date::days>(l) + date::days(1) - minutes(1) - l;
+            continue;
+          }
+          for (int sec = 0; sec < 60; ++sec) {
+            if (!m.sec[static_cast<std::size_t>(sec)]) continue;
+            const date::sys_seconds u = u0 + seconds(sec);
+            if (u > t && u < r && ref.fires_by_match(u)) return u;
+          }
+        }
+        return std::nullopt;
+      };
+      if (r - t <= date::days(2)) {
+        auto hit = scan(t, r);
+        ASSERT_FALSE(hit) << "skipped " << format_rfc3339(*hit, tz);
+      } else {
+        auto hit = scan(t, t + date::days(1));
+        ASSERT_FALSE(hit) << "skipped " << format_rfc3339(*hit, tz);
+        hit = scan(r - date::days(1), r);
+        ASSERT_FALSE(hit) << "skipped " << format_rfc3339(*hit, tz);
+        const date::local_days last_day = std::chrono::floor<date::days>(ref.local(r));
+        for (date::local_days d = first_day + date::days(1); d < last_day; d += date::days(1)) {
+          ASSERT_FALSE(ref.day_matches(d)) << "skipped the whole day " << date::format("%F", d);
+        }
+      }
+      t = r;
+    }
+  }
+  std::cout << "[ property ] far future, seed " << seed << ": " << checked << " calls, "
+            << past_timepoint << " instants past 2262-04-11, " << none << " none\n";
+}
+
+// `every` from any anchor in 0000-9999, any period up to 36500d: the first anchor + k * period
+// after t, exactly, or none when that is past 9999-12-31T23:59:59Z.
+TEST(EveryPropertyTest, NextIsTheFirstPeriodAfterStartToYear9999) {
+  const uint64_t seed = seed_from_env();
+  SCOPED_TRACE("SCHEDD_PROPERTY_SEED=" + std::to_string(seed));
+  Rng rng(seed ^ 0xe7e7);
+  const int64_t year0 =
+      date::sys_seconds(date::sys_days(date::year(0) / 1 / 1)).time_since_epoch().count();
+  const int64_t last = kLastScheduleInstant.time_since_epoch().count();
+  for (int i = 0; i < 2000; ++i) {
+    const int64_t period = rng.chance(0.5) ? rng.between64(1, 86400)
+                                           : rng.between64(1, 36500) * 86400 + rng.between(0, 1);
+    const date::sys_seconds anchor{seconds(rng.between64(year0, last))};
+    auto made = Schedule::every(std::chrono::milliseconds(period * 1000), anchor);
+    ASSERT_TRUE(made.is_ok());
+    const date::sys_seconds t{seconds(rng.chance(0.5) ? rng.between64(year0, last)
+                                                      : last - rng.between64(0, 2 * period))};
+    SCOPED_TRACE("every " + std::to_string(period) + "s from " + date::format("%FT%TZ", anchor) +
+                 ", after " + date::format("%FT%TZ", t));
+    const auto next = made->next_after_seconds(t);
+    // The first anchor + k * period after t, by floor division.
+    const int64_t since = (t - anchor).count();
+    const int64_t k = (since >= 0 ? since / period : -((-since + period - 1) / period)) + 1;
+    const date::sys_seconds expected = anchor + seconds(k * period);
+    if (t >= kLastScheduleInstant || expected > kLastScheduleInstant) {
+      ASSERT_EQ(next, std::nullopt);
+      continue;
+    }
+    ASSERT_EQ(next, std::optional<date::sys_seconds>(expected));
+    ASSERT_GT(*next, t);
+    ASSERT_LE(*next - seconds(period), t);
+    ASSERT_EQ((*next - anchor).count() % period, 0);
+    ASSERT_LE(*next, kLastScheduleInstant);
+    if (t >= kFirstTimePoint && t <= kLastTimePoint) {
+      const auto tp = made->next_after(TimePoint(t));
+      ASSERT_EQ(
+          tp, *next <= kLastTimePoint ? std::optional<TimePoint>(TimePoint(*next)) : std::nullopt);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace schedd

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 namespace schedd {
@@ -476,6 +477,125 @@ TEST(Rfc3339Test, ParsesAndRejects) {
   EXPECT_EQ(format_rfc3339(at("2026-07-01T12:00:00Z"), zone("Australia/Lord_Howe")),
             "2026-07-01T22:30:00+10:30");
   EXPECT_EQ(find_zone("Mars/Olympus").status().message(), "unknown time zone \"Mars/Olympus\"");
+}
+
+// --- Time range: exact to 9999, refused (never wrapped) past a TimePoint (issue #18). -------
+
+date::sys_seconds secs(const std::string& rfc3339) {
+  auto t = parse_rfc3339_seconds(rfc3339);
+  EXPECT_TRUE(t.is_ok()) << t.status().to_string();
+  return t.is_ok() ? *t : date::sys_seconds{};
+}
+
+// Up to `n` instants after `from` in whole seconds (what `schedd calendar` prints), in UTC.
+std::vector<std::string> next_n_seconds(const Schedule& s, const std::string& from, int n) {
+  std::vector<std::string> out;
+  date::sys_seconds t = secs(from);
+  for (int i = 0; i < n; ++i) {
+    auto next = s.next_after_seconds(t);
+    if (!next) break;
+    EXPECT_GT(*next, t) << "not increasing after " << date::format("%FT%TZ", t);
+    out.push_back(date::format("%FT%TZ", *next));
+    t = *next;
+  }
+  return out;
+}
+
+TEST(TimeRangeTest, LeapDaysPast2262AreExact) {
+  // `schedd calendar '0 0 29 2 *' --count 60 --tz UTC --from 2026-01-01T00:00:00Z` printed
+  // 2260-02-29 and then 1679-08-10T00:25:26.
+  auto got = next_n_seconds(cron_in("0 0 29 2 *", "UTC"), "2026-01-01T00:00:00Z", 60);
+  ASSERT_EQ(got.size(), 60u);
+  EXPECT_EQ(got.front(), "2028-02-29T00:00:00Z");
+  EXPECT_EQ(got[56], "2260-02-29T00:00:00Z");
+  EXPECT_EQ(got[57], "2264-02-29T00:00:00Z");
+  EXPECT_EQ(got[59], "2272-02-29T00:00:00Z");
+  // 2100 and 2200 are not leap years.
+  EXPECT_EQ(std::count(got.begin(), got.end(), "2100-02-29T00:00:00Z"), 0);
+  EXPECT_NE(std::find(got.begin(), got.end(), "2104-02-29T00:00:00Z"), got.end());
+}
+
+TEST(TimeRangeTest, FifthMondayOfFebruaryPast2262) {
+  EXPECT_EQ(next_n_seconds(cron_in("0 0 * 2 1#5", "UTC"), "2200-01-01T00:00:00Z", 4),
+            (std::vector<std::string>{"2208-02-29T00:00:00Z", "2236-02-29T00:00:00Z",
+                                      "2264-02-29T00:00:00Z", "2292-02-29T00:00:00Z"}));
+}
+
+TEST(TimeRangeTest, NothingAfterYear9999) {
+  // `--from 9999-12-31T00:00:00Z` answered 1816.
+  EXPECT_TRUE(next_n_seconds(cron_in("0 0 29 2 *", "UTC"), "9999-12-31T00:00:00Z", 3).empty());
+  // The last day in the schedule's zone too: Berlin's midnight of 10000-01-01 is not printed.
+  EXPECT_EQ(next_n_seconds(cron_in("0 0 * * *", "Europe/Berlin"), "9999-12-30T12:00:00Z", 3),
+            (std::vector<std::string>{"9999-12-30T23:00:00Z"}));
+  EXPECT_EQ(next_n_seconds(cron_in("0 18 * * *", "America/New_York"), "9999-12-30T12:00:00Z", 3),
+            (std::vector<std::string>{"9999-12-30T23:00:00Z", "9999-12-31T23:00:00Z"}));
+  EXPECT_EQ(next_n_seconds(cron_in("59 23 31 12 *", "UTC"), "9990-01-01T00:00:00Z", 20).back(),
+            "9999-12-31T23:59:00Z");
+  auto daily = Schedule::daily("23:59:59", {}, zone("UTC"));
+  ASSERT_TRUE(daily.is_ok());
+  EXPECT_EQ(next_n_seconds(*daily, "9999-12-30T00:00:00Z", 3),
+            (std::vector<std::string>{"9999-12-30T23:59:59Z", "9999-12-31T23:59:59Z"}));
+  // Jitter does not push an instant past the end either.
+  daily->with_jitter(1h, "seed-with-a-nonzero-offset");
+  ASSERT_GT(daily->jitter_offset(), 0s);
+  EXPECT_EQ(next_n_seconds(*daily, "9999-12-31T01:00:00Z", 3), (std::vector<std::string>{}));
+  EXPECT_EQ(cron_in("* * * * *", "UTC").next_after_seconds(kLastScheduleInstant), std::nullopt);
+}
+
+TEST(TimeRangeTest, EveryHundredYearsIsExact) {
+  // every = "36500d" wrapped too.
+  auto s = Schedule::every(36500 * 24h);
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(next_n_seconds(*s, "2026-01-01T00:00:00Z", 3),
+            (std::vector<std::string>{"2069-12-07T00:00:00Z", "2169-11-13T00:00:00Z",
+                                      "2269-10-20T00:00:00Z"}));
+  auto got = next_n_seconds(*s, "9800-01-01T00:00:00Z", 5);
+  ASSERT_EQ(got.size(), 2u);  // the third is in 10064
+  EXPECT_EQ(got[0].substr(0, 4), "9864");
+  auto anchored = Schedule::every(24h, secs("9999-06-01T12:00:00Z"));
+  ASSERT_TRUE(anchored.is_ok());
+  EXPECT_EQ(next_n_seconds(*anchored, "2026-01-01T00:00:00Z", 1),
+            (std::vector<std::string>{"2026-01-01T12:00:00Z"}));
+}
+
+TEST(TimeRangeTest, TimePointCallersGetNoneInsteadOfAWrap) {
+  // The planner's next_after(TimePoint): the last representable fire, then none.
+  const Schedule leap = cron_in("0 0 29 2 *", "UTC");
+  auto last = leap.next_after(at("2259-01-01T00:00:00Z"));
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(format_rfc3339(*last, zone("UTC")), "2260-02-29T00:00:00+00:00");
+  EXPECT_EQ(leap.next_after(*last), std::nullopt);
+  auto every = Schedule::every(36500 * 24h);
+  ASSERT_TRUE(every.is_ok());
+  EXPECT_EQ(every->next_after(at("2169-11-13T00:00:00Z")), std::nullopt);
+  const Schedule minutely = cron_in("* * * * *", "UTC");
+  EXPECT_EQ(minutely.next_after(TimePoint::max()), std::nullopt);
+  auto near_end = minutely.next_after(at("2262-04-11T23:46:00Z"));
+  ASSERT_TRUE(near_end.has_value());
+  EXPECT_EQ(format_rfc3339(*near_end, zone("UTC")), "2262-04-11T23:47:00+00:00");
+  EXPECT_EQ(minutely.next_after(*near_end), std::nullopt);
+  // From before the start of TimePoint's range too.
+  auto first = minutely.next_after(TimePoint::min());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_GT(*first, TimePoint::min());
+}
+
+TEST(TimeRangeTest, Rfc3339RefusesWhatATimePointCannotHold) {
+  EXPECT_EQ(parse_rfc3339("9999-12-31T00:00:00Z").status().message(),
+            "\"9999-12-31T00:00:00Z\" is too late: no instant after 2262-04-11T23:47:16Z can be "
+            "represented");
+  EXPECT_EQ(parse_rfc3339("1000-01-01T00:00:00Z").status().message(),
+            "\"1000-01-01T00:00:00Z\" is too early: no instant before 1677-09-21T00:12:44Z can "
+            "be represented");
+  EXPECT_TRUE(parse_rfc3339("2262-04-11T23:47:16.854775807Z").is_ok());
+  EXPECT_FALSE(parse_rfc3339("2262-04-11T23:47:16.854775808Z").is_ok());
+  EXPECT_FALSE(parse_rfc3339("2262-04-11T23:47:17Z").is_ok());
+  EXPECT_TRUE(parse_rfc3339("1677-09-21T00:12:44Z").is_ok());
+  // The seconds form takes the whole calendar.
+  EXPECT_EQ(date::format("%FT%TZ", secs("9999-12-31T23:59:59Z")), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(secs("0000-01-01T00:00:00+01:00"), date::sys_days(date::year(0) / 1 / 1) - 1h);
+  EXPECT_EQ(format_rfc3339(secs("9999-12-31T23:59:59Z"), zone("America/New_York")),
+            "9999-12-31T18:59:59-05:00");
 }
 
 }  // namespace
