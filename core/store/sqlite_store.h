@@ -83,6 +83,8 @@ struct SqliteWriterStats {
   uint64_t failures = 0;      // commits that failed and were retried
   uint64_t fsyncs = 0;        // the store's own WAL fsyncs (the syncer's, batch mode's)
   uint64_t checkpoints = 0;   // the checkpointer's runs
+  // Checkpoints deferred because the WAL was busy (the writer mid-commit): retried, not errors.
+  uint64_t checkpoints_busy = 0;
 };
 
 class SqliteStore final : public Store {
