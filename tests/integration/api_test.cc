@@ -18,11 +18,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -32,6 +34,7 @@
 #include "core/store/memory_store.h"
 #include "core/store/sqlite_store.h"
 #include "tests/testing/http_client.h"
+#include "tests/testing/openapi_validator.h"
 #include "tests/testing/sqlite_rows.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -96,13 +99,22 @@ Response request(uint16_t port, const std::string& method, const std::string& ta
   req.prepare_payload();
   http::write(sock, req);
   beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(sock, buf, res);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(boost::none);
+  parser.skip(method == "HEAD");  // a HEAD answer has a Content-Length but no body
+  http::read(sock, buf, parser);
+  const auto& res = parser.get();
   Response r;
   r.status = res.result_int();
   r.body = res.body();
   for (const auto& f : res) r.headers[std::string(f.name_string())] = std::string(f.value());
   r.j = json::parse(r.body, nullptr, false);
+  // Every answer a test receives is what docs/openapi.yaml says it may be.
+  if (std::string why = schedd::testing::OpenApiValidator::docs().check(method, target, r.status,
+                                                                        r.headers, r.body);
+      !why.empty()) {
+    ADD_FAILURE() << "openapi.yaml: " << why;
+  }
   return r;
 }
 
@@ -420,8 +432,9 @@ TEST(ApiTest, ASubmissionWhoseWriteFailsIsAnswered503) {
   schedd::testing::TempDir dir;
   SqliteOptions o;
   o.max_pages = 8;  // a "full disk" of 32 KiB
-  Harness h("[lanes.default]\nworkers = 1\n", ApiOptions{}, HttpServerOptions{},
-            sqlite_store(dir.path() / "schedd.db", o));
+  // Params of 100,000 bytes, over the default [api] max_param_bytes: raised for this test.
+  Harness h("[lanes.default]\nworkers = 1\n[api]\nmax_param_bytes = 200000\n", ApiOptions{},
+            HttpServerOptions{}, sqlite_store(dir.path() / "schedd.db", o));
   const std::string command(100000, 'x');
   Response r = h.post("/v1/executions", R"({"executor":"shell","params":{"command":")" + command +
                                             R"("},"not_before":"2099-01-01T00:00:00Z"})");
@@ -506,15 +519,15 @@ TEST(ApiTest, BadRequestsAreJsonErrorsThatNameThePositionOrField) {
 
   r = h.call("DELETE", "/v1/status");
   EXPECT_EQ(r.status, 405);
-  EXPECT_EQ(r.headers["Allow"], "GET");
+  EXPECT_EQ(r.headers["Allow"], "GET, HEAD");
   // Allow lists what every route of the path takes (the route table drives both).
   r = h.call("DELETE", "/v1/projects/p/tickets");
   EXPECT_EQ(r.status, 405);
-  EXPECT_EQ(r.headers["Allow"], "GET, POST");
+  EXPECT_EQ(r.headers["Allow"], "GET, HEAD, POST");
   r = h.call("PUT", "/v1/executions/bulk");
-  EXPECT_EQ(r.headers["Allow"], "POST, GET");  // bulk, and an execution named "bulk"
+  EXPECT_EQ(r.headers["Allow"], "POST, GET, HEAD");  // bulk, and an execution named "bulk"
   r = h.call("PATCH", "/v1/projects/p/tickets/bulk");
-  EXPECT_EQ(r.headers["Allow"], "POST, GET, DELETE");
+  EXPECT_EQ(r.headers["Allow"], "POST, GET, HEAD, DELETE");
   EXPECT_EQ(h.call("POST", "/v1/helpers/x/y").status, 404);
 
   r = h.get("/v1/executions/%zz");
@@ -846,7 +859,7 @@ TEST(ApiTest, ServesTheDashboardWithAStrictContentSecurityPolicy) {
   EXPECT_EQ(h.get("/ui/%2e%2e/%2e%2e/etc/passwd").status, 404);
   Response post = h.post("/", "{}");
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(post.headers["Allow"], "GET");
+  EXPECT_EQ(post.headers["Allow"], "GET, HEAD");
   EXPECT_EQ(h.get("/nope").status, 404);  // the API's own 404 still answers elsewhere
 }
 
@@ -1506,6 +1519,329 @@ TEST(ApiTest, StopEndsOpenStreamsAndConnections) {
 }
 
 // schedctl over the API: --json output parsed here, human output checked for its key lines.
+// Issue #18: a HEAD answer carried its 405 (or 401, 404) JSON body after the header, so a
+// keep-alive client read that body as the start of its next answer (RFC 9110 §9.3.2). HEAD
+// is answered as GET is, header only, for every status: on one connection, each HEAD is
+// followed by a GET whose answer must parse.
+TEST(ApiTest, HeadAnswersAreHeadersOnlySoTheNextAnswerOnTheConnectionParses) {
+  ApiOptions options;
+  options.token = "s3cret";
+  Harness h(kConfig, options);
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port()));
+  set_socket_timeouts(sock);
+  beast::flat_buffer buf;
+  struct Case {
+    std::string target;
+    std::string token;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/status", "", 200},           // a JSON 200
+      {"/v1/executions/nope", "", 404},  // an unknown execution
+      {"/v1/nothing/here", "", 404},     // no such endpoint
+      {"/v1/system/reload", "", 405},    // POST only
+      {"/v1/status", "wrong", 401},      // a wrong token
+      {"/", "", 200},                    // the dashboard's page
+      {"/ui/no-such-file.js", "", 404},  // the dashboard's own 404
+      {"/v1/executions/%zz", "", 400},   // a malformed target
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target);
+    http::request<http::empty_body> head{http::verb::head, c.target, 11};
+    head.set(http::field::host, "127.0.0.1");
+    if (!c.token.empty()) head.set(http::field::authorization, "Bearer " + c.token);
+    http::write(sock, head);
+    http::response_parser<http::empty_body> hp;
+    hp.skip(true);
+    http::read(sock, buf, hp);
+    EXPECT_EQ(hp.get().result_int(), c.status);
+    EXPECT_TRUE(hp.get().keep_alive());
+    // The same target by GET, for the length HEAD announced, with its own connection.
+    Response get = request(h.port(), "GET", c.target, "", c.token);
+    EXPECT_EQ(get.status, c.status);
+    if (c.target != "/v1/status") {  // /v1/status moves (uptime, time)
+      EXPECT_EQ(hp.get()[http::field::content_length], std::to_string(get.body.size()));
+    }
+    EXPECT_EQ(hp.get()[http::field::content_type], get.headers["Content-Type"]);
+    // The next request on this connection gets its own answer, from its first byte.
+    http::request<http::empty_body> next{http::verb::get, "/healthz", 11};
+    next.set(http::field::host, "127.0.0.1");
+    http::write(sock, next);
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(sock, buf, res, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(json::parse(res.body(), nullptr, false), json({{"status", "ok"}}));
+  }
+  // The dashboard's files, by HEAD: the length of the file, no body.
+  Response page = h.get("/");
+  const std::size_t at = page.body.find("src=\"/ui/");
+  ASSERT_NE(at, std::string::npos);
+  const std::string script = page.body.substr(at + 5, page.body.find('"', at + 5) - at - 5);
+  Response asset = request(h.port(), "HEAD", script);
+  EXPECT_EQ(asset.status, 200);
+  EXPECT_TRUE(asset.body.empty());
+  EXPECT_EQ(asset.headers["Content-Length"], std::to_string(h.get(script).body.size()));
+  EXPECT_FALSE(asset.headers["Content-Security-Policy"].empty());
+
+  // The stream: its header, no events, and the connection closes.
+  tcp::socket stream(ioc);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port()));
+  set_socket_timeouts(stream);
+  http::request<http::empty_body> head{http::verb::head, "/v1/stats/stream", 11};
+  head.set(http::field::host, "127.0.0.1");
+  http::write(stream, head);
+  beast::flat_buffer sbuf;
+  http::response_parser<http::empty_body> sp;
+  sp.skip(true);
+  http::read(stream, sbuf, sp);
+  EXPECT_EQ(sp.get().result_int(), 200);
+  EXPECT_EQ(sp.get()[http::field::content_type], "text/event-stream");
+  char byte;
+  beast::error_code ec;
+  const std::size_t n = stream.read_some(net::buffer(&byte, 1), ec);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+}
+
+// Issue #18: `PUT /v1/executions/bulk` answered 405 with `Allow: GET`. For every route
+// template of the router and every method, the answer is 405 exactly when no route takes the
+// method on that path, and a 405's Allow lists exactly the methods that were not answered
+// 405 there (the route table drives both). Every answer is also checked against openapi.yaml
+// by request(), including that its Allow matches the methods the document defines.
+TEST(ApiTest, EveryMethodNotAllowedOnARouteGets405WithTheMethodsThatRouteThere) {
+  Harness h;
+  const std::vector<std::string> methods = {"GET",   "HEAD",   "POST",   "PUT",
+                                            "PATCH", "DELETE", "OPTIONS"};
+  std::set<std::string> paths;
+  for (const auto& [method, pattern] : Api::route_table()) {
+    std::string path;
+    std::size_t pos = 0;
+    while (pos < pattern.size()) {  // every {capture} becomes "x"
+      const std::size_t open = pattern.find('{', pos);
+      if (open == std::string::npos) {
+        path += pattern.substr(pos);
+        break;
+      }
+      path += pattern.substr(pos, open - pos) + "x";
+      pos = pattern.find('}', open) + 1;
+    }
+    paths.insert(path);
+  }
+  paths.insert("/");
+  EXPECT_TRUE(paths.count("/v1/executions/bulk"));
+  for (const std::string& path : paths) {
+    SCOPED_TRACE(path);
+    std::set<std::string> routed;
+    std::vector<std::pair<std::string, Response>> refused;
+    for (const std::string& m : methods) {
+      if (m == "GET" && path == "/v1/stats/stream") {  // an endless answer: seen by HEAD
+        routed.insert(m);
+        continue;
+      }
+      Response r = request(h.port(), m, path);
+      if (r.status == 405) {
+        refused.emplace_back(m, r);
+        continue;
+      }
+      EXPECT_EQ(r.message().find("no such endpoint"), std::string::npos) << m << ": " << r.body;
+      routed.insert(m);
+    }
+    EXPECT_FALSE(routed.empty());
+    EXPECT_EQ(routed.count("GET"), routed.count("HEAD")) << "HEAD goes wherever GET goes";
+    for (const auto& [m, r] : refused) {
+      std::set<std::string> allow;
+      std::stringstream list(r.headers.count("Allow") ? r.headers.at("Allow") : "");
+      for (std::string item; std::getline(list, item, ',');) {
+        allow.insert(item.substr(item.find_first_not_of(' ')));
+      }
+      EXPECT_EQ(allow, routed) << m << " answered " << r.body;
+    }
+  }
+  Response bulk = h.call("PUT", "/v1/executions/bulk");
+  EXPECT_EQ(bulk.status, 405);
+  EXPECT_THAT(bulk.headers["Allow"], ::testing::HasSubstr("POST"));
+}
+
+// Issue #18: null for a field was taken as "not given" and answered 201; no field of a
+// submission, ticket or bulk body is nullable (docs/openapi.yaml). PATCH /v1/helpers/NAME
+// keeps null as "back to the config's value", as documented.
+TEST(ApiTest, NullForAnyFieldIsRefusedNamingTheField) {
+  Harness h;
+  const std::size_t before = h.stored();
+  for (const std::string field : {"executor", "helper", "id", "name", "key", "lane", "priority",
+                                  "params", "not_before", "expiry", "timeout"}) {
+    SCOPED_TRACE(field);
+    json body = {{"executor", "noop"}};
+    body[field] = nullptr;
+    Response r = h.post("/v1/executions", body.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.code(), "invalid_field");
+    EXPECT_EQ(r.j["error"].value("field", ""), field);
+    EXPECT_EQ(r.message(), field + ": null is not allowed; omit the field instead");
+  }
+  for (const std::string field :
+       {"ticket", "params", "priority", "not_before", "expiry", "timeout"}) {
+    SCOPED_TRACE(field);
+    json body = {{"ticket", "t1"}, {"params", {{"duration", "1ms"}}}};
+    body[field] = nullptr;
+    Response r = h.post("/v1/projects/acme/tickets", body.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.j["error"].value("field", ""), field);
+  }
+  Response r = h.post("/v1/executions/bulk",
+                      R"({"executions":[{"executor":"noop"},{"executor":"noop","key":null}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j["error"].value("field", ""), "executions[1].key");
+  r = h.post("/v1/executions/bulk", R"({"executions":null})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "executions");
+  r = h.post("/v1/projects/acme/tickets/bulk", R"({"tickets":["a","b"],"params":null})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.j["error"].value("field", ""), "params");
+  r = h.post("/v1/projects/acme/tickets/bulk",
+             R"({"tickets":["a",{"ticket":"b","priority":null}],"params":{"duration":"1ms"}})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "tickets[1].priority");
+  r = h.post("/v1/executions/cancel", R"({"key":null})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "key");
+  r = h.post("/v1/lanes/default/scale", R"({"workers":null})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "workers");
+  r = h.call("PUT", "/v1/helpers/hourly/schedule", R"({"schedule":null})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.j["error"].value("field", ""), "schedule");
+  r = h.post("/v1/executions/x/cancel", R"({"stop":null})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "stop");
+  EXPECT_EQ(h.stored(), before);
+
+  // Where null is documented: back to the config's value.
+  r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":1})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["state"]["priority_override"], 1);
+  r = h.call("PATCH", "/v1/helpers/hourly", R"({"priority":null})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.j["state"]["priority_override"].is_null());
+}
+
+// Issue #18: `"id": ""` was replaced by a generated id, against the documented pattern;
+// an empty name, key or lane is no way to ask for the default either.
+TEST(ApiTest, AnEmptyIdOrNameIsRefused) {
+  Harness h;
+  const std::size_t before = h.stored();
+  for (const std::string field : {"id", "executor", "name", "key", "lane"}) {
+    SCOPED_TRACE(field);
+    json body = {{"executor", "noop"}};
+    body[field] = "";
+    Response r = h.post("/v1/executions", body.dump());
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.j["error"].value("field", ""), field);
+  }
+  Response r = h.post("/v1/executions/bulk", R"({"executions":[{"executor":"noop","id":""}]})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "executions[0].id");
+  r = h.post("/v1/projects/acme/tickets", R"({"ticket":""})");
+  EXPECT_EQ(r.j["error"].value("field", ""), "ticket");
+  EXPECT_EQ(h.stored(), before);
+  r = h.post("/v1/executions", R"({"executor":"noop","id":"given-1"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.j["id"], "given-1");
+}
+
+// [api] max_param_bytes bounds the params of each submission and ticket (as compact JSON),
+// with a 413 that names the limit; a bulk ticket request's shared params count for each.
+TEST(ApiTest, ParamsOverTheConfiguredLimitAre413NamingTheLimit) {
+  Harness h(std::string(kConfig) + "[api]\nmax_param_bytes = 100\n");
+  const std::size_t before = h.stored();
+  const std::string big =
+      std::string(R"({"duration":"1ms","pad":")") + std::string(100, 'x') + "\"}";
+  Response r = h.post("/v1/executions", R"({"executor":"sleep","params":)" + big + "}");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(r.code(), "params_too_large");
+  EXPECT_EQ(r.j["error"].value("field", ""), "params");
+  EXPECT_THAT(r.message(), ::testing::HasSubstr("exceed the limit of 100 bytes"));
+  EXPECT_THAT(r.message(), ::testing::HasSubstr("[api] max_param_bytes"));
+  r = h.post("/v1/executions/bulk",
+             R"({"executions":[{"executor":"noop"},{"executor":"sleep","params":)" + big + "}]}");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(r.j["error"].value("field", ""), "executions[1].params");
+  r = h.post("/v1/projects/acme/tickets", R"({"ticket":"t1","params":)" + big + "}");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(r.j["error"].value("field", ""), "params");
+  r = h.post("/v1/projects/acme/tickets/bulk", R"({"tickets":["a","b"],"params":)" + big + "}");
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(r.j["error"].value("field", ""), "tickets[0].params");
+  EXPECT_EQ(h.stored(), before);
+  // Within the limit: accepted.
+  r = h.post("/v1/executions", R"({"executor":"sleep","params":{"duration":"1ms"}})");
+  EXPECT_EQ(r.status, 201) << r.body;
+  r = h.post("/v1/projects/acme/tickets", R"({"ticket":"t1","params":{"duration":"1ms"}})");
+  EXPECT_EQ(r.status, 201) << r.body;
+}
+
+// Sends a 100 MB submission (a param of 100 MB) as fast as the daemon takes it and returns
+// the answer and how many bytes it took: the daemon must answer 413 once the body passes the
+// body limit, without reading (or holding) the rest.
+std::pair<Response, std::size_t> send_huge_body(uint16_t port, bool chunked) {
+  constexpr std::size_t kTotal = 100u << 20;
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  set_socket_timeouts(sock);
+  std::string head =
+      "POST /v1/executions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\n";
+  head += chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                  : "Content-Length: " + std::to_string(kTotal) + "\r\n\r\n";
+  net::write(sock, net::buffer(head));
+  const std::string piece(64 << 10, 'x');
+  const std::string chunk = fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
+  const std::string& unit = chunked ? chunk : piece;
+  std::size_t sent = 0;
+  sock.non_blocking(true);
+  std::size_t offset = 0;  // into `unit`
+  while (sent < kTotal) {
+    pollfd fd{sock.native_handle(), POLLIN | POLLOUT, 0};
+    if (::poll(&fd, 1, 10000) <= 0) break;
+    if (fd.revents & (POLLIN | POLLERR | POLLHUP)) break;  // the answer (or a reset)
+    const ssize_t n =
+        ::send(sock.native_handle(), unit.data() + offset, unit.size() - offset, MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      break;
+    }
+    sent += static_cast<std::size_t>(n);
+    offset = (offset + static_cast<std::size_t>(n)) % unit.size();
+  }
+  sock.non_blocking(false);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  beast::error_code ec;
+  http::read(sock, buf, res, ec);
+  Response r;
+  r.status = ec ? 0 : res.result_int();
+  r.body = ec ? ec.message() : res.body();
+  r.j = json::parse(r.body, nullptr, false);
+  return {r, sent};
+}
+
+// A 100 MB param over HTTP is refused at the body limit (1 MiB): by its Content-Length before
+// any of it is read, and a chunked one once it passes the limit; the daemon keeps serving.
+TEST(ApiTest, AHundredMegabyteParamIsRefusedAtTheBodyLimitWithoutReadingItAll) {
+  Harness h;
+  const std::size_t before = h.stored();
+  for (const bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "chunked" : "Content-Length");
+    auto [r, sent] = send_huge_body(h.port(), chunked);
+    EXPECT_EQ(r.status, 413) << r.body;
+    EXPECT_EQ(r.code(), "body_too_large");
+    EXPECT_THAT(r.message(), ::testing::HasSubstr("exceeds 1048576 bytes"));
+    // It answered long before the 100 MB were sent (socket buffers take a few MB).
+    EXPECT_LT(sent, 32u << 20) << "sent " << sent << " bytes before the answer";
+  }
+  EXPECT_EQ(h.stored(), before);
+  EXPECT_EQ(h.get("/healthz").status, 200);
+}
+
 TEST(ApiSchedctlTest, CommandsPrintJsonAndWatchOncePrintsOneSnapshot) {
   Harness h(R"([tickets]
 executor = "sleep"
