@@ -80,6 +80,25 @@ struct Response {
   }
 };
 
+// Every answer an HttpClient (tests/testing/http_client.h) receives anywhere in this test
+// binary is checked against openapi.yaml too: the daemon tests that use it (reload, service,
+// crash, cluster, ...) see answers these tests may not. A connection that failed (status 0)
+// has no answer to check.
+const bool kHttpClientAnswersAreChecked = [] {
+  schedd::testing::HttpClient::observer() = [](const std::string& method, const std::string& target,
+                                               int status,
+                                               const std::map<std::string, std::string>& headers,
+                                               const std::string& body) {
+    if (status == 0) return;
+    if (std::string why =
+            schedd::testing::OpenApiValidator::docs().check(method, target, status, headers, body);
+        !why.empty()) {
+      ADD_FAILURE() << "openapi.yaml (HttpClient): " << why;
+    }
+  };
+  return true;
+}();
+
 // One request on its own connection.
 Response request(uint16_t port, const std::string& method, const std::string& target,
                  const std::string& body = "", const std::string& token = "",
@@ -1837,6 +1856,8 @@ TEST(ApiTest, AHundredMegabyteParamIsRefusedAtTheBodyLimitWithoutReadingItAll) {
     EXPECT_THAT(r.message(), ::testing::HasSubstr("exceeds 1048576 bytes"));
     // It answered long before the 100 MB were sent (socket buffers take a few MB).
     EXPECT_LT(sent, 32u << 20) << "sent " << sent << " bytes before the answer";
+    RecordProperty(chunked ? "chunked_bytes_sent" : "content_length_bytes_sent",
+                   std::to_string(sent));
   }
   EXPECT_EQ(h.stored(), before);
   EXPECT_EQ(h.get("/healthz").status, 200);

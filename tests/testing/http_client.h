@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,17 @@ class HttpClient {
 
   HttpClient(std::string host, uint16_t port, std::optional<std::string> token = std::nullopt)
       : host_(std::move(host)), port_(port), token_(std::move(token)) {}
+
+  // Sees every answer send() receives (method, target, status, headers, body), when set: the
+  // test binary checks each against docs/openapi.yaml (api_test.cc). Set it before any client
+  // sends; it is called from the sending thread.
+  using Observer = std::function<void(const std::string& method, const std::string& target,
+                                      int status, const std::map<std::string, std::string>& headers,
+                                      const std::string& body)>;
+  static Observer& observer() {
+    static Observer o;
+    return o;
+  }
 
   Response get(const std::string& target) {
     return send(boost::beast::http::verb::get, target, "");
@@ -118,6 +130,11 @@ class HttpClient {
       Response r{static_cast<int>(res.result_int()), res.body(), ""};
       if (auto it = res.find(http::field::retry_after); it != res.end()) {
         r.retry_after = std::string(it->value());
+      }
+      if (observer()) {
+        std::map<std::string, std::string> headers;
+        for (const auto& f : res) headers[std::string(f.name_string())] = std::string(f.value());
+        observer()(std::string(http::to_string(method)), target, r.status, headers, r.body);
       }
       if (!res.keep_alive()) stream_.reset();
       return r;
