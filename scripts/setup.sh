@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages schedd needs (only the missing ones; idempotent), then
 # configures and builds the given CMake presets (default: dev).
-#   scripts/setup.sh [preset ...]        presets: dev release asan tsan
+#   scripts/setup.sh [preset ...]        presets: dev release asan tsan fuzz
 # Uses sudo when not root. Never installs the unversioned libboost-*-dev (Boost 1.74, which
 # conflicts with the 1.81 packages used here).
 set -euo pipefail
@@ -13,6 +13,12 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server redis-tools
 )
+
+# The fuzz preset (scripts/fuzz.sh) builds with clang and links libFuzzer's runtime, which
+# clang-14 only recommends.
+for preset in "$@"; do
+  if [[ $preset == fuzz ]]; then PACKAGES+=(clang libclang-rt-14-dev); fi
+done
 
 source scripts/lib/install-missing.sh
 install_missing "${PACKAGES[@]}"

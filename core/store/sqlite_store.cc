@@ -420,6 +420,12 @@ Status SqliteStore::open_db() {
     version = sqlite3_column_int(s.get(), 0);
   }
   report_.schema_before = version;
+  if (version < 0) {  // found by tests/fuzz/sqlite_store_fuzz.cc: it indexed the migrations
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{}: schema version {} is not one schedd writes (not a schedd "
+                              "store, or damaged; restore a backup or move the file away)",
+                              where, version));
+  }
   if (version > kSchemaVersion) {
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("{}: written by a newer schedd (schema {}; this build reads up to "
