@@ -12,6 +12,7 @@
 // Built as `http_fuzz` (fuzz preset) and `http_fuzz_replay` (every build); see
 // tests/fuzz/CMakeLists.txt.
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -66,6 +67,21 @@ HttpServer* start_server() {
   return std::move(server).value().release();  // never freed: serves every input
 }
 
+// connect(), finishing a connection that a signal interrupted (libFuzzer's -timeout alarm
+// fires every second): it goes on in the background, so wait until it is writable.
+bool connect_to(int fd, const sockaddr_in& addr) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return true;
+  if (errno != EINTR && errno != EINPROGRESS) return false;
+  pollfd p{fd, POLLOUT, 0};
+  while (::poll(&p, 1, 10000) < 0 && errno == EINTR) {
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return false;
+  errno = err;
+  return err == 0;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -96,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(server->port());
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (!connect_to(fd, addr)) {
     const std::string what = std::string("connect() failed: ") + std::strerror(errno);
     schedd::fuzz::fail("http_fuzz", what.c_str(), input);
   }
@@ -105,6 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::size_t sent = 0;
   while (sent < size) {
     const ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
