@@ -140,7 +140,8 @@ TEST(ConfigErrorTest, UnknownKeyWithDidYouMean) {
 TEST(ConfigErrorTest, UnknownKeyWithoutSuggestionListsTheKeys) {
   EXPECT_THAT(phase1("[api]\nport = 7878\n"),
               ElementsAre("x.toml:2:1: unknown key \"port\" in [api]; expected one of: listen, "
-                          "token_file, token_env, read_token_file, read_token_env"));
+                          "token_file, token_env, read_token_file, read_token_env, "
+                          "max_param_bytes"));
 }
 
 TEST(ConfigErrorTest, UnknownTopLevelTableAndKey) {
