@@ -579,6 +579,7 @@ ReloadReport reload_daemon(Engine& engine, const std::string& config_path,
     return out;
   }
   const std::string old_level = engine.config().log_level;
+  const int64_t old_param_limit = engine.config().max_param_bytes;
   auto next = std::make_shared<const Config>(std::move(*st.config));
   std::shared_ptr<const PluginHost> host(std::move(st.plugins));
   auto applied = engine.reload(next, host);
@@ -592,6 +593,12 @@ ReloadReport reload_daemon(Engine& engine, const std::string& config_path,
   if (next->log_level != old_level) {
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     out.changes.push_back("log_level: " + old_level + " -> " + next->log_level);
+    spdlog::info("reload: {}", out.changes.back());
+  }
+  if (next->max_param_bytes != old_param_limit) {
+    // The API reads the limit from the engine's config at each request: already applied.
+    out.changes.push_back(
+        fmt::format("api.max_param_bytes: {} -> {}", old_param_limit, next->max_param_bytes));
     spdlog::info("reload: {}", out.changes.back());
   }
   if (api != nullptr) {

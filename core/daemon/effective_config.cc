@@ -69,6 +69,7 @@ std::string effective_config_toml(const Config& cfg) {
   if (!cfg.token_file && !cfg.token_env) p.comment("no token: the API listens on loopback only");
   if (cfg.read_token_file) p.line("api", "read_token_file", str(*cfg.read_token_file));
   if (cfg.read_token_env) p.line("api", "read_token_env", str(*cfg.read_token_env));
+  p.line("api", "max_param_bytes", std::to_string(cfg.max_param_bytes));
 
   p.table("capacity");
   p.line("capacity", "queued", std::to_string(cfg.capacity_queued));

@@ -330,6 +330,7 @@ TEST(EnvironmentTest, ConfigFromTheEnvironmentAndPrintEffective) {
                                "\"sqlite:state/schedd.db\")"));
   EXPECT_THAT(r.out, HasSubstr("# store file: " + (dir / "etc/other.db").string()));
   EXPECT_THAT(r.out, HasSubstr("shutdown_grace = \"5s\"\n"));
+  EXPECT_THAT(r.out, HasSubstr("max_param_bytes = 65536\n"));  // a default, shown too
   EXPECT_THAT(r.out, HasSubstr("# [helpers.*] as in the file (1): long"));
 }
 
