@@ -12,7 +12,7 @@ log=${1:-build/dev}/Testing/Temporary/LastTest.log
   exit 1
 }
 # The tests docs/reliability.md cites, by the backquoted Suite.Name patterns in its table.
-mapfile -t wanted < <(grep -o '`[A-Za-z/]*Test[A-Za-z]*\.[A-Za-z*/]*`' docs/reliability.md |
+mapfile -t wanted < <(grep -o '`[A-Za-z0-9/]*Test[A-Za-z0-9]*\.[A-Za-z0-9*/]*`' docs/reliability.md |
   tr -d '`' | sort -u)
 awk -v wanted="$(printf '%s\n' "${wanted[@]}")" '
   BEGIN { n = split(wanted, w, "\n"); for (i = 1; i <= n; ++i) { gsub(/\*/, ".*", w[i]); pat[i] = "^" w[i] "$" } }
