@@ -11,7 +11,7 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config binutils clang-format tzdata
   libhowardhinnant-date-dev libboost1.81-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libhiredis-dev redis-server redis-tools libyaml-cpp-dev
+  libhiredis-dev redis-server redis-tools libyaml-cpp-dev prometheus
 )
 
 # The fuzz preset (scripts/fuzz.sh) builds with clang and links libFuzzer's runtime, which
