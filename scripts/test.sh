@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds and runs the whole test suite for each preset given
-# (default: dev). CI runs `scripts/test.sh dev asan`.
+# (default: dev). CI runs `scripts/test.sh dev asan`; `scripts/test.sh tsan` runs the
+# ThreadSanitizer subsets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 presets=("$@")
