@@ -243,11 +243,32 @@ std::string Api::Impl::allowed_methods(const std::vector<std::string>& segments)
 HttpResponse Api::Impl::route(const HttpRequest& req) {
   auto target = parse_target(req.target);
   if (!target) {
-    return error_response(400, "bad_request", "malformed request target (path or query)");
+    HttpResponse r = error_response(400, "bad_request", "malformed request target (path or query)");
+    r.route = HttpMetrics::unmatched_route();
+    return r;
   }
   // HEAD is answered as GET is; the transport sends only the header (RFC 9110 §9.3.2).
   const std::string m = req.method == "HEAD" ? std::string("GET") : req.method;
   const bool read = m == "GET";
+  // The route is found first so that every answer, a refusal by auth too, is counted under
+  // it (HttpMetrics).
+  std::vector<std::string> args;
+  const Route* route = match_route(m, target->segments, args);
+  HttpResponse res = answer(req, *target, m, read, route, args);
+  if (route != nullptr) {
+    res.route = static_cast<int>(route - routes().data());
+  } else if (m == "GET" && (target->segments.empty() || target->segments[0] == "ui")) {
+    res.route = HttpMetrics::dashboard_route(target->segments.empty());
+  } else {
+    res.route = HttpMetrics::unmatched_route();
+  }
+  return res;
+}
+
+HttpResponse Api::Impl::answer(const HttpRequest& req, const Target& target_ref,
+                               const std::string& m, bool read, const Route* r,
+                               const std::vector<std::string>& args) {
+  const Target* target = &target_ref;
 
   // Auth: a wrong token is always refused; mutating requests need the full token.
   std::optional<bool> full;  // set when a valid token was given: whether it is the full one
@@ -287,8 +308,6 @@ HttpResponse Api::Impl::route(const HttpRequest& req) {
   }
 
   if (auto page = web::route(m, target->segments)) return std::move(*page);
-  std::vector<std::string> args;
-  const Route* r = match_route(m, target->segments, args);
   if (r == nullptr) {
     // A known path with another method: 405 with the methods it takes.
     std::string allow = allowed_methods(target->segments);
@@ -323,6 +342,10 @@ bool Api::handles_inline(const HttpRequest& request) const {
   std::vector<std::string> args;
   const Impl::Route* r = Impl::match_route(method, s, args);
   return r != nullptr && r->inline_local;
+}
+
+void Api::record_response(int route, int status, std::optional<std::chrono::nanoseconds> elapsed) {
+  impl_->http_metrics.observe(route, status, elapsed);
 }
 
 std::vector<std::pair<std::string, std::string>> Api::route_table() {
@@ -378,6 +401,10 @@ StatusOr<std::unique_ptr<ApiService>> ApiService::start(Engine& engine, ApiOptio
   service->api_ = std::make_unique<Api>(engine, std::move(options));
   server.run_inline = [api = service->api_.get()](const HttpRequest& r) {
     return api->handles_inline(r);
+  };
+  server.on_response = [api = service->api_.get()](int route, int status,
+                                                   std::optional<std::chrono::nanoseconds> d) {
+    api->record_response(route, status, d);
   };
   auto s = HttpServer::start(std::move(server), [api = service->api_.get()](const HttpRequest& r) {
     return api->handle(r);

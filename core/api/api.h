@@ -64,6 +64,9 @@ class Api {
   // Whether handle() never blocks for this request, so the transport may call it on an I/O
   // thread (HttpServerOptions::run_inline).
   bool handles_inline(const HttpRequest& request) const;
+  // Counts an answered request for /metrics (HttpServerOptions::on_response): `route` as
+  // handle() set it in the response.
+  void record_response(int route, int status, std::optional<std::chrono::nanoseconds> elapsed);
   // Replaces the bearer tokens (a reload rotated them); requests after it use the new ones.
   // Returns whether they changed.
   bool set_tokens(std::optional<std::string> token, std::optional<std::string> read_token);

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +33,7 @@
 #include "core/api/api.h"
 #include "core/api/http.h"
 #include "core/common/duration.h"
+#include "core/common/metrics.h"
 #include "core/common/status.h"
 #include "core/config/config.h"
 #include "core/control/engine.h"
@@ -245,34 +248,6 @@ std::optional<std::string> schedule_toml(const json& j, FieldError& error);
 // ---------------------------------------------------------------------------------------
 // Metrics (metrics.cc): counters and histograms of what the dispatcher did, for /metrics.
 
-struct Histogram {
-  std::vector<double> bounds;
-  std::vector<uint64_t> counts;  // per bound, not cumulative; +1 for +Inf
-  double sum = 0;
-  uint64_t count = 0;
-
-  explicit Histogram(std::vector<double> b) : bounds(std::move(b)), counts(bounds.size() + 1) {}
-  void observe(double v) {
-    std::size_t i = 0;
-    while (i < bounds.size() && v > bounds[i]) ++i;
-    ++counts[i];
-    sum += v;
-    ++count;
-  }
-  void write(std::string& out, const std::string& name) const {
-    uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < bounds.size(); ++i) {
-      cumulative += counts[i];
-      out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds[i], cumulative);
-    }
-    cumulative += counts.back();
-    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, cumulative,
-                       name, sum, name, count);
-  }
-};
-
-std::string label_escape(std::string_view s);
-
 class Metrics {
  public:
   void started(const Execution& e, TimePoint now);
@@ -289,7 +264,7 @@ class Metrics {
   static constexpr std::size_t kRecentBuckets = 60;  // 10 minutes
 
  private:
-  using Label = std::pair<std::string, std::string>;  // origin, helper
+  using Label = std::pair<std::string, std::string>;  // origin, lane
   static Label label(const Execution& e);
 
   mutable std::mutex mu_;
@@ -306,6 +281,34 @@ class Metrics {
   };
   Bucket& bucket(TimePoint t);        // mu_ held; drops buckets older than the window
   std::map<int64_t, Bucket> recent_;  // by t / kBucket
+};
+
+// Requests by route and status, and their latency by route, for /metrics (metrics.cc); the
+// transport reports each answered request (HttpServerOptions::on_response). A route is an
+// index into Impl::routes(), then the dashboard's "/" and "/ui/{file}", then "unmatched" (no
+// route: a 404, a malformed request). Labels are route templates and status codes, never a
+// raw path, so there are at most as many series as routes times codes. Observing costs a
+// few relaxed atomic increments. Thread-safe.
+class HttpMetrics {
+ public:
+  HttpMetrics();
+  // `elapsed`: from the request read to its response; unset for the transport's own errors.
+  void observe(int route, int status, std::optional<std::chrono::nanoseconds> elapsed);
+  void write(std::string& out) const;
+  // The route indexes after the route table's.
+  static int dashboard_route(bool index_page);
+  static int unmatched_route();
+
+ private:
+  static constexpr std::array<int, 24> kCodes = {200, 201, 202, 204, 206, 301, 302, 304,
+                                                 400, 401, 403, 404, 405, 406, 409, 412,
+                                                 413, 415, 422, 429, 431, 500, 501, 503};
+  struct Row {
+    std::array<std::atomic<uint64_t>, kCodes.size() + 1> codes{};  // + 1: any other code
+    AtomicHistogram latency;
+  };
+  std::size_t rows_;
+  std::unique_ptr<Row[]> row_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -366,7 +369,8 @@ struct Api::Impl {
   Impl(Engine& e, ApiOptions o);
   ~Impl();
 
-  // Auth, then the dashboard's files (web_routes.h), then the route table (api.cc).
+  // Auth, then the dashboard's files (web_routes.h), then the route table (api.cc). The
+  // response's `route` says which route answered (HttpMetrics).
   HttpResponse route(const HttpRequest& req);
 
   // One request, as a handler sees it.
@@ -385,6 +389,9 @@ struct Api::Impl {
     HttpResponse (*handler)(Impl&, const Call&);
     std::vector<std::string> parts = {};  // the pattern's segments, split once
   };
+  // route() once the route `r` (nullptr: none) for method `m` is known.
+  HttpResponse answer(const HttpRequest& req, const Target& target, const std::string& m, bool read,
+                      const Route* r, const std::vector<std::string>& args);
   // The whole table: the parts below, joined in this order (api.cc).
   static const std::vector<Route>& routes();
   // Each resource's part of the table, defined in the file of its handlers. A new route goes
@@ -482,6 +489,7 @@ struct Api::Impl {
   mutable std::mutex tokens_mu;
   std::chrono::steady_clock::time_point started;
   Metrics metrics;
+  HttpMetrics http_metrics;
   StatsFeed feed;
   uint64_t observer_id = 0;
   std::mutex bulk_mu;  // one bulk submission at a time

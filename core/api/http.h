@@ -52,6 +52,10 @@ struct HttpResponse {
   std::function<std::function<void()>(StreamPush push)> stream;
   // When set, the real response comes through it later; everything else is ignored.
   std::shared_ptr<DeferredResponse> deferred;
+  // Which route answered, as the handler numbers its routes (-1: none), passed back to the
+  // handler's side through HttpServerOptions::on_response for its request metrics. A deferred
+  // response's route is the one of the response that deferred it.
+  int route = -1;
 };
 
 inline void DeferredResponse::resolve(HttpResponse response) {

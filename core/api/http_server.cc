@@ -199,6 +199,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     r.body = std::move(req.body());
     r.remote = remote_;
+    read_at_ = std::chrono::steady_clock::now();
+    route_ = -1;
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     head_ = req.method() == http::verb::head;
@@ -218,7 +220,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // On the strand.
   void respond(HttpResponse res, bool keep_alive) {
+    if (res.route >= 0) route_ = res.route;
     if (res.deferred) return wait_deferred(std::move(res.deferred), keep_alive);
+    if (options().on_response) {
+      options().on_response(route_, res.status, std::chrono::steady_clock::now() - read_at_);
+    }
     if (head_) return write_head(std::move(res), keep_alive);
     if (res.stream) return start_stream(std::move(res));
     write(std::move(res), keep_alive);
@@ -271,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpResponse res;
     res.status = status;
     res.body = error_body(code, message);
+    if (options().on_response) options().on_response(-1, status, std::nullopt);
     head_ = parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
     if (head_) return write_head(std::move(res), /*keep_alive=*/false);
     write(std::move(res), /*keep_alive=*/false);
@@ -427,6 +434,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
   bool head_ = false;  // the request being answered is a HEAD
+  // For on_response: when the request being answered was read, and its route (-1: none yet).
+  std::chrono::steady_clock::time_point read_at_{};
+  int route_ = -1;
   // Streaming state.
   bool streaming_ = false;
   bool chunked_ = true;

@@ -17,7 +17,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/api/http.h"
@@ -55,6 +57,12 @@ struct HttpServerOptions {
   // saving two thread hops; their handlers must never block. Unset: every request goes to
   // the handler pool.
   HttpInlinePredicate run_inline;
+  // Called once per answered request, on an I/O thread, as its response (a stream's header)
+  // is about to be written: the response's `route`, its status, and the time since the
+  // request was read (unset for the transport's own errors: malformed, too large). For
+  // request metrics; must be cheap and must not throw. Unset: nothing is called.
+  std::function<void(int route, int status, std::optional<std::chrono::nanoseconds> elapsed)>
+      on_response;
 };
 
 class HttpServer {

@@ -1,10 +1,19 @@
-// GET /metrics: Prometheus text of the lanes' gauges and Metrics' counters and histograms.
+// GET /metrics: the Prometheus text of the daemon's process, its HTTP requests (HttpMetrics),
+// the lanes' gauges, the planner, the runners, the store (Store::write_metrics) and what the
+// dispatcher did (Metrics). docs/monitoring.md lists every family and what it is for.
+#include <dirent.h>
 #include <fmt/format.h>
 #include <schedd/abi.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "core/api/api_internal.h"
+#include "core/runner/plugin_loader.h"
+#include "core/runner/runner_pool.h"
 
 namespace schedd::api {
 
@@ -13,21 +22,6 @@ std::vector<Api::Impl::Route> Api::Impl::metrics_routes() {
   return {
       {"GET", "/metrics", true, [](Impl& a, C) { return a.metrics_text(); }},
   };
-}
-
-std::string label_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 void Metrics::started(const Execution& e, TimePoint now) {
@@ -119,15 +113,16 @@ double Metrics::average_duration_seconds() const {
 
 void Metrics::write(std::string& out) const {
   std::lock_guard lock(mu_);
-  out +=
-      "# HELP schedd_executions_total Executions that reached a final status, by helper "
-      "(tickets: origin ticket) and status.\n# TYPE schedd_executions_total counter\n";
+  metric_family(out, "schedd_executions_total", "counter",
+                "Executions that reached a final status, by origin (helper, ticket, adhoc), lane "
+                "and status.");
   for (const auto& [k, n] : totals_) {
-    out += fmt::format("schedd_executions_total{{origin=\"{}\",helper=\"{}\",status=\"{}\"}} {}\n",
+    out += fmt::format("schedd_executions_total{{origin=\"{}\",lane=\"{}\",status=\"{}\"}} {}\n",
                        k.first.first, label_escape(k.first.second), k.second, n);
   }
   auto counter = [&](const char* name, const char* help, uint64_t v) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, v);
+    metric_family(out, name, "counter", help);
+    out += fmt::format("{} {}\n", name, v);
   };
   counter("schedd_expired_total", "Executions that expired before they started.", expired_);
   counter("schedd_skipped_total", "Executions recorded as skipped.", skipped_);
@@ -135,56 +130,242 @@ void Metrics::write(std::string& out) const {
   counter("schedd_interrupted_total", "Attempts interrupted by a shutdown.", interrupted_);
   counter("schedd_submissions_rejected_total",
           "API submissions refused because capacity.queued was reached.", rejected_);
-  out +=
-      "# HELP schedd_start_lag_seconds Time from an execution's due time (not_before) to its "
-      "start.\n# TYPE schedd_start_lag_seconds histogram\n";
+  metric_family(out, "schedd_start_lag_seconds", "histogram",
+                "Time from an execution's due time (not_before) to its start.");
   lag_.write(out, "schedd_start_lag_seconds");
-  out +=
-      "# HELP schedd_run_duration_seconds Time an attempt ran.\n"
-      "# TYPE schedd_run_duration_seconds histogram\n";
+  metric_family(out, "schedd_run_duration_seconds", "histogram", "Time an attempt ran.");
   duration_.write(out, "schedd_run_duration_seconds");
 }
 
 Metrics::Label Metrics::label(const Execution& e) {
-  const ExecTemplate& s = *e.spec;
-  return {origin_name(s.origin), s.origin == ExecOrigin::kHelper ? s.name : ""};
+  // The lane, not the helper or ticket: a label per helper would make a series per helper
+  // (10,000 helpers, 10,000 series per status), which /metrics keeps bounded.
+  return {origin_name(e.spec->origin), e.spec->lane};
 }
+
+// ---------------------------------------------------------------------------------------
+// HTTP requests
+
+HttpMetrics::HttpMetrics()
+    : rows_(Api::Impl::routes().size() + 3), row_(std::make_unique<Row[]>(rows_)) {}
+
+int HttpMetrics::dashboard_route(bool index_page) {
+  return static_cast<int>(Api::Impl::routes().size()) + (index_page ? 0 : 1);
+}
+
+int HttpMetrics::unmatched_route() { return static_cast<int>(Api::Impl::routes().size()) + 2; }
+
+void HttpMetrics::observe(int route, int status, std::optional<std::chrono::nanoseconds> elapsed) {
+  if (route < 0 || static_cast<std::size_t>(route) >= rows_) route = unmatched_route();
+  Row& row = row_[static_cast<std::size_t>(route)];
+  std::size_t code = 0;
+  while (code < kCodes.size() && kCodes[code] != status) ++code;
+  row.codes[code].fetch_add(1, std::memory_order_relaxed);
+  if (elapsed) row.latency.observe(std::chrono::duration<double>(*elapsed).count());
+}
+
+void HttpMetrics::write(std::string& out) const {
+  const auto& table = Api::Impl::routes();
+  auto labels = [&](std::size_t i) -> std::string {
+    if (i < table.size()) {
+      return fmt::format("method=\"{}\",route=\"{}\"", table[i].method, table[i].pattern);
+    }
+    if (i == table.size()) return "method=\"GET\",route=\"/\"";
+    if (i == table.size() + 1) return "method=\"GET\",route=\"/ui/{file}\"";
+    return "method=\"other\",route=\"unmatched\"";
+  };
+  metric_family(out, "schedd_http_requests_total", "counter",
+                "HTTP requests answered, by route template and status code (route=\"unmatched\": "
+                "no route, or a request the server refused before routing).");
+  for (std::size_t i = 0; i < rows_; ++i) {
+    const std::string l = labels(i);
+    for (std::size_t c = 0; c <= kCodes.size(); ++c) {
+      const uint64_t n = row_[i].codes[c].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      out += fmt::format("schedd_http_requests_total{{{},code=\"{}\"}} {}\n", l,
+                         c < kCodes.size() ? std::to_string(kCodes[c]) : std::string("other"), n);
+    }
+  }
+  metric_family(out, "schedd_http_request_duration_seconds", "histogram",
+                "Time from reading an HTTP request to writing its response (a stream: its "
+                "header), by route template.");
+  for (std::size_t i = 0; i < rows_; ++i) {
+    if (row_[i].latency.count() == 0) continue;
+    row_[i].latency.write(out, "schedd_http_request_duration_seconds", labels(i));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The process, from /proc/self (the names Prometheus' client libraries use)
+
+namespace {
+
+std::string read_file(const char* path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_process(std::string& out) {
+  static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const long page = ::sysconf(_SC_PAGESIZE);
+  static const double boot_time = [] {
+    std::istringstream in(read_file("/proc/stat"));
+    std::string key;
+    double v = 0;
+    while (in >> key) {
+      if (key == "btime") {
+        in >> v;
+        break;
+      }
+    }
+    return v;
+  }();
+  // /proc/self/stat: the fields after the command's closing parenthesis, from field 3.
+  const std::string stat = read_file("/proc/self/stat");
+  const std::size_t paren = stat.rfind(')');
+  if (paren != std::string::npos) {
+    std::istringstream in(stat.substr(paren + 1));
+    std::vector<std::string> f;
+    for (std::string x; in >> x;) f.push_back(x);
+    if (f.size() > 21) {
+      const double cpu = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime + stime
+      metric_family(out, "process_cpu_seconds_total", "counter",
+                    "Total user and system CPU time spent in seconds.");
+      out += fmt::format("process_cpu_seconds_total {}\n", cpu);
+      metric_family(out, "process_resident_memory_bytes", "gauge",
+                    "Resident memory size in bytes.");
+      out += fmt::format("process_resident_memory_bytes {}\n", std::stoull(f[21]) * page);
+      metric_family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+      out += fmt::format("process_virtual_memory_bytes {}\n", std::stoull(f[20]));
+      metric_family(out, "process_start_time_seconds", "gauge",
+                    "Start time of the process since unix epoch in seconds.");
+      out +=
+          fmt::format("process_start_time_seconds {:.2f}\n", boot_time + std::stod(f[19]) / ticks);
+      metric_family(out, "process_threads", "gauge", "Number of OS threads in the process.");
+      out += fmt::format("process_threads {}\n", f[17]);
+    }
+  }
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    std::size_t fds = 0;
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ++fds;
+    }
+    ::closedir(d);
+    metric_family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    out += fmt::format("process_open_fds {}\n", fds - 1);  // less the one reading the folder
+  }
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    metric_family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    out += fmt::format("process_max_fds {}\n", nofile.rlim_cur == RLIM_INFINITY
+                                                   ? std::string("+Inf")
+                                                   : std::to_string(nofile.rlim_cur));
+  }
+}
+
+double unix_seconds(TimePoint t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// GET /metrics
 
 HttpResponse Api::Impl::metrics_text() {
   std::string out;
-  out += fmt::format(
-      "# HELP schedd_build_info Build information.\n# TYPE schedd_build_info gauge\n"
-      "schedd_build_info{{version=\"{}\",plugin_abi=\"{}\"}} 1\n",
-      SCHEDD_VERSION, SCHEDD_ABI_VERSION);
-  json stats = stats_json();
-  out += "# HELP schedd_queued Executions queued and due, per lane.\n# TYPE schedd_queued gauge\n";
-  for (auto& [name, l] : stats["lanes"].items()) {
-    out += fmt::format("schedd_queued{{lane=\"{}\"}} {}\n", label_escape(name),
-                       l["queued"].get<std::size_t>());
+  out.reserve(16 << 10);
+  write_process(out);
+  metric_family(out, "schedd_build_info", "gauge",
+                "Always 1: the daemon's version and the plugin ABI it speaks (abi; plugin_abi is "
+                "the same, kept for older queries).");
+  out += fmt::format("schedd_build_info{{version=\"{}\",abi=\"{}\",plugin_abi=\"{}\"}} 1\n",
+                     SCHEDD_VERSION, SCHEDD_ABI_VERSION, SCHEDD_ABI_VERSION);
+  http_metrics.write(out);
+
+  // Lanes: this daemon's, then those only the store knows (another daemon's).
+  const std::vector<LaneView> lanes = engine.lanes();
+  auto per_lane = [&](const char* name, const char* help, auto value) {
+    metric_family(out, name, "gauge", help);
+    for (const LaneView& l : lanes) {
+      out += fmt::format("{}{{lane=\"{}\"}} {}\n", name, label_escape(l.name), value(l));
+    }
+  };
+  per_lane("schedd_queued",
+           "Executions queued and due (waiting for a worker or their key), per lane.",
+           [](const LaneView& l) { return l.queued; });
+  per_lane("schedd_running", "Executions running, per lane.",
+           [](const LaneView& l) { return l.running; });
+  per_lane("schedd_workers", "Workers per lane (0 for a lane only another daemon runs).",
+           [](const LaneView& l) { return l.workers; });
+  per_lane("schedd_lane_paused", "1 while a lane is paused (claims nothing).",
+           [](const LaneView& l) { return l.paused ? 1 : 0; });
+  metric_family(out, "schedd_queued_capacity", "gauge", "capacity.queued.");
+  out += fmt::format("schedd_queued_capacity {}\n", engine.config().capacity_queued);
+  metric_family(out, "schedd_draining", "gauge", "1 while the daemon drains (claims nothing).");
+  out += fmt::format("schedd_draining {}\n", engine.dispatcher().draining() ? 1 : 0);
+
+  // Readiness, as /readyz decides it (without its store read).
+  const bool store_ok = engine.store().health().is_ok();
+  const bool ready = store_ok && !engine.plugins().executors().empty();
+  metric_family(out, "schedd_store_healthy", "gauge",
+                "1 while the store accepts writes; 0 while it cannot (a full disk, Redis "
+                "unreachable).");
+  out += fmt::format("schedd_store_healthy {}\n", store_ok ? 1 : 0);
+  metric_family(out, "schedd_ready", "gauge",
+                "1 while GET /readyz answers 200 (the store accepts writes, an executor is "
+                "loaded).");
+  out += fmt::format("schedd_ready {}\n", ready ? 1 : 0);
+  engine.store().write_metrics(out);
+
+  // The planner.
+  const Planner::Stats planner = engine.planner().stats();
+  metric_family(out, "schedd_planner_rounds_total", "counter",
+                "Planning rounds over every enabled helper.");
+  out += fmt::format("schedd_planner_rounds_total {}\n", planner.rounds);
+  metric_family(out, "schedd_planner_failures_total", "counter",
+                "Planning rounds that failed (the store refused), leaving helpers unplanned.");
+  out += fmt::format("schedd_planner_failures_total {}\n", planner.failures);
+  metric_family(out, "schedd_planner_lookahead_seconds", "gauge",
+                "How far ahead the planner keeps executions planned ([daemon] lookahead).");
+  out += fmt::format("schedd_planner_lookahead_seconds {}\n",
+                     std::chrono::duration<double>(engine.planner().lookahead()).count());
+  if (planner.planned_until) {
+    metric_family(out, "schedd_planner_planned_until_seconds", "gauge",
+                  "Unix time up to which the last complete planning round planned every "
+                  "enabled helper (its watermark).");
+    out += fmt::format("schedd_planner_planned_until_seconds {:.3f}\n",
+                       unix_seconds(*planner.planned_until));
   }
-  out += "# HELP schedd_running Executions running, per lane.\n# TYPE schedd_running gauge\n";
-  for (auto& [name, l] : stats["lanes"].items()) {
-    out += fmt::format("schedd_running{{lane=\"{}\"}} {}\n", label_escape(name),
-                       l["running"].get<std::size_t>());
-  }
-  out += "# HELP schedd_workers Workers per lane.\n# TYPE schedd_workers gauge\n";
-  for (auto& [name, l] : stats["lanes"].items()) {
-    out += fmt::format("schedd_workers{{lane=\"{}\"}} {}\n", label_escape(name),
-                       l["runningCapacity"].get<std::size_t>());
-  }
-  out +=
-      "# HELP schedd_lane_paused 1 while a lane is paused (claims nothing).\n"
-      "# TYPE schedd_lane_paused gauge\n";
-  for (auto& [name, l] : stats["lanes"].items()) {
-    out += fmt::format("schedd_lane_paused{{lane=\"{}\"}} {}\n", label_escape(name),
-                       l.value("paused", false) ? 1 : 0);
-  }
-  out += fmt::format(
-      "# HELP schedd_queued_capacity capacity.queued.\n# TYPE schedd_queued_capacity gauge\n"
-      "schedd_queued_capacity {}\n"
-      "# HELP schedd_draining 1 while the daemon drains (claims nothing).\n"
-      "# TYPE schedd_draining gauge\nschedd_draining {}\n",
-      engine.config().capacity_queued, stats.value("draining", false) ? 1 : 0);
+
+  // Out-of-process runners, per plugin.
+  const auto pools = runner::runner_pools(engine.plugins());
+  std::vector<runner::PoolStats> runners;
+  runners.reserve(pools.size());
+  for (const auto& pool : pools) runners.push_back(pool->stats());
+  auto per_plugin = [&](const char* name, const char* type, const char* help, auto value) {
+    metric_family(out, name, type, help);
+    for (const auto& r : runners) {
+      out += fmt::format("{}{{plugin=\"{}\"}} {}\n", name, label_escape(r.plugin), value(r));
+    }
+  };
+  per_plugin("schedd_runners", "gauge", "Runner processes alive (idle or busy), per plugin.",
+             [](const runner::PoolStats& r) { return r.runners; });
+  per_plugin("schedd_runners_busy", "gauge", "Runner processes running a run, per plugin.",
+             [](const runner::PoolStats& r) { return r.busy; });
+  per_plugin("schedd_runner_starts_total", "counter", "Runner processes started, per plugin.",
+             [](const runner::PoolStats& r) { return r.started; });
+  per_plugin("schedd_runner_crashes_total", "counter",
+             "Runner processes that crashed (not killed by the daemon), per plugin.",
+             [](const runner::PoolStats& r) { return r.crashes; });
+  per_plugin("schedd_runner_runs_total", "counter", "Runs the runners served, per plugin.",
+             [](const runner::PoolStats& r) { return r.runs; });
+  per_plugin("schedd_runner_idle_resident_memory_bytes", "gauge",
+             "Resident memory of the idle runners, per plugin.",
+             [](const runner::PoolStats& r) { return r.rss_bytes; });
+
   metrics.write(out);
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -34,15 +34,35 @@ std::vector<PlannedHelper> Planner::helpers() const {
 
 StatusOr<PlanReport> Planner::plan_all(TimePoint now) {
   std::lock_guard lock(mu_);
+  rounds_.fetch_add(1, std::memory_order_relaxed);
   PlanReport total;
   for (const auto& [name, h] : helpers_) {
     if (!h.enabled) continue;
     auto r = plan_locked(h, now);
-    if (!r.is_ok()) return r.status();
+    if (!r.is_ok()) {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      return r.status();
+    }
     total.created += r->created;
     total.skipped += r->skipped;
   }
+  const TimePoint until = now > TimePoint::max() - lookahead_ ? TimePoint::max() : now + lookahead_;
+  planned_until_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count(),
+      std::memory_order_relaxed);
   return total;
+}
+
+Planner::Stats Planner::stats() const {
+  Stats s;
+  s.rounds = rounds_.load(std::memory_order_relaxed);
+  s.failures = failures_.load(std::memory_order_relaxed);
+  const int64_t ns = planned_until_ns_.load(std::memory_order_relaxed);
+  if (ns != INT64_MIN) {
+    s.planned_until =
+        TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(ns)));
+  }
+  return s;
 }
 
 StatusOr<PlanReport> Planner::plan_helper(const std::string& name, TimePoint now) {

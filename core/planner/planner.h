@@ -8,7 +8,9 @@
 // thread-safe on its own.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -70,6 +72,16 @@ class Planner {
 
   std::chrono::milliseconds lookahead() const { return lookahead_; }
 
+  // What plan_all did, for /metrics (docs/monitoring.md): rounds run and failed, and the end
+  // of the window the last complete round planned every enabled helper up to (unset before
+  // one completed). Read without the planner's lock, so a long round never delays it.
+  struct Stats {
+    uint64_t rounds = 0;
+    uint64_t failures = 0;
+    std::optional<TimePoint> planned_until;
+  };
+  Stats stats() const;
+
   // Called from inside a planning call, under the planner's lock, with the name of a
   // helper whose stored state differs from the one it was built from; the owner re-applies
   // it. Must not call back into the planner on this thread. Set before planning starts.
@@ -83,6 +95,9 @@ class Planner {
   mutable std::mutex mu_;
   std::map<std::string, PlannedHelper> helpers_;
   std::function<void(const std::string&)> on_stale_;
+  std::atomic<uint64_t> rounds_{0};
+  std::atomic<uint64_t> failures_{0};
+  std::atomic<int64_t> planned_until_ns_{INT64_MIN};  // INT64_MIN: no round completed yet
 };
 
 }  // namespace schedd

@@ -297,6 +297,7 @@ void RedisClient::io_loop() {
       ctx_ = *c;
       backoff = 100ms;
       spdlog::info("redis {}: reconnected", options_.address.to_string());
+      reconnects_.fetch_add(1, std::memory_order_relaxed);
       auto fn = on_connect_;
       lock.unlock();
       if (fn) fn();
@@ -309,6 +310,7 @@ void RedisClient::io_loop() {
     std::deque<std::shared_ptr<Request>> batch;
     batch.swap(queue_);
     lock.unlock();
+    const auto sent = std::chrono::steady_clock::now();
     for (auto& r : batch) {
       for (const auto& cmd : r->commands) append(ctx_, cmd);
     }
@@ -328,6 +330,10 @@ void RedisClient::io_loop() {
       if (!error.empty()) break;
       ++answered;
     }
+    if (error.empty()) {
+      round_trip_seconds_.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+    }
     lock.lock();
     std::vector<std::shared_ptr<Request>> callbacks;
     for (std::size_t i = 0; i < answered; ++i) {
@@ -336,6 +342,7 @@ void RedisClient::io_loop() {
     }
     if (!error.empty()) {
       spdlog::warn("redis {}: connection lost: {}", options_.address.to_string(), error);
+      losses_.fetch_add(1, std::memory_order_relaxed);
       redisFree(ctx_);
       ctx_ = nullptr;
       connected_ = false;
@@ -350,6 +357,21 @@ void RedisClient::io_loop() {
       lock.lock();
     }
   }
+}
+
+void RedisClient::write_metrics(std::string& out) const {
+  metric_family(out, "schedd_redis_round_trip_seconds", "histogram",
+                "Time from sending a pipelined group of Redis commands to reading its last reply.");
+  round_trip_seconds_.write(out, "schedd_redis_round_trip_seconds");
+  metric_family(out, "schedd_redis_connected", "gauge",
+                "1 while the Redis store's connection is up, 0 while it reconnects.");
+  out += fmt::format("schedd_redis_connected {}\n", connected_.load() ? 1 : 0);
+  metric_family(out, "schedd_redis_reconnects_total", "counter",
+                "Successful reconnects to Redis after a lost connection.");
+  out += fmt::format("schedd_redis_reconnects_total {}\n", reconnects_.load());
+  metric_family(out, "schedd_redis_connection_losses_total", "counter",
+                "Redis connections lost (a command failed on the socket).");
+  out += fmt::format("schedd_redis_connection_losses_total {}\n", losses_.load());
 }
 
 // ---- RedisSubscriber ------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/common/metrics.h"
 #include "core/common/status.h"
 #include "core/store/redis_store.h"
 
@@ -102,6 +103,9 @@ class RedisClient {
 
   bool connected() const { return connected_.load(); }
   std::string last_error() const;
+  // Appends the client's metrics (round-trip time, reconnects, connection losses) to `out`
+  // in the Prometheus text format (docs/monitoring.md).
+  void write_metrics(std::string& out) const;
   const RedisConnectOptions& options() const { return options_; }
 
  private:
@@ -139,6 +143,10 @@ class RedisClient {
   std::string last_error_;
   std::function<void()> on_connect_;
   bool stop_ = false;
+  // One per write-and-read of the I/O thread (however many commands it carried).
+  AtomicHistogram round_trip_seconds_;
+  std::atomic<uint64_t> reconnects_{0};
+  std::atomic<uint64_t> losses_{0};
   std::thread io_;
 };
 

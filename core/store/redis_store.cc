@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -153,6 +154,8 @@ struct RedisStore::Impl {
   StoreEvents events;
   bool stopping = false;
   bool kick = false;  // the lease thread should run now (a reconnect)
+  // Scripts that answered an error other than NOSCRIPT, LOADING or BUSY (/metrics).
+  std::atomic<uint64_t> script_errors{0};
   std::condition_variable cv;
   std::thread lease_thread;
 
@@ -205,6 +208,7 @@ struct RedisStore::Impl {
       if (r->str.starts_with("LOADING") || r->str.starts_with("BUSY")) {
         return unavailable(fmt::format("redis: {}", r->str));
       }
+      script_errors.fetch_add(1, std::memory_order_relaxed);
       return script_error(redis_lua::kScripts[id].name, *r);
     }
     return r;
@@ -571,6 +575,13 @@ std::string RedisStore::describe() const {
   return fmt::format("{} (namespace {})", impl_->o.address.to_string(), impl_->o.ns);
 }
 
+void RedisStore::write_metrics(std::string& out) const {
+  impl_->client->write_metrics(out);
+  metric_family(out, "schedd_redis_script_errors_total", "counter",
+                "Redis store scripts that answered an error (not a lost connection).");
+  out += fmt::format("schedd_redis_script_errors_total {}\n", impl_->script_errors.load());
+}
+
 Status RedisStore::health() const {
   if (impl_->client->connected()) return Status::ok();
   return unavailable(fmt::format("{}: not connected ({})", impl_->o.address.to_string(),
@@ -719,6 +730,9 @@ void RedisStore::complete_async(std::string_view id, uint64_t fence, const Compl
                               ? unavailable("the scripts are gone (Redis restarted)")
                               : script_error(redis_lua::kScripts[redis_lua::kComplete].name, *r))
                        : Impl::complete_result(sid, fence, r);
+        if (r.is_ok() && r->is_error() && !r->str.starts_with("NOSCRIPT")) {
+          impl->script_errors.fetch_add(1, std::memory_order_relaxed);
+        }
         {
           std::lock_guard lock(impl->mu);
           if (s.code() == StatusCode::kUnavailable) {

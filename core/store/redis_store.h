@@ -111,6 +111,7 @@ class RedisStore final : public Store {
   std::size_t claim_ahead() const override;
   std::string describe() const override;
   Status health() const override;
+  void write_metrics(std::string& out) const override;
 
   // Tests and diagnostics: renews the leases of the runs this store holds now (the lease
   // thread does this every lease / 5). Returns the ids whose lease was lost.

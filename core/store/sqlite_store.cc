@@ -796,14 +796,17 @@ bool SqliteStore::sync_wal(std::string* error) {
       return false;
     }
   }
+  const auto started = std::chrono::steady_clock::now();
   if (::fdatasync(wal_fd_) != 0) {
     if (error != nullptr) {
       *error = fmt::format("fdatasync {}-wal: {}", path_.string(), std::strerror(errno));
     }
     return false;
   }
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
   std::lock_guard g(wmu_);
   ++stats_.fsyncs;
+  fsync_seconds_.observe(took.count());
   return true;
 }
 
@@ -894,7 +897,10 @@ void SqliteStore::writer() {
     const uint64_t token = queued_token_;
     lock.unlock();
 
+    const auto write_started = std::chrono::steady_clock::now();
     std::optional<std::string> error = write(*batch);
+    const std::chrono::duration<double> write_took =
+        std::chrono::steady_clock::now() - write_started;
     if (!error && batch_mode) {
       unsynced = true;
       auto now = std::chrono::steady_clock::now();
@@ -909,6 +915,7 @@ void SqliteStore::writer() {
     if (!error) {
       ++stats_.commits;
       stats_.rows_written += batch->size();
+      commit_seconds_.observe(write_took.count());
       if (failing_) {
         spdlog::info("store {}: writing again after: {}", path_.string(), *failing_);
         failing_.reset();
@@ -1030,6 +1037,30 @@ Status SqliteStore::health() const {
 }
 
 std::string SqliteStore::describe() const { return "sqlite:" + path_.string(); }
+
+void SqliteStore::write_metrics(std::string& out) const {
+  std::lock_guard g(wmu_);
+  metric_family(out, "schedd_sqlite_commit_seconds", "histogram",
+                "Time the SQLite writer took for one group commit (BEGIN to COMMIT, without the "
+                "WAL fsync).");
+  commit_seconds_.write(out, "schedd_sqlite_commit_seconds");
+  metric_family(out, "schedd_sqlite_fsync_seconds", "histogram",
+                "Time one fdatasync of the SQLite WAL took.");
+  fsync_seconds_.write(out, "schedd_sqlite_fsync_seconds");
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    metric_family(out, name, "counter", help);
+    out += fmt::format("{} {}\n", name, v);
+  };
+  counter("schedd_sqlite_commits_total", "Group commits the SQLite writer made.", stats_.commits);
+  counter("schedd_sqlite_rows_written_total", "Rows the SQLite writer upserted or deleted.",
+          stats_.rows_written);
+  counter("schedd_sqlite_write_failures_total",
+          "SQLite commits or WAL fsyncs that failed (and were retried).", stats_.failures);
+  counter("schedd_sqlite_checkpoints_total", "WAL checkpoints run.", stats_.checkpoints);
+  metric_family(out, "schedd_sqlite_pending_changes", "gauge",
+                "Changes waiting for the SQLite writer's next commit.");
+  out += fmt::format("schedd_sqlite_pending_changes {}\n", pending_->size());
+}
 
 SqliteWriterStats SqliteStore::writer_stats() const {
   std::lock_guard g(wmu_);

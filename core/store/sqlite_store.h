@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/common/metrics.h"
 #include "core/store/memory_store.h"
 #include "core/store/store.h"
 
@@ -124,6 +125,7 @@ class SqliteStore final : public Store {
   std::size_t claim_ahead() const override { return options_.claim_ahead; }
   std::string describe() const override;
   Status health() const override;
+  void write_metrics(std::string& out) const override;
 
   // Blocks until everything changed so far is durable; false if a write failed meanwhile.
   bool flush();
@@ -207,6 +209,8 @@ class SqliteStore final : public Store {
   // Deferred submissions waiting for their token, in token order.
   std::deque<std::pair<uint64_t, DurableCallback>> callbacks_;
   SqliteWriterStats stats_;
+  Histogram commit_seconds_{latency_bounds()};  // the writer's transactions (wmu_)
+  Histogram fsync_seconds_{latency_bounds()};   // fdatasync of the WAL (wmu_)
   std::thread writer_thread_;
   std::thread syncer_thread_;  // kFull
   // The checkpointer: its connection, and whether the WAL asked for a checkpoint (wmu_).

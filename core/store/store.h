@@ -237,6 +237,10 @@ class Store {
   virtual std::string describe() const = 0;
   // OK while the store accepts writes; otherwise why not (a full disk, a lost connection).
   virtual Status health() const { return Status::ok(); }
+  // Appends the store's own metrics to `out`, whole families in the Prometheus text format
+  // (core/common/metrics.h): its write or round-trip latency, reconnects, errors
+  // (docs/monitoring.md). Cheap: no I/O. Default: none.
+  virtual void write_metrics(std::string& /*out*/) const {}
 };
 
 }  // namespace schedd

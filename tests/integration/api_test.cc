@@ -342,7 +342,8 @@ TEST(ApiTest, HealthReadyStatusStatsLanesAndMetrics) {
   EXPECT_EQ(r.headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_NE(r.body.find("schedd_build_info{version=\"" SCHEDD_VERSION), std::string::npos);
   EXPECT_NE(
-      r.body.find("schedd_executions_total{origin=\"adhoc\",helper=\"\",status=\"succeeded\"} 1"),
+      r.body.find(
+          "schedd_executions_total{origin=\"adhoc\",lane=\"default\",status=\"succeeded\"} 1"),
       std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find("schedd_queued{lane=\"default\"} 0"), std::string::npos);
