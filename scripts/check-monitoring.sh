@@ -6,7 +6,7 @@
 # Without it the check is skipped (exit 77, which ctest reports as skipped), except in CI
 # (CI set), where it fails.
 set -euo pipefail
-cd "$(dirname "$0")/../contrib/monitoring"
+cd "${BASH_SOURCE[0]%/*}/../contrib/monitoring"
 if ! command -v promtool >/dev/null 2>&1; then
   echo "check-monitoring: promtool not found: install Debian's prometheus package" \
     "(scripts/setup.sh does); the alert rules were not checked" >&2
