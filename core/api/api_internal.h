@@ -425,6 +425,7 @@ struct Api::Impl {
   HttpResponse lanes();
   HttpResponse lane_scale(const std::string& lane, const std::string& body);
   HttpResponse lane_pause(const std::string& lane, bool paused);
+  HttpResponse lane_workers(const std::string& lane);
   // One lane as GET /v1/lanes lists it; nullopt when this daemon has no such lane.
   std::optional<json> lane_state(const std::string& lane);
   HttpResponse reload();

@@ -25,6 +25,7 @@
 #include "core/common/duration.h"
 #include "core/config/toml_limits.h"
 #include "core/schedule/cron.h"
+#include "core/store/execution.h"
 #include "core/store/redis_store.h"
 
 namespace schedd {
@@ -441,8 +442,15 @@ std::string raw_kind_name(const RawParam& raw) {
 // ---------------------------------------------------------------------------------------------
 // The loader: walks the parsed document section by section.
 
-const Names kRootKeys = {"daemon",  "api",     "capacity", "retry",  "lanes",
-                         "tickets", "helpers", "redis",    "plugins"};
+const Names kRootKeys = {"daemon",  "api",     "capacity", "retry",   "lanes",
+                         "tickets", "helpers", "redis",    "plugins", "history"};
+const Names kHistoryKeys = {"retention"};
+// [history.retention]: the terminal statuses, named as the API names them.
+const Names kRetentionKeys = [] {
+  Names out;
+  for (ExecStatus s : kTerminalStatuses) out.emplace_back(exec_status_name(s));
+  return out;
+}();
 const Names kDaemonKeys = {"timezone",
                            "plugin_dir",
                            "data_dir",
@@ -549,6 +557,7 @@ class Loader {
 
   void read_daemon(const Section& s, Config& cfg);
   void read_api(const Section& s, Config& cfg);
+  void read_history(const Section& s, Config& cfg);
   void read_redis(const Section& s, const toml::node& node, Config& cfg);
   RetryConfig read_retry(const Section& s, RetryConfig base);
   void read_lanes(const Section& s, Config& cfg);
@@ -701,6 +710,9 @@ void Loader::load(const toml::table& root, Config& cfg) {
   if (cfg.data_dir.empty()) cfg.data_dir = base_dir_.empty() ? "." : base_dir_.lexically_normal();
   resolve_store_path(cfg);
   if (const toml::table* t = read_table(top, "api")) read_api(child(top, *t, "api"), cfg);
+  if (const toml::table* t = read_table(top, "history")) {
+    read_history(child(top, *t, "history"), cfg);
+  }
   if (const toml::table* t = read_table(top, "capacity")) {
     const Section s = child(top, *t, "capacity");
     check_keys(s, kCapacityKeys);
@@ -784,6 +796,21 @@ void Loader::read_daemon(const Section& s, Config& cfg) {
     cfg.plugin_load_timeout = *v;
   }
   if (auto v = read_string(s, "runner", /*allow_empty=*/false)) cfg.runner = resolve(*v);
+}
+
+void Loader::read_history(const Section& s, Config& cfg) {
+  check_keys(s, kHistoryKeys);
+  const toml::table* t = read_table(s, "retention");
+  if (t == nullptr) return;
+  const Section r = child(s, *t, "retention");
+  check_keys(r, kRetentionKeys);
+  for (const std::string& status : kRetentionKeys) {
+    const toml::node* node = t->get(status);
+    if (node == nullptr) continue;
+    if (auto d = duration_value(*node, prefix(r, status), Positive::kNo)) {
+      cfg.history_retention_by_status[status] = *d;
+    }
+  }
 }
 
 void Loader::read_api(const Section& s, Config& cfg) {

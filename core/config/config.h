@@ -191,6 +191,9 @@ struct Config {
   std::chrono::milliseconds lookahead = std::chrono::hours(2);
   std::chrono::milliseconds expand_every = std::chrono::minutes(5);
   std::chrono::milliseconds history_retention = std::chrono::hours(24);
+  // [history] retention: how long terminal executions of one status (by its name: "failed",
+  // "timed_out", ...) stay in history. Statuses not listed keep history_retention.
+  std::map<std::string, std::chrono::milliseconds, std::less<>> history_retention_by_status;
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(30);
   // How plugins run unless [plugins.NAME] says otherwise: "process" (each in its own
   // schedd-runner processes) or "inprocess".

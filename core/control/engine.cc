@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/common/duration.h"
 #include "core/common/thread_name.h"
 #include "core/runner/plugin_loader.h"
 
@@ -44,6 +45,25 @@ int64_t epoch_ms(TimePoint t) {
 
 }  // namespace
 
+HistoryRetention history_retention_of(const Config& cfg) {
+  HistoryRetention r;
+  r.fallback = cfg.history_retention;
+  for (const auto& [name, d] : cfg.history_retention_by_status) {
+    // The config accepts only terminal status names.
+    if (auto s = parse_exec_status(name); s && is_terminal(*s)) r.by_status[*s] = d;
+  }
+  return r;
+}
+
+std::string describe_retention(const HistoryRetention& r) {
+  std::string out = format_duration(r.fallback);
+  std::string per;
+  for (const auto& [s, d] : r.by_status) {
+    per += (per.empty() ? "" : ", ") + std::string(exec_status_name(s)) + " " + format_duration(d);
+  }
+  return per.empty() ? out : out + " (" + per + ")";
+}
+
 Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHost& plugins,
                std::string node_id)
     : config_(&config),
@@ -58,7 +78,7 @@ Engine::Engine(const Config& config, Store& store, Clock& clock, const PluginHos
   for (const auto& lane : config.lanes) options.lanes.push_back({lane.name, lane.workers});
   options.node_id = node_id_;
   options.expand_every = config.expand_every;
-  options.history_retention = config.history_retention;
+  options.history_retention = history_retention_of(config);
   options.kill_grace = config.kill_grace;
   // Daemons' clocks may disagree by up to lease / 5 (docs/redis.md): a run stops that much
   // before its lease lapses on this daemon's clock.

@@ -55,6 +55,12 @@ struct SubmitResult {
 // default retry).
 std::shared_ptr<ExecTemplate> template_of(const HelperConfig& h, const Config& cfg);
 
+// How long terminal executions stay in history as `cfg` says ([daemon] history_retention,
+// [history] retention).
+HistoryRetention history_retention_of(const Config& cfg);
+// "1d" or "1d (succeeded 1d, failed 7d)": a retention in words, for reloads and status.
+std::string describe_retention(const HistoryRetention& r);
+
 // One lane as it runs now: the dispatcher's size and pause, the store's counts.
 struct LaneView {
   std::string name;

@@ -78,8 +78,6 @@ StatusOr<ReloadReport> Engine::reload(std::shared_ptr<const Config> next,
        [&] { m.lookahead = old.lookahead; });
   keep("expand_every", ms_text(old.expand_every), ms_text(m.expand_every),
        [&] { m.expand_every = old.expand_every; });
-  keep("history_retention", ms_text(old.history_retention), ms_text(m.history_retention),
-       [&] { m.history_retention = old.history_retention; });
   keep("shutdown_grace", ms_text(old.shutdown_grace), ms_text(m.shutdown_grace),
        [&] { m.shutdown_grace = old.shutdown_grace; });
   keep("kill_grace", ms_text(old.kill_grace), ms_text(m.kill_grace),
@@ -203,6 +201,13 @@ StatusOr<ReloadReport> Engine::reload(std::shared_ptr<const Config> next,
     report.changes.push_back("helper " + name + ": " + what + " changed (" + std::to_string(*n) +
                              " queued executions not yet due replaced by " +
                              std::to_string(planned->created) + ")");
+  }
+  // History retention applies at once: the dispatcher prunes with it on its next turn.
+  if (const HistoryRetention was = history_retention_of(old), is = history_retention_of(m);
+      was != is) {
+    dispatcher_->set_history_retention(is);
+    report.changes.push_back("history_retention: " + describe_retention(was) + " -> " +
+                             describe_retention(is));
   }
   dispatcher_->poke();
   for (const auto& c : report.changes) spdlog::info("reload: {}", c);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common/duration.h"
+#include "core/store/execution.h"
 
 namespace schedd {
 namespace {
@@ -61,6 +62,23 @@ std::string effective_config_toml(const Config& cfg) {
   p.line("daemon", "kill_grace", dur(cfg.kill_grace));
   p.line("daemon", "plugin_load_timeout", dur(cfg.plugin_load_timeout));
   if (!cfg.runner.empty()) p.line("daemon", "runner", str(cfg.runner.string()));
+
+  // Every terminal status with the retention it gets: its own, or history_retention.
+  p.table("history");
+  std::string retention;
+  std::string own;
+  for (ExecStatus status : kTerminalStatuses) {
+    const std::string name = exec_status_name(status);
+    auto it = cfg.history_retention_by_status.find(name);
+    const bool set = it != cfg.history_retention_by_status.end();
+    retention += (retention.empty() ? "" : ", ") + name + " = " +
+                 dur(set ? it->second : cfg.history_retention);
+    if (set) own += (own.empty() ? "" : ", ") + name;
+  }
+  p.comment(own.empty()
+                ? "every status keeps [daemon] history_retention"
+                : "set in the file: " + own + "; the others keep [daemon] history_retention");
+  p.line("history", "retention", "{ " + retention + " }");
 
   p.table("api");
   p.line("api", "listen", str(cfg.listen));

@@ -40,6 +40,7 @@ Dispatcher::Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLoo
       executors_(std::move(executors)),
       options_(std::move(options)),
       claim_ahead_(store.claim_ahead()) {
+  retention_ = options_.history_retention;
   for (const auto& spec : options_.lanes) {
     auto lane = std::make_unique<Lane>();
     lane->spec = spec;
@@ -85,19 +86,62 @@ void Dispatcher::add_worker_locked(Lane& lane) {
   // their last step): join them here, so that scaling up and down keeps no dead threads.
   if (!l->exited.empty()) {
     std::erase_if(l->threads, [&](std::thread& t) {
-      if (std::find(l->exited.begin(), l->exited.end(), t.get_id()) == l->exited.end()) {
+      const std::thread::id id = t.get_id();
+      if (std::find(l->exited.begin(), l->exited.end(), id) == l->exited.end()) {
         return false;
       }
       t.join();
+      std::erase_if(l->slots, [&](const WorkerSlot& w) { return w.id == id; });
       return true;
     });
     l->exited.clear();
   }
   ++l->live;
-  l->threads.emplace_back([this, l] {
+  WorkerSlot* slot = &l->slots.emplace_back();
+  slot->number = ++l->next_number;
+  slot->idle_since = clock_.now();
+  l->threads.emplace_back([this, l, slot] {
     name_this_thread("schedd-w-" + l->spec.name);
-    worker(*l);
+    worker(*l, *slot);
   });
+}
+
+std::optional<Dispatcher::LaneWorkers> Dispatcher::lane_workers(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto lane_it = lanes_.find(name);
+  if (lane_it == lanes_.end()) return std::nullopt;
+  const Lane& lane = *lane_it->second;
+  LaneWorkers out;
+  out.waiting = lane.queue.size();
+  // The lane's started runs by the thread running them: one pass over the runs in flight
+  // (bounded by the workers of every lane plus what they claimed ahead).
+  std::map<std::thread::id, std::vector<const Running*>> on;
+  for (const auto& [id, r] : running_) {
+    if (r.execution.started && r.execution.lane() == name) on[r.worker].push_back(&r);
+  }
+  for (const WorkerSlot& slot : lane.slots) {
+    if (slot.left) continue;
+    WorkerView w;
+    w.number = slot.number;
+    w.idle_since = slot.idle_since;
+    if (auto it = on.find(slot.id); it != on.end()) {
+      for (const Running* r : it->second) {
+        WorkerRun run;
+        run.execution = r->execution;
+        run.execution.output.clear();
+        run.deadline = r->deadline;
+        run.stop_requested = r->stop_at.has_value();
+        run.progress.fraction = r->progress.fraction;
+        run.progress.message = r->progress.message;
+        run.progress.at = r->progress.at;
+        run.runner = r->runner;
+        w.written_off = w.written_off || r->written_off;
+        w.runs.push_back(std::move(run));
+      }
+    }
+    out.workers.push_back(std::move(w));
+  }
+  return out;
 }
 
 void Dispatcher::request_stop_locked(Running& r, ExecStatus as, TimePoint now) {
@@ -349,6 +393,30 @@ void Dispatcher::lease_guard() {
   }
 }
 
+void Dispatcher::set_history_retention(HistoryRetention retention) {
+  std::lock_guard lock(mu_);
+  retention_ = std::move(retention);
+  prune_now_ = true;
+  poked_ = true;
+  loop_idle_ = false;
+  loop_cv_.notify_all();
+}
+
+HistoryRetention Dispatcher::history_retention() const {
+  std::lock_guard lock(mu_);
+  return retention_;
+}
+
+void Dispatcher::prune_history(TimePoint now) {
+  HistoryCutoffs cutoffs(now);
+  {
+    std::lock_guard lock(mu_);
+    cutoffs = retention_.cutoffs(now);
+  }
+  std::size_t pruned = store_.prune_history(cutoffs);
+  if (pruned > 0) spdlog::debug("history: pruned {} executions", pruned);
+}
+
 void Dispatcher::loop() {
   TimePoint next_plan = clock_.now();  // plan at once on start
   std::unique_lock lock(mu_);
@@ -361,6 +429,7 @@ void Dispatcher::loop() {
                      std::memory_order_release);
     poked_ = false;
     loop_idle_ = false;
+    const bool prune_now = std::exchange(prune_now_, false);
     lock.unlock();
     TimePoint now = clock_.now();
 
@@ -372,13 +441,13 @@ void Dispatcher::loop() {
         spdlog::debug("planner: {} executions planned, {} skipped", report->created,
                       report->skipped);
       }
-      std::size_t pruned = store_.prune_history(
-          now - std::chrono::duration_cast<TimePoint::duration>(options_.history_retention));
-      if (pruned > 0) spdlog::debug("history: pruned {} executions", pruned);
+      prune_history(now);
       next_plan = now + std::chrono::duration_cast<TimePoint::duration>(options_.expand_every);
       // A planning round on a shared store can take a second or more: claim at the time it
       // is now, not when the round began, or the claims' leases start out already old.
       now = clock_.now();
+    } else if (prune_now) {
+      prune_history(now);
     }
 
     bool claimed_any = false;
@@ -536,8 +605,14 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
   return claimed;
 }
 
-void Dispatcher::worker(Lane& lane) {
+void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
   std::unique_lock lock(mu_);
+  slot.id = std::this_thread::get_id();
+  // Every return below is this thread leaving: lane_workers() no longer lists it.
+  struct Leave {
+    WorkerSlot& slot;
+    ~Leave() { slot.left = true; }  // mu_ held: every return happens with the lock taken
+  } leave{slot};
   while (true) {
     lane.cv.wait(lock, [&] {
       return !lane.queue.empty() || workers_exit_ || lane.live > lane.spec.workers;
@@ -580,6 +655,7 @@ void Dispatcher::worker(Lane& lane) {
       run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
     }
     lock.lock();
+    slot.idle_since = clock_.now();
     lane.busy -= ran;
     completing_ -= ran;
     // The loop recomputes its wake-up (a freed key may have a head due later), and this
@@ -679,6 +755,10 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
   req.params = e.spec->params;
   req.fence = e.fence;
   req.hard_deadline_ns = &r.hard_deadline_ns;
+  req.on_runner = [this, &r](const RunnerInfo& runner) {
+    std::lock_guard g(mu_);
+    r.runner = runner;
+  };
   // Progress and log lines reach the API (GET /v1/executions/ID) and the live stream,
   // in process and out of process alike.
   req.on_progress = [this, &r](double fraction, std::string_view message) {

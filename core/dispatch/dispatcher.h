@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,7 +75,9 @@ struct DispatcherOptions {
   std::vector<LaneSpec> lanes;  // must include "default"
   std::string node_id = "local";
   std::chrono::milliseconds expand_every = std::chrono::minutes(5);
-  std::chrono::milliseconds history_retention = std::chrono::hours(24);
+  // How long terminal executions stay in history, per status; pruned every expand_every.
+  // Default: 24 h for every status.
+  HistoryRetention history_retention{};
   // How long a run may go on after a stop request. Out of process its runner is killed
   // then (IsolatedExecutor); an in-process run that has not returned by then has its worker
   // written off: the lane gets a new worker, the run keeps its key until it returns.
@@ -153,6 +156,32 @@ class Dispatcher {
     bool paused = false;
   };
   std::vector<LaneStatus> lanes() const;
+  // Each worker of a lane as it is now (GET /v1/lanes/{lane}/workers): idle since when, or
+  // the run it is on. A snapshot taken under the dispatcher's lock in one pass over the lane's
+  // workers and the runs in flight; workers record nothing extra per run for it.
+  struct WorkerRun {
+    Execution execution;                // as claimed, `started` set
+    std::optional<TimePoint> deadline;  // its timeout
+    bool stop_requested = false;        // a cancel, timeout or shutdown asked it to stop
+    RunProgress progress;               // its last report (no log lines)
+    std::optional<RunnerInfo> runner;   // out of process, once it has a runner
+  };
+  struct WorkerView {
+    uint64_t number = 0;     // 1, 2, ... in the order the lane's workers were started
+    TimePoint idle_since{};  // while idle: since its last run ended (or it started)
+    // Its runs: empty while idle; more than one when it runs a batch (short out-of-process
+    // runs handed to one runner together, run one after another).
+    std::vector<WorkerRun> runs;
+    // Replaced after its in-process run ignored a stop for kill_grace: it leaves when that
+    // run returns, and is not one of the lane's `workers` meanwhile.
+    bool written_off = false;
+  };
+  struct LaneWorkers {
+    std::vector<WorkerView> workers;  // by number
+    std::size_t waiting = 0;          // claimed runs waiting for a free worker (claim-ahead)
+  };
+  // nullopt for an unknown lane.
+  std::optional<LaneWorkers> lane_workers(const std::string& lane) const;
   // Sets `lane`'s size (1..kMaxWorkers), adding the lane if it is new. Returns the old size
   // (0 for a new lane).
   StatusOr<std::size_t> set_lane_workers(const std::string& lane, std::size_t workers);
@@ -171,6 +200,10 @@ class Dispatcher {
   // For tests only: with `on`, the loop stops at the top of its next turn (no claims, no
   // heartbeat) until called with false or stop(), as a loop wedged in a store call would.
   void wedge_loop_for_test(bool on);
+  // How long terminal executions stay in history from now on (a reload). The loop prunes with
+  // it at once, and then every expand_every.
+  void set_history_retention(HistoryRetention retention);
+  HistoryRetention history_retention() const;
   // What the running execution `id` last reported; nullopt when it is not running here.
   std::optional<RunProgress> progress(const std::string& id) const;
   // One line of internal state, for diagnostics (tests, status).
@@ -205,6 +238,15 @@ class Dispatcher {
     std::atomic<int64_t> hard_deadline_ns{0};
     std::optional<TimePoint> lease_until;  // its lease (store's clock), when leased
     bool breached = false;                 // in process, still running at its lease's end
+    std::optional<RunnerInfo> runner;      // out of process, once it has one; guarded by mu_
+  };
+  // One worker thread of a lane, for lane_workers(). Guarded by mu_; a node of Lane::slots
+  // that its thread holds a reference to until it is joined.
+  struct WorkerSlot {
+    uint64_t number = 0;
+    std::thread::id id{};    // set by the thread as it starts
+    TimePoint idle_since{};  // set as it starts and after each run
+    bool left = false;       // the thread returned (scaled down, written off, shutting down)
   };
   using RunningMap = std::map<std::string, Running>;
   struct Lane {
@@ -226,10 +268,14 @@ class Dispatcher {
     std::size_t live = 0;
     std::vector<std::thread::id> exited;
     bool paused = false;
+    std::list<WorkerSlot> slots;  // one per thread in `threads`, in start order
+    uint64_t next_number = 0;
   };
 
   void loop();
-  void worker(Lane& lane);
+  // Drops history past its retention at `now` (the loop, without mu_).
+  void prune_history(TimePoint now);
+  void worker(Lane& lane, WorkerSlot& slot);
   // Stops leased runs whose lease was not renewed and ends the daemon under an in-process
   // one at its lease's hard end; sets `next_deadline` to the next such instant if earlier
   // (mu_ held). Called by the loop and by the lease guard, which never calls the store.
@@ -297,7 +343,9 @@ class Dispatcher {
   std::thread loop_thread_;
   std::thread guard_thread_;
   bool started_ = false;
-  bool wedged_ = false;                                       // wedge_loop_for_test; guarded by mu_
+  HistoryRetention retention_;  // guarded by mu_
+  bool prune_now_ = false;      // set_history_retention: the loop prunes on its next turn
+  bool wedged_ = false;         // wedge_loop_for_test; guarded by mu_
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};  // see heartbeat()
 };
 

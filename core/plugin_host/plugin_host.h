@@ -50,6 +50,14 @@ enum class RunStatus : int32_t {
 const char* run_status_name(RunStatus s);
 
 // One attempt to run, as handed to an executor.
+// The runner process an out-of-process run was handed to (RunRequest::on_runner).
+struct RunnerInfo {
+  int64_t pid = 0;
+  std::string plugin;   // the plugin's manifest name
+  std::string version;  // its version
+  uint64_t runs = 0;    // runs the runner served before this one
+};
+
 struct RunRequest {
   std::string execution_id;
   Origin origin = Origin::kHelper;
@@ -72,6 +80,8 @@ struct RunRequest {
   std::function<void(double fraction, std::string_view message)> on_progress;
   // A log line of the run. Unset: the line goes to the daemon's log, tagged.
   std::function<void(int level, std::string_view message)> on_log;
+  // Out of process: called once the run has a runner, before the runner starts it.
+  std::function<void(const RunnerInfo&)> on_runner;
 };
 
 struct RunOutcome {

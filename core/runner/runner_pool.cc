@@ -710,6 +710,11 @@ void IsolatedExecutor::run_batch(std::span<BatchItem> items, const BatchDone& do
       ++from;
       continue;
     }
+    const RunnerInfo info{(*runner)->pid(), (*runner)->hello().plugin_name,
+                          (*runner)->hello().plugin_version, (*runner)->runs()};
+    for (std::size_t i = from; i < items.size(); ++i) {
+      if (items[i].request->on_runner) items[i].request->on_runner(info);
+    }
     // Runs after one that crashed or was killed never started: they go to a new runner.
     std::size_t ended =
         (*runner)->run_batch(items.subspan(from), info_.name,

@@ -27,6 +27,15 @@ enum class ExecStatus {
   kInterrupted,
 };
 
+inline constexpr std::size_t kExecStatusCount = 9;
+static_assert(static_cast<std::size_t>(ExecStatus::kInterrupted) + 1 == kExecStatusCount,
+              "kExecStatusCount counts every ExecStatus");
+// The statuses an execution ends in (is_terminal), in enum order.
+inline constexpr ExecStatus kTerminalStatuses[] = {
+    ExecStatus::kSucceeded, ExecStatus::kFailed,  ExecStatus::kTimedOut,    ExecStatus::kCancelled,
+    ExecStatus::kExpired,   ExecStatus::kSkipped, ExecStatus::kInterrupted,
+};
+
 // "queued", "running", "succeeded", "failed", "timed_out", "cancelled", "expired", "skipped",
 // "interrupted".
 const char* exec_status_name(ExecStatus s);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <functional>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <set>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 
 namespace schedd {
 
@@ -135,10 +137,25 @@ struct MemoryStore::State {
   TimePoint watermark = TimePoint::min();  // queued_due counts not_before <= watermark
   std::size_t queued_due = 0;              // over all lanes
   Record* running_first = nullptr;         // running executions, linked through `list`
-  HistorySet history{&pool};               // terminal executions, by finished
+  // Terminal executions by status, each by finished: pruning per status (HistoryCutoffs)
+  // walks only what it drops. A record's status does not change while it is in history.
+  std::array<HistorySet, kExecStatusCount> history =
+      make_histories(&pool, std::make_index_sequence<kExecStatusCount>{});
   std::map<std::string, HelperState, std::less<>> helper_states;
   uint64_t last_seq = 0;
   uint64_t last_fence = 0;
+
+  template <std::size_t... I>
+  static std::array<HistorySet, sizeof...(I)> make_histories(std::pmr::memory_resource* pool,
+                                                             std::index_sequence<I...>) {
+    return {{((void)I, HistorySet{pool})...}};
+  }
+  HistorySet& history_of(ExecStatus s) { return history[static_cast<std::size_t>(s)]; }
+  // Puts a record that just became terminal into its status's history.
+  void add_history(Record* r) {
+    HistorySet& h = history_of(r->exec.status);
+    r->history_it = h.insert(h.end(), r);  // finished mostly increases: O(1)
+  }
 
   State() = default;
   State(const State&) = delete;
@@ -343,7 +360,7 @@ struct MemoryStore::State {
     r->exec.status = status;
     r->exec.finished = now;
     r->exec.message = std::move(message);
-    r->history_it = history.insert(history.end(), r);  // finished mostly increases: O(1)
+    add_history(r);
     drop_key_if_idle(ks);
     return r->exec;
   }
@@ -362,7 +379,7 @@ struct MemoryStore::State {
   void finish_released(Record* r) {
     KeyState* ks = r->key;
     r->key = nullptr;
-    r->history_it = history.insert(history.end(), r);  // finished mostly increases: O(1)
+    add_history(r);
     drop_key_if_idle(ks);
   }
 
@@ -380,7 +397,7 @@ struct MemoryStore::State {
 
   // Takes a terminal or just-dequeued record out of storage and frees it.
   void destroy(Record* r) {
-    if (is_terminal(r->exec.status)) history.erase(r->history_it);
+    if (is_terminal(r->exec.status)) history_of(r->exec.status).erase(r->history_it);
     ids.erase(r->ids_it);
     by_id.erase(by_id.find(r->exec.id));
     free_record(r);
@@ -766,16 +783,23 @@ std::vector<Execution> MemoryStore::key_queue(std::string_view key) {
   return out;
 }
 
-std::size_t MemoryStore::prune_history(TimePoint before) { return prune_history(before, nullptr); }
+std::size_t MemoryStore::prune_history(const HistoryCutoffs& cutoffs) {
+  return prune_history(cutoffs, nullptr);
+}
 
-std::size_t MemoryStore::prune_history(TimePoint before, std::vector<std::string>* pruned_ids) {
+std::size_t MemoryStore::prune_history(const HistoryCutoffs& cutoffs,
+                                       std::vector<std::string>* pruned_ids) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   std::size_t pruned = 0;
-  while (!st.history.empty() && *(*st.history.begin())->exec.finished < before) {
-    if (pruned_ids != nullptr) pruned_ids->push_back((*st.history.begin())->exec.id);
-    st.destroy(*st.history.begin());
-    ++pruned;
+  for (ExecStatus s : kTerminalStatuses) {
+    const TimePoint before = cutoffs.before(s);
+    State::HistorySet& h = st.history_of(s);
+    while (!h.empty() && *(*h.begin())->exec.finished < before) {
+      if (pruned_ids != nullptr) pruned_ids->push_back((*h.begin())->exec.id);
+      st.destroy(*h.begin());
+      ++pruned;
+    }
   }
   return pruned;
 }
@@ -886,7 +910,7 @@ Status MemoryStore::restore(std::vector<Execution> executions, std::vector<Helpe
       r->key = &st.key_state(x.key());
       st.enqueue(r);
     } else {
-      r->history_it = st.history.insert(st.history.end(), r);
+      st.add_history(r);
     }
   }
   for (auto& h : states) {

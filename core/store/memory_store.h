@@ -48,7 +48,8 @@ class MemoryStore final : public Store {
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;
   std::vector<Execution> key_queue(std::string_view key) override;
-  std::size_t prune_history(TimePoint before) override;
+  using Store::prune_history;
+  std::size_t prune_history(const HistoryCutoffs& cutoffs) override;
   std::vector<LaneCounts> counts(TimePoint now) override;
   std::optional<HelperState> helper_state(std::string_view name) override;
   Status put_helper_state(const HelperState& state) override;
@@ -66,7 +67,7 @@ class MemoryStore final : public Store {
   Status complete(std::string_view id, uint64_t fence, const Completion& c, Execution* after);
   StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after,
                                        std::vector<std::string>* removed);
-  std::size_t prune_history(TimePoint before, std::vector<std::string>* pruned);
+  std::size_t prune_history(const HistoryCutoffs& cutoffs, std::vector<std::string>* pruned);
   std::vector<Execution> recover(TimePoint now, std::vector<Execution>* after);
 
   // Loads executions exactly as they were stored (status, seq, attempt, fence, timestamps

@@ -16,7 +16,10 @@ namespace schedd::redis_lua {
 //   P lanes         set: lane names seen
 //   P lrun          hash: lane -> running count (cluster-wide)
 //   P exp           zset: queued first attempts with an expiry, score due + expiry
-//   P hist          zset: terminal executions, score finished
+//   P hist:<st>     zset: terminal executions of status code st, score finished (pruning
+//                   per status: [history] retention)
+//   P hist          zset: terminal executions written by a schedd before per-status history;
+//                   no longer written, pruned at the longest retention
 //   P pl:<helper>   set: queued planned executions of the helper (remove_planned)
 //   P lease         zset: running executions, score lease deadline
 //   P h:<helper>    hash: helper runtime state: en, ov, pu, pr (priority), ex (expiry ms)
@@ -104,11 +107,11 @@ end
 local function finish_queued(h, st, now_ns, now_us, msg)
   dequeue(h)
   redis.call('HSET', ex(h.id), 'st', st, 'fi', now_ns, 'msg', msg)
-  redis.call('ZADD', P .. 'hist', now_us, h.id)
+  redis.call('ZADD', P .. 'hist:' .. st, now_us, h.id)
   return full(h.id)
 end
--- A batch of completions: lease removals, lane counts and history entries written once at
--- the end (flush).
+-- A batch of completions: lease removals, lane counts and history entries (by status code)
+-- written once at the end (flush).
 local function batch() return {leases = {}, lrun = {}, hist = {}} end
 local function in_chunks(cmd, key, items)
   for j = 1, #items, 1000 do
@@ -117,7 +120,7 @@ local function in_chunks(cmd, key, items)
 end
 local function flush(b)
   in_chunks('ZREM', P .. 'lease', b.leases)
-  in_chunks('ZADD', P .. 'hist', b.hist)
+  for st, items in pairs(b.hist) do in_chunks('ZADD', P .. 'hist:' .. st, items) end
   for lane, n in pairs(b.lrun) do redis.call('HINCRBY', P .. 'lrun', lane, -n) end
 end
 -- Frees h's key (h: id key lane at least); with a batch b, its lease and lane count go in b.
@@ -148,7 +151,7 @@ local function requeue(h, nb_ns, nb_us)
 end
 local function finish_released(h, st, fi_ns, fi_us)
   redis.call('HSET', ex(h.id), 'st', st, 'fi', fi_ns)
-  redis.call('ZADD', P .. 'hist', fi_us, h.id)
+  redis.call('ZADD', P .. 'hist:' .. st, fi_us, h.id)
 end
 -- Starts h (fields as strings), just popped from its ready set: the head of a free key, in
 -- no other placement. Its lease and the lane's running count are the caller's.
@@ -170,9 +173,12 @@ local function start(h, now_ns, node, fence)
   end
   redis.call('HSET', ex(h.id), 'st', '1', 'sa', now_ns, 'fence', fence, 'node', node)
 end
-local function destroy(id)
+-- Drops execution id; st: its status code when the caller knows it.
+local function destroy(id, st)
+  st = st or redis.call('HGET', ex(id), 'st')
   redis.call('DEL', ex(id))
   redis.call('ZREM', P .. 'ids', id)
+  if st and st ~= '0' and st ~= '1' then redis.call('ZREM', P .. 'hist:' .. st, id) end
   redis.call('ZREM', P .. 'hist', id)
 end
 local function interrupt(h, now_ns, now_us, msg)
@@ -387,8 +393,10 @@ for i = 2, #ARGV, 10 do
     else
       redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6], 'msg', ARGV[i + 8],
                  'out', ARGV[i + 9])
-      table.insert(b.hist, ARGV[i + 7])
-      table.insert(b.hist, id)
+      local hist = b.hist[ARGV[i + 2]] or {}
+      b.hist[ARGV[i + 2]] = hist
+      table.insert(hist, ARGV[i + 7])
+      table.insert(hist, id)
     end
     table.insert(out, {'ok'})
   end
@@ -424,12 +432,22 @@ end
 return out
 )lua";
 
-// ARGV: P before_us limit. Returns how many were dropped.
+// ARGV: P limit legacy_before_us, then per terminal status: code before_us. Drops terminal
+// executions finished before their status's cutoff, at most `limit` in all (the caller calls
+// again while it gets `limit`); executions in the legacy `hist` go at legacy_before_us (the
+// earliest cutoff). Returns how many were dropped.
 constexpr std::string_view kPruneBody = R"lua(
-local ids = redis.call('ZRANGEBYSCORE', P .. 'hist', '-inf', '(' .. ARGV[2], 'LIMIT', 0,
-                       tonumber(ARGV[3]))
-for _, id in ipairs(ids) do destroy(id) end
-return #ids
+local limit = tonumber(ARGV[2])
+local n = 0
+local function drop(zkey, before, st)
+  if n >= limit then return end
+  local ids = redis.call('ZRANGEBYSCORE', zkey, '-inf', '(' .. before, 'LIMIT', 0, limit - n)
+  for _, id in ipairs(ids) do destroy(id, st) end
+  n = n + #ids
+end
+for i = 4, #ARGV, 2 do drop(P .. 'hist:' .. ARGV[i], ARGV[i + 1], ARGV[i]) end
+drop(P .. 'hist', ARGV[3], nil)
+return n
 )lua";
 
 // ARGV: P now_us. Returns {lane, running, queued_due}*.

@@ -935,11 +935,16 @@ std::vector<Execution> RedisStore::key_queue(std::string_view key) {
   return std::move(execs).value();
 }
 
-std::size_t RedisStore::prune_history(TimePoint before) {
+std::size_t RedisStore::prune_history(const HistoryCutoffs& cutoffs) {
   constexpr long long kBatch = 1000;
+  std::vector<std::string> args = {std::to_string(kBatch), us_str(cutoffs.earliest())};
+  for (ExecStatus s : kTerminalStatuses) {
+    args.push_back(std::to_string(codec::status_code(s)));
+    args.push_back(us_str(cutoffs.before(s)));
+  }
   std::size_t total = 0;
   while (true) {
-    auto r = impl_->eval(redis_lua::kPrune, {us_str(before), std::to_string(kBatch)});
+    auto r = impl_->eval(redis_lua::kPrune, args);
     if (!r.is_ok()) break;
     total += static_cast<std::size_t>(r->integer);
     if (r->integer < kBatch) break;

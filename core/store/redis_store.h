@@ -100,7 +100,8 @@ class RedisStore final : public Store {
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;
   std::vector<Execution> key_queue(std::string_view key) override;
-  std::size_t prune_history(TimePoint before) override;
+  using Store::prune_history;
+  std::size_t prune_history(const HistoryCutoffs& cutoffs) override;
   std::vector<LaneCounts> counts(TimePoint now) override;
   std::optional<HelperState> helper_state(std::string_view name) override;
   Status put_helper_state(const HelperState& state) override;

@@ -1176,10 +1176,10 @@ std::optional<HelperState> SqliteStore::helper_state(std::string_view name) {
   return mem_.helper_state(name);
 }
 
-std::size_t SqliteStore::prune_history(TimePoint before) {
+std::size_t SqliteStore::prune_history(const HistoryCutoffs& cutoffs) {
   std::lock_guard lock(mu_);
   std::vector<std::string> pruned;
-  std::size_t n = mem_.prune_history(before, &pruned);
+  std::size_t n = mem_.prune_history(cutoffs, &pruned);
   if (pruned.empty()) return n;
   enqueue([&](Batch& b) {
     for (auto& id : pruned) b.erase(std::move(id));

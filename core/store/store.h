@@ -11,9 +11,12 @@
 // Thread-safety: every implementation is safe to call from any number of threads.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +77,54 @@ struct LaneCounts {
   std::string lane;
   std::size_t running = 0;
   std::size_t queued = 0;  // queued and due (not_before <= now): waiting for a worker or key
+};
+
+// Per terminal status, the instant before which its executions leave history: prune_history
+// drops a terminal execution when its finish time is before the cutoff of its status. Entries
+// of queued and running are ignored. Values; thread-safe to copy.
+class HistoryCutoffs {
+ public:
+  // Every status cut off at `before`: the one cutoff of a single history_retention.
+  explicit HistoryCutoffs(TimePoint before) { before_.fill(before); }
+  void set(ExecStatus s, TimePoint before) { before_[static_cast<std::size_t>(s)] = before; }
+  TimePoint before(ExecStatus s) const { return before_[static_cast<std::size_t>(s)]; }
+  // The earliest and latest cutoff over the terminal statuses.
+  TimePoint earliest() const {
+    TimePoint t = TimePoint::max();
+    for (ExecStatus s : kTerminalStatuses) t = std::min(t, before(s));
+    return t;
+  }
+  TimePoint latest() const {
+    TimePoint t = TimePoint::min();
+    for (ExecStatus s : kTerminalStatuses) t = std::max(t, before(s));
+    return t;
+  }
+
+ private:
+  std::array<TimePoint, kExecStatusCount> before_{};
+};
+
+// How long terminal executions stay in history ([daemon] history_retention and [history]
+// retention, docs/config.md): `fallback` unless their status has its own entry. Values;
+// thread-safe to copy.
+struct HistoryRetention {
+  std::chrono::milliseconds fallback = std::chrono::hours(24);  // Default: 24 h
+  std::map<ExecStatus, std::chrono::milliseconds> by_status{};  // terminal statuses only
+
+  std::chrono::milliseconds of(ExecStatus s) const {
+    auto it = by_status.find(s);
+    return it == by_status.end() ? fallback : it->second;
+  }
+  // The cutoffs of a pruning at `now`: now - retention, per status.
+  HistoryCutoffs cutoffs(TimePoint now) const {
+    auto minus = [&](std::chrono::milliseconds d) {
+      return now - std::chrono::duration_cast<TimePoint::duration>(d);
+    };
+    HistoryCutoffs out(minus(fallback));
+    for (const auto& [s, d] : by_status) out.set(s, minus(d));
+    return out;
+  }
+  bool operator==(const HistoryRetention&) const = default;
 };
 
 // Helper runtime state set through the control API; wins over the config until reset.
@@ -188,8 +239,11 @@ class Store {
   // Queued executions of `key` in order.
   virtual std::vector<Execution> key_queue(std::string_view key) = 0;
 
-  // Drops terminal executions finished before `before`. Returns how many.
-  virtual std::size_t prune_history(TimePoint before) = 0;
+  // Drops terminal executions finished before the cutoff of their status. Returns how many.
+  // Costs about the number dropped (each store indexes history by status and finish time).
+  virtual std::size_t prune_history(const HistoryCutoffs& cutoffs) = 0;
+  // Drops terminal executions of any status finished before `before`.
+  std::size_t prune_history(TimePoint before) { return prune_history(HistoryCutoffs(before)); }
 
   virtual std::vector<LaneCounts> counts(TimePoint now) = 0;
 

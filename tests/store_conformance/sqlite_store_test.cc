@@ -93,8 +93,9 @@ class FileStore final : public Store {
   std::vector<Execution> key_queue(std::string_view key) override {
     return call(kNever, [&] { return s_->key_queue(key); });
   }
-  std::size_t prune_history(TimePoint before) override {
-    return call(kAlways, [&] { return s_->prune_history(before); });
+  using Store::prune_history;
+  std::size_t prune_history(const HistoryCutoffs& cutoffs) override {
+    return call(kAlways, [&] { return s_->prune_history(cutoffs); });
   }
   std::vector<LaneCounts> counts(TimePoint now) override {
     return call(kNever, [&] { return s_->counts(now); });

@@ -14,6 +14,8 @@
 #include <set>
 #include <thread>
 
+#include "tests/testing/manual_clock.h"
+
 namespace schedd::testing {
 namespace {
 
@@ -594,6 +596,105 @@ TEST_P(StoreConformanceTest, PruneHistoryDropsOnlyOldTerminalExecutions) {
   EXPECT_EQ(status_of(c.claimed[2].id), ExecStatus::kRunning);
   EXPECT_EQ(status_of("job@1767226100"), ExecStatus::kQueued);
   EXPECT_EQ(store().prune_history(at(1000s)), 0u);
+}
+
+// [history] retention: each terminal status leaves history at its own retention, the others
+// at the fallback, on a manual clock advanced past each retention in turn.
+TEST_P(StoreConformanceTest, PruneHistoryKeepsEachStatusForItsOwnRetention) {
+  ManualClock clock(kT0);
+  HistoryRetention retention;
+  retention.fallback = 24h;
+  retention.by_status = {{ExecStatus::kSucceeded, 1h},
+                         {ExecStatus::kCancelled, 2h},
+                         {ExecStatus::kExpired, 3h},
+                         {ExecStatus::kSkipped, 4h},
+                         {ExecStatus::kFailed, 7 * 24h}};
+  // One execution ends in each of succeeded, failed, timed_out (fallback), cancelled, expired
+  // and skipped, all within the first minute.
+  auto spec = make_spec("job", {.key = "-", .overlap = OverlapPolicy::kAllow});
+  // In a lane of its own, so that the claims below leave it queued until it expires.
+  auto expiring = make_spec("late", {.lane = "slow", .expiry = 5s});
+  Execution skipped = make_exec(make_spec("skip"), at(0s));
+  skipped.status = ExecStatus::kSkipped;
+  plan({make_exec(spec, at(0s)), make_exec(spec, at(1s)), make_exec(spec, at(2s)),
+        make_exec(spec, at(50s)), make_exec(expiring, at(0s)), skipped});
+  auto c = claim("default", 3, at(2s));
+  ASSERT_EQ(c.claimed.size(), 3u);
+  finish(c.claimed[0], at(10s), ExecStatus::kSucceeded);
+  finish(c.claimed[1], at(10s), ExecStatus::kFailed);
+  finish(c.claimed[2], at(10s), ExecStatus::kTimedOut);
+  ASSERT_TRUE(store().cancel("job@1767225650", at(10s)).is_ok());
+  // A claim at 10s (any lane, even for none) finds `late` past due + expiry.
+  EXPECT_THAT(ids_of(claim("default", 0, at(10s)).expired), ElementsAre("late@1767225600"));
+  const std::string succeeded = c.claimed[0].id;
+  const std::string failed = c.claimed[1].id;
+  const std::string timed_out = c.claimed[2].id;
+  const std::string cancelled = "job@1767225650";
+  const std::string expired = "late@1767225600";
+  const std::string skip = "skip@1767225600";
+  for (const auto& id : {succeeded, failed, timed_out, cancelled, expired, skip}) {
+    ASSERT_TRUE(store().get(id).has_value()) << id;
+  }
+  auto kept = [&] {
+    std::set<std::string> out;
+    for (const auto& id : {succeeded, failed, timed_out, cancelled, expired, skip}) {
+      if (store().get(id)) out.insert(id);
+    }
+    return out;
+  };
+  auto prune_at = [&](std::chrono::milliseconds since_t0) {
+    clock.set(at(since_t0));
+    return store().prune_history(retention.cutoffs(clock.now()));
+  };
+
+  // Nothing is past any retention yet (everything finished at 10 s or earlier: skipped at 0 s).
+  EXPECT_EQ(prune_at(1h), 0u);
+  // A retention is kept in full: at finish + retention the execution is still there.
+  EXPECT_EQ(prune_at(1h + 10s), 0u);
+  EXPECT_EQ(prune_at(1h + 11s), 1u);
+  EXPECT_EQ(kept(), (std::set<std::string>{failed, timed_out, cancelled, expired, skip}));
+  EXPECT_EQ(prune_at(2h + 11s), 1u);
+  EXPECT_EQ(kept(), (std::set<std::string>{failed, timed_out, expired, skip}));
+  EXPECT_EQ(prune_at(3h + 11s), 1u);
+  EXPECT_EQ(kept(), (std::set<std::string>{failed, timed_out, skip}));
+  EXPECT_EQ(prune_at(4h + 11s), 1u);
+  EXPECT_EQ(kept(), (std::set<std::string>{failed, timed_out}));
+  EXPECT_EQ(prune_at(24h + 11s), 1u);  // timed_out has no entry: the fallback
+  EXPECT_EQ(kept(), (std::set<std::string>{failed}));
+  EXPECT_EQ(prune_at(7 * 24h), 0u);
+  EXPECT_EQ(prune_at(7 * 24h + 11s), 1u);
+  EXPECT_THAT(kept(), IsEmpty());
+  // Queued and running executions are never history, whatever the cutoffs.
+  plan({make_exec(spec, at(7 * 24h + 20s)), make_exec(spec, at(7 * 24h + 21s))});
+  auto running = claim("default", 1, at(7 * 24h + 20s));
+  ASSERT_EQ(running.claimed.size(), 1u);
+  EXPECT_EQ(store().prune_history(HistoryCutoffs(TimePoint::max())), 0u);
+  EXPECT_EQ(status_of(running.claimed[0].id), ExecStatus::kRunning);
+}
+
+// A pruning round drops more than one batch of one status at once (the Redis store prunes in
+// batches of 1000) and leaves the statuses it keeps alone.
+TEST_P(StoreConformanceTest, PruneHistoryPerStatusDropsEveryBatch) {
+  // Fewer where every change re-opens the file (each costs a reopen).
+  const int kRuns = store().describe().starts_with(kReopenedStorePrefix) ? 33 : 1100;
+  std::vector<Execution> batch;
+  auto spec = make_spec("job", {.key = "-", .overlap = OverlapPolicy::kAllow});
+  for (int i = 0; i < kRuns; ++i) batch.push_back(make_exec(spec, at(std::chrono::seconds(i))));
+  plan(batch);
+  auto c = claim("default", kRuns, at(std::chrono::seconds(kRuns)));
+  ASSERT_EQ(c.claimed.size(), static_cast<std::size_t>(kRuns));
+  for (int i = 0; i < kRuns; ++i) {
+    finish(c.claimed[static_cast<std::size_t>(i)], at(std::chrono::seconds(kRuns)),
+           i % 11 == 0 ? ExecStatus::kFailed : ExecStatus::kSucceeded);
+  }
+  HistoryCutoffs cutoffs(at(std::chrono::seconds(kRuns + 1)));
+  cutoffs.set(ExecStatus::kFailed, at(0s));
+  EXPECT_EQ(store().prune_history(cutoffs), static_cast<std::size_t>(kRuns - kRuns / 11));
+  ExecutionFilter f;
+  f.limit = kRuns;
+  auto left = store().list(f);
+  EXPECT_EQ(left.size(), static_cast<std::size_t>(kRuns / 11));
+  for (const auto& e : left) EXPECT_EQ(e.status, ExecStatus::kFailed) << e.id;
 }
 
 TEST_P(StoreConformanceTest, CountsRunningAndDueQueuedPerLane) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config/toml_limits.h"
+#include "core/daemon/effective_config.h"
 #include "core/schedule/cron.h"
 #include "tests/testing/temp_dir.h"
 
@@ -137,6 +138,64 @@ TEST(ConfigErrorTest, UnknownKeyWithDidYouMean) {
                           "\"lookahead\"?)"));
 }
 
+TEST(ConfigTest, HistoryRetentionPerOutcome) {
+  Config cfg = parse_ok(R"([daemon]
+history_retention = "2d"
+[history]
+retention = { succeeded = "24h", failed = "7d", timed_out = "3d", interrupted = "0s" }
+)");
+  EXPECT_EQ(cfg.history_retention, 48h);
+  using Map = std::map<std::string, std::chrono::milliseconds, std::less<>>;
+  EXPECT_EQ(
+      cfg.history_retention_by_status,
+      (Map{{"succeeded", 24h}, {"failed", 7 * 24h}, {"timed_out", 72h}, {"interrupted", 0s}}));
+  // As a table of its own, too; statuses not listed keep history_retention.
+  cfg = parse_ok("[history.retention]\ncancelled = \"1h\"\n");
+  EXPECT_EQ(cfg.history_retention_by_status, (Map{{"cancelled", 1h}}));
+  EXPECT_EQ(parse_ok("").history_retention_by_status, Map{});
+}
+
+// check-config --print-effective shows every terminal status with the retention it gets, as
+// TOML that reads back to the same settings.
+TEST(ConfigTest, EffectiveConfigShowsTheRetentionOfEveryOutcome) {
+  Config cfg = parse_ok(R"([daemon]
+history_retention = "2d"
+[history]
+retention = { succeeded = "1h", failed = "7d" }
+)");
+  const std::string text = effective_config_toml(cfg);
+  EXPECT_THAT(text, HasSubstr("[history]\n# set in the file: succeeded, failed; the others keep "
+                              "[daemon] history_retention\nretention = { succeeded = \"1h\", "
+                              "failed = \"7d\", timed_out = \"2d\", cancelled = \"2d\", "
+                              "expired = \"2d\", skipped = \"2d\", interrupted = \"2d\" }\n"));
+  Config again = parse_ok(text);
+  EXPECT_EQ(again.history_retention, 48h);
+  EXPECT_EQ(again.history_retention_by_status.at("failed"), 7 * 24h);
+  EXPECT_EQ(again.history_retention_by_status.at("succeeded"), 1h);
+  EXPECT_EQ(again.history_retention_by_status.at("expired"), 48h);
+  EXPECT_THAT(effective_config_toml(parse_ok("")),
+              HasSubstr("# every status keeps [daemon] history_retention\nretention = { "
+                        "succeeded = \"1d\", failed = \"1d\""));
+}
+
+TEST(ConfigErrorTest, HistoryRetentionNamesTheKeyAndWhere) {
+  EXPECT_THAT(phase1("[history]\nretention = { succeded = \"1h\", failed = \"2x\" }\n"),
+              ElementsAre("x.toml:2:15: unknown key \"succeded\" in [history.retention] (did you "
+                          "mean \"succeeded\"?)",
+                          "x.toml:2:41: [history.retention] failed: \"2x\": unknown unit \"x\" "
+                          "(use ms, s, m, h or d)"));
+  // Only terminal statuses have a retention.
+  EXPECT_THAT(phase1("[history.retention]\nrunning = \"1h\"\n"),
+              ElementsAre(HasSubstr("x.toml:2:1: unknown key \"running\" in [history.retention]")));
+  EXPECT_THAT(phase1("[history.retention]\nexpired = 3600\n"),
+              ElementsAre("x.toml:2:11: [history.retention] expired: expected a duration string "
+                          "such as \"90s\", got integer"));
+  EXPECT_THAT(phase1("[history]\nretention = \"1h\"\n"),
+              ElementsAre("x.toml:2:13: [history] retention: expected table, got string"));
+  EXPECT_THAT(phase1("[history]\nretain = {}\n"),
+              ElementsAre(HasSubstr("x.toml:2:1: unknown key \"retain\" in [history]")));
+}
+
 TEST(ConfigErrorTest, UnknownKeyWithoutSuggestionListsTheKeys) {
   EXPECT_THAT(phase1("[api]\nport = 7878\n"),
               ElementsAre("x.toml:2:1: unknown key \"port\" in [api]; expected one of: listen, "
@@ -147,7 +206,7 @@ TEST(ConfigErrorTest, UnknownKeyWithoutSuggestionListsTheKeys) {
 TEST(ConfigErrorTest, UnknownTopLevelTableAndKey) {
   EXPECT_THAT(phase1("verbose = true\n[deamon]\n"),
               ElementsAre("x.toml:1:1: unknown key \"verbose\"; expected one of: daemon, api, "
-                          "capacity, retry, lanes, tickets, helpers, redis, plugins",
+                          "capacity, retry, lanes, tickets, helpers, redis, plugins, history",
                           "x.toml:2:2: unknown table [deamon] (did you mean [daemon]?)"));
 }
 

@@ -214,6 +214,41 @@ workers = 1
   EXPECT_EQ(lane_of(h, "old").workers, 2u);
 }
 
+// A changed history retention applies at the reload: what is past the new retention leaves
+// history at once, without waiting for the next planning round or a restart.
+TEST(EngineReloadTest, AChangedHistoryRetentionPrunesAtOnce) {
+  const std::string helpers = R"(
+[helpers.ok]
+executor = "fx_outcome"
+schedule = { every = "10m" }
+params = { outcome = "succeeded" }
+[helpers.bad]
+executor = "fx_outcome"
+schedule = { every = "10m" }
+retry = { max_attempts = 1 }
+params = { outcome = "failed" }
+)";
+  Harness h("[daemon]\nexpand_every = \"1h\"\n" + helpers, at(kStart));
+  h.start();
+  for (int i = 0; i < 12; ++i) h.advance(10min);  // 2 hours, every run kept (24 h)
+  ASSERT_EQ(h.count(ExecStatus::kSucceeded), 12u);
+  ASSERT_EQ(h.count(ExecStatus::kFailed), 12u);
+  auto report = h.reload(
+      "[daemon]\nexpand_every = \"1h\"\n[history]\n"
+      "retention = { succeeded = \"25m\" }\n" +
+      helpers);
+  ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+  EXPECT_TRUE(mentions(report->changes, "history_retention: 1d -> 1d (succeeded 25m)"))
+      << ::testing::PrintToString(report->changes);
+  EXPECT_FALSE(mentions(report->needs_restart, "history_retention"));
+  EXPECT_EQ(h.engine().dispatcher().history_retention().of(ExecStatus::kSucceeded), 25min);
+  // The clock has not moved: the reload's own pruning dropped them. Runs finished at 00:10,
+  // 00:20, ... 02:00 (at :30 past, the clock moving in steps); the cutoff is 01:35:30.
+  h.idle();
+  EXPECT_EQ(h.count(ExecStatus::kSucceeded), 3u);
+  EXPECT_EQ(h.count(ExecStatus::kFailed), 12u);
+}
+
 // Submits `n` runs that last until cancelled, each with its own key, in the default lane.
 std::vector<std::string> submit_endless(Harness& h, int n) {
   std::vector<std::string> ids;

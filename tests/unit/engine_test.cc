@@ -575,5 +575,44 @@ schedule = { every = "10m" }
   EXPECT_LE(kept, 7u);
 }
 
+// [history] retention: successes leave history after their 1 h, failures stay for 2 d, and a
+// status without an entry (timed_out here: none) would keep history_retention.
+TEST(EngineTest, HistoryIsPrunedPerOutcome) {
+  Harness h(R"([daemon]
+history_retention = "3h"
+expand_every = "5m"
+[history]
+retention = { succeeded = "1h", failed = "2d" }
+[helpers.ok]
+executor = "fx_outcome"
+schedule = { every = "10m" }
+params = { outcome = "succeeded" }
+[helpers.bad]
+executor = "fx_outcome"
+schedule = { every = "10m" }
+retry = { max_attempts = 1 }
+params = { outcome = "failed" }
+)",
+            at(kStart));
+  h.start();
+  for (int i = 0; i < 18; ++i) h.advance(10min);  // 3 hours
+  EXPECT_EQ(h.events("finish").size(), 36u);
+  // Successes of the last hour (plus one expand period) remain; every failure does.
+  std::size_t kept = h.count(ExecStatus::kSucceeded);
+  EXPECT_GE(kept, 6u);
+  EXPECT_LE(kept, 7u);
+  EXPECT_EQ(h.count(ExecStatus::kFailed), 18u);
+  // Two days on, the failures of the first three hours are gone too (what fails now is the
+  // catch-up of the runs due in the last expiry, 30 min, before the clock's jump).
+  const TimePoint first_three_hours_end = h.clock().now();
+  h.advance(2 * 24h + 1min);  // the last ones finished at the clock's reading then
+  ExecutionFilter f;
+  f.status = ExecStatus::kFailed;
+  f.limit = 1000;
+  auto failed = h.store().list(f);
+  EXPECT_LE(failed.size(), 4u);
+  for (const auto& e : failed) EXPECT_GT(e.due, first_three_hours_end) << e.id;
+}
+
 }  // namespace
 }  // namespace schedd

@@ -172,6 +172,57 @@ void print_execution_line(const json& e) {
               e.value("lane", "").c_str(), e.value("priority", 0), e.value("due", "").c_str());
 }
 
+// `schedctl lanes workers LANE`: one line per worker, what it runs and since when; a run out
+// of process adds its runner's pid, plugin, resident memory and runs served.
+void print_lane_workers(const json& j) {
+  std::printf("lane %s: %d workers, %d busy, %d claimed runs waiting%s\n",
+              j.value("lane", "").c_str(), j.value("size", 0), j.value("busy", 0),
+              j.value("waiting", 0), j.value("paused", false) ? " PAUSED" : "");
+  std::printf("%-6s %-11s %-20s %s\n", "WORKER", "STATE", "SINCE", "RUNNING");
+  for (const auto& w : j["workers"]) {
+    const std::string state = w.value("state", "");
+    const json& e = w["execution"];
+    if (e.is_null()) {
+      std::printf("%-6d %-11s %-20s -\n", w.value("worker", 0), state.c_str(),
+                  w.value("idle_since", "").c_str());
+      continue;
+    }
+    std::string what = e.value("id", "") + " key " + e.value("key", "");
+    if (e.contains("project")) {
+      what += " (ticket " + e.value("ticket", "") + " of project " + e.value("project", "") + ")";
+    } else if (e.contains("helper")) {
+      what += " (helper " + e.value("helper", "") + ")";
+    }
+    what += " attempt " + std::to_string(e.value("attempt", 1));
+    if (e.value("stop_requested", false)) what += " STOPPING";
+    if (w.contains("batch")) what += " +" + std::to_string(w["batch"].size()) + " in its batch";
+    const std::string since = e["since"].is_string() ? e["since"].get<std::string>() : "";
+    std::printf("%-6d %-11s %-20s %s\n", w.value("worker", 0), state.c_str(), since.c_str(),
+                what.c_str());
+    if (const json& p = e["progress"]; p.is_object()) {
+      std::string line =
+          p["fraction"].is_number()
+              ? std::to_string(static_cast<int>(p["fraction"].get<double>() * 100 + 0.5)) + "%"
+              : std::string("progress");
+      if (!p.value("message", "").empty()) line += " " + p.value("message", "");
+      std::printf("%-39s %s (at %s)\n", "", line.c_str(), p.value("at", "").c_str());
+    }
+    if (const json& r = e["runner"]; r.is_object()) {
+      std::string rss = "rss ?";
+      if (r["rss_bytes"].is_number()) {
+        char text[64];
+        std::snprintf(text, sizeof text, "rss %.1f MiB",
+                      r["rss_bytes"].get<double>() / (1024.0 * 1024.0));
+        rss = text;
+      }
+      std::printf("%-39s runner pid %lld, plugin %s %s, %s, %llu runs served\n", "",
+                  static_cast<long long>(r.value("pid", 0LL)), r.value("plugin", "").c_str(),
+                  r.value("version", "").c_str(), rss.c_str(),
+                  static_cast<unsigned long long>(r.value("runs_served", 0ULL)));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,11 +303,13 @@ int main(int argc, char** argv) {
   auto* reload = app.add_subcommand(
       "reload", "Reload the daemon's config file (as SIGHUP does) and say what changed");
 
-  auto* lanes = app.add_subcommand("lanes", "Lanes: list, scale, pause, resume");
+  auto* lanes = app.add_subcommand("lanes", "Lanes: list, scale, pause, resume, workers");
   std::string lane_action = "list", lane_name;
   int lane_workers = 0;
-  lanes->add_option("action", lane_action, "list | scale | pause | resume")
-      ->check(CLI::IsMember({"list", "scale", "pause", "resume"}));
+  lanes
+      ->add_option("action", lane_action,
+                   "list | scale | pause | resume | workers (what each worker of LANE runs)")
+      ->check(CLI::IsMember({"list", "scale", "pause", "resume", "workers"}));
   lanes->add_option("lane", lane_name, "Lane");
   lanes->add_option("workers", lane_workers, "scale: the lane's new number of workers");
 
@@ -513,6 +566,10 @@ int main(int argc, char** argv) {
                       j["drain"].value("drained", false) ? "drained" : "runs left");
         }
       });
+    }
+    if (lane_action == "workers" && !lane_name.empty()) {
+      return ctl.run("GET", "/v1/lanes/" + url_encode(lane_name) + "/workers", "",
+                     print_lane_workers);
     }
     if (lane_name.empty() || (lane_action == "scale" && lane_workers <= 0)) {
       std::cerr << "schedctl: lanes " << lane_action << " LANE"
