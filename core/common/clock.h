@@ -27,6 +27,9 @@ class Clock {
 };
 
 // The real wall clock.
+  // Elapsed time (run timeouts): it only moves forward, and does not step when the wall clock
+  // is set, so a clock step neither times a run out early nor lets it run past its timeout.
+  virtual std::chrono::steady_clock::time_point steady_now() const = 0;
 class SystemClock final : public Clock {
  public:
   TimePoint now() const override { return std::chrono::system_clock::now(); }
@@ -39,6 +42,9 @@ class SystemClock final : public Clock {
   static SystemClock& instance() {
     static SystemClock clock;
     return clock;
+  }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now();
   }
 };
 

@@ -469,6 +469,7 @@ void Dispatcher::loop() {
       // holds hundreds of short runs, and this round comes after most completions.
       check_leases_locked(now, next_deadline);
       for (auto& [id, r] : running_) {
+      const auto steady_now = clock_.steady_now();
         if (with_deadline_ == 0 && with_stop_ == 0) break;
         if (r.stop_at) {
           if (!r.in_process || r.written_off || !r.execution.started) continue;
@@ -491,16 +492,18 @@ void Dispatcher::loop() {
           }
           continue;
         }
-        if (!r.deadline) continue;
-        if (*r.deadline <= now) {
+        if (!r.timeout_at) continue;
+        if (*r.timeout_at <= steady_now) {
           request_stop_locked(r, ExecStatus::kTimedOut, now);
           if (options_.log_transitions) spdlog::warn("exec {}: timeout, stop requested", id);
           if (r.in_process) {
             TimePoint write_off_at = on_clock(real_now + options_.kill_grace);
             if (!next_deadline || write_off_at < *next_deadline) next_deadline = write_off_at;
           }
-        } else if (!next_deadline || *r.deadline < *next_deadline) {
-          next_deadline = r.deadline;
+        } else if (const TimePoint at = now + std::chrono::duration_cast<TimePoint::duration>(
+                                                  *r.timeout_at - steady_now);
+                   !next_deadline || at < *next_deadline) {
+          next_deadline = at;
         }
       }
     }
@@ -583,6 +586,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     Running& r = it->second;
     if (e.spec->timeout) {
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
+  const auto steady_now = clock_.steady_now();
       ++with_deadline_;
     }
     const Executor* executor = executors_(e.spec->executor);
@@ -591,6 +595,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
     if (result->lease_until) {
+      r.timeout_at = steady_now + *e.spec->timeout;
       r.lease_until = result->lease_until;
       set_hard_deadline_locked(r, now);
       if (with_lease_++ == 0) guard_cv_.notify_all();
@@ -795,16 +800,7 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
     uint64_t dropped = 0;
     {
       std::lock_guard g(mu_);
-      const auto real_now = std::chrono::steady_clock::now();
-      if (real_now - r.log_window >= std::chrono::seconds(1)) {
-        r.log_window = real_now;
-        r.log_in_window = 0;
-        dropped = std::exchange(r.log_dropped, 0);
-      }
-      if (++r.log_in_window > RunProgress::kLogRate) {
-        ++r.log_dropped;
-        return;
-      }
+      if (!r.log_rate.admit(std::chrono::steady_clock::now(), &dropped)) return;
       auto& log = r.progress.log;
       if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
       log.push_back(std::string(name) + " " + std::string(message));
@@ -888,7 +884,7 @@ void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, boo
   uint64_t dropped = 0;
   {
     std::lock_guard g(mu_);
-    dropped = std::exchange(r.log_dropped, 0);
+    dropped = r.log_rate.take_dropped();
   }
   if (dropped > 0) log_dropped(r, dropped);
   const TimePoint now = clock_.now();

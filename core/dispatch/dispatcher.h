@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/common/clock.h"
+#include "core/common/log_rate.h"
 #include "core/common/status.h"
 #include "core/planner/planner.h"
 #include "core/plugin_host/plugin_host.h"
@@ -216,8 +217,11 @@ class Dispatcher {
   // not changed after the worker reads it, so the worker reads it without mu_.
   struct Running {
     Execution execution;
-    StopSource stop;  // node-based map: never moves
-    std::optional<TimePoint> deadline;
+    StopSource stop;                    // node-based map: never moves
+    std::optional<TimePoint> deadline;  // the run's timeout on the wall clock, for the plugin
+    // The same timeout in elapsed time (Clock::steady_now), which the dispatcher enforces: a
+    // wall-clock step neither cuts a run short nor lets it overrun.
+    std::optional<std::chrono::steady_clock::time_point> timeout_at;
     std::optional<ExecStatus> stop_reason;  // why a stop was requested
     // When it was requested, in real time: kill_grace is real time even on a manual clock.
     std::optional<std::chrono::steady_clock::time_point> stop_at;
@@ -229,11 +233,9 @@ class Dispatcher {
     std::thread::id worker;              // the thread running it, once started
     RunProgress progress;                // guarded by mu_
     std::chrono::steady_clock::time_point progress_sent{};  // last on_progress call
-    // The log budget (guarded by mu_): lines of the current one-second window (real time),
-    // and lines dropped over it, reported in one record when the window ends or the run does.
-    std::chrono::steady_clock::time_point log_window{};
-    int log_in_window = 0;
-    uint64_t log_dropped = 0;
+    // The log budget (guarded by mu_): lines dropped over it are reported in one record when
+    // their one-second window ends or the run does.
+    LogRateWindow log_rate{RunProgress::kLogRate};
     // Out of process: the CLOCK_MONOTONIC instant (ns) by which the run must end; 0: none.
     std::atomic<int64_t> hard_deadline_ns{0};
     std::optional<TimePoint> lease_until;  // its lease (store's clock), when leased

@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 
+#include "core/common/log_rate.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/runner/process_tree.h"
 #include "core/runner/protocol.h"
@@ -319,10 +320,8 @@ int serve(const Args& args) {
     // a bounded number of frames, and the result says how many were dropped.
     struct LogBudget {
       std::mutex mu;
-      int64_t window_start_ns = 0;
-      int in_window = 0;
-      uint64_t dropped = 0;
-    } budget;
+      LogRateWindow window;
+    } budget{{}, LogRateWindow(args.log_rate)};
     req.on_progress = [&](double fraction, std::string_view message) {
       std::string f;
       encode(ProgressFrame{seq, fraction, std::string(message)}, f);
@@ -331,15 +330,7 @@ int serve(const Args& args) {
     req.on_log = [&](int level, std::string_view message) {
       {
         std::lock_guard lock(budget.mu);
-        int64_t now = monotonic_ns();
-        if (now - budget.window_start_ns >= 1000000000) {
-          budget.window_start_ns = now;
-          budget.in_window = 0;
-        }
-        if (args.log_rate > 0 && ++budget.in_window > args.log_rate) {
-          ++budget.dropped;
-          return;
-        }
+        if (!budget.window.admit(std::chrono::steady_clock::now())) return;
       }
       std::string f;
       encode(LogFrame{seq, level, std::string(message)}, f);
@@ -404,10 +395,15 @@ int serve(const Args& args) {
       result.output += " ---\n" + captured;
     }
     result.output_bytes = bytes;
-    if (budget.dropped > 0) {
+    uint64_t dropped = 0;
+    {
+      std::lock_guard lock(budget.mu);
+      dropped = budget.window.take_dropped();
+    }
+    if (dropped > 0) {
       std::string f;
       encode(LogFrame{seq, 3,
-                      std::to_string(budget.dropped) + " log lines dropped (more than " +
+                      std::to_string(dropped) + " log lines dropped (more than " +
                           std::to_string(args.log_rate) + " a second)"},
              f);
       sender.send(f);

@@ -21,6 +21,10 @@ class ManualClock final : public Clock {
     std::lock_guard lock(mu_);
     return now_;
   }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    std::lock_guard lock(mu_);
+    return steady_;
+  }
 
   void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                   TimePoint deadline, TimePoint observed) override {
@@ -38,11 +42,21 @@ class ManualClock final : public Clock {
     if (it != waiters_.end()) waiters_.erase(it);
   }
 
-  void set(TimePoint t) {
+  // A step of the wall clock (an operator or NTP setting it): elapsed time does not move.
+  void set(TimePoint t) { move(t, std::chrono::nanoseconds(0)); }
+  // Time passing: the wall clock and elapsed time both move by d.
+  void advance(std::chrono::nanoseconds d) {
+    std::chrono::nanoseconds elapsed = d.count() > 0 ? d : std::chrono::nanoseconds(0);
+    move(now() + std::chrono::duration_cast<TimePoint::duration>(d), elapsed);
+  }
+
+ private:
+  void move(TimePoint t, std::chrono::nanoseconds elapsed) {
     std::vector<Waiter> waiters;
     {
       std::lock_guard g(mu_);
       now_ = t;
+      steady_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(elapsed);
       waiters = waiters_;
     }
     for (const auto& w : waiters) {
@@ -50,11 +64,6 @@ class ManualClock final : public Clock {
       w.cv->notify_all();
     }
   }
-  void advance(std::chrono::nanoseconds d) {
-    set(now() + std::chrono::duration_cast<TimePoint::duration>(d));
-  }
-
- private:
   struct Waiter {
     std::condition_variable* cv;
     std::mutex* mu;
@@ -62,6 +71,8 @@ class ManualClock final : public Clock {
   };
   mutable std::mutex mu_;
   TimePoint now_;
+  // Elapsed time starts at an arbitrary reading, as steady_clock's does.
+  std::chrono::steady_clock::time_point steady_{std::chrono::hours(1000)};
   std::vector<Waiter> waiters_;
 };
 

@@ -176,5 +176,46 @@ INSTANTIATE_TEST_SUITE_P(ClockStepTest, ClockStepForwardTest,
                            return std::string(info.param.name);
                          });
 
+// A run's timeout is elapsed time, not wall-clock time: a step of the wall clock neither times
+// a run out early (forward) nor lets it overrun (back). The `sleep` plugin runs until stopped.
+TEST(ClockStepTest, RunTimeoutsCountElapsedTimeWhateverTheWallClockDoes) {
+  Harness h(R"([lanes.default]
+workers = 2
+[helpers.fwd]
+executor = "sleep"
+schedule = { every = "1d" }
+timeout = "10m"
+retry = { max_attempts = 1 }
+params = { duration = "1d" }
+[helpers.back]
+executor = "sleep"
+schedule = { every = "1d" }
+timeout = "10m"
+retry = { max_attempts = 1 }
+params = { duration = "1d" }
+)",
+            at("2026-01-01T00:00:30Z"));
+  h.start();
+  ASSERT_TRUE(h.engine().run_now("fwd").is_ok());
+  ASSERT_TRUE(h.engine().run_now("back").is_ok());
+  h.wait_running(2);
+
+  h.clock().set(h.clock().now() + 2h);  // a step forward, far past both timeouts
+  h.quiet();
+  EXPECT_TRUE(h.events("finish").empty()) << "a wall-clock step timed a run out";
+  h.clock().set(h.clock().now() - 3h);  // and back, an hour before they started
+  h.quiet();
+  EXPECT_TRUE(h.events("finish").empty());
+
+  h.clock().advance(9min);  // 9 minutes have passed since the runs started
+  h.quiet();
+  EXPECT_TRUE(h.events("finish").empty());
+  h.clock().advance(61s);      // 10 min 1 s: both time out, though the wall clock reads before
+  h.wait_events("finish", 2);  // their start
+  for (const auto& e : h.events("finish")) {
+    EXPECT_EQ(e.status, ExecStatus::kTimedOut) << e.id;
+  }
+}
+
 }  // namespace
 }  // namespace schedd
