@@ -159,6 +159,16 @@ TEST(MetricsTest, ASqliteDaemonsScrapeIsStrictlyValidWithProcessHttpAndStoreMetr
   EXPECT_EQ(p.value("schedd_sqlite_write_failures_total"), 0.0);
   EXPECT_TRUE(p.value("schedd_sqlite_pending_changes"));
   EXPECT_TRUE(p.find("schedd_redis_connected").empty());
+
+  // A request the transport refuses before routing (too large) is counted as "unmatched",
+  // without a latency (it was never read whole).
+  EXPECT_EQ(c.post("/v1/executions", std::string(2 << 20, 'x')).status, 413);
+  PromText q = scrape(c);
+  EXPECT_EQ(count_of(q, "schedd_http_requests_total", {{"route", "unmatched"}, {"code", "413"}}),
+            1);
+  EXPECT_EQ(count_of(q, "schedd_http_request_duration_seconds_count",
+                     {{"method", "other"}, {"route", "unmatched"}}),
+            1);  // the 404 of exercise() only
   EXPECT_EQ(daemon.stop().exit_code, 0);
 }
 
