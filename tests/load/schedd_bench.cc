@@ -62,18 +62,20 @@ std::shared_ptr<ExecTemplate> noop_template(const std::string& name, const std::
   return t;
 }
 
-// Counts finished executions and wakes a waiter at a target.
+// Counts finished executions and wakes a waiter at a target. Only the last one wakes it: a
+// wake-up per run would put one more thread on the 2 cores per run than a daemon has.
 struct Counter {
   std::mutex mu;
   std::condition_variable cv;
   std::size_t done = 0;
+  std::size_t target = SIZE_MAX;
   void add() {
     std::lock_guard l(mu);
-    ++done;
-    cv.notify_all();
+    if (++done >= target) cv.notify_all();
   }
   void wait_for(std::size_t n) {
     std::unique_lock l(mu);
+    target = n;
     cv.wait(l, [&] { return done >= n; });
   }
 };
@@ -162,7 +164,20 @@ double bench_dispatch(const PluginHost& plugins, std::size_t total, std::size_t 
 
 struct Lag {
   double p50 = 0, p99 = 0, max = 0;
+  // Where the runs later than kSlowMs lost their time, summed over them (ms): due -> claimed
+  // (the dispatcher's wake-up and the store's claim), claimed -> started (a worker took it),
+  // started -> the end the lag is measured to (out of process: the round trip to the runner
+  // and the run). Each slow run also counts in the step that took most of its lag.
+  static constexpr double kSlowMs = 2.0;
+  std::size_t slow = 0;
+  double slow_claim_ms = 0, slow_start_ms = 0, slow_end_ms = 0;
+  std::size_t slow_most_claim = 0, slow_most_start = 0, slow_most_end = 0;
 };
+
+// With --lag-trace FILE: one line per run of each lag phase, for matching the slow runs
+// against a scheduler trace (perf sched record -k CLOCK_MONOTONIC): phase, id, lag, and the
+// CLOCK_MONOTONIC ns of due, claimed, started and ended.
+std::string g_lag_trace;
 
 std::size_t g_claim_ahead = SqliteOptions{}.claim_ahead;
 
@@ -277,7 +292,8 @@ double bench_recovery(const std::filesystem::path& dir, std::size_t total, std::
 // With `at_finish` the delay runs to the end of the run instead (an upper bound of the delay
 // to the executor's start where that happens in another process).
 Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std::size_t keys,
-                 std::chrono::milliseconds span, std::size_t workers, bool at_finish = false) {
+                 std::chrono::milliseconds span, std::size_t workers, bool at_finish = false,
+                 const std::string& phase = "lag") {
   Planner planner(store, std::chrono::hours(2));
   TimePoint start = SystemClock::instance().now() + std::chrono::milliseconds(500);
   std::vector<Execution> batch;
@@ -293,35 +309,86 @@ Lag bench_lag_on(Store& store, const PluginHost& plugins, std::size_t total, std
     std::cerr << "plan: " << planned.status().to_string() << "\n";
     std::exit(1);
   }
-  std::mutex mu;
-  std::vector<double> lags;
+  // Per run (index from its id "lagN"): when it was claimed, started and ended, on the wall
+  // clock its due time is on; slots are written by one thread each, read after stop().
+  struct Steps {
+    TimePoint due{}, claimed{}, started{}, ended{};
+    int64_t mono_claimed = 0, mono_started = 0, mono_ended = 0;
+  };
+  std::vector<Steps> steps(total);
+  auto index = [&](const Execution& e) { return std::stoul(e.id.substr(3)); };
+  auto mono_now = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clk::now().time_since_epoch())
+        .count();
+  };
   Counter counter;
   Dispatcher d(
       store, planner, SystemClock::instance(), [&](std::string_view n) { return plugins.find(n); },
       options(workers));
-  auto record = [&](const Execution& e) {
-    double ms =
-        std::chrono::duration<double, std::milli>(SystemClock::instance().now() - e.due).count();
-    std::lock_guard l(mu);
-    lags.push_back(ms);
-  };
-  d.add_observer({.on_start =
+  d.add_observer({.on_claim =
                       [&](const Execution& e) {
-                        if (!at_finish) record(e);
+                        Steps& s = steps[index(e)];
+                        s.claimed = SystemClock::instance().now();
+                        s.mono_claimed = mono_now();
+                      },
+                  .on_start =
+                      [&](const Execution& e) {
+                        Steps& s = steps[index(e)];
+                        s.started = SystemClock::instance().now();
+                        s.mono_started = mono_now();
                       },
                   .on_finish =
                       [&](const Execution& e, const Completion&) {
-                        if (at_finish) record(e);
+                        Steps& s = steps[index(e)];
+                        s.due = e.due;
+                        s.ended = SystemClock::instance().now();
+                        s.mono_ended = mono_now();
                         counter.add();
                       }});
   d.start();
   counter.wait_for(total);
   d.stop(std::chrono::milliseconds(0));
+  auto ms = [](TimePoint a, TimePoint b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  Lag out;
+  std::vector<double> lags;
+  lags.reserve(total);
+  std::ofstream trace;
+  if (!g_lag_trace.empty()) trace.open(g_lag_trace, std::ios::app);
+  for (const Steps& s : steps) {
+    const double lag = ms(s.due, at_finish ? s.ended : s.started);
+    lags.push_back(lag);
+    const double claim = ms(s.due, s.claimed), start = ms(s.claimed, s.started),
+                 end = at_finish ? ms(s.started, s.ended) : 0;
+    if (trace.is_open()) {
+      const int64_t mono_due =
+          s.mono_claimed -
+          std::chrono::duration_cast<std::chrono::nanoseconds>(s.claimed - s.due).count();
+      trace << phase << " " << lag << " " << mono_due << " " << s.mono_claimed << " "
+            << s.mono_started << " " << s.mono_ended << "\n";
+    }
+    if (lag <= Lag::kSlowMs) continue;
+    ++out.slow;
+    out.slow_claim_ms += claim;
+    out.slow_start_ms += start;
+    out.slow_end_ms += end;
+    if (claim >= start && claim >= end) {
+      ++out.slow_most_claim;
+    } else if (start >= end) {
+      ++out.slow_most_start;
+    } else {
+      ++out.slow_most_end;
+    }
+  }
   std::sort(lags.begin(), lags.end());
   auto pct = [&](double p) {
     return lags[std::min(lags.size() - 1, std::size_t(p * lags.size()))];
   };
-  return {pct(0.50), pct(0.99), lags.back()};
+  out.p50 = pct(0.50);
+  out.p99 = pct(0.99);
+  out.max = lags.back();
+  return out;
 }
 
 // Out of process (docs/sdk.md "Isolation"): the plugins of `dir` loaded through
@@ -363,7 +430,8 @@ IsolationBench bench_isolation(const std::filesystem::path& plugin_dir, std::siz
   {
     // Lag to the end of the run: the round trip to the runner included.
     MemoryStore store;
-    out.lag = bench_lag_on(store, *host, lag_total, 100, lag_span, 2, /*at_finish=*/true);
+    out.lag =
+        bench_lag_on(store, *host, lag_total, 100, lag_span, 2, /*at_finish=*/true, "isolated");
   }
   for (const auto& pool : runner::runner_pools(*host)) {
     auto st = pool->stats();
@@ -404,9 +472,9 @@ IsolationBench bench_isolation(const std::filesystem::path& plugin_dir, std::siz
 }
 
 Lag bench_lag(const PluginHost& plugins, std::size_t total, std::size_t keys,
-              std::chrono::milliseconds span) {
+              std::chrono::milliseconds span, bool at_finish = false) {
   MemoryStore store;
-  return bench_lag_on(store, plugins, total, keys, span, 2);
+  return bench_lag_on(store, plugins, total, keys, span, 2, at_finish, "inprocess");
 }
 
 // The Redis store at `url` for one measurement: a namespace of its own, the
@@ -525,6 +593,9 @@ int main(int argc, char** argv) {
   app.add_flag("--isolation-only", isolation_only,
                "Only the out-of-process measurements (isolated_*) and the in-memory dispatch "
                "they compare with");
+  app.add_option("--lag-trace", g_lag_trace,
+                 "Append one line per run of each lag phase to this file (phase, lag ms, and "
+                 "the CLOCK_MONOTONIC ns of due, claimed, started, ended)");
   app.add_option("--redis-workers", redis_workers, "Redis: dispatcher workers (default 2)");
   app.add_option("--redis-executions", redis_total,
                  "Redis: executions dispatched (default 100000; --quick 5000)");
@@ -593,6 +664,13 @@ int main(int argc, char** argv) {
     j["isolated_lag_p50_ms"] = iso.lag.p50;
     j["isolated_lag_p99_ms"] = iso.lag.p99;
     j["isolated_lag_max_ms"] = iso.lag.max;
+    j["isolated_lag_slow_runs"] = iso.lag.slow;
+    j["isolated_lag_slow_ms"] = {{"due_to_claim", iso.lag.slow_claim_ms},
+                                 {"claim_to_start", iso.lag.slow_start_ms},
+                                 {"start_to_end", iso.lag.slow_end_ms}};
+    j["isolated_lag_slow_most_in"] = {{"due_to_claim", iso.lag.slow_most_claim},
+                                      {"claim_to_start", iso.lag.slow_most_start},
+                                      {"start_to_end", iso.lag.slow_most_end}};
     j["isolated_runner_rss_mb"] = iso.runner_rss_mb;
     j["isolated_daemon_rss_20_plugins_mb"] = iso.daemon_rss_20_plugins_mb;
     j["isolated_runners_rss_20_plugins_mb"] = iso.runners_rss_20_plugins_mb;
@@ -600,6 +678,13 @@ int main(int argc, char** argv) {
   };
   if (isolation_only) {
     j["dispatch_per_second"] = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
+    // The same lag in process, to the run's end as the isolated one: what the machine's
+    // scheduling costs a run without a runner, in the same minute.
+    Lag inproc = bench_lag(plugins, lag_total, 100, lag_span, /*at_finish=*/true);
+    j["inprocess_lag_p50_ms"] = inproc.p50;
+    j["inprocess_lag_p99_ms"] = inproc.p99;
+    j["inprocess_lag_max_ms"] = inproc.max;
+    j["inprocess_lag_slow_runs"] = inproc.slow;
     add_isolation(bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span));
     std::cout << j.dump() << std::endl;
     return 0;
