@@ -469,5 +469,48 @@ TEST(RedisStoreTest, AnOutageFailsCallsFastKeepsCompletionsAndRecoversByItself) 
   EXPECT_EQ(next->claimed[0].id, "job@1767225601");
 }
 
+// History written by a schedd from before per-status history (the one `hist` zset) is pruned
+// at the longest retention, so an upgrade never drops an execution earlier than any retention
+// would.
+TEST_F(RedisPairTest, LegacyHistoryIsPrunedAtTheLongestRetention) {
+  auto spec = make_spec("job", {.key = "-", .overlap = OverlapPolicy::kAllow});
+  plan(*a_, {make_exec(spec, kT0, "job-a"), make_exec(spec, kT0, "job-b")});
+  auto claimed = claim(*a_, "a");
+  ASSERT_EQ(claimed.size(), 2u);
+  Completion ok;
+  ok.finished = kT0 + 10s;
+  ASSERT_TRUE(a_->complete(claimed[0].id, claimed[0].fence, ok).is_ok());
+  Completion failed = ok;
+  failed.status = ExecStatus::kFailed;
+  ASSERT_TRUE(a_->complete(claimed[1].id, claimed[1].fence, failed).is_ok());
+  // Move both into the legacy index, as an older schedd recorded them.
+  RedisConnectOptions co;
+  co.address.port = shared_server().port();
+  auto control = RedisClient::connect(co);
+  ASSERT_TRUE(control.is_ok()) << control.status().to_string();
+  const std::string p = "schedd:" + ns_ + ":";
+  const std::string score = std::to_string(
+      std::chrono::duration_cast<std::chrono::microseconds>((kT0 + 10s).time_since_epoch())
+          .count());
+  for (const char* st : {"2", "3"})
+    ASSERT_TRUE((*control)->call({"DEL", p + "hist:" + st}).is_ok());
+  ASSERT_TRUE(
+      (*control)->call({"ZADD", p + "hist", score, claimed[0].id, score, claimed[1].id}).is_ok());
+
+  // Succeeded kept 1 h, failed a week: an hour on, nothing goes (the legacy entries wait for
+  // the week).
+  HistoryCutoffs cutoffs(kT0 + 1h);
+  cutoffs.set(ExecStatus::kFailed, kT0 + 1h - 7 * 24h);
+  EXPECT_EQ(a_->prune_history(cutoffs), 0u);
+  EXPECT_TRUE(a_->get(claimed[0].id).has_value());
+  EXPECT_TRUE(a_->get(claimed[1].id).has_value());
+  // Once every retention has passed, both go, with their legacy index entries.
+  EXPECT_EQ(a_->prune_history(HistoryCutoffs(kT0 + 8 * 24h)), 2u);
+  EXPECT_FALSE(a_->get(claimed[0].id).has_value());
+  auto left = (*control)->call({"ZCARD", p + "hist"});
+  ASSERT_TRUE(left.is_ok());
+  EXPECT_EQ(left->integer, 0);
+}
+
 }  // namespace
 }  // namespace schedd::testing
