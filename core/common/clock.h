@@ -17,6 +17,9 @@ class Clock {
   virtual ~Clock() = default;
   // Wall-clock time (schedules, due times, records).
   virtual TimePoint now() const = 0;
+  // Elapsed time (run timeouts): it only moves forward, and does not step when the wall clock
+  // is set, so a clock step neither times a run out early nor lets it run past its timeout.
+  virtual std::chrono::steady_clock::time_point steady_now() const = 0;
   // Blocks the caller, who holds `lock` (the mutex `cv` is used with), until `cv` is notified,
   // the clock reaches `deadline`, or a spurious wake-up; callers re-check their condition.
   // Returns at once when the clock no longer reads `observed` (the caller's last now()), so
@@ -27,12 +30,12 @@ class Clock {
 };
 
 // The real wall clock.
-  // Elapsed time (run timeouts): it only moves forward, and does not step when the wall clock
-  // is set, so a clock step neither times a run out early nor lets it run past its timeout.
-  virtual std::chrono::steady_clock::time_point steady_now() const = 0;
 class SystemClock final : public Clock {
  public:
   TimePoint now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::steady_clock::time_point steady_now() const override {
+    return std::chrono::steady_clock::now();
+  }
   void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                   TimePoint deadline, TimePoint /*observed: real time always moves*/) override {
     // Wake at least once a minute so that a wall-clock step is noticed promptly.
@@ -42,9 +45,6 @@ class SystemClock final : public Clock {
   static SystemClock& instance() {
     static SystemClock clock;
     return clock;
-  }
-  std::chrono::steady_clock::time_point steady_now() const override {
-    return std::chrono::steady_clock::now();
   }
 };
 

@@ -469,6 +469,7 @@ void Dispatcher::loop() {
     {
       std::lock_guard g(mu_);
       const auto real_now = std::chrono::steady_clock::now();
+      const auto steady_now = clock_.steady_now();
       // A real-time instant as a wake-up on the injected clock.
       auto on_clock = [&](std::chrono::steady_clock::time_point t) {
         return now + std::chrono::duration_cast<TimePoint::duration>(t - real_now);
@@ -477,7 +478,6 @@ void Dispatcher::loop() {
       // holds hundreds of short runs, and this round comes after most completions.
       check_leases_locked(now, next_deadline);
       for (auto& [id, r] : running_) {
-      const auto steady_now = clock_.steady_now();
         if (with_deadline_ == 0 && with_stop_ == 0) break;
         if (r.stop_at) {
           if (!r.in_process || r.written_off || !r.execution.started) continue;
@@ -586,6 +586,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
   std::lock_guard g(mu_);
   lane.busy -= reserved - claimed;
   if (claimed == 0) return 0;
+  const auto steady_now = clock_.steady_now();
   for (auto& e : result->claimed) {
     // The store claims an id only while it is not running, and a worker takes its attempt
     // out of running_ before recording the completion: the id is not in running_.
@@ -594,7 +595,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     Running& r = it->second;
     if (e.spec->timeout) {
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
-  const auto steady_now = clock_.steady_now();
+      r.timeout_at = steady_now + *e.spec->timeout;
       ++with_deadline_;
     }
     const Executor* executor = executors_(e.spec->executor);
@@ -603,7 +604,6 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     r.execution = std::move(e);
     r.durable_token = result->durable_token;
     if (result->lease_until) {
-      r.timeout_at = steady_now + *e.spec->timeout;
       r.lease_until = result->lease_until;
       set_hard_deadline_locked(r, now);
       if (with_lease_++ == 0) guard_cv_.notify_all();
