@@ -8,6 +8,23 @@
 
 namespace schedd::api {
 
+namespace {
+// POST /v1/store/backup: a consistent copy of the store's file, as the response body
+// (docs/api.md). A POST, so that it needs the full token when tokens are set: the copy holds
+// every execution's params. The daemon writes no file anywhere; the client saves the bytes.
+HttpResponse store_backup(Engine& engine) {
+  auto copy = engine.store().backup();
+  if (!copy.is_ok()) return status_response(copy.status());
+  spdlog::info("store {}: backup taken over the API ({} bytes)", engine.store().describe(),
+               copy->size());
+  HttpResponse r;
+  r.content_type = "application/vnd.sqlite3";
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"schedd-backup.db\"");
+  r.body = std::move(*copy);
+  return r;
+}
+}  // namespace
+
 std::vector<Api::Impl::Route> Api::Impl::system_routes() {
   using C = const Call&;
   return {
@@ -25,6 +42,7 @@ std::vector<Api::Impl::Route> Api::Impl::system_routes() {
        [](Impl& a, C) { return json_response(200, a.drain_json()); }},
       {"POST", "/v1/system/drain", false, [](Impl& a, C) { return a.drain(true); }},
       {"POST", "/v1/system/undrain", false, [](Impl& a, C) { return a.drain(false); }},
+      {"POST", "/v1/store/backup", false, [](Impl& a, C) { return store_backup(a.engine); }},
   };
 }
 

@@ -152,7 +152,9 @@ std::optional<std::string> lock_holder(const fs::path& db) {
   if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
     char buf[32] = {};
     ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    holder = "pid " + std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    holder = "pid " + (pid.empty() ? std::string("unknown") : pid);
   }
   ::close(fd);  // releases a lock taken by the test
   return holder;
@@ -183,6 +185,15 @@ DoctorLine check_sqlite(const Config& cfg) {
                     free_text);
   }
   if (fs::is_directory(db, ec)) return line(Level::kFail, "store", name + ": is a directory");
+  // A running daemon holds the file in SQLite's exclusive locking mode, so no other process
+  // can read it (docs/operations.md "Backup"); it checked the file when it opened it.
+  if (auto holder = lock_holder(db)) {
+    std::string detail =
+        name + ": in use by a running schedd (" + *holder + "), not opened while it runs";
+    const auto size = fs::file_size(db, ec);
+    if (!ec) detail += ", " + bytes(size);
+    return line(level, "store", detail + "; " + free_text);
+  }
   sqlite3* h = nullptr;
   const std::string uri = "file:" + db.string() + "?mode=ro";
   int rc = sqlite3_open_v2(uri.c_str(), &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
@@ -221,7 +232,6 @@ DoctorLine check_sqlite(const Config& cfg) {
   }
   const auto size = fs::file_size(db, ec);
   if (!ec) detail += ", " + bytes(size);
-  if (auto holder = lock_holder(db)) detail += ", in use by a running schedd (" + *holder + ")";
   detail += "; " + free_text;
   return line(level, "store", detail);
 }

@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <system_error>
@@ -30,9 +31,6 @@ using codec::status_from_code;
 using codec::template_from_body;
 using codec::template_to_body;
 using codec::to_ns;
-
-// How long the checkpointer waits before retrying a checkpoint that found the WAL busy.
-constexpr std::chrono::milliseconds kCheckpointRetry{50};
 
 // ---- schema -----------------------------------------------------------------------------------
 // kMigrations[v] takes a file from schema v to v + 1. Add a step, never edit one.
@@ -80,8 +78,16 @@ ALTER TABLE helper_state ADD COLUMN expiry_ms INTEGER;  -- NULL: the config's
 )sql",
 };
 
+// SQLite's message, with the OS error behind an I/O error ("disk I/O error (Operation not
+// permitted)": a folder made read-only, not a failing disk).
 std::string sqlite_error(sqlite3* db) {
-  return db == nullptr ? "out of memory" : std::string(sqlite3_errmsg(db));
+  if (db == nullptr) return "out of memory";
+  std::string message = sqlite3_errmsg(db);
+  const int os_error = sqlite3_system_errno(db);
+  if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_IOERR && os_error != 0) {
+    message += fmt::format(" ({})", std::strerror(os_error));
+  }
+  return message;
 }
 
 // RAII prepared statement.
@@ -288,36 +294,17 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::
       s->syncer();
     });
   }
-  // The checkpointer's connection, and the writer's WAL hook that wakes it.
-  SqliteStore* raw = store.get();
-  if (sqlite3_open_v2(raw->path_.c_str(), &raw->checkpoint_db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
-    sqlite3_busy_timeout(raw->checkpoint_db_, 5000);
-    std::string error;
-    exec_sql(raw->checkpoint_db_, "PRAGMA synchronous=NORMAL", error);
-    sqlite3_wal_hook(
-        raw->db_,
-        [](void* self, sqlite3*, const char*, int pages) {
-          auto* s = static_cast<SqliteStore*>(self);
-          if (pages >= static_cast<int>(s->options_.checkpoint_pages)) {
-            std::lock_guard g(s->wmu_);
-            s->checkpoint_due_ = true;
-            s->checkpoint_cv_.notify_one();
-          }
-          return SQLITE_OK;
-        },
-        raw);
-    store->checkpointer_thread_ = std::thread([raw] {
-      name_this_thread("schedd-ckpt");
-      raw->checkpointer();
-    });
-  } else {
-    spdlog::warn("store {}: no checkpointer connection ({}); checkpoints run on the writer",
-                 raw->path_.string(), sqlite_error(raw->checkpoint_db_));
-    sqlite3_close_v2(raw->checkpoint_db_);
-    raw->checkpoint_db_ = nullptr;
-    sqlite3_wal_autocheckpoint(raw->db_, static_cast<int>(raw->options_.checkpoint_pages));
-  }
+  // The WAL hook runs inside a commit on the writer's connection; the writer checkpoints after
+  // handing that commit to the syncer (checkpoint_if_due). No second connection: exclusive
+  // locking mode (open_db) keeps every other connection off the file.
+  sqlite3_wal_hook(
+      store->db_,
+      [](void* self, sqlite3*, const char*, int pages) {
+        auto* s = static_cast<SqliteStore*>(self);
+        if (pages >= static_cast<int>(s->options_.checkpoint_pages)) s->checkpoint_due_ = true;
+        return SQLITE_OK;
+      },
+      store.get());
   store->writer_thread_ = std::thread([s = store.get()] {
     name_this_thread("schedd-writer");
     s->writer();
@@ -325,36 +312,125 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::
   return store;
 }
 
-void SqliteStore::checkpointer() {
-  std::unique_lock lock(wmu_);
-  while (true) {
-    checkpoint_cv_.wait(lock, [&] { return checkpoint_due_ || closed_; });
-    if (closed_) return;
-    checkpoint_due_ = false;
-    lock.unlock();
-    // PASSIVE: copies what no reader needs, never blocks the writer; the writer restarts the
-    // WAL from its start once everything is copied.
-    int log = 0, copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
-                                       &copied);
-    lock.lock();
-    if (rc == SQLITE_OK) {
-      ++stats_.checkpoints;
-    } else if (rc == SQLITE_BUSY) {
-      // Contention, not a fault: a PASSIVE checkpoint never waits, so it answers "database
-      // is locked" when it cannot take the checkpoint lock or read a settled WAL index at
-      // once (the writer mid-commit). Nothing is lost and the writer is not slowed; the WAL
-      // is copied on the retry after a pause. As a warning it was logged during ordinary
-      // schedd-bench load (issue #18).
-      ++stats_.checkpoints_busy;
-      spdlog::debug("store {}: checkpoint deferred: {}", path_.string(),
-                    sqlite_error(checkpoint_db_));
-      checkpoint_cv_.wait_for(lock, kCheckpointRetry, [&] { return closed_; });
-      checkpoint_due_ = true;
-    } else {
-      spdlog::warn("store {}: checkpoint: {}", path_.string(), sqlite_error(checkpoint_db_));
-    }
+void SqliteStore::checkpoint_if_due() {
+  if (!checkpoint_due_) return;
+  checkpoint_due_ = false;
+  // PASSIVE, and no other connection can read the file: it copies the whole WAL, and the next
+  // commit restarts the WAL from its start. It fsyncs the WAL before copying and the database
+  // after, so a checkpointed page never depends on an unsynced frame.
+  int log = 0, copied = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+  std::lock_guard g(wmu_);
+  if (rc == SQLITE_OK) {
+    ++stats_.checkpoints;
+    return;
   }
+  // The WAL keeps growing until one succeeds; commits are not affected. A failed write of the
+  // database file is reported by the next commit too, so one line is enough here.
+  ++stats_.checkpoints_busy;
+  checkpoint_due_ = true;
+  spdlog::debug("store {}: checkpoint failed, retried after the next commit: {}", path_.string(),
+                sqlite_error(db_));
+}
+
+struct SqliteStore::BackupRequest {
+  std::promise<StatusOr<std::string>> result;
+};
+
+namespace {
+// Copies the main database of `src` (an open connection, no transaction) into memory and
+// returns it as the bytes of a standalone file. Runs on the thread that owns `src`.
+StatusOr<std::string> copy_database(sqlite3* src, const std::string& where) {
+  auto fail = [&](const std::string& what, sqlite3* db) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: backup: {}: {}", where, what, sqlite_error(db)));
+  };
+  int64_t page_size = 0, pages = 0;
+  for (auto [pragma, out] :
+       {std::pair{"PRAGMA page_size", &page_size}, std::pair{"PRAGMA page_count", &pages}}) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(src, pragma, -1, &st, nullptr) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+      sqlite3_finalize(st);
+      return fail(pragma, src);
+    }
+    *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  // An in-memory database of the connection's own (memdb), with the source's page size: a
+  // backup into memory must not change the page size.
+  sqlite3* dest = nullptr;
+  if (sqlite3_open_v2(
+          "file:schedd-backup?vfs=memdb", &dest,
+          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+          nullptr) != SQLITE_OK) {
+    std::string why = sqlite_error(dest);
+    sqlite3_close(dest);
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: backup: cannot open a memory database: {}", where, why));
+  }
+  struct Close {
+    sqlite3* db;
+    ~Close() { sqlite3_close(db); }
+  } close{dest};
+  std::string error;
+  const std::string set_page = fmt::format("PRAGMA page_size={}", page_size);
+  if (exec_sql(dest, set_page.c_str(), error) != SQLITE_OK) return fail("page size", dest);
+  // memdb refuses to grow past 1 GiB by default; allow the whole file and some growth.
+  sqlite3_int64 limit = std::max<sqlite3_int64>((pages + 1024) * page_size * 2, 1 << 30);
+  sqlite3_file_control(dest, "main", SQLITE_FCNTL_SIZE_LIMIT, &limit);
+  sqlite3_backup* b = sqlite3_backup_init(dest, "main", src, "main");
+  if (b == nullptr) return fail("init", dest);
+  const int rc = sqlite3_backup_step(b, -1);
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("{}: backup: {}", where, sqlite3_errstr(rc)));
+  }
+  sqlite3_int64 size = 0;
+  unsigned char* data = sqlite3_serialize(dest, "main", &size, SQLITE_SERIALIZE_NOCOPY);
+  std::string out;
+  if (data != nullptr) {
+    out.assign(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
+  } else {
+    data = sqlite3_serialize(dest, "main", &size, 0);
+    if (data == nullptr) return fail("serialize", dest);
+    out.assign(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
+    sqlite3_free(data);
+  }
+  // The header's file format versions (offsets 18 and 19): 1, rollback journal, so that the
+  // copy is one self-contained file (the source says 2, WAL). schedd switches it back to WAL
+  // when it opens a restored copy.
+  if (out.size() >= 100) out[18] = out[19] = 1;
+  return out;
+}
+}  // namespace
+
+void SqliteStore::run_backups(std::unique_lock<std::mutex>& lock) {
+  while (!backups_.empty()) {
+    auto req = std::move(backups_.front());
+    backups_.pop_front();
+    lock.unlock();
+    auto copy = copy_database(db_, "store " + path_.string());
+    lock.lock();
+    if (copy.is_ok()) ++stats_.backups;  // counted before the caller sees the copy
+    req->result.set_value(std::move(copy));
+  }
+}
+
+StatusOr<std::string> SqliteStore::backup() {
+  auto req = std::make_shared<BackupRequest>();
+  auto done = req->result.get_future();
+  {
+    std::lock_guard g(wmu_);
+    if (closing_ || closed_) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("store {}: closing; no backup taken", path_.string()));
+    }
+    backups_.push_back(std::move(req));
+  }
+  writer_cv_.notify_one();
+  return done.get();
 }
 
 Status SqliteStore::open_db() {
@@ -404,7 +480,20 @@ Status SqliteStore::open_db() {
                   fmt::format("{}: cannot open: {}", where, sqlite_error(db_)));
   }
   sqlite3_extended_result_codes(db_, 1);
-  sqlite3_busy_timeout(db_, 5000);  // an online backup may hold a read lock briefly
+  // Another process (sqlite3, an older schedd's backup) may hold a read lock briefly.
+  sqlite3_busy_timeout(db_, 5000);
+  // Before the first read: in exclusive locking mode SQLite keeps the WAL index in heap memory
+  // and never maps PATH-shm (sqlite.org/wal.html, "Use of WAL Without Shared-Memory"). A
+  // shared map of a file that can no longer be written (chattr +i, a read-only remount)
+  // answers the first store into it with SIGBUS; a write() answers with an error the writer
+  // reports and retries. It also holds the file's lock for as long as the store is open.
+  {
+    std::string error;
+    if (exec_sql(db_, "PRAGMA locking_mode=EXCLUSIVE", error) != SQLITE_OK) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("{}: cannot set exclusive locking: {}", where, error));
+    }
+  }
 
   // The schema version; the first read of the file, so a file that is not a database (or a
   // damaged header) fails here, before anything is written.
@@ -452,8 +541,8 @@ Status SqliteStore::open_db() {
   // Commits do not fsync in either mode: kFull's syncer fsyncs the WAL before acknowledging,
   // batch mode every window. Checkpoints still fsync (NORMAL), so a checkpointed page never
   // depends on a WAL frame that was not synced.
-  // No automatic checkpoint on the writer's connection: the checkpointer runs them on its
-  // own (open(), checkpointer()), so a commit never waits for one.
+  // No automatic checkpoint inside a commit: the writer runs it after the commit is handed
+  // to the syncer (checkpoint_if_due), so the acknowledgement does not wait for it.
   if (exec_sql(db_, "PRAGMA synchronous=NORMAL", error) != SQLITE_OK ||
       exec_sql(db_, "PRAGMA wal_autocheckpoint=0", error) != SQLITE_OK ||
       exec_sql(db_, "PRAGMA journal_size_limit=67108864", error) != SQLITE_OK) {
@@ -682,15 +771,6 @@ SqliteStore::~SqliteStore() {
     writer_cv_.notify_all();
     writer_thread_.join();  // sets closed_
   }
-  if (checkpointer_thread_.joinable()) {
-    {
-      std::lock_guard g(wmu_);
-      closed_ = true;
-    }
-    checkpoint_cv_.notify_all();
-    checkpointer_thread_.join();
-  }
-  if (checkpoint_db_ != nullptr) sqlite3_close_v2(checkpoint_db_);
   ws_.reset();  // finalizes statements before the connection closes
   if (db_ != nullptr) sqlite3_close_v2(db_);
   if (wal_fd_ >= 0) ::close(wal_fd_);
@@ -865,10 +945,12 @@ void SqliteStore::writer() {
   while (true) {
     if (batch_mode && unsynced) {
       writer_cv_.wait_until(lock, last_sync + options_.batch_window,
-                            [&] { return !pending_->empty() || closing_; });
+                            [&] { return !pending_->empty() || closing_ || !backups_.empty(); });
     } else {
-      writer_cv_.wait(lock, [&] { return !pending_->empty() || closing_; });
+      writer_cv_.wait(lock, [&] { return !pending_->empty() || closing_ || !backups_.empty(); });
     }
+    // Between two commits: a backup sees every commit made so far and none half done.
+    if (!backups_.empty()) run_backups(lock);
     if (pending_->empty()) {
       if (batch_mode && unsynced &&
           (closing_ || std::chrono::steady_clock::now() >= last_sync + options_.batch_window)) {
@@ -923,11 +1005,16 @@ void SqliteStore::writer() {
       if (!batch_mode) {
         committed_token_ = token;  // durable once the syncer's next fsync returns
         sync_cv_.notify_one();
-        continue;
+      } else {
+        durable_token_ = token;
+        durable_cv_.notify_all();
+        settle_callbacks(lock, token, Status::ok());
       }
-      durable_token_ = token;
-      durable_cv_.notify_all();
-      settle_callbacks(lock, token, Status::ok());
+      if (checkpoint_due_) {
+        lock.unlock();
+        checkpoint_if_due();
+        lock.lock();
+      }
       continue;
     }
     // Earlier commits are settled first (as durable), so that only this write's changes are
@@ -950,7 +1037,8 @@ void SqliteStore::writer() {
                     pending_->size(), *error);
       break;
     }
-    writer_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return closing_; });
+    writer_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [&] { return closing_ || !backups_.empty(); });
   }
   if (syncer_thread_.joinable()) {
     syncer_exit_ = true;
@@ -961,6 +1049,12 @@ void SqliteStore::writer() {
   }
   closed_ = true;
   durable_cv_.notify_all();
+  for (auto& req : backups_) {
+    req->result.set_value(
+        Status(StatusCode::kUnavailable,
+               fmt::format("store {}: closing; no backup taken", path_.string())));
+  }
+  backups_.clear();
   settle_callbacks(lock, UINT64_MAX, not_durable(path_));
 }
 

@@ -21,6 +21,14 @@
 // A lock file (PATH.lock, flock) keeps a second daemon off the same file. The schema is
 // versioned (PRAGMA user_version) and migrated on open; a file from a newer schedd is refused.
 //
+// One connection, in SQLite's exclusive locking mode: the WAL index lives in this process's
+// heap instead of a shared memory map of PATH-shm, so a store folder made read-only (or a file
+// system remounted read-only) under the daemon makes writes fail with an error instead of
+// killing the process with SIGBUS on the mapping (issue #18). Other processes cannot open the
+// file while the store is open ("database is locked"); backup() takes a consistent copy from
+// inside (`schedd backup`, POST /v1/store/backup). The writer thread also runs the WAL
+// checkpoints, after the commit that fills the WAL past `checkpoint_pages`.
+//
 // Thread-safety: thread-safe, like every Store.
 #pragma once
 
@@ -60,8 +68,8 @@ struct SqliteOptions {
   std::size_t claim_ahead = 512;
   // Tests: SQLite's max_page_count, to make the disk "full" (0: no limit).
   uint64_t max_pages = 0;
-  // The checkpointer (its own thread and connection) copies the WAL into the database once
-  // it holds this many pages, so that the writer never stalls for a checkpoint.
+  // The writer copies the WAL into the database (a checkpoint, after a commit has been handed
+  // to the syncer) once it holds this many pages. Default: 4096
   uint32_t checkpoint_pages = 4096;
 };
 
@@ -83,9 +91,10 @@ struct SqliteWriterStats {
   uint64_t rows_written = 0;  // upserts and deletes
   uint64_t failures = 0;      // commits that failed and were retried
   uint64_t fsyncs = 0;        // the store's own WAL fsyncs (the syncer's, batch mode's)
-  uint64_t checkpoints = 0;   // the checkpointer's runs
-  // Checkpoints deferred because the WAL was busy (the writer mid-commit): retried, not errors.
+  uint64_t checkpoints = 0;   // WAL checkpoints run by the writer
+  // Checkpoints that could not run (an I/O error): retried after the next commit.
   uint64_t checkpoints_busy = 0;
+  uint64_t backups = 0;  // backup() copies taken
 };
 
 class SqliteStore final : public Store {
@@ -127,6 +136,10 @@ class SqliteStore final : public Store {
   std::string describe() const override;
   Status health() const override;
   void write_metrics(std::string& out) const override;
+  // A consistent copy of the file as committed so far, taken by the writer thread between two
+  // commits (writes wait meanwhile), as the bytes of a standalone database in rollback-journal
+  // mode. Held in memory: the result is as large as the file. kUnavailable once closed.
+  StatusOr<std::string> backup() override;
 
   // Blocks until everything changed so far is durable; false if a write failed meanwhile.
   bool flush();
@@ -145,8 +158,9 @@ class SqliteStore final : public Store {
   void writer();
   // kFull: fsyncs the WAL after the writer's commits and settles them (durable_token_).
   void syncer();
-  // Runs PASSIVE checkpoints on its own connection when the writer's WAL hook asks.
-  void checkpointer();
+  // Writer thread: a checkpoint when the WAL hook asked for one, and backup() requests.
+  void checkpoint_if_due();
+  void run_backups(std::unique_lock<std::mutex>& lock);
   // Writes one batch in one transaction; the error message on failure.
   std::optional<std::string> write(Batch& batch);
   // fdatasync of the WAL (opened on first use); false with errno's text in `error`.
@@ -214,11 +228,11 @@ class SqliteStore final : public Store {
   Histogram fsync_seconds_{latency_bounds()};   // fdatasync of the WAL (wmu_)
   std::thread writer_thread_;
   std::thread syncer_thread_;  // kFull
-  // The checkpointer: its connection, and whether the WAL asked for a checkpoint (wmu_).
-  sqlite3* checkpoint_db_ = nullptr;
+  // Set by the WAL hook during a commit (writer thread only): the WAL is past checkpoint_pages.
   bool checkpoint_due_ = false;
-  std::condition_variable checkpoint_cv_;
-  std::thread checkpointer_thread_;
+  // backup() requests waiting for the writer (wmu_); each is answered once.
+  struct BackupRequest;
+  std::deque<std::shared_ptr<BackupRequest>> backups_;
 };
 
 }  // namespace schedd

@@ -295,6 +295,13 @@ class Store {
   // (core/common/metrics.h): its write or round-trip latency, reconnects, errors
   // (docs/monitoring.md). Cheap: no I/O. Default: none.
   virtual void write_metrics(std::string& /*out*/) const {}
+  // A consistent copy of the store's file as a standalone SQLite database, for `schedctl
+  // backup` (docs/operations.md "Backup"). kFailedPrecondition for a store that has no file
+  // to copy (memory; Redis keeps its own persistence).
+  virtual StatusOr<std::string> backup() {
+    return failed_precondition("store " + describe() +
+                               " has no file to back up (only an sqlite store has one)");
+  }
 };
 
 }  // namespace schedd

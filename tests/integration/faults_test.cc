@@ -353,9 +353,6 @@ struct StoreFault {
   std::function<void(const fs::path& dir)> inject;
   std::function<void(const fs::path& dir)> lift;
   std::function<void(const fs::path& dir)> cleanup;
-  // A defect not fixed yet, by which the daemon dies of this fault (the test then checks only
-  // that nothing accepted is lost across the crash and the restart); nullptr: none.
-  const char* known_crash = nullptr;
 };
 
 void PrintTo(const StoreFault& f, std::ostream* os) { *os << f.name; }
@@ -403,13 +400,11 @@ const StoreFault kStoreFaults[] = {
          },
      .inject = [](const fs::path& dir) { immutable(dir, true); },
      .lift = [](const fs::path& dir) { immutable(dir, false); },
-     .cleanup = [](const fs::path& dir) { immutable(dir, false); },
-     // SQLite's WAL index (schedd.db-shm) is a shared memory map: the first write to it after
-     // the file became immutable faults, and the kernel answers the fault with SIGBUS. The
-     // same holds for a file system remounted read-only under the daemon (ext4
-     // errors=remount-ro). A fix keeps the WAL index in heap memory (SQLite's exclusive
-     // locking mode), which the store's second (checkpointer) connection rules out today.
-     .known_crash = "SIGBUS writing the WAL index schedd.db-shm, a shared memory map"},
+     // Until 2026-12-07 the daemon died here of SIGBUS: SQLite's WAL index (schedd.db-shm)
+     // was a shared memory map, and the first store into a page of it after the file became
+     // immutable faults (as on a file system remounted read-only). The store now keeps the
+     // index in its heap (exclusive locking mode), and the write fails with EPERM instead.
+     .cleanup = [](const fs::path& dir) { immutable(dir, false); }},
 };
 
 class StoreFaultTest : public ::testing::TestWithParam<StoreFault> {};
@@ -459,45 +454,37 @@ TEST_P(StoreFaultTest, WritesFailClearlyNothingAcceptedIsLostAndItRecovers) {
     // until the store refuses.
     int during = 0;
     while (during < 500 && submit("during-" + std::to_string(during)) == 201) ++during;
-    if (fault.known_crash != nullptr && wait_until([&] { return d.exited(); }, 2s)) {
-      // The known defect named in kStoreFaults: the daemon died. What it had accepted must
-      // still be in the store once the fault is lifted and it restarts, below.
-      std::printf(
-          "store %s: the daemon died (known defect: %s); submitted %zu, accepted %zu, "
-          "no answer %zu\n",
-          fault.name.c_str(), fault.known_crash, submitted, accepted.size(), no_answer);
-      fault.lift(store);
-    } else {
-      EXPECT_EQ(no_answer, 0u) << d.log();
-      EXPECT_GT(refused, 0u) << "every submission was accepted with the store " << fault.name;
-      EXPECT_NE(refusal.find((store / "schedd.db").string()), std::string::npos) << refusal;
-      auto ready = http.get("/readyz");
-      EXPECT_EQ(ready.status, 503) << ready.body;
-      not_ready = ready.body;
-      // More refusals: still 503, and not one log line each.
-      for (int i = 0; i < 20; ++i) EXPECT_EQ(submit("refused-" + std::to_string(i)), 503);
+    EXPECT_FALSE(d.exited()) << "the daemon died of the fault\n" << d.log();
+    EXPECT_EQ(no_answer, 0u) << d.log();
+    EXPECT_GT(refused, 0u) << "every submission was accepted with the store " << fault.name;
+    EXPECT_NE(refusal.find((store / "schedd.db").string()), std::string::npos) << refusal;
+    auto ready = http.get("/readyz");
+    EXPECT_EQ(ready.status, 503) << ready.body;
+    EXPECT_NE(ready.body.find((store / "schedd.db").string()), std::string::npos) << ready.body;
+    not_ready = ready.body;
+    // More refusals: still 503, and not one log line each.
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(submit("refused-" + std::to_string(i)), 503);
 
-      fault.lift(store);
-      EXPECT_TRUE(wait_until([&] { return http.get("/readyz").status == 200; }, 30s))
-          << "not ready again after the fault was lifted\n"
-          << d.log();
-      for (int i = 0; i < 10; ++i) EXPECT_EQ(submit("after-" + std::to_string(i)), 201);
-      Outcome o = settle(http, accepted);
-      EXPECT_TRUE(o.lost.empty()) << joined(o.lost);
-      const std::string log = d.log();
-      const std::size_t failure_lines = count_of(log, "retrying every second");
-      std::printf(
-          "store %s: submitted %zu, accepted %zu, refused 503 %zu, ran %zu, lost %zu; %zu "
-          "failure log lines\n  refusal: %s\n  readyz: %s\n",
-          fault.name.c_str(), submitted, accepted.size(), refused, o.ran, o.lost.size(),
-          failure_lines, refusal.c_str(), not_ready.c_str());
-      EXPECT_GE(failure_lines, 1u) << log;
-      EXPECT_LE(failure_lines, 3u) << log;
-      EXPECT_NE(log.find("writing again after"), std::string::npos) << log;
-      d.kill9();
-    }
+    fault.lift(store);
+    EXPECT_TRUE(wait_until([&] { return http.get("/readyz").status == 200; }, 30s))
+        << "not ready again after the fault was lifted\n"
+        << d.log();
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(submit("after-" + std::to_string(i)), 201);
+    Outcome o = settle(http, accepted);
+    EXPECT_TRUE(o.lost.empty()) << joined(o.lost);
+    const std::string log = d.log();
+    const std::size_t failure_lines = count_of(log, "retrying every second");
+    std::printf(
+        "store %s: submitted %zu, accepted %zu, refused 503 %zu, ran %zu, lost %zu; %zu "
+        "failure log lines\n  refusal: %s\n  readyz: %s\n",
+        fault.name.c_str(), submitted, accepted.size(), refused, o.ran, o.lost.size(),
+        failure_lines, refusal.c_str(), not_ready.c_str());
+    EXPECT_GE(failure_lines, 1u) << log;
+    EXPECT_LE(failure_lines, 3u) << log;
+    EXPECT_NE(log.find("writing again after"), std::string::npos) << log;
+    d.kill9();
   }
-  // Nothing answered 201 is missing after a kill -9 (or the crash) and a restart.
+  // Nothing answered 201 is missing after a kill -9 and a restart.
   DaemonProcess again(config);
   ASSERT_TRUE(again.wait_ready()) << again.log();
   HttpClient http("127.0.0.1", again.port());

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -395,9 +396,10 @@ TEST(SqliteStoreTest, ASchemaOneFileIsMigratedWithItsExecutionsIntact) {
   EXPECT_EQ(e->status, ExecStatus::kQueued);
 }
 
-// Checkpoints run on the checkpointer's own connection once the WAL is long enough: the
-// database file takes the pages while the store is open and writing, and nothing is lost.
-TEST(SqliteStoreTest, TheCheckpointerCopiesTheWalIntoTheDatabaseWhileTheWriterGoesOn) {
+// The writer checkpoints once the WAL is long enough (its only connection: exclusive locking
+// mode): the database file takes the pages while the store is open and writing, and nothing
+// is lost.
+TEST(SqliteStoreTest, TheWriterCopiesTheWalIntoTheDatabaseOnceItIsLong) {
   TempDir dir;
   auto path = dir / "schedd.db";
   SqliteOptions o;
@@ -548,10 +550,10 @@ TEST(SqliteStoreTest, AFullDiskRefusesSubmissionsWithAClearError) {
 TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
   TempDir dir;
   auto path = dir / "schedd.db";
-  auto store = open_ok(path);
+  SqliteOptions o;
+  o.checkpoint_pages = 1u << 30;  // CrashCopy reads the files: no checkpoint meanwhile
+  auto store = open_ok(path, o);
   ASSERT_NE(store, nullptr);
-  sqlite3* reader = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, int> calls;
@@ -564,13 +566,19 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
       for (int i = 0; i < kEach; ++i) {
         const std::string id = "d-" + std::to_string(t) + "-" + std::to_string(i);
         auto r = store->submit_deferred(make_exec(spec, at(3600s), id), at(0s), 1000000,
-                                        [&, id](Status s) {
+                                        [&, id, i](Status s) {
+                                          // A copy of the files per check is slow: every
+                                          // 20th submission of each thread is checked.
+                                          bool on_disk = true;
+                                          if (i % 20 == 19) {
+                                            CrashCopy copy(path);
+                                            on_disk = execution_on_disk(copy.db(), id);
+                                          }
                                           std::lock_guard lock(mu);
                                           ++calls[id];
                                           cv.notify_all();
                                           if (!s.is_ok()) failed.push_back(id);
-                                          if (!execution_on_disk(reader, id))
-                                            not_on_disk.push_back(id);
+                                          if (!on_disk) not_on_disk.push_back(id);
                                           // Full durability: acknowledged by the syncer,
                                           // after its fsync of the WAL.
                                           if (store->writer_stats().fsyncs == 0)
@@ -592,7 +600,80 @@ TEST(SqliteStoreTest, DeferredSubmissionsAreCalledBackOnceEachWhenOnDisk) {
   EXPECT_TRUE(failed.empty());
   EXPECT_TRUE(not_on_disk.empty()) << not_on_disk.size() << " called back before the commit";
   EXPECT_TRUE(before_fsync.empty()) << before_fsync.size() << " called back before any fsync";
-  sqlite3_close(reader);
+}
+
+// The store keeps the file in SQLite's exclusive locking mode: the WAL index is in its heap,
+// never a shared map of PATH-shm (a map of a file that cannot be written any more ends the
+// process with SIGBUS, issue #18), and no other connection can read the file meanwhile.
+TEST(SqliteStoreTest, TheFileIsLockedExclusivelyWithNoSharedMemoryIndex) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  {
+    auto store = open_ok(path);
+    ASSERT_NE(store, nullptr);
+    auto spec = make_spec("t", {.origin = ExecOrigin::kAdhoc});
+    ASSERT_TRUE(store->submit(make_exec(spec, at(1s), "x-1"), at(0s), 100).is_ok());
+    EXPECT_TRUE(std::filesystem::exists(path.string() + "-wal"));
+    EXPECT_FALSE(std::filesystem::exists(path.string() + "-shm"));
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(path.c_str(), &other, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(other, "SELECT count(*) FROM executions", -1, &st, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    EXPECT_EQ(rc & 0xff, SQLITE_BUSY) << sqlite3_errmsg(other);
+    sqlite3_close(other);
+  }
+  EXPECT_EQ(count_rows(path, "executions"), 1);  // readable once the store is closed
+}
+
+// backup() copies the file as committed, between two commits, into bytes that open as a
+// store of their own (rollback journal, not WAL), while the store goes on writing.
+TEST(SqliteStoreTest, ABackupIsACompleteCopyThatOpensAsAStore) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  auto spec = make_spec("t", {.origin = ExecOrigin::kAdhoc});
+  constexpr int kRows = 300;
+  for (int i = 0; i < kRows; ++i) {
+    ASSERT_TRUE(
+        store->submit(make_exec(spec, at(1s), "b-" + std::to_string(i)), at(0s), 100000).is_ok());
+  }
+  // Planned (not waited for) changes queued right before the backup are in it too or not at
+  // all, never half: the backup runs between commits.
+  std::vector<Execution> planned;
+  for (int i = 0; i < 50; ++i) planned.push_back(make_exec(spec, at(2s), "p-" + std::to_string(i)));
+  ASSERT_TRUE(store->plan(std::move(planned), at(0s)).is_ok());
+  auto bytes = store->backup();
+  ASSERT_TRUE(bytes.is_ok()) << bytes.status().to_string();
+  ASSERT_GE(bytes->size(), 100u);
+  EXPECT_EQ(bytes->substr(0, 16), std::string("SQLite format 3\0", 16));
+  EXPECT_EQ((*bytes)[18], 1) << "not a rollback-journal file";
+  EXPECT_EQ((*bytes)[19], 1);
+  EXPECT_EQ(store->writer_stats().backups, 1u);
+  // The store goes on writing after it.
+  ASSERT_TRUE(store->submit(make_exec(spec, at(1s), "after"), at(0s), 100000).is_ok());
+
+  const auto copy = dir / "restored.db";
+  std::ofstream(copy, std::ios::binary)
+      .write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+  auto restored = open_ok(copy);
+  ASSERT_NE(restored, nullptr);
+  const std::size_t queued = restored->load_report().queued;
+  EXPECT_TRUE(queued == kRows || queued == kRows + 50) << queued;
+  EXPECT_TRUE(restored->get("b-0").has_value());
+  EXPECT_TRUE(restored->get("b-" + std::to_string(kRows - 1)).has_value());
+  EXPECT_FALSE(restored->get("after").has_value());
+}
+
+// A store that has no file answers backup() with an error naming it.
+TEST(SqliteStoreTest, AMemoryStoreHasNoBackup) {
+  MemoryStore store;
+  auto r = store.backup();
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("no file to back up"));
 }
 
 // A deferred submission whose write fails is called back with the error, once, and a

@@ -62,8 +62,11 @@ HttpResult ApiClient::call(const std::string& method, const std::string& target,
     req.prepare_payload();
     http::write(sock, req);
     beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(sock, buffer, res);
+    // No body limit (Beast's default is 8 MB): a store backup is as large as the store.
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    http::read(sock, buffer, parser);
+    http::response<http::string_body> res = parser.release();
     r.status = res.result_int();
     r.body = std::move(res.body());
     for (const auto& f : res) r.headers[std::string(f.name_string())] = std::string(f.value());

@@ -3,9 +3,15 @@
 // (--config: [api] listen and token_file/token_env), then 127.0.0.1:7878 without a token.
 // --json prints the API's JSON for every command. Exit codes: 0 success, 1 the API refused
 // (its error on stderr), 2 usage, 3 the daemon cannot be reached.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -63,6 +69,58 @@ bool add_param(json& params, const std::string& kv) {
     params[k] = v;
   }
   return true;
+}
+
+// schedctl backup FILE: POST /v1/store/backup and write the bytes to FILE through a temporary
+// file beside it (fsynced, then renamed), so that FILE is either the whole copy or untouched.
+int save_backup(ApiClient& client, const std::string& file, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!force && fs::exists(file, ec)) {
+    std::cerr << "schedctl: backup: " << file << " exists (--force replaces it)\n";
+    return kUsage;
+  }
+  HttpResult r = client.call("POST", "/v1/store/backup", "");
+  if (r.status == 0) {
+    std::cerr << "schedctl: " << r.error << "\n";
+    return kUnreachable;
+  }
+  if (r.status != 200) {
+    json j = json::parse(r.body, nullptr, false);
+    std::string message = r.body;
+    if (j.is_object() && j.contains("error")) message = j["error"].value("message", r.body);
+    std::cerr << "schedctl: backup: HTTP " << r.status << ": " << message << "\n";
+    return kRefused;
+  }
+  static constexpr char kMagic[] = "SQLite format 3";  // with its NUL: the file's first 16 bytes
+  if (r.body.size() < 100 || r.body.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0) {
+    std::cerr << "schedctl: backup: the daemon's answer is not an SQLite database ("
+              << r.body.size() << " bytes); nothing written\n";
+    return kRefused;
+  }
+  const std::string tmp = file + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::cerr << "schedctl: backup: cannot create " << tmp << ": " << std::strerror(errno) << "\n";
+    return kRefused;
+  }
+  std::size_t done = 0;
+  while (done < r.body.size()) {
+    const ssize_t n = ::write(fd, r.body.data() + done, r.body.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const int err = done == r.body.size() ? (::fsync(fd) == 0 ? 0 : errno) : errno;
+  ::close(fd);
+  if (err != 0 || done != r.body.size() || std::rename(tmp.c_str(), file.c_str()) != 0) {
+    std::cerr << "schedctl: backup: cannot write " << file << ": "
+              << std::strerror(err != 0 ? err : errno) << "\n";
+    ::unlink(tmp.c_str());
+    return kRefused;
+  }
+  std::printf("store backup written to %s (%zu bytes)\n", file.c_str(), r.body.size());
+  return kOk;
 }
 
 class Ctl {
@@ -318,6 +376,13 @@ int main(int argc, char** argv) {
   bool drain_wait = false;
   drain->add_flag("--wait", drain_wait, "Wait until nothing runs");
   auto* undrain = app.add_subcommand("undrain", "Claim again after a drain");
+
+  auto* backup = app.add_subcommand(
+      "backup", "Save a consistent copy of the daemon's SQLite store to FILE (a new file)");
+  std::string backup_file;
+  bool backup_force = false;
+  backup->add_option("file", backup_file, "Where to write the copy")->required();
+  backup->add_flag("--force", backup_force, "Replace FILE if it exists");
 
   auto* watch = app.add_subcommand("watch", "Live capacity from the stats stream");
   bool once = false;
@@ -606,6 +671,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
+  if (backup->parsed()) return save_backup(ctl.client(), backup_file, backup_force);
+
   if (watch->parsed()) {
     std::string error = ctl.client().stream(
         "/v1/stats/stream", [&](const std::string& name, const std::string& data) {
