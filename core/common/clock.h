@@ -12,6 +12,16 @@ namespace schedd {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
+// t + d, held to [TimePoint::min(), TimePoint::max()] instead of wrapping (signed overflow): a
+// due time near 2262-04-11, the end of a 64-bit nanosecond clock, plus an expiry.
+template <typename Rep, typename Period>
+TimePoint add_capped(TimePoint t, std::chrono::duration<Rep, Period> d) {
+  const auto dn = std::chrono::duration_cast<TimePoint::duration>(d);
+  if (dn.count() > 0 && t > TimePoint::max() - dn) return TimePoint::max();
+  if (dn.count() < 0 && t < TimePoint::min() - dn) return TimePoint::min();
+  return t + dn;
+}
+
 class Clock {
  public:
   virtual ~Clock() = default;

@@ -2,6 +2,7 @@
 #include "core/store/codec.h"
 
 #include <array>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -120,28 +121,87 @@ std::string template_to_body(const ExecTemplate& t) {
   return j.dump();
 }
 
-// Throws on a malformed body (caught by load()).
+namespace {
+// Field `name` of the template body `j`; missing is a malformed body naming it.
+const Json& field(const Json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) throw std::runtime_error(std::string("field ") + name + " is missing");
+  return *it;
+}
+
+std::string text_field(const Json& j, const char* name) {
+  const Json& v = field(j, name);
+  if (!v.is_string()) {
+    throw std::runtime_error(std::string("field ") + name + ": expected a string, got " +
+                             v.type_name());
+  }
+  return v.get<std::string>();
+}
+
+// An integer field within [lo, hi]: a template no schedd writes (priority 99, a negative
+// timeout, an overlap policy that does not exist) is refused, not run with nonsense.
+int64_t integer_field(const Json& j, const char* name, int64_t lo, int64_t hi) {
+  const Json& v = field(j, name);
+  int64_t x = 0;
+  try {
+    x = integer(v);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("field ") + name + ": " + e.what());
+  }
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) x = -1;
+  if (x < lo || x > hi) {
+    throw std::runtime_error(std::string("field ") + name + ": " + v.dump() + " is out of range " +
+                             std::to_string(lo) + "-" + std::to_string(hi));
+  }
+  return x;
+}
+
+std::optional<std::chrono::milliseconds> optional_ms(const Json& j, const char* name) {
+  if (field(j, name).is_null()) return std::nullopt;
+  return std::chrono::milliseconds(integer_field(j, name, 1, INT64_MAX));
+}
+}  // namespace
+
+// Throws on a malformed body (caught by load()), naming the field.
 std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) {
   Json j = Json::parse(body);
+  if (!j.is_object()) {
+    throw std::runtime_error(std::string("expected a JSON object, got ") + j.type_name());
+  }
   auto t = std::make_shared<ExecTemplate>();
-  t->origin = static_cast<ExecOrigin>(integer(j.at("origin")));
-  t->name = j.at("name").get<std::string>();
-  t->executor = j.at("executor").get<std::string>();
-  t->key = j.at("key").get<std::string>();
-  t->lane = j.at("lane").get<std::string>();
-  t->priority = static_cast<int>(integer(j.at("priority")));
-  if (!j.at("expiry_ms").is_null()) {
-    t->expiry = std::chrono::milliseconds(integer(j["expiry_ms"]));
+  t->origin = static_cast<ExecOrigin>(integer_field(j, "origin", 1, 3));
+  t->name = text_field(j, "name");
+  t->executor = text_field(j, "executor");
+  t->key = text_field(j, "key");
+  t->lane = text_field(j, "lane");
+  t->priority = static_cast<int>(integer_field(j, "priority", 1, 5));
+  t->expiry = optional_ms(j, "expiry_ms");
+  t->timeout = optional_ms(j, "timeout_ms");
+  t->max_attempts = static_cast<uint32_t>(integer_field(j, "max_attempts", 1, UINT32_MAX));
+  const Json& delays = field(j, "retry_delays_ms");
+  if (!delays.is_array()) {
+    throw std::runtime_error(std::string("field retry_delays_ms: expected an array, got ") +
+                             delays.type_name());
   }
-  if (!j.at("timeout_ms").is_null()) {
-    t->timeout = std::chrono::milliseconds(integer(j["timeout_ms"]));
+  for (const auto& d : delays) {
+    int64_t ms = 0;
+    try {
+      ms = integer(d);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("field retry_delays_ms: ") + e.what());
+    }
+    if (ms < 0) {
+      throw std::runtime_error("field retry_delays_ms: " + std::to_string(ms) +
+                               " is out of range 0-" + std::to_string(INT64_MAX));
+    }
+    t->retry_delays.emplace_back(ms);
   }
-  t->max_attempts = static_cast<uint32_t>(integer(j.at("max_attempts")));
-  for (const auto& d : j.at("retry_delays_ms")) {
-    t->retry_delays.emplace_back(integer(d));
+  t->overlap = static_cast<OverlapPolicy>(integer_field(j, "overlap", 0, 3));
+  try {
+    t->params = params_from_json(field(j, "params"));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("field params: ") + e.what());
   }
-  t->overlap = static_cast<OverlapPolicy>(integer(j.at("overlap")));
-  t->params = params_from_json(j.at("params"));
   return t;
 }
 

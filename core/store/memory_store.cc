@@ -323,7 +323,9 @@ struct MemoryStore::State {
     ++r->due_it->second;
     if (r->exec.not_before <= watermark) add_due(*r->lane, 1);
     if (r->exec.attempt == 1 && r->exec.spec->expiry) {
-      r->expires_at = r->exec.due + *r->exec.spec->expiry;
+      // Capped, not wrapped, for a due near the end of TimePoint (2262): the API refuses
+      // such a pair, but a store must not index a wrapped instant whatever it is given.
+      r->expires_at = add_capped(r->exec.due, *r->exec.spec->expiry);
       r->expiry_it = expiry.try_emplace(r->expires_at, nullptr).first;
       link<&Record::expiry_links>(r->expiry_it->second, r);
       r->in_expiry = true;

@@ -55,6 +55,18 @@ Status script_error(const char* script, const RedisValue& v) {
   return internal_error(fmt::format("redis script {}: {}", script, v.str));
 }
 
+// OK when a script's reply `r` is an array of at least `n` elements, so that its elements can
+// be read by index; otherwise a decode error naming the script (never std::out_of_range from
+// a malformed reply: another version's script, a proxy, a fuzzer).
+Status reply_has(const RedisValue& r, std::size_t n, std::string_view script) {
+  if (r.type == RedisValue::Type::kArray && r.elements.size() >= n) return Status::ok();
+  return internal_error(fmt::format(
+      "redis: malformed reply to {}: {} where an array of at least {} elements belongs", script,
+      r.type == RedisValue::Type::kArray ? fmt::format("{} elements", r.elements.size())
+                                         : std::string("not an array"),
+      n));
+}
+
 // An execution's fields as the scripts answer them: an HGETALL array (name, value, ...), or,
 // with `names`, the values of those fields in that order (the claim's positional reply).
 struct Fields {
@@ -80,9 +92,21 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   Execution e;
   std::string tid;
   int st = 0;
+  // The first integer field whose value is not an integer, named in the error.
+  std::optional<std::string> bad_field;
+  bool bad = false;  // the current field's value did not parse
+  // An empty value (nil, or absent in a positional reply) keeps the default, as before.
+  auto parse_i64 = [&bad](const std::string& v) -> int64_t {
+    int64_t out = 0;
+    if (v.empty()) return out;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    if (ec != std::errc() || end != v.data() + v.size()) bad = true;
+    return out;
+  };
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const std::string_view f = fields.name(i);
     const std::string v = text(fields.value(i));
+    bad = false;
     if (f == "id") {
       e.id = v;
     } else if (f == "tpl") {
@@ -112,6 +136,12 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
     } else if (f == "node") {
       e.node = v;
     }
+    if (bad && !bad_field) {
+      bad_field = fmt::format("field {} is not an integer: \"{}\"", f, v.substr(0, 40));
+    }
+  }
+  if (bad_field) {
+    return internal_error(fmt::format("redis: execution {}: {}", e.id, *bad_field));
   }
   auto status = codec::status_from_code(st);
   if (!status) return internal_error(fmt::format("redis: execution {} has status {}", e.id, st));
@@ -258,7 +288,7 @@ struct RedisStore::Impl {
     args.push_back(t.name);
     args.push_back(std::to_string(static_cast<int>(t.overlap)));
     if (t.expiry) {
-      TimePoint expires = e.due + *t.expiry;
+      TimePoint expires = add_capped(e.due, *t.expiry);  // never wraps past 2262
       args.push_back(us_str(expires));
       args.push_back(ns_str(expires));
     } else {
@@ -426,13 +456,15 @@ struct RedisStore::Impl {
   static Status complete_result(const std::string& id, uint64_t fence,
                                 const StatusOr<RedisValue>& r) {
     if (!r.is_ok()) return r.status();
-    const std::string& tag = r->elements.at(0).str;
+    if (Status s = reply_has(*r, 1, "complete"); !s.is_ok()) return s;
+    const std::string& tag = r->elements[0].str;
     if (tag == "nf") return not_found(fmt::format("execution {} not found", id));
     if (tag == "stale") {
-      auto st = codec::status_from_code(static_cast<int>(r->elements.at(1).integer));
+      if (Status s = reply_has(*r, 3, "complete"); !s.is_ok()) return s;
+      auto st = codec::status_from_code(static_cast<int>(r->elements[1].integer));
       return failed_precondition(
           fmt::format("execution {} is not running under fence {} (it is {}, fence {})", id, fence,
-                      st ? exec_status_name(*st) : "unknown", text(r->elements.at(2))));
+                      st ? exec_status_name(*st) : "unknown", text(r->elements[2])));
     }
     return Status::ok();
   }
@@ -621,7 +653,8 @@ StatusOr<std::size_t> RedisStore::plan_from(const HelperState& seen,
     }
     auto r = impl_->eval(redis_lua::kPlan, std::move(args));
     if (!r.is_ok()) return r.status();
-    const long long n = r->elements.at(0).integer;
+    if (Status s = reply_has(*r, 1, "plan"); !s.is_ok()) return s;
+    const long long n = r->elements[0].integer;
     if (n < 0) {
       return aborted(fmt::format("helper {}: its state was changed by another daemon", seen.name));
     }
@@ -641,11 +674,15 @@ StatusOr<std::pair<Execution, std::size_t>> RedisStore::submit(Execution executi
   impl_->append_fields(execution, args);
   auto r = impl_->eval(redis_lua::kSubmit, std::move(args));
   if (!r.is_ok()) return r.status();
-  const std::string& tag = r->elements.at(0).str;
+  if (Status s = reply_has(*r, 1, "submit"); !s.is_ok()) return s;
+  const std::string& tag = r->elements[0].str;
+  if ((tag == "queued" || tag == "full") && r->elements.size() < 2) {
+    return reply_has(*r, 2, "submit");
+  }
   if (tag == "queued") {
     return Status(StatusCode::kAlreadyExists,
                   fmt::format("execution {} already queued at position {}", execution.id,
-                              r->elements.at(1).integer));
+                              r->elements[1].integer));
   }
   if (tag == "running") {
     return Status(StatusCode::kAlreadyExists,
@@ -653,14 +690,15 @@ StatusOr<std::pair<Execution, std::size_t>> RedisStore::submit(Execution executi
   }
   if (tag == "full") {
     return Status(StatusCode::kResourceExhausted,
-                  fmt::format("queue full: {} queued of capacity {}", r->elements.at(1).integer,
+                  fmt::format("queue full: {} queued of capacity {}", r->elements[1].integer,
                               capacity_queued));
   }
-  auto stored = impl_->decode_all({&r->elements.at(1)});
+  if (Status s = reply_has(*r, 3, "submit"); !s.is_ok()) return s;
+  auto stored = impl_->decode_all({&r->elements[1]});
   if (!stored.is_ok()) return stored.status();
   if (stored->empty()) return internal_error("redis: submitted execution vanished");
   return std::make_pair(std::move(stored->front()),
-                        static_cast<std::size_t>(r->elements.at(2).integer));
+                        static_cast<std::size_t>(r->elements[2].integer));
 }
 
 StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, TimePoint now,
@@ -676,28 +714,29 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
                        {std::string(lane), std::to_string(max), ns_str(now), us_str(now),
                         std::string(node), us_str(lease_deadline), std::to_string(cap)});
   if (!r.is_ok()) return r.status();
+  if (Status s = reply_has(*r, 5, "claim"); !s.is_ok()) return s;
   const auto& el = r->elements;
   ClaimResult out;
   out.lease_until = lease_deadline;
   // Claimed executions come as the values of kClaimReplyFields, in that order.
-  for (const auto& values : el.at(0).elements) {
+  for (const auto& values : el[0].elements) {
     if (values.elements.size() != std::size(redis_lua::kClaimReplyFields)) {
       return internal_error(fmt::format("redis: a claimed execution came with {} fields, not {}",
                                         values.elements.size(),
                                         std::size(redis_lua::kClaimReplyFields)));
     }
   }
-  auto claimed = impl_->decode_array(el.at(0), redis_lua::kClaimReplyFields);
+  auto claimed = impl_->decode_array(el[0], redis_lua::kClaimReplyFields);
   if (!claimed.is_ok()) return claimed.status();
   out.claimed = std::move(claimed).value();
-  auto expired = impl_->decode_array(el.at(1));
+  auto expired = impl_->decode_array(el[1]);
   if (!expired.is_ok()) return expired.status();
   out.expired = std::move(expired).value();
-  auto skipped = impl_->decode_array(el.at(2));
+  auto skipped = impl_->decode_array(el[2]);
   if (!skipped.is_ok()) return skipped.status();
   out.skipped = std::move(skipped).value();
-  for (const auto& id : el.at(3).elements) out.replace.push_back(id.str);
-  auto reaped = impl_->decode_array(el.at(4));
+  for (const auto& id : el[3].elements) out.replace.push_back(id.str);
+  auto reaped = impl_->decode_array(el[4]);
   if (reaped.is_ok()) {
     for (const auto& e : *reaped) {
       spdlog::warn(
@@ -775,20 +814,24 @@ Status RedisStore::complete(std::string_view id, uint64_t fence, const Completio
 std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
   auto r = impl_->eval(redis_lua::kNextEvent, {us_str(now)});
   if (!r.is_ok()) return std::nullopt;
+  if (Status s = reply_has(*r, 4, "next_event"); !s.is_ok()) {
+    spdlog::warn("{}", s.message());
+    return std::nullopt;
+  }
   const auto& el = r->elements;
   std::optional<TimePoint> next;
   auto consider = [&](TimePoint t) {
     if (!next || t < *next) next = t;
   };
   for (int i = 0; i < 3; ++i) {
-    if (el.at(i).type == RedisValue::Type::kString) {
-      consider(codec::from_ns(parse_i64(el.at(i).str)));
+    if (el[i].type == RedisValue::Type::kString) {
+      consider(codec::from_ns(parse_i64(el[i].str)));
     }
   }
   const auto rescan = impl_->o.rescan.value_or(impl_->o.lease);
   if (rescan.count() > 0) consider(now + rescan);
   // Other daemons' leases: a lapse frees a key. Own leases are renewed, not events.
-  const auto& leases = el.at(3).elements;
+  const auto& leases = el[3].elements;
   std::lock_guard lock(impl_->mu);
   for (std::size_t i = 0; i + 1 < leases.size(); i += 2) {
     if (impl_->held.contains(leases[i].str)) continue;
@@ -801,14 +844,18 @@ std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
 StatusOr<Execution> RedisStore::cancel(std::string_view id, TimePoint now) {
   auto r = impl_->eval(redis_lua::kCancel, {std::string(id), ns_str(now), us_str(now)});
   if (!r.is_ok()) return r.status();
-  const std::string& tag = r->elements.at(0).str;
+  if (Status s = reply_has(*r, 1, "cancel"); !s.is_ok()) return s;
+  const std::string& tag = r->elements[0].str;
   if (tag == "nf") return not_found(fmt::format("execution {} not found", id));
   if (tag == "running") {
     return failed_precondition(
         fmt::format("execution {} is running; request a stop to cancel it", id));
   }
-  auto e = impl_->decode_all({&r->elements.at(1)});
+  if (Status s = reply_has(*r, 2, "cancel"); !s.is_ok()) return s;
+  auto e = impl_->decode_all({&r->elements[1]});
   if (!e.is_ok()) return e.status();
+  if (e->empty())
+    return internal_error(fmt::format("redis: cancel of {} answered no execution", id));
   if (tag == "terminal") {
     return Status(StatusCode::kAlreadyExists,
                   fmt::format("execution {} already {}", id, exec_status_name(e->front().status)));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -75,8 +76,31 @@ Json lane(HttpClient& c, const std::string& name) {
   return Json::object();
 }
 
-TEST(ReloadTest, AValidChangeAppliesAnInvalidOneKeepsTheOldConfig) {
-  TempDir dir;
+// Each test's folder and, once start() is called, a daemon on write_config(dir, "t", ...) and
+// a client that holds its token: the setup the tests below share.
+class ReloadTest : public ::testing::Test {
+ protected:
+  // Writes the config, starts the daemon and waits until it is ready; a fatal failure
+  // otherwise (call it under ASSERT_NO_FATAL_FAILURE).
+  void start(int workers, const std::string& helpers) {
+    write_config(dir, "t", workers, helpers);
+    daemon_ = std::make_unique<DaemonProcess>(dir.path() / "schedd.toml");
+    ASSERT_TRUE(daemon_->wait_ready()) << daemon_->log();
+    client_ = std::make_unique<HttpClient>("127.0.0.1", daemon_->port(), "t");
+  }
+  DaemonProcess& daemon() { return *daemon_; }
+  HttpClient& client() { return *client_; }
+
+  TempDir dir;  // outlives the daemon (members are destroyed in reverse order)
+
+ private:
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+using LaneControlApiTest = ReloadTest;
+
+TEST_F(ReloadTest, AValidChangeAppliesAnInvalidOneKeepsTheOldConfig) {
   write_config(dir, "first-token", 2, every_hour("keep") + every_hour("gone"));
   DaemonProcess d(dir.path() / "schedd.toml");
   ASSERT_TRUE(d.wait_ready()) << d.log();
@@ -184,12 +208,10 @@ void expect_each_once_without_overlap(const fs::path& records,
   EXPECT_EQ(count_key_overlaps(runs), 0u);
 }
 
-TEST(ReloadTest, APluginAddedToTheFolderServesNewRunsAfterAReload) {
-  TempDir dir;
-  write_config(dir, "t", 2, every_hour("a"));
-  DaemonProcess d(dir.path() / "schedd.toml");
-  ASSERT_TRUE(d.wait_ready()) << d.log();
-  HttpClient c("127.0.0.1", d.port(), "t");
+TEST_F(ReloadTest, APluginAddedToTheFolderServesNewRunsAfterAReload) {
+  ASSERT_NO_FATAL_FAILURE(start(2, every_hour("a")));
+  DaemonProcess& d = daemon();
+  HttpClient& c = client();
   const std::string submit = R"({"executor":"fx_progress","params":{"steps":2,"step":"10ms"}})";
   EXPECT_EQ(c.post("/v1/executions", submit).status, 404);  // unknown executor
 
@@ -205,13 +227,11 @@ TEST(ReloadTest, APluginAddedToTheFolderServesNewRunsAfterAReload) {
   EXPECT_EQ(d.stop().exit_code, 0);
 }
 
-TEST(ReloadTest, AnUpgradedPluginServesNewRunsWhileARunInFlightFinishesOnTheOldOne) {
-  TempDir dir;
+TEST_F(ReloadTest, AnUpgradedPluginServesNewRunsWhileARunInFlightFinishesOnTheOldOne) {
   const fs::path records = dir.path() / "runs.txt";
-  write_config(dir, "t", 2, "");
-  DaemonProcess d(dir.path() / "schedd.toml");
-  ASSERT_TRUE(d.wait_ready()) << d.log();
-  HttpClient c("127.0.0.1", d.port(), "t");
+  ASSERT_NO_FATAL_FAILURE(start(2, ""));
+  DaemonProcess& d = daemon();
+  HttpClient& c = client();
   auto submit = [&](const std::string& id, const std::string& work) {
     Json body = {{"executor", "record"},
                  {"id", id},
@@ -241,13 +261,11 @@ TEST(ReloadTest, AnUpgradedPluginServesNewRunsWhileARunInFlightFinishesOnTheOldO
   EXPECT_EQ(d.stop().exit_code, 0);
 }
 
-TEST(ReloadTest, ReloadsUnderLoadLoseNothingDuplicateNothingAndOverlapNoKey) {
-  TempDir dir;
+TEST_F(ReloadTest, ReloadsUnderLoadLoseNothingDuplicateNothingAndOverlapNoKey) {
   const fs::path records = dir.path() / "runs.txt";
-  write_config(dir, "t", 4, every_hour("a"));
-  DaemonProcess d(dir.path() / "schedd.toml");
-  ASSERT_TRUE(d.wait_ready()) << d.log();
-  HttpClient c("127.0.0.1", d.port(), "t");
+  ASSERT_NO_FATAL_FAILURE(start(4, every_hour("a")));
+  DaemonProcess& d = daemon();
+  HttpClient& c = client();
   std::vector<std::string> ids;
   std::thread reloader([&] {
     for (int i = 0; i < 10; ++i) {
@@ -270,13 +288,11 @@ TEST(ReloadTest, ReloadsUnderLoadLoseNothingDuplicateNothingAndOverlapNoKey) {
   EXPECT_EQ(d.stop().exit_code, 0);
 }
 
-TEST(LaneControlApiTest, ScalePauseAndDrainUnderAStreamOfTickets) {
-  TempDir dir;
+TEST_F(LaneControlApiTest, ScalePauseAndDrainUnderAStreamOfTickets) {
   const fs::path records = dir.path() / "runs.txt";
-  write_config(dir, "t", 2, "");
-  DaemonProcess d(dir.path() / "schedd.toml");
-  ASSERT_TRUE(d.wait_ready()) << d.log();
-  HttpClient c("127.0.0.1", d.port(), "t");
+  ASSERT_NO_FATAL_FAILURE(start(2, ""));
+  DaemonProcess& d = daemon();
+  HttpClient& c = client();
   HttpClient anonymous("127.0.0.1", d.port());
   EXPECT_EQ(anonymous.post("/v1/lanes/default/scale", R"({"workers":4})").status, 401);
 

@@ -419,6 +419,35 @@ TEST_F(RedisPairTest, ExecutionsQueuedBeforeTheDueIndexAreListedInDueOrderAfterA
   EXPECT_EQ(ids_of(a_->list(f)), due_order);
 }
 
+// An execution hash with a value that is not an integer where one belongs (a hand edit,
+// another program writing the keys) is a decode error naming the execution and the field,
+// not a 0 taken silently (or, before, a std::out_of_range from a reply read by index).
+TEST(RedisStoreTest, AMalformedExecutionHashIsADecodeErrorNamingTheField) {
+  auto str = [](const std::string& v) {
+    RedisValue r;
+    r.type = RedisValue::Type::kString;
+    r.str = v;
+    return r;
+  };
+  RedisValue hash;
+  hash.type = RedisValue::Type::kArray;
+  for (const char* v : {"id", "x-1", "tpl", "t1", "st", "0", "due", "12abc", "seq", "7"}) {
+    hash.elements.push_back(str(v));
+  }
+  auto spec = make_spec("t");
+  auto find = [&](const std::string&) { return spec; };
+  auto r = decode_execution(hash, {}, find);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("execution x-1: field due is not an integer: \"12abc\""),
+            std::string::npos)
+      << r.status().message();
+  hash.elements[7] = str("1767225600000000000");
+  auto ok = decode_execution(hash, {}, find);
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->due, kT0);
+  EXPECT_EQ(ok->seq, 7u);
+}
+
 TEST(RedisStoreTest, OpenRefusesAnAddressWithNothingListeningAndNamesIt) {
   RedisOptions o;
   o.address.port = 1;  // nothing listens on port 1 here

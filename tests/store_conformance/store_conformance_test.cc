@@ -227,6 +227,23 @@ TEST_P(StoreConformanceTest, ExecutionNotStartedByDuePlusExpiryExpires) {
   EXPECT_THAT(store().key_queue("job"), IsEmpty());
 }
 
+// due + expiry past the end of TimePoint (2262-04-11T23:47:16Z) is held at the end, never
+// wrapped to 1677: such an execution neither expires at once nor makes next_event report an
+// instant in the past.
+TEST_P(StoreConformanceTest, DuePlusExpiryNearTheEndOfTimeIsCappedNotWrapped) {
+  const TimePoint due = TimePoint::max() - 1min;
+  plan({make_exec(make_spec("late", {.expiry = 1h}), due)});
+  auto r = claim("default", 5, at(0s));
+  EXPECT_THAT(r.claimed, IsEmpty());
+  EXPECT_THAT(r.expired, IsEmpty()) << "expired at once: due + expiry wrapped";
+  auto next = store().next_event(at(0s));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(*next, at(0s));
+  auto stored = store().get(planned_id("late", due));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, ExecStatus::kQueued);
+}
+
 TEST_P(StoreConformanceTest, ExpiryIsReportedByAClaimOfAnyLane) {
   plan({make_exec(make_spec("job", {.lane = "lane-b", .expiry = 1s}), at(0s))});
   auto r = claim("lane-a", 5, at(5s));
