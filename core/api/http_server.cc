@@ -278,6 +278,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.status = status;
     res.body = error_body(code, message);
     if (options().on_response) options().on_response(-1, status, std::nullopt);
+    unread_ = true;
     head_ = parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
     if (head_) return write_head(std::move(res), /*keep_alive=*/false);
     write(std::move(res), /*keep_alive=*/false);
@@ -324,9 +325,30 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *msg,
                       [self = shared_from_this(), msg](beast::error_code ec, std::size_t) {
                         if (ec) return self->abort();
-                        if (msg->need_eof()) return self->shutdown();
+                        if (msg->need_eof())
+                          return self->unread_ ? self->linger() : self->shutdown();
                         self->read();
                       });
+  }
+
+  // After an answer to a request that was not read whole (413, 431, 400), the client may still
+  // be sending. Closing with its bytes unread would make the kernel answer them with a reset,
+  // which can discard our answer in the client's receive queue before it reads it. So: half
+  // close, then read and drop what still comes, for at most kLingerTime in all, and close when
+  // the client does (as web servers' "lingering close").
+  static constexpr std::chrono::seconds kLingerTime{2};
+  void linger() {
+    shutdown();
+    stream_.expires_after(kLingerTime);
+    drain(std::make_shared<std::array<char, 16384>>());
+  }
+  void drain(std::shared_ptr<std::array<char, 16384>> sink) {
+    stream_.async_read_some(net::buffer(*sink),
+                            [self = shared_from_this(), sink](beast::error_code ec, std::size_t) {
+                              if (ec)
+                                return self->abort();  // the client closed, or kLingerTime is up
+                              self->drain(sink);
+                            });
   }
 
   void start_stream(HttpResponse res) {
@@ -433,7 +455,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
-  bool head_ = false;  // the request being answered is a HEAD
+  bool head_ = false;    // the request being answered is a HEAD
+  bool unread_ = false;  // reply_error: the request was not read whole (see linger)
   // For on_response: when the request being answered was read, and its route (-1: none yet).
   std::chrono::steady_clock::time_point read_at_{};
   int route_ = -1;
