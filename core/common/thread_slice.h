@@ -25,27 +25,28 @@
 
 namespace schedd {
 
+// struct sched_attr of <linux/sched/types.h> (SCHED_ATTR_SIZE_VER0), under another name:
+// glibc >= 2.41 declares its own in <sched.h>. For sched_setattr and sched_getattr.
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+};
+
 // Returns whether the kernel took the request (not whether it honours sched_runtime).
 inline bool request_short_slice(std::chrono::microseconds slice) {
 #ifdef SYS_sched_setattr
-  // struct sched_attr of <linux/sched/types.h> (SCHED_ATTR_SIZE_VER0), under another name:
-  // glibc >= 2.41 declares its own in <sched.h>.
-  struct Attr {
-    uint32_t size;
-    uint32_t sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime;
-    uint64_t sched_deadline;
-    uint64_t sched_period;
-  };
   const int policy = sched_getscheduler(0);
   if (policy != SCHED_OTHER) return false;  // real-time or batch: the operator chose
   errno = 0;
   const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));  // this thread's
   if (nice == -1 && errno != 0) return false;
-  Attr attr{};
+  SchedAttr attr{};
   attr.size = sizeof attr;
   attr.sched_policy = SCHED_OTHER;
   attr.sched_nice = nice;  // unchanged: only the slice is asked for

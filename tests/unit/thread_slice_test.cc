@@ -13,18 +13,7 @@
 namespace schedd {
 namespace {
 
-// sched_getattr of the calling thread: {nice, sched_runtime ns}, or nullopt.
-struct SchedAttr {
-  uint32_t size;
-  uint32_t sched_policy;
-  uint64_t sched_flags;
-  int32_t sched_nice;
-  uint32_t sched_priority;
-  uint64_t sched_runtime;
-  uint64_t sched_deadline;
-  uint64_t sched_period;
-};
-
+// sched_getattr of the calling thread, into the header's SchedAttr.
 bool get_attr(SchedAttr& attr) {
   attr = {};
   return syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) == 0;
