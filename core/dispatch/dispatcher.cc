@@ -161,9 +161,7 @@ void Dispatcher::request_stop_locked(Running& r, ExecStatus as, TimePoint now) {
   }
   r.stop.request_stop();
   // The loop looks again at kill_grace from now (an in-process run's write-off).
-  poked_ = true;
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();
 }
 
 void Dispatcher::set_hard_deadline_locked(Running& r, TimePoint now) {
@@ -191,6 +189,10 @@ void Dispatcher::leases_renewed(const std::vector<std::string>& ids, TimePoint u
 
 void Dispatcher::poke() {
   std::lock_guard lock(mu_);
+  poke_locked();
+}
+
+void Dispatcher::poke_locked() {
   poked_ = true;
   loop_idle_ = false;
   loop_cv_.notify_all();
@@ -199,9 +201,7 @@ void Dispatcher::poke() {
 void Dispatcher::poke_for(TimePoint not_before) {
   std::lock_guard lock(mu_);
   if (loop_idle_ && !poked_ && not_before >= wake_at_) return;
-  poked_ = true;
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();
 }
 
 bool Dispatcher::request_stop(const std::string& id, ExecStatus as) {
@@ -273,9 +273,7 @@ StatusOr<std::size_t> Dispatcher::set_lane_workers(const std::string& name, std:
     while (lane.live < workers) add_worker_locked(lane);
     lane.cv.notify_all();  // extra workers leave when free
   }
-  poked_ = true;  // a bigger lane claims more at once
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();  // a bigger lane claims more at once
   return before;
 }
 
@@ -284,18 +282,14 @@ Status Dispatcher::set_lane_paused(const std::string& name, bool paused) {
   auto it = lanes_.find(name);
   if (it == lanes_.end()) return not_found("unknown lane \"" + name + "\"");
   it->second->paused = paused;
-  poked_ = true;
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();
   return Status::ok();
 }
 
 void Dispatcher::set_draining(bool on) {
   std::lock_guard lock(mu_);
   draining_ = on;
-  poked_ = true;
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();
 }
 
 bool Dispatcher::draining() const {
@@ -405,9 +399,7 @@ void Dispatcher::set_history_retention(HistoryRetention retention) {
   std::lock_guard lock(mu_);
   retention_ = std::move(retention);
   prune_now_ = true;
-  poked_ = true;
-  loop_idle_ = false;
-  loop_cv_.notify_all();
+  poke_locked();
 }
 
 HistoryRetention Dispatcher::history_retention() const {
@@ -673,9 +665,7 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     completing_ -= ran;
     // The loop recomputes its wake-up (a freed key may have a head due later), and this
     // worker claims its lane's next execution itself instead of waiting for the loop.
-    poked_ = true;
-    loop_idle_ = false;
-    loop_cv_.notify_all();
+    poke_locked();
     if (written_off) {
       // The lane already has this worker's replacement: this thread leaves.
       --lane.written_off;

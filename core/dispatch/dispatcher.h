@@ -275,6 +275,8 @@ class Dispatcher {
   };
 
   void loop();
+  // Makes the loop take another turn at once (it recomputes its wake-up); holds mu_.
+  void poke_locked();
   // Drops history past its retention at `now` (the loop, without mu_).
   void prune_history(TimePoint now);
   void worker(Lane& lane, WorkerSlot& slot);
