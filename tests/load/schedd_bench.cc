@@ -566,6 +566,132 @@ double bench_concurrent(const PluginHost& plugins, std::size_t n) {
   return rss;
 }
 
+// The phases --phases names, in the order they run.
+constexpr const char* kPhases[] = {"concurrent", "plan",    "dispatch", "lag",  "isolation",
+                                   "durable",    "ack",     "recovery", "redis"};
+
+// A figure's median over the runs (the mean of the middle two for an even count).
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Every run's object folded into one: each number is the median of the runs, and `spread`
+// holds each number's min, max and values (nested objects the same way, by path). Anything
+// else (strings) is the first run's.
+nlohmann::ordered_json fold_runs(const std::vector<nlohmann::ordered_json>& runs,
+                                 nlohmann::ordered_json& spread, const std::string& prefix) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [name, first] : runs.front().items()) {
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    if (first.is_object()) {
+      std::vector<nlohmann::ordered_json> parts;
+      for (const auto& r : runs) {
+        if (r.contains(name) && r[name].is_object()) parts.push_back(r[name]);
+      }
+      out[name] = fold_runs(parts, spread, path);
+      continue;
+    }
+    if (!first.is_number()) {
+      out[name] = first;
+      continue;
+    }
+    std::vector<double> values;
+    for (const auto& r : runs) {
+      if (r.contains(name) && r[name].is_number()) values.push_back(r[name].get<double>());
+    }
+    const double m = median_of(values);
+    if (first.is_number_integer() && m == static_cast<double>(static_cast<int64_t>(m))) {
+      out[name] = static_cast<int64_t>(m);
+    } else {
+      out[name] = m;
+    }
+    spread[path] = {{"min", *std::min_element(values.begin(), values.end())},
+                    {"max", *std::max_element(values.begin(), values.end())},
+                    {"values", values}};
+  }
+  return out;
+}
+
+// Runs this program again `n` times, each in a fresh process (so RSS figures start from the
+// same heap) with SCHEDD_BENCH_CHILD set, which makes it run once and print JSON; folds the
+// runs. An empty result on a failed run (its exit status is reported on stderr).
+std::optional<nlohmann::ordered_json> run_repeated(char** argv, int n) {
+  std::vector<nlohmann::ordered_json> runs;
+  for (int i = 0; i < n; ++i) {
+    int fds[2];
+    if (pipe(fds) != 0) return std::nullopt;
+    pid_t pid = fork();
+    if (pid < 0) return std::nullopt;
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      setenv("SCHEDD_BENCH_CHILD", "1", 1);
+      execv("/proc/self/exe", argv);
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) != 0;) {
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      text.append(buf, static_cast<std::size_t>(r));
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::cerr << "schedd-bench: run " << i + 1 << " of " << n << " failed (status " << status
+                << ")\n";
+      return std::nullopt;
+    }
+    auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) {
+      std::cerr << "schedd-bench: run " << i + 1 << " printed no JSON object\n";
+      return std::nullopt;
+    }
+    std::cerr << "schedd-bench: run " << i + 1 << " of " << n << " done\n";
+    runs.push_back(std::move(j));
+  }
+  nlohmann::ordered_json spread = nlohmann::ordered_json::object();
+  nlohmann::ordered_json out = fold_runs(runs, spread, "");
+  out["runs"] = n;
+  out["spread"] = std::move(spread);
+  return out;
+}
+
+// Without --json: one line per figure, `name  value`, or with --repeat `name  median  [min ..
+// max]`.
+void print_table(const nlohmann::ordered_json& j, const std::string& prefix) {
+  const nlohmann::ordered_json* spread =
+      j.contains("spread") && j["spread"].is_object() ? &j["spread"] : nullptr;
+  std::function<void(const nlohmann::ordered_json&, const std::string&)> walk =
+      [&](const nlohmann::ordered_json& o, const std::string& pre) {
+        for (const auto& [name, v] : o.items()) {
+          if (pre.empty() && name == "spread") continue;
+          const std::string path = pre.empty() ? name : pre + "." + name;
+          if (v.is_object()) {
+            walk(v, path);
+            continue;
+          }
+          std::cout << fmt::format("{:<44} {}", path, v.is_string() ? v.get<std::string>()
+                                                                    : v.dump());
+          if (spread != nullptr && spread->contains(path)) {
+            const auto& s = (*spread)[path];
+            std::cout << fmt::format("   [{} .. {}]", s["min"].dump(), s["max"].dump());
+          }
+          std::cout << "\n";
+        }
+      };
+  walk(j, prefix);
+}
+
 }  // namespace
 }  // namespace schedd
 
@@ -574,8 +700,23 @@ int main(int argc, char** argv) {
   CLI::App app{"schedd-bench: end-to-end engine load driver"};
   std::string plugin_dir = SCHEDD_PLUGIN_DIR;
   bool quick = false;
+  bool json = false;
+  int repeat = 1;
+  std::vector<std::string> phases_given;
   app.add_option("--plugin-dir", plugin_dir, "Folder with noop.so and sleep.so");
   app.add_flag("--quick", quick, "Smaller run for CI smoke tests");
+  app.add_flag("--json", json,
+               "Print one JSON object on stdout and nothing else (logs go to stderr)");
+  app.add_option("--repeat", repeat,
+                 "Run N times, each in a fresh process, and report each figure's median, with "
+                 "its min, max and values under `spread`")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--phases", phases_given,
+                 "Only these phases, comma-separated: concurrent, plan, dispatch, lag, "
+                 "isolation, durable, ack, recovery, redis (default: all; redis only with "
+                 "--redis)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kPhases), std::end(kPhases))));
   app.add_option("--claim-ahead", g_claim_ahead, "SQLite store: claims ahead of free workers");
   std::string redis_url;
   bool redis_only = false;
@@ -589,6 +730,10 @@ int main(int argc, char** argv) {
                  "Also measure the Redis store at this URL (redis://HOST:PORT/DB): "
                  "redis_dispatch_per_second, redis_lag_p99_ms");
   app.add_flag("--redis-only", redis_only, "With --redis: only the Redis measurements");
+  bool durable_only = false;
+  app.add_flag("--durable-only", durable_only,
+               "Only the SQLite store's measurements (durable_*, submit_ack_*, recovery_*, "
+               "bytes_on_disk_*)");
   bool isolation_only = false;
   app.add_flag("--isolation-only", isolation_only,
                "Only the out-of-process measurements (isolated_*) and the in-memory dispatch "
@@ -690,6 +835,35 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  const std::size_t recovery_total = quick ? 100000 : 1000000;
+  auto run_durable = [&](Durable& durable, Ack& ack, double& recovery) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) std::exit(1);
+    const std::filesystem::path dir = tmpl;
+    durable = bench_durable_dispatch(plugins, dir, dispatch_total, dispatch_keys, 2);
+    ack = bench_submit_ack(dir, 8, quick ? 250 : 2500);
+    recovery = bench_recovery(dir, recovery_total, dispatch_keys);
+    std::filesystem::remove_all(dir);
+  };
+  auto add_durable = [&](const Durable& durable, const Ack& ack, double recovery) {
+    j["durable_dispatch_per_second"] = durable.dispatch_per_second;
+    j["durable_dispatch_commits"] = durable.commits;
+    j["submit_ack_p50_ms"] = ack.p50;
+    j["submit_ack_p99_ms"] = ack.p99;
+    j["recovery_executions"] = recovery_total;
+    j["recovery_seconds"] = recovery;
+    j["bytes_on_disk_per_execution"] = durable.bytes_per_execution;
+  };
+  Durable durable;
+  Ack ack;
+  double recovery = 0;
+  if (durable_only) {
+    run_durable(durable, ack, recovery);
+    add_durable(durable, ack, recovery);
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
+
   // Concurrent first: its RSS is the whole process's, and the later phases
   // leave freed heap that glibc keeps mapped.
   double rss = bench_concurrent(plugins, concurrent);
@@ -697,15 +871,7 @@ int main(int argc, char** argv) {
   double per_second = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
   Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
   IsolationBench iso = bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span);
-
-  std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) return 1;
-  const std::filesystem::path dir = tmpl;
-  const std::size_t recovery_total = quick ? 100000 : 1000000;
-  Durable durable = bench_durable_dispatch(plugins, dir, dispatch_total, dispatch_keys, 2);
-  Ack ack = bench_submit_ack(dir, 8, quick ? 250 : 2500);
-  double recovery = bench_recovery(dir, recovery_total, dispatch_keys);
-  std::filesystem::remove_all(dir);
+  run_durable(durable, ack, recovery);
 
   j["plan_executions"] = plan.executions;
   j["plan_seconds"] = plan.seconds;
@@ -721,13 +887,7 @@ int main(int argc, char** argv) {
   add_isolation(iso);
   j["concurrent_running"] = concurrent;
   j["concurrent_rss_mb"] = rss;
-  j["durable_dispatch_per_second"] = durable.dispatch_per_second;
-  j["durable_dispatch_commits"] = durable.commits;
-  j["submit_ack_p50_ms"] = ack.p50;
-  j["submit_ack_p99_ms"] = ack.p99;
-  j["recovery_executions"] = recovery_total;
-  j["recovery_seconds"] = recovery;
-  j["bytes_on_disk_per_execution"] = durable.bytes_per_execution;
+  add_durable(durable, ack, recovery);
   add_redis();
   std::cout << j.dump() << std::endl;
   return 0;
