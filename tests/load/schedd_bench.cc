@@ -1,9 +1,12 @@
 // schedd-bench: end-to-end load driver for the engine. Runs the real planner,
 // store and dispatcher with the real noop and sleep plugins loaded through the
-// real loader, and prints one JSON object on stdout. `--quick` runs a smaller
-// version for CI smoke tests.
+// real loader, and prints its figures on stdout: one line each, or with --json one
+// JSON object and nothing else. `--quick` runs a smaller version for CI smoke tests.
+// `--repeat N` runs it N times, each in a fresh process, and reports each figure's
+// median, with min, max and every value under `spread`. `--phases a,b` runs only those.
 //
 //   build/release/bin/schedd-bench --plugin-dir build/release/plugins [--quick]
+//                                  [--json] [--repeat N] [--phases plan,dispatch,...]
 //                                  [--redis redis://127.0.0.1:6379/0
 //                                  [--redis-only]]
 //
@@ -13,9 +16,12 @@
 // scripts/bench-redis.sh runs them beside BullMQ on one redis-server.
 //
 // Numbers and how to read them: docs/PERFORMANCE.md.
+#include <fmt/format.h>
 #include <malloc.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -23,8 +29,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "core/dispatch/dispatcher.h"
@@ -567,8 +576,8 @@ double bench_concurrent(const PluginHost& plugins, std::size_t n) {
 }
 
 // The phases --phases names, in the order they run.
-constexpr const char* kPhases[] = {"concurrent", "plan",    "dispatch", "lag",  "isolation",
-                                   "durable",    "ack",     "recovery", "redis"};
+constexpr const char* kPhases[] = {"concurrent", "plan", "dispatch", "lag",  "isolation",
+                                   "durable",    "ack",  "recovery", "redis"};
 
 // A figure's median over the runs (the mean of the middle two for an even count).
 double median_of(std::vector<double> v) {
@@ -680,8 +689,8 @@ void print_table(const nlohmann::ordered_json& j, const std::string& prefix) {
             walk(v, path);
             continue;
           }
-          std::cout << fmt::format("{:<44} {}", path, v.is_string() ? v.get<std::string>()
-                                                                    : v.dump());
+          std::cout << fmt::format("{:<44} {}", path,
+                                   v.is_string() ? v.get<std::string>() : v.dump());
           if (spread != nullptr && spread->contains(path)) {
             const auto& s = (*spread)[path];
             std::cout << fmt::format("   [{} .. {}]", s["min"].dump(), s["max"].dump());
@@ -735,6 +744,9 @@ int main(int argc, char** argv) {
                "Only the SQLite store's measurements (durable_*, submit_ack_*, recovery_*, "
                "bytes_on_disk_*)");
   bool isolation_only = false;
+  bool dispatch_only = false;
+  app.add_flag("--dispatch-only", dispatch_only,
+               "Only the in-memory dispatch and lag measurements (dispatch_per_second, lag_*)");
   app.add_flag("--isolation-only", isolation_only,
                "Only the out-of-process measurements (isolated_*) and the in-memory dispatch "
                "they compare with");
@@ -762,7 +774,38 @@ int main(int argc, char** argv) {
     std::cerr << "--redis-workers must be at least 1\n";
     return 2;
   }
+  // Which phases run.
+  std::set<std::string> phases(phases_given.begin(), phases_given.end());
+  if (redis_only) phases = {"redis"};
+  if (durable_only) phases = {"durable", "ack", "recovery"};
+  if (phases.empty()) {
+    phases.insert(std::begin(kPhases), std::end(kPhases));
+    if (redis_url.empty()) phases.erase("redis");
+  }
+  if (phases.count("redis") > 0 && redis_url.empty()) {
+    std::cerr << "the redis phase needs --redis URL\n";
+    return 2;
+  }
+  auto want = [&](const char* phase) { return phases.count(phase) > 0; };
+
+  // Logs go to stderr whatever the output: stdout carries the figures only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("schedd-bench"));
   spdlog::set_level(spdlog::level::warn);
+  const bool child = getenv("SCHEDD_BENCH_CHILD") != nullptr;
+  if (child) json = true;
+  auto emit = [&](const nlohmann::ordered_json& out) {
+    if (json) {
+      std::cout << out.dump() << std::endl;
+    } else {
+      print_table(out, "");
+    }
+  };
+  if (repeat > 1 && !child) {
+    auto folded = run_repeated(argv, repeat);
+    if (!folded) return 1;
+    emit(*folded);
+    return 0;
+  }
 
   PluginHost plugins;
   for (const char* f : {"noop.so", "sleep.so"}) {
@@ -799,11 +842,6 @@ int main(int argc, char** argv) {
     j["redis_lag_p99_ms"] = r.lag.p99;
     j["redis_lag_max_ms"] = r.lag.max;
   };
-  if (redis_only) {
-    add_redis();
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
   auto add_isolation = [&](const IsolationBench& iso) {
     j["isolated_dispatch_per_second"] = iso.dispatch_per_second;
     j["isolated_lag_p50_ms"] = iso.lag.p50;
@@ -821,6 +859,15 @@ int main(int argc, char** argv) {
     j["isolated_runners_rss_20_plugins_mb"] = iso.runners_rss_20_plugins_mb;
     j["isolated_crash_to_serving_ms"] = iso.crash_to_serving_ms;
   };
+  if (dispatch_only) {
+    j["dispatch_per_second"] = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
+    Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
+    j["lag_p50_ms"] = lag.p50;
+    j["lag_p99_ms"] = lag.p99;
+    j["lag_max_ms"] = lag.max;
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
   if (isolation_only) {
     j["dispatch_per_second"] = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
     // The same lag in process, to the run's end as the isolated one: what the machine's
@@ -831,64 +878,63 @@ int main(int argc, char** argv) {
     j["inprocess_lag_max_ms"] = inproc.max;
     j["inprocess_lag_slow_runs"] = inproc.slow;
     add_isolation(bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span));
-    std::cout << j.dump() << std::endl;
+    emit(j);
     return 0;
   }
 
   const std::size_t recovery_total = quick ? 100000 : 1000000;
-  auto run_durable = [&](Durable& durable, Ack& ack, double& recovery) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) std::exit(1);
-    const std::filesystem::path dir = tmpl;
-    durable = bench_durable_dispatch(plugins, dir, dispatch_total, dispatch_keys, 2);
-    ack = bench_submit_ack(dir, 8, quick ? 250 : 2500);
-    recovery = bench_recovery(dir, recovery_total, dispatch_keys);
-    std::filesystem::remove_all(dir);
-  };
-  auto add_durable = [&](const Durable& durable, const Ack& ack, double recovery) {
-    j["durable_dispatch_per_second"] = durable.dispatch_per_second;
-    j["durable_dispatch_commits"] = durable.commits;
-    j["submit_ack_p50_ms"] = ack.p50;
-    j["submit_ack_p99_ms"] = ack.p99;
-    j["recovery_executions"] = recovery_total;
-    j["recovery_seconds"] = recovery;
-    j["bytes_on_disk_per_execution"] = durable.bytes_per_execution;
-  };
-  Durable durable;
-  Ack ack;
-  double recovery = 0;
-  if (durable_only) {
-    run_durable(durable, ack, recovery);
-    add_durable(durable, ack, recovery);
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
-
   // Concurrent first: its RSS is the whole process's, and the later phases
   // leave freed heap that glibc keeps mapped.
-  double rss = bench_concurrent(plugins, concurrent);
-  Plan plan = bench_plan(helpers);
-  double per_second = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
-  Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
-  IsolationBench iso = bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span);
-  run_durable(durable, ack, recovery);
-
-  j["plan_executions"] = plan.executions;
-  j["plan_seconds"] = plan.seconds;
-  j["plan_bytes_per_execution"] = plan.bytes_per_execution;
-  j["dispatch_executions"] = dispatch_total;
-  j["dispatch_keys"] = dispatch_keys;
-  j["dispatch_workers"] = 2;
-  j["dispatch_per_second"] = per_second;
-  j["lag_executions"] = lag_total;
-  j["lag_p50_ms"] = lag.p50;
-  j["lag_p99_ms"] = lag.p99;
-  j["lag_max_ms"] = lag.max;
-  add_isolation(iso);
-  j["concurrent_running"] = concurrent;
-  j["concurrent_rss_mb"] = rss;
-  add_durable(durable, ack, recovery);
-  add_redis();
-  std::cout << j.dump() << std::endl;
+  if (want("concurrent")) {
+    double rss = bench_concurrent(plugins, concurrent);
+    j["concurrent_running"] = concurrent;
+    j["concurrent_rss_mb"] = rss;
+  }
+  if (want("plan")) {
+    Plan plan = bench_plan(helpers);
+    j["plan_executions"] = plan.executions;
+    j["plan_seconds"] = plan.seconds;
+    j["plan_bytes_per_execution"] = plan.bytes_per_execution;
+  }
+  if (want("dispatch")) {
+    j["dispatch_executions"] = dispatch_total;
+    j["dispatch_keys"] = dispatch_keys;
+    j["dispatch_workers"] = 2;
+    j["dispatch_per_second"] = bench_dispatch(plugins, dispatch_total, dispatch_keys, 2);
+  }
+  if (want("lag")) {
+    Lag lag = bench_lag(plugins, lag_total, 100, lag_span);
+    j["lag_executions"] = lag_total;
+    j["lag_p50_ms"] = lag.p50;
+    j["lag_p99_ms"] = lag.p99;
+    j["lag_max_ms"] = lag.max;
+  }
+  if (want("isolation")) {
+    add_isolation(bench_isolation(plugin_dir, quick ? 20000 : 200000, lag_total, lag_span));
+  }
+  if (want("durable") || want("ack") || want("recovery")) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "schedd-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return 1;
+    const std::filesystem::path dir = tmpl;
+    if (want("durable")) {
+      Durable durable = bench_durable_dispatch(plugins, dir, dispatch_total, dispatch_keys, 2);
+      j["durable_dispatch_per_second"] = durable.dispatch_per_second;
+      j["durable_dispatch_commits"] = durable.commits;
+      j["bytes_on_disk_per_execution"] = durable.bytes_per_execution;
+    }
+    if (want("ack")) {
+      Ack ack = bench_submit_ack(dir, 8, quick ? 250 : 2500);
+      j["submit_ack_p50_ms"] = ack.p50;
+      j["submit_ack_p99_ms"] = ack.p99;
+    }
+    if (want("recovery")) {
+      const std::size_t recovery_total = quick ? 100000 : 1000000;
+      j["recovery_executions"] = recovery_total;
+      j["recovery_seconds"] = bench_recovery(dir, recovery_total, dispatch_keys);
+    }
+    std::filesystem::remove_all(dir);
+  }
+  if (want("redis")) add_redis();
+  emit(j);
   return 0;
 }
