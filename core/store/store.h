@@ -166,6 +166,18 @@ class Store {
   virtual StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                              std::size_t capacity_queued) = 0;
 
+  // submit() of each of `executions` in order (an earlier one's room counts against a later
+  // one's capacity), with one result per execution, in order; a failed one does not stop the
+  // rest. A remote store takes them in a few round trips instead of one each (the HTTP API's
+  // bulk submissions).
+  virtual std::vector<StatusOr<std::pair<Execution, std::size_t>>> submit_many(
+      std::vector<Execution> executions, TimePoint now, std::size_t capacity_queued) {
+    std::vector<StatusOr<std::pair<Execution, std::size_t>>> out;
+    out.reserve(executions.size());
+    for (auto& e : executions) out.push_back(submit(std::move(e), now, capacity_queued));
+    return out;
+  }
+
   // Called exactly once, from any thread (the store's writer, or the caller before
   // submit_deferred returns), when a deferred submission is durable (OK) or will never be
   // acknowledged (kUnavailable: the write failed or the store closed). Must be cheap and must
@@ -233,6 +245,13 @@ class Store {
   virtual StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) = 0;
 
   virtual std::optional<Execution> get(std::string_view id) = 0;
+  // get() of each id, in order; a remote store reads them in one round trip.
+  virtual std::vector<std::optional<Execution>> get_many(const std::vector<std::string>& ids) {
+    std::vector<std::optional<Execution>> out;
+    out.reserve(ids.size());
+    for (const auto& id : ids) out.push_back(get(id));
+    return out;
+  }
   virtual std::vector<Execution> list(const ExecutionFilter& filter) = 0;
   // 1-based position of a queued execution in its key's queue (running one not counted).
   virtual std::optional<std::size_t> position(std::string_view id) = 0;
