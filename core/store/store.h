@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -292,6 +293,23 @@ class Store {
   virtual StatusOr<std::size_t> plan_from(const HelperState& /*seen*/,
                                           std::vector<Execution> executions, TimePoint now) {
     return plan(std::move(executions), now);
+  }
+
+  // plan_from() for executions of one helper at `dues` (ascending), each with id
+  // planned_id(name, due), template `spec`, not_before = due: what the planner sends. The
+  // default builds the Executions and calls plan_from; the memory store keeps them as compact
+  // records and makes the full Execution only when it is claimed or read (docs/store.md).
+  virtual StatusOr<std::size_t> plan_dues(const HelperState& seen, std::string_view name,
+                                          const std::shared_ptr<const ExecTemplate>& spec,
+                                          std::span<const TimePoint> dues, TimePoint now) {
+    std::vector<Execution> executions(dues.size());
+    for (std::size_t i = 0; i < dues.size(); ++i) {
+      executions[i].id = planned_id(name, dues[i]);
+      executions[i].spec = spec;
+      executions[i].due = dues[i];
+      executions[i].not_before = dues[i];
+    }
+    return plan_from(seen, std::move(executions), now);
   }
 
   // Moves only the planner watermark of helper `name`, leaving enabled and the override as
