@@ -130,7 +130,7 @@ schedd_bench() {
     echo "bench-redis: schedd-bench skipped: this schedd-bench has no --redis" >&2
     return 0
   fi
-  "$bench" --plugin-dir "$ROOT/$build/plugins" --redis "$url" --redis-only \
+  "$bench" --json --plugin-dir "$ROOT/$build/plugins" --redis "$url" --redis-only \
     --redis-workers "$concurrency" --redis-executions "$jobs" --redis-lag-executions "$lag_jobs" \
     --redis-lag-span-ms "$lag_span_ms" ||
     echo "bench-redis: schedd-bench --redis failed (exit $?)" >&2
@@ -150,7 +150,7 @@ schedd_two_daemons() {
     # shellcheck disable=SC2086
     node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
       --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
-      --lag-span-ms "$lag_span_ms" $setup ||
+      --lag-span-ms "$lag_span_ms" $setup | tee -a "$work/run-$run.jsonl" ||
       echo "bench-redis: 2 daemons ($setup) failed (exit $?); see above" >&2
   done
 }
@@ -158,7 +158,7 @@ schedd_two_daemons() {
 for run in $(seq "$runs"); do
   echo "bench-redis: run $run/$runs, before: $(uptime)" >&2
   node tests/load/bullmq/bench.js --redis "$url" --jobs "$jobs" --concurrency "$concurrency" \
-    --processes 2 --lag-jobs "$lag_jobs" --lag-span-ms "$lag_span_ms"
+    --processes 2 --lag-jobs "$lag_jobs" --lag-span-ms "$lag_span_ms" | tee "$work/run-$run.jsonl"
   if ((!bullmq_only)); then
     schedd_bench
     schedd_two_daemons

@@ -678,6 +678,11 @@ std::optional<nlohmann::ordered_json> run_repeated(char** argv, int n) {
 // Without --json: one line per figure, `name  value`, or with --repeat `name  median  [min ..
 // max]`.
 void print_table(const nlohmann::ordered_json& j, const std::string& prefix) {
+  auto show = [](const nlohmann::ordered_json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_float()) return fmt::format("{:.6g}", v.get<double>());
+    return v.dump();
+  };
   const nlohmann::ordered_json* spread =
       j.contains("spread") && j["spread"].is_object() ? &j["spread"] : nullptr;
   std::function<void(const nlohmann::ordered_json&, const std::string&)> walk =
@@ -689,11 +694,12 @@ void print_table(const nlohmann::ordered_json& j, const std::string& prefix) {
             walk(v, path);
             continue;
           }
-          std::cout << fmt::format("{:<44} {}", path,
-                                   v.is_string() ? v.get<std::string>() : v.dump());
+          std::cout << fmt::format("{:<40} {}", path, show(v));
           if (spread != nullptr && spread->contains(path)) {
             const auto& s = (*spread)[path];
-            std::cout << fmt::format("   [{} .. {}]", s["min"].dump(), s["max"].dump());
+            if (s["min"] != s["max"]) {
+              std::cout << fmt::format("   [{} .. {}]", show(s["min"]), show(s["max"]));
+            }
           }
           std::cout << "\n";
         }
@@ -865,7 +871,7 @@ int main(int argc, char** argv) {
     j["lag_p50_ms"] = lag.p50;
     j["lag_p99_ms"] = lag.p99;
     j["lag_max_ms"] = lag.max;
-    std::cout << j.dump() << std::endl;
+    emit(j);
     return 0;
   }
   if (isolation_only) {
@@ -882,7 +888,6 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const std::size_t recovery_total = quick ? 100000 : 1000000;
   // Concurrent first: its RSS is the whole process's, and the later phases
   // leave freed heap that glibc keeps mapped.
   if (want("concurrent")) {
