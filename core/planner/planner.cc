@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace schedd {
 
 Planner::Planner(Store& store, std::chrono::milliseconds lookahead)
@@ -102,25 +104,29 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
   // times), else from now.
   const TimePoint from = state.planned_until.value_or(now);
 
-  std::vector<Execution> missed;
-  std::vector<Execution> batch;
+  // The due instants in the window; those before `now` were missed (downtime).
+  std::vector<TimePoint> dues;
   for (auto t = h.schedule->next_after(from); t && *t <= until; t = h.schedule->next_after(*t)) {
-    Execution e;
-    e.id = planned_id(h.name, *t);
-    e.spec = h.spec;
-    e.due = *t;
-    e.not_before = *t;
-    (*t < now ? missed : batch).push_back(std::move(e));
+    dues.push_back(*t);
   }
+  const auto first_ahead = std::lower_bound(dues.begin(), dues.end(), now);
+  const std::size_t missed = static_cast<std::size_t>(first_ahead - dues.begin());
 
   PlanReport report;
-  // Catch-up (docs/design.md §7): missed due times run (and expire by the normal rule if too old),
-  // or only the latest runs, or none; what does not run is recorded as skipped.
-  if (!missed.empty()) {
+  StatusOr<std::size_t> created = std::size_t{0};
+  HelperState seen = h.seen;
+  seen.name = h.name;
+  if (missed == 0) {
+    // The usual round: only instants ahead, sent as instants so that the store need not
+    // build an Execution (an id string, a template reference) per planned run.
+    if (!dues.empty()) created = store_.plan_dues(seen, h.name, h.spec, dues, now);
+  } else {
+    // Catch-up (docs/design.md §7): missed due times run (and expire by the normal rule if
+    // too old), or only the latest runs, or none; what does not run is recorded as skipped.
     std::size_t keep = 0;
     switch (h.catch_up) {
       case CatchUpPolicy::kAll:
-        keep = missed.size();
+        keep = missed;
         break;
       case CatchUpPolicy::kLatest:
         keep = 1;
@@ -129,29 +135,31 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
         keep = 0;
         break;
     }
-    std::size_t skip = missed.size() - keep;
-    for (std::size_t i = 0; i < skip; ++i) {
-      missed[i].status = ExecStatus::kSkipped;
-      missed[i].finished = now;
-      missed[i].message = "missed while the daemon was down (catch_up)";
+    const std::size_t skip = missed - keep;
+    std::vector<Execution> batch(dues.size());
+    for (std::size_t i = 0; i < dues.size(); ++i) {
+      Execution& e = batch[i];
+      e.id = planned_id(h.name, dues[i]);
+      e.spec = h.spec;
+      e.due = dues[i];
+      e.not_before = dues[i];
+      if (i < skip) {
+        e.status = ExecStatus::kSkipped;
+        e.finished = now;
+        e.message = "missed while the daemon was down (catch_up)";
+      }
     }
     report.skipped = skip;
     spdlog::info("helper {}: {} missed due times since {}; catch-up runs {}, skips {}", h.name,
-                 missed.size(), format_rfc3339(from, date::locate_zone("UTC")), keep, skip);
-    batch.insert(batch.begin(), std::make_move_iterator(missed.begin()),
-                 std::make_move_iterator(missed.end()));
+                 missed, format_rfc3339(from, date::locate_zone("UTC")), keep, skip);
+    created = store_.plan_from(seen, std::move(batch), now);
   }
-  if (!batch.empty()) {
-    HelperState seen = h.seen;
-    seen.name = h.name;
-    auto created = store_.plan_from(seen, std::move(batch), now);
-    if (created.status().code() == StatusCode::kAborted) {
-      if (on_stale_) on_stale_(h.name);
-      return PlanReport{};
-    }
-    if (!created.is_ok()) return created.status();
-    report.created = *created - std::min(*created, report.skipped);
+  if (created.status().code() == StatusCode::kAborted) {
+    if (on_stale_) on_stale_(h.name);
+    return PlanReport{};
   }
+  if (!created.is_ok()) return created.status();
+  report.created = *created - std::min(*created, report.skipped);
   if (Status s = store_.put_watermark(h.name, until); !s.is_ok()) return s;
   return report;
 }

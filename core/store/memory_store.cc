@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <charconv>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
 #include <memory_resource>
 #include <new>
 #include <set>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -33,6 +36,16 @@ namespace schedd {
 //     skip (or replace, not yet requested for this run); in `watch`, by not_before. claim()
 //     skips it, or reports the running one for replacement, once not_before has come.
 //   - kNone: the key is running and the head just waits for it.
+//
+// Compact planned executions (issue #19): a planned execution of a helper (first attempt,
+// not_before = due, a key, no expiry) that is not its key's head is no Record but an Entry of
+// 24 bytes (due, seq, created) in a Run: the key's compact executions of one template, by
+// (due, seq). Its id (planned_id(name, due)) and every other field are derived from the run's
+// template. Invariant: a key with compact entries has a Record head that orders before all of
+// them; when the head leaves the queue, pull_head() makes the earliest entry a Record, so head
+// placement, claim, expiry and the overlap rules only ever see Records. Compact entries are
+// counted in their lane's `due` histogram like queued Records; `by_id` and `ids` hold Records
+// only, and lookups by id fall back to find_compact() (the helper's runs, by due).
 // Not thread-safe: MemoryStore calls it under its mutex.
 struct MemoryStore::State {
   struct Record;
@@ -83,9 +96,79 @@ struct MemoryStore::State {
     Record* next = nullptr;
   };
 
-  // The queued planned executions of one helper, as an intrusive list: remove_planned's index.
+  struct Run;
+  // The queued planned executions of one helper: its Records as an intrusive list, and its
+  // runs of compact entries (remove_planned's and find_compact's index).
   struct NameState {
     Record* first = nullptr;
+    std::vector<Run*> runs;
+  };
+
+  // A compact planned execution (see the top of this file).
+  struct Entry {
+    TimePoint due;
+    uint64_t seq = 0;
+    TimePoint created;
+  };
+  static bool entry_less(const Entry& a, const Entry& b) {
+    return std::tie(a.due, a.seq) < std::tie(b.due, b.seq);
+  }
+  // One key's compact entries of one template; never empty (dropped when it empties).
+  struct Run {
+    std::shared_ptr<const ExecTemplate> spec;
+    KeyState* key = nullptr;
+    LaneState* lane = nullptr;
+    NameState* name = nullptr;
+    std::vector<Entry> entries;  // live from `begin`, by (due, seq)
+    std::size_t begin = 0;
+
+    bool empty() const { return begin == entries.size(); }
+    const Entry& front() const { return entries[begin]; }
+    std::span<const Entry> live() const { return std::span<const Entry>(entries).subspan(begin); }
+  };
+  // Where a compact entry is: entries[index] of `run`.
+  struct CompactRef {
+    Run* run = nullptr;
+    std::size_t index = 0;
+    explicit operator bool() const { return run != nullptr; }
+  };
+
+  // Orders helper names as the prefixes "name@" of their ids order, so that walking names in
+  // this order walks the ids of names without '@' (the only ones with compact entries) in id
+  // order: no such prefix is a prefix of another.
+  struct ByIdPrefix {
+    using is_transparent = void;
+    static int at(std::string_view s, std::size_t i) {
+      return i < s.size() ? static_cast<unsigned char>(s[i]) : '@';
+    }
+    bool operator()(std::string_view a, std::string_view b) const {
+      const std::size_t la = a.size() + 1;
+      const std::size_t lb = b.size() + 1;
+      for (std::size_t i = 0; i < std::min(la, lb); ++i) {
+        if (at(a, i) != at(b, i)) return at(a, i) < at(b, i);
+      }
+      return la < lb;
+    }
+    // An id (not a name) against a name's prefix: for upper_bound(RawId{id}).
+    struct RawId {
+      std::string_view id;
+    };
+    bool operator()(RawId a, std::string_view b) const {  // a.id < b + "@"
+      const std::size_t lb = b.size() + 1;
+      for (std::size_t i = 0; i < std::min(a.id.size(), lb); ++i) {
+        const int x = static_cast<unsigned char>(a.id[i]);
+        if (x != at(b, i)) return x < at(b, i);
+      }
+      return a.id.size() < lb;
+    }
+    bool operator()(std::string_view a, RawId b) const {  // a + "@" < b.id
+      const std::size_t la = a.size() + 1;
+      for (std::size_t i = 0; i < std::min(la, b.id.size()); ++i) {
+        const int y = static_cast<unsigned char>(b.id[i]);
+        if (at(a, i) != y) return at(a, i) < y;
+      }
+      return la < b.id.size();
+    }
   };
 
   struct Record {
@@ -111,7 +194,8 @@ struct MemoryStore::State {
     const std::string* name = nullptr;  // the key of `keys` this state is stored under
     KeyQueue queue;
     Record* running = nullptr;
-    bool replace_requested = false;  // reported the running one for overlap = replace
+    bool replace_requested = false;          // reported the running one for overlap = replace
+    std::vector<std::unique_ptr<Run>> runs;  // compact entries, all after the queue's first
   };
 
   struct LaneState {
@@ -130,7 +214,7 @@ struct MemoryStore::State {
   IdIndex ids{&pool};                                               // list() order
   std::pmr::unordered_map<std::string, KeyState> keys{&pool};       // keys queued on or running
   std::map<std::string, LaneState, std::less<>> lanes;  // every lane ever seen; never erased
-  std::unordered_map<std::string, NameState> names;     // every helper name seen; never erased
+  std::map<std::string, NameState, ByIdPrefix> names;   // every helper name seen; never erased
   TimeSet pending{&pool};
   TimeSet watch{&pool};
   ExpiryIndex expiry{&pool};               // queued first attempts with an expiry
@@ -211,13 +295,13 @@ struct MemoryStore::State {
   }
 
   void drop_key_if_idle(KeyState* ks) {
-    if (!ks->queue.empty() || ks->running != nullptr) return;
+    if (!ks->queue.empty() || ks->running != nullptr || !ks->runs.empty()) return;
     keys.erase(keys.find(*ks->name));
   }
 
-  // 1-based position in the key's queue, walking from whichever end is nearer: O(1) for the
-  // usual submission at the back.
-  static std::size_t rank(const Record* r) {
+  // 1-based position among the key's queued Records, walking from whichever end is nearer:
+  // O(1) for the usual submission at the back. rank() counts compact entries too.
+  static std::size_t rank_records(const Record* r) {
     const KeyQueue& q = r->key->queue;
     auto front = q.begin();
     auto back = q.end();
@@ -311,7 +395,8 @@ struct MemoryStore::State {
   // ---- queue membership ---------------------------------------------------------------------
 
   // Adds a record (status kQueued; lane and key set) to its key's queue and the indexes.
-  void enqueue(Record* r) {
+  // `counted`: it is in its lane's `due` histogram already (a compact entry made a Record).
+  void enqueue(Record* r, bool counted = false) {
     KeyState& ks = *r->key;
     Record* old_head = ks.queue.empty() ? nullptr : *ks.queue.begin();
     r->queue_it = ks.queue.insert(ks.queue.end(), r);  // planned in due order: O(1)
@@ -319,9 +404,14 @@ struct MemoryStore::State {
       if (old_head != nullptr) unplace(old_head);
       place_head(ks);
     }
-    r->due_it = r->lane->due.try_emplace(r->exec.not_before, 0).first;
-    ++r->due_it->second;
-    if (r->exec.not_before <= watermark) add_due(*r->lane, 1);
+    if (counted) {
+      r->due_it = r->lane->due.find(r->exec.not_before);
+      assert(r->due_it != r->lane->due.end());
+    } else {
+      r->due_it = r->lane->due.try_emplace(r->exec.not_before, 0).first;
+      ++r->due_it->second;
+      if (r->exec.not_before <= watermark) add_due(*r->lane, 1);
+    }
     if (r->exec.attempt == 1 && r->exec.spec->expiry) {
       // Capped, not wrapped, for a due near the end of TimePoint (2262): the API refuses
       // such a pair, but a store must not index a wrapped instant whatever it is given.
@@ -351,7 +441,8 @@ struct MemoryStore::State {
       r->in_expiry = false;
     }
     if (r->name != nullptr) unlink<&Record::list>(r->name->first, r);
-    if (was_head && !ks.queue.empty()) place_head(ks);
+    // A new first record is placed by enqueue when pull_head makes one.
+    if (was_head && !pull_head(ks) && !ks.queue.empty()) place_head(ks);
   }
 
   // Queued -> a terminal status at `now`.
@@ -433,6 +524,218 @@ struct MemoryStore::State {
     if (e.id.empty()) return invalid_argument("execution without an id");
     if (!e.spec) return invalid_argument(fmt::format("execution {} has no template", e.id));
     return Status::ok();
+  }
+
+  // ---- compact planned executions -----------------------------------------------------------
+
+  static int64_t epoch_seconds(TimePoint t) {
+    return std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
+  }
+
+  // Whether planned executions of `spec` under id prefix `name` may be kept compact: what an
+  // Entry does not hold is the same for all of them (no expiry index, a key of their own).
+  static bool compactable(const ExecTemplate& spec, std::string_view name) {
+    return spec.origin == ExecOrigin::kHelper && !spec.key.empty() && !spec.expiry &&
+           spec.name == name && name.find('@') == std::string_view::npos;
+  }
+  // Whether `e`, given to plan() or restore(), is exactly what an Entry derives.
+  static bool compactable(const Execution& e) {
+    return compactable(*e.spec, e.spec->name) && e.status == ExecStatus::kQueued &&
+           e.attempt <= 1 && e.fence == 0 && e.not_before == e.due && !e.started && !e.finished &&
+           e.message.empty() && e.output.empty() && e.node.empty() &&
+           e.id.size() > e.spec->name.size() && e.id[e.spec->name.size()] == '@' &&
+           e.id == planned_id(e.spec->name, e.due);
+  }
+
+  static Execution make_execution(const Run& run, const Entry& en) {
+    Execution e;
+    e.id = planned_id(run.spec->name, en.due);
+    e.spec = run.spec;
+    e.due = en.due;
+    e.not_before = en.due;
+    e.seq = en.seq;
+    e.created = en.created;
+    return e;
+  }
+
+  NameState& name_state(std::string_view name) {
+    auto it = names.find(name);
+    if (it == names.end()) it = names.try_emplace(std::string(name)).first;
+    return it->second;
+  }
+
+  // The run of `ks` for template `spec`, made if there is none.
+  Run& run_of(KeyState& ks, LaneState& lane, NameState& ns,
+              const std::shared_ptr<const ExecTemplate>& spec) {
+    for (auto& run : ks.runs) {
+      if (run->spec == spec) return *run;
+    }
+    auto run = std::make_unique<Run>();
+    run->spec = spec;
+    run->key = &ks;
+    run->lane = &lane;
+    run->name = &ns;
+    ns.runs.push_back(run.get());
+    ks.runs.push_back(std::move(run));
+    return *ks.runs.back();
+  }
+
+  void drop_run(Run* run) {
+    auto& of_name = run->name->runs;
+    of_name.erase(std::find(of_name.begin(), of_name.end(), run));
+    auto& of_key = run->key->runs;
+    of_key.erase(std::find_if(of_key.begin(), of_key.end(),
+                              [run](const std::unique_ptr<Run>& p) { return p.get() == run; }));
+  }
+
+  // Takes entries[index] out of its run (dropping the run when it empties); the entry stays
+  // counted in its lane's histogram.
+  void erase_entry(Run* run, std::size_t index) {
+    if (index == run->begin) {
+      ++run->begin;
+      // Claims take entries from the front: give the room back now and then.
+      if (run->begin >= 64 && 2 * run->begin >= run->entries.size()) {
+        run->entries.erase(run->entries.begin(),
+                           run->entries.begin() + static_cast<std::ptrdiff_t>(run->begin));
+        run->begin = 0;
+      }
+    } else {
+      run->entries.erase(run->entries.begin() + static_cast<std::ptrdiff_t>(index));
+    }
+    if (run->empty()) drop_run(run);
+  }
+
+  // Takes a compact entry out of the lane's queued-and-due counting (remove_planned).
+  void uncount(LaneState& lane, TimePoint due) {
+    auto it = lane.due.find(due);
+    assert(it != lane.due.end());
+    if (--it->second == 0) lane.due.erase(it);
+    if (due <= watermark) remove_due(lane, 1);
+  }
+
+  // The compact entry of helper `ns` named by second `epoch`, if any.
+  static CompactRef find_compact(const NameState& ns, int64_t epoch) {
+    // Beyond TimePoint's range (about ±292 years): no entry can be there.
+    if (epoch < -9'000'000'000LL || epoch > 9'000'000'000LL) return {};
+    const TimePoint from{std::chrono::seconds(epoch)};
+    const TimePoint to = from + std::chrono::seconds(1);
+    for (Run* run : ns.runs) {
+      const auto live = run->live();
+      auto p = std::lower_bound(live.begin(), live.end(), from,
+                                [](const Entry& x, TimePoint t) { return x.due < t; });
+      if (p != live.end() && p->due < to) {
+        return CompactRef{run, run->begin + static_cast<std::size_t>(p - live.begin())};
+      }
+    }
+    return {};
+  }
+  // The compact entry with id `id` ("name@epoch"), if any.
+  CompactRef find_compact(std::string_view id) const {
+    const std::size_t at = id.rfind('@');
+    if (at == std::string_view::npos) return {};
+    auto it = names.find(id.substr(0, at));
+    if (it == names.end() || it->second.runs.empty()) return {};
+    const std::string_view digits = id.substr(at + 1);
+    int64_t epoch = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), epoch);
+    if (ec != std::errc() || end != digits.data() + digits.size()) return {};
+    if (fmt::format_int(epoch).str() != digits) return {};  // "name@007" is not "name@7"
+    return find_compact(it->second, epoch);
+  }
+
+  // Whether helper `name` has an execution planned at `due` (its id taken), in any state.
+  bool planned_exists(const NameState& ns, std::string_view name, TimePoint due) const {
+    fmt::memory_buffer id;
+    const int64_t epoch = epoch_seconds(due);
+    fmt::format_to(std::back_inserter(id), "{}@{}", name, epoch);
+    if (by_id.find(std::string_view(id.data(), id.size())) != by_id.end()) return true;
+    return static_cast<bool>(find_compact(ns, epoch));
+  }
+
+  // Makes a compact entry a Record in its key's queue (placed if it is the head).
+  Record* materialize(CompactRef ref) {
+    Run* run = ref.run;
+    Execution e = make_execution(*run, run->entries[ref.index]);
+    KeyState* ks = run->key;
+    LaneState* lane = run->lane;
+    erase_entry(run, ref.index);  // may drop the run
+    Record* r = new_record(std::move(e));
+    by_id.try_emplace(std::string_view(r->exec.id), r);  // a compact id is no Record's
+    r->ids_it = ids.emplace(std::string_view(r->exec.id), r).first;
+    r->lane = lane;
+    r->key = ks;
+    enqueue(r, /*counted=*/true);
+    return r;
+  }
+
+  // Keeps the invariant after the head left the queue: makes the earliest compact entry a
+  // Record when it orders before the first Record (or there is none). Returns whether it did;
+  // enqueue placed the new head then.
+  bool pull_head(KeyState& ks) {
+    Run* best = nullptr;
+    for (auto& run : ks.runs) {
+      if (best == nullptr || entry_less(run->front(), best->front())) best = run.get();
+    }
+    if (best == nullptr) return false;
+    if (!ks.queue.empty()) {
+      const Execution& first = (*ks.queue.begin())->exec;
+      if (!entry_less(best->front(), Entry{first.due, first.seq, {}})) return false;
+    }
+    materialize(CompactRef{best, best->begin});
+    return true;
+  }
+
+  // Plans helper `name`'s execution of `spec` at `due` unless its id is taken: compact when it
+  // would not be its key's head, else a Record. Returns whether it planned. `run` caches the
+  // run of (ks, spec) between calls of one batch.
+  bool plan_one(NameState& ns, LaneState& lane, KeyState& ks, Run*& run, std::string_view name,
+                const std::shared_ptr<const ExecTemplate>& spec, TimePoint due, TimePoint now,
+                std::vector<Execution>* created_out) {
+    if (planned_exists(ns, name, due)) return false;
+    if (ks.queue.empty() || due < (*ks.queue.begin())->exec.due) {
+      // Would be the head (a new seq orders after any record of the same due).
+      Execution e;
+      e.id = planned_id(name, due);
+      e.spec = spec;
+      e.due = due;
+      e.not_before = due;
+      Record* r = insert(std::move(e), now, ids.end());
+      if (created_out != nullptr) created_out->push_back(r->exec);
+      return true;
+    }
+    if (run == nullptr) run = &run_of(ks, lane, ns, spec);
+    const Entry en{due, ++last_seq, now};
+    if (run->empty() || entry_less(run->entries.back(), en)) {
+      run->entries.push_back(en);
+    } else {  // planned again before later ones (a schedule moved back): rare
+      auto live = run->entries.begin() + static_cast<std::ptrdiff_t>(run->begin);
+      run->entries.insert(std::upper_bound(live, run->entries.end(), en, entry_less), en);
+    }
+    ++lane.due.try_emplace(due, 0).first->second;
+    if (due <= watermark) add_due(lane, 1);
+    if (created_out != nullptr) created_out->push_back(make_execution(*run, en));
+    return true;
+  }
+
+  // 1-based position of a queued execution (a Record or compact entry at (due, seq)) in key
+  // `ks`'s queue: the Records and compact entries ordering before it, plus one.
+  static std::size_t rank_in(const KeyState& ks, TimePoint due, uint64_t seq) {
+    const Entry at{due, seq, {}};
+    std::size_t before = 0;
+    for (const Record* r : ks.queue) {
+      if (!entry_less(Entry{r->exec.due, r->exec.seq, {}}, at)) break;
+      ++before;
+    }
+    for (const auto& run : ks.runs) {
+      const auto live = run->live();
+      before += static_cast<std::size_t>(
+          std::lower_bound(live.begin(), live.end(), at, entry_less) - live.begin());
+    }
+    return before + 1;
+  }
+  static std::size_t rank(const Record* r) {
+    if (r->key->runs.empty()) return rank_records(r);
+    return rank_in(*r->key, r->exec.due, r->exec.seq);
   }
 
   // ---- claim steps --------------------------------------------------------------------------
@@ -522,6 +825,17 @@ StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimeP
     st.by_id.reserve(std::max(needed, 2 * st.by_id.size()));
   }
   for (auto& e : executions) {
+    if (st.find_compact(e.id)) continue;  // planned before: idempotent
+    if (State::compactable(e)) {
+      State::NameState& ns = st.name_state(e.spec->name);
+      State::LaneState& lane = st.lane_state(e.spec->lane);
+      State::KeyState& ks = st.key_state(e.spec->key);
+      State::Run* run = nullptr;
+      if (st.plan_one(ns, lane, ks, run, e.spec->name, e.spec, e.due, now, created_out)) {
+        ++created;
+      }
+      continue;
+    }
     // The planner records catch-up decisions (skipped) as planned executions that are
     // terminal from the start.
     const ExecStatus preset = e.status;
@@ -536,12 +850,38 @@ StatusOr<std::size_t> MemoryStore::plan(std::vector<Execution> executions, TimeP
   return created;
 }
 
+StatusOr<std::size_t> MemoryStore::plan_dues(const HelperState& seen, std::string_view name,
+                                             const std::shared_ptr<const ExecTemplate>& spec,
+                                             std::span<const TimePoint> dues, TimePoint now) {
+  if (!spec)
+    return invalid_argument(fmt::format("planned executions of {} have no template", name));
+  if (!State::compactable(*spec, name)) return Store::plan_dues(seen, name, spec, dues, now);
+  std::lock_guard lock(mu_);
+  State& st = *state_;
+  State::NameState& ns = st.name_state(name);
+  State::LaneState& lane = st.lane_state(spec->lane);
+  State::KeyState& ks = st.key_state(spec->key);
+  State::Run* run = nullptr;
+  std::size_t created = 0;
+  for (TimePoint due : dues) {
+    if (st.plan_one(ns, lane, ks, run, name, spec, due, now, nullptr)) ++created;
+  }
+  st.drop_key_if_idle(&ks);
+  return created;
+}
+
 StatusOr<std::pair<Execution, std::size_t>> MemoryStore::submit(Execution execution, TimePoint now,
                                                                 std::size_t capacity_queued) {
   if (Status s = State::validate(execution); !s.is_ok()) return s;
   std::lock_guard lock(mu_);
   State& st = *state_;
   State::Record* old = st.find(execution.id);
+  if (State::CompactRef c = old == nullptr ? st.find_compact(execution.id) : State::CompactRef{}) {
+    const State::Entry& en = c.run->entries[c.index];
+    return Status(StatusCode::kAlreadyExists,
+                  fmt::format("execution {} already queued at position {}", execution.id,
+                              State::rank_in(*c.run->key, en.due, en.seq)));
+  }
   if (old != nullptr && old->exec.status == ExecStatus::kQueued) {
     return Status(
         StatusCode::kAlreadyExists,
@@ -646,7 +986,11 @@ StatusOr<Execution> MemoryStore::cancel(std::string_view id, TimePoint now) {
   std::lock_guard lock(mu_);
   State& st = *state_;
   State::Record* r = st.find(id);
-  if (r == nullptr) return not_found(fmt::format("execution {} not found", id));
+  if (r == nullptr) {
+    State::CompactRef c = st.find_compact(id);
+    if (!c) return not_found(fmt::format("execution {} not found", id));
+    r = st.materialize(c);  // queued, never the head
+  }
   switch (r->exec.status) {
     case ExecStatus::kQueued:
       return st.finish_queued(r, ExecStatus::kCancelled, now, "cancelled while queued");
@@ -667,8 +1011,22 @@ StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name, TimePoi
                                                   std::vector<std::string>* removed) {
   std::lock_guard lock(mu_);
   State& st = *state_;
-  auto it = st.names.find(std::string(name));
+  auto it = st.names.find(name);
   if (it == st.names.end()) return std::size_t{0};
+  // Compact entries first, so that a head removed below pulls only entries that stay. A
+  // run is ordered by due, so those after `due_after` are its tail.
+  std::size_t compact = 0;
+  const std::vector<State::Run*> runs = it->second.runs;  // copied: drop_run edits it
+  for (State::Run* run : runs) {
+    while (!run->empty() && run->entries.back().due > due_after) {
+      const State::Entry en = run->entries.back();
+      run->entries.pop_back();
+      st.uncount(*run->lane, en.due);
+      if (removed != nullptr) removed->push_back(planned_id(name, en.due));
+      ++compact;
+    }
+    if (run->empty()) st.drop_run(run);  // its key keeps its Record head
+  }
   std::vector<State::Record*> victims;  // collected first: dequeue unlinks them
   for (State::Record* r = it->second.first; r != nullptr; r = r->list.next) {
     if (r->exec.due > due_after) victims.push_back(r);
@@ -681,14 +1039,17 @@ StatusOr<std::size_t> MemoryStore::remove_planned(std::string_view name, TimePoi
     if (removed != nullptr) removed->push_back(r->exec.id);
     st.destroy(r);
   }
-  return victims.size();
+  return compact + victims.size();
 }
 
 std::optional<Execution> MemoryStore::get(std::string_view id) {
   std::lock_guard lock(mu_);
   const State::Record* r = state_->find(id);
-  if (r == nullptr) return std::nullopt;
-  return r->exec;
+  if (r != nullptr) return r->exec;
+  if (State::CompactRef c = state_->find_compact(id)) {
+    return State::make_execution(*c.run, c.run->entries[c.index]);
+  }
+  return std::nullopt;
 }
 
 std::vector<Execution> MemoryStore::list(const ExecutionFilter& filter) {
@@ -696,21 +1057,94 @@ std::vector<Execution> MemoryStore::list(const ExecutionFilter& filter) {
   const State& st = *state_;
   std::vector<Execution> out;
   if (filter.order == ExecutionFilter::Order::kDue) return list_by_due(filter);
-  auto it = filter.after_id.empty() ? st.ids.begin()
-                                    : st.ids.upper_bound(std::string_view(filter.after_id));
-  for (; it != st.ids.end() && out.size() < filter.limit; ++it) {
-    const Execution& e = it->second->exec;
-    if (filter.status && e.status != *filter.status) continue;
-    if (filter.name && e.spec->name != *filter.name) continue;
-    if (filter.key && e.key() != *filter.key) continue;
-    if (filter.lane && e.lane() != *filter.lane) continue;
-    if (filter.priority && e.priority() != *filter.priority) continue;
+  auto matches = [&filter](const Execution& e) {
+    if (filter.status && e.status != *filter.status) return false;
+    if (filter.name && e.spec->name != *filter.name) return false;
+    if (filter.key && e.key() != *filter.key) return false;
+    if (filter.lane && e.lane() != *filter.lane) return false;
+    if (filter.priority && e.priority() != *filter.priority) return false;
     if (!filter.statuses.empty() && std::find(filter.statuses.begin(), filter.statuses.end(),
                                               e.status) == filter.statuses.end()) {
-      continue;
+      return false;
     }
-    if (filter.due_after && e.due <= *filter.due_after) continue;
-    out.push_back(e);
+    if (filter.due_after && e.due <= *filter.due_after) return false;
+    return true;
+  };
+  const std::string_view after(filter.after_id);
+  auto it = after.empty() ? st.ids.begin() : st.ids.upper_bound(after);
+
+  // Compact entries in id order, one helper name at a time (State::ByIdPrefix): the name
+  // whose ids `after` is one of, if any, then every name whose prefix "name@" is after it.
+  const bool queued_wanted =
+      (!filter.status || *filter.status == ExecStatus::kQueued) &&
+      (filter.statuses.empty() || std::find(filter.statuses.begin(), filter.statuses.end(),
+                                            ExecStatus::kQueued) != filter.statuses.end());
+  std::vector<const State::NameState*> names;  // the names still to walk, in reverse
+  if (queued_wanted && filter.name) {
+    if (auto n = st.names.find(std::string_view(*filter.name)); n != st.names.end()) {
+      names.push_back(&n->second);
+    }
+  }
+  auto next_name = st.names.end();
+  if (queued_wanted && !filter.name) {
+    next_name =
+        after.empty() ? st.names.begin() : st.names.upper_bound(State::ByIdPrefix::RawId{after});
+    if (const std::size_t at = after.find('@'); at != std::string_view::npos) {
+      if (auto n = st.names.find(after.substr(0, at)); n != st.names.end()) {
+        names.push_back(&n->second);
+      }
+    }
+  }
+  struct Item {
+    std::string id;
+    const State::Run* run;
+    const State::Entry* entry;
+  };
+  std::vector<Item> chunk;  // the current name's entries after the cursor, in id order
+  std::size_t pos = 0;
+  auto load = [&](const State::NameState& ns) {
+    chunk.clear();
+    pos = 0;
+    for (const State::Run* run : ns.runs) {
+      const ExecTemplate& spec = *run->spec;
+      if ((filter.key && spec.key != *filter.key) || (filter.lane && spec.lane != *filter.lane) ||
+          (filter.priority && spec.priority != *filter.priority)) {
+        continue;
+      }
+      for (const State::Entry& en : run->live()) {
+        if (filter.due_after && en.due <= *filter.due_after) continue;
+        std::string id = planned_id(spec.name, en.due);
+        if (!after.empty() && id <= after) continue;
+        chunk.push_back(Item{std::move(id), run, &en});
+      }
+    }
+    std::sort(chunk.begin(), chunk.end(), [](const Item& a, const Item& b) { return a.id < b.id; });
+  };
+  auto have_compact = [&]() {
+    while (pos == chunk.size()) {
+      if (!names.empty()) {
+        load(*names.back());
+        names.pop_back();
+      } else if (next_name != st.names.end()) {
+        load(next_name->second);
+        ++next_name;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  };
+  while (out.size() < filter.limit) {
+    while (it != st.ids.end() && !matches(it->second->exec)) ++it;
+    const bool compact = have_compact();
+    if (it == st.ids.end() && !compact) break;
+    if (it != st.ids.end() && (!compact || it->first < chunk[pos].id)) {
+      out.push_back(it->second->exec);
+      ++it;
+    } else {
+      out.push_back(State::make_execution(*chunk[pos].run, *chunk[pos].entry));
+      ++pos;
+    }
   }
   return out;
 }
@@ -720,12 +1154,18 @@ std::vector<Execution> MemoryStore::list(const ExecutionFilter& filter) {
 std::vector<Execution> MemoryStore::list_by_due(const ExecutionFilter& filter) {
   const State& st = *state_;
   using It = State::KeyQueue::const_iterator;
+  // One source per key queue and per run of compact entries, each in (due, seq) order.
   struct Head {
-    It it, end;
+    It it, end;                       // a key's Records
+    const State::Run* run = nullptr;  // or a run's entries [entry, last)
+    const State::Entry* entry = nullptr;
+    const State::Entry* last = nullptr;
+    std::pair<TimePoint, uint64_t> at() const {
+      if (run != nullptr) return {entry->due, entry->seq};
+      return {(*it)->exec.due, (*it)->exec.seq};
+    }
   };
-  auto later = [](const Head& a, const Head& b) {  // a min-heap on (due, seq)
-    return State::ByDueSeq()(*b.it, *a.it);
-  };
+  auto later = [](const Head& a, const Head& b) { return b.at() < a.at(); };  // a min-heap
   std::vector<Head> heads;
   // Start after the cursor, or after every execution due by `due_after`, whichever is later.
   std::optional<std::pair<TimePoint, uint64_t>> from = filter.after_due;
@@ -735,13 +1175,30 @@ std::vector<Execution> MemoryStore::list_by_due(const ExecutionFilter& filter) {
     if (!from || *from < bound) from = bound;
   }
   State::Record probe{Execution{}};
+  State::Entry probe_entry{};
   if (from) {
     probe.exec.due = from->first;
     probe.exec.seq = from->second;
+    probe_entry.due = from->first;
+    probe_entry.seq = from->second;
   }
   auto add = [&](const State::KeyState& ks) {
     It it = from ? ks.queue.upper_bound(&probe) : ks.queue.begin();
     if (it != ks.queue.end()) heads.push_back(Head{it, ks.queue.end()});
+    for (const auto& run : ks.runs) {
+      const ExecTemplate& spec = *run->spec;
+      if ((filter.name && spec.name != *filter.name) ||
+          (filter.lane && spec.lane != *filter.lane) ||
+          (filter.priority && spec.priority != *filter.priority)) {
+        continue;
+      }
+      const auto live = run->live();
+      auto first = from ? std::upper_bound(live.begin(), live.end(), probe_entry, State::entry_less)
+                        : live.begin();
+      if (first != live.end()) {
+        heads.push_back(Head{{}, {}, run.get(), &*first, live.data() + live.size()});
+      }
+    }
   };
   if (filter.key) {
     if (auto k = st.keys.find(*filter.key); k != st.keys.end()) add(k->second);
@@ -754,12 +1211,19 @@ std::vector<Execution> MemoryStore::list_by_due(const ExecutionFilter& filter) {
   while (!heads.empty() && out.size() < filter.limit) {
     std::pop_heap(heads.begin(), heads.end(), later);
     Head& h = heads.back();
-    const Execution& e = (*h.it)->exec;
-    const bool match = (!filter.name || e.spec->name == *filter.name) &&
-                       (!filter.lane || e.lane() == *filter.lane) &&
-                       (!filter.priority || e.priority() == *filter.priority);
-    if (match) out.push_back(e);
-    if (++h.it == h.end) {
+    bool done = false;
+    if (h.run != nullptr) {  // matches the filter (checked per run above)
+      out.push_back(State::make_execution(*h.run, *h.entry));
+      done = ++h.entry == h.last;
+    } else {
+      const Execution& e = (*h.it)->exec;
+      const bool match = (!filter.name || e.spec->name == *filter.name) &&
+                         (!filter.lane || e.lane() == *filter.lane) &&
+                         (!filter.priority || e.priority() == *filter.priority);
+      if (match) out.push_back(e);
+      done = ++h.it == h.end;
+    }
+    if (done) {
       heads.pop_back();
     } else {
       std::push_heap(heads.begin(), heads.end(), later);
@@ -771,7 +1235,14 @@ std::vector<Execution> MemoryStore::list_by_due(const ExecutionFilter& filter) {
 std::optional<std::size_t> MemoryStore::position(std::string_view id) {
   std::lock_guard lock(mu_);
   const State::Record* r = state_->find(id);
-  if (r == nullptr || r->exec.status != ExecStatus::kQueued) return std::nullopt;
+  if (r == nullptr) {
+    if (State::CompactRef c = state_->find_compact(id)) {
+      const State::Entry& en = c.run->entries[c.index];
+      return State::rank_in(*c.run->key, en.due, en.seq);
+    }
+    return std::nullopt;
+  }
+  if (r->exec.status != ExecStatus::kQueued) return std::nullopt;
   return State::rank(r);
 }
 
@@ -780,8 +1251,16 @@ std::vector<Execution> MemoryStore::key_queue(std::string_view key) {
   std::vector<Execution> out;
   auto it = state_->keys.find(std::string(key));
   if (it == state_->keys.end()) return out;
-  out.reserve(it->second.queue.size());
-  for (const State::Record* r : it->second.queue) out.push_back(r->exec);
+  const State::KeyState& ks = it->second;
+  for (const State::Record* r : ks.queue) out.push_back(r->exec);
+  for (const auto& run : ks.runs) {
+    for (const State::Entry& en : run->live()) out.push_back(State::make_execution(*run, en));
+  }
+  if (!ks.runs.empty()) {
+    std::sort(out.begin(), out.end(), [](const Execution& a, const Execution& b) {
+      return std::tie(a.due, a.seq) < std::tie(b.due, b.seq);
+    });
+  }
   return out;
 }
 
@@ -888,6 +1367,25 @@ Status MemoryStore::restore(std::vector<Execution> executions, std::vector<Helpe
   st.by_id.reserve(executions.size());
   for (auto& e : executions) {
     if (is_terminal(e.status) && !e.finished) e.finished = e.created;
+    if (State::compactable(e)) {
+      // Behind a queued Record of its key (they come in (due, seq) order): compact.
+      State::KeyState& ks = st.key_state(e.spec->key);
+      if (!ks.queue.empty()) {
+        State::NameState& ns = st.name_state(e.spec->name);
+        if (st.planned_exists(ns, e.spec->name, e.due)) {
+          return invalid_argument(fmt::format("execution {} stored twice", e.id));
+        }
+        State::LaneState& lane = st.lane_state(e.spec->lane);
+        State::Run& run = st.run_of(ks, lane, ns, e.spec);
+        run.entries.push_back(State::Entry{e.due, e.seq, e.created});
+        ++lane.due.try_emplace(e.due, 0).first->second;
+        if (e.due <= st.watermark) st.add_due(lane, 1);
+        st.last_seq = std::max(st.last_seq, e.seq);
+        continue;
+      }
+    }
+    if (st.find_compact(e.id))
+      return invalid_argument(fmt::format("execution {} stored twice", e.id));
     State::Record* r = st.new_record(std::move(e));
     if (!st.by_id.try_emplace(std::string_view(r->exec.id), r).second) {
       std::string id = r->exec.id;

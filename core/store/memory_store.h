@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,13 @@ class MemoryStore final : public Store {
   void set_unrenewed_lease(std::chrono::milliseconds lease) { lease_ = lease; }
 
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
+  // Keeps each planned execution that is not its key's head as a compact entry of 24 bytes
+  // (due, seq, created) and makes the full Execution when it becomes the head or is read
+  // (docs/store.md "Compact planned executions"). Helpers with an expiry, overlap = allow (no
+  // key) or an '@' in their name are stored as full records, as plan() does.
+  StatusOr<std::size_t> plan_dues(const HelperState& seen, std::string_view name,
+                                  const std::shared_ptr<const ExecTemplate>& spec,
+                                  std::span<const TimePoint> dues, TimePoint now) override;
   StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                      std::size_t capacity_queued) override;
   StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
