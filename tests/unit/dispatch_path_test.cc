@@ -84,7 +84,7 @@ class RecordingExecutor final : public Executor {
     o.duration = duration_;
     return o;
   }
-  void watch(const Dispatcher* d) { dispatcher_ = d; }
+  void watch(const Dispatcher* d) { dispatcher_ = d; }  // before the dispatcher starts
   std::map<std::string, std::vector<std::string>> order() const {
     std::lock_guard l(mu_);
     return order_;
@@ -140,7 +140,9 @@ class DispatchPathTest : public ::testing::Test {
   ~DispatchPathTest() override {
     if (dispatcher_) dispatcher_->stop(0ms);
   }
-  void start(std::vector<LaneSpec> lanes, std::map<std::string, const Executor*> executors) {
+  // `watcher`, if given, watches the dispatcher from before its start.
+  void start(std::vector<LaneSpec> lanes, std::map<std::string, const Executor*> executors,
+             RecordingExecutor* watcher = nullptr) {
     executors_ = std::move(executors);
     DispatcherOptions o;
     o.lanes = std::move(lanes);
@@ -153,6 +155,7 @@ class DispatchPathTest : public ::testing::Test {
           return it == executors_.end() ? nullptr : it->second;
         },
         o);
+    if (watcher != nullptr) watcher->watch(dispatcher_.get());
     dispatcher_->start();
   }
   void plan(std::vector<Execution> es) { ASSERT_TRUE(store_.plan(std::move(es), kT0).is_ok()); }
@@ -259,8 +262,7 @@ void expect_key_order(const RecordingExecutor& x) {
 TEST_F(DispatchPathTest, TinyRunsAreClaimedAheadInBatchesKeepingKeyOrderAndLaneSize) {
   RecordingExecutor tiny(1us);
   plan(ready_runs("tiny"));
-  start({{"default", 2}}, {{"tiny", &tiny}});
-  tiny.watch(dispatcher_.get());
+  start({{"default", 2}}, {{"tiny", &tiny}}, &tiny);
   ASSERT_TRUE(dispatcher_->wait_idle(20s)) << dispatcher_->debug_state();
   expect_key_order(tiny);
   // After kMinRuns runs the lane claims kTinyAheadPerWorker per worker ahead of its 2 workers.
@@ -271,8 +273,7 @@ TEST_F(DispatchPathTest, TinyRunsAreClaimedAheadInBatchesKeepingKeyOrderAndLaneS
 TEST_F(DispatchPathTest, LongerRunsAreClaimedOnlyForFreeWorkers) {
   RecordingExecutor slow(5ms);  // reported, not slept
   plan(ready_runs("slow"));
-  start({{"default", 2}}, {{"slow", &slow}});
-  slow.watch(dispatcher_.get());
+  start({{"default", 2}}, {{"slow", &slow}}, &slow);
   ASSERT_TRUE(dispatcher_->wait_idle(20s)) << dispatcher_->debug_state();
   expect_key_order(slow);
   EXPECT_LE(slow.max_busy(), 2u);
