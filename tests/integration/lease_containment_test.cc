@@ -91,16 +91,6 @@ int64_t wall_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return done();
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
-
 // One line of fx_record's file, with the pid that run_records.h does not read.
 struct Record {
   char kind = 0;  // 'S' or 'E'

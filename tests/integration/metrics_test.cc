@@ -25,7 +25,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::filesystem::path write_config(const TempDir& dir, const std::string& store) {
+std::filesystem::path metrics_config(const TempDir& dir, const std::string& store) {
   return dir.write("schedd.toml", std::string("[daemon]\nplugin_dir = \"") + SCHEDD_PLUGIN_DIR +
                                       "\"\ndata_dir = \"" + dir.path().string() + "\"\nstore = \"" +
                                       store +
@@ -145,7 +145,7 @@ std::string exercise(HttpClient& c) {
 
 TEST(MetricsTest, ASqliteDaemonsScrapeIsStrictlyValidWithProcessHttpAndStoreMetrics) {
   TempDir dir;
-  DaemonProcess daemon(write_config(dir, "sqlite:schedd.db"));
+  DaemonProcess daemon(metrics_config(dir, "sqlite:schedd.db"));
   ASSERT_TRUE(daemon.wait_ready()) << daemon.log();
   HttpClient c("127.0.0.1", daemon.port());
   const std::string id = exercise(c);
@@ -175,7 +175,7 @@ TEST(MetricsTest, ASqliteDaemonsScrapeIsStrictlyValidWithProcessHttpAndStoreMetr
 TEST(MetricsTest, ARedisDaemonsScrapeIsStrictlyValidAndCountsReconnects) {
   RedisServer server;
   TempDir dir;
-  DaemonProcess daemon(write_config(dir, server.url()));
+  DaemonProcess daemon(metrics_config(dir, server.url()));
   ASSERT_TRUE(daemon.wait_ready()) << daemon.log();
   HttpClient c("127.0.0.1", daemon.port());
   const std::string id = exercise(c);

@@ -171,7 +171,7 @@ std::vector<Named> names_in_dashboard() {
   return out;
 }
 
-std::filesystem::path write_config(const TempDir& dir, const std::string& store) {
+std::filesystem::path monitoring_config(const TempDir& dir, const std::string& store) {
   return dir.write("schedd.toml", std::string("[daemon]\nplugin_dir = \"") + SCHEDD_PLUGIN_DIR +
                                       "\"\ndata_dir = \"" + dir.path().string() + "\"\nstore = \"" +
                                       store +
@@ -183,7 +183,7 @@ std::filesystem::path write_config(const TempDir& dir, const std::string& store)
 // The sample names of a scrape of a daemon on `store` that ran one noop through the API.
 std::set<std::string> live_names(const std::string& store) {
   TempDir dir;
-  DaemonProcess daemon(write_config(dir, store));
+  DaemonProcess daemon(monitoring_config(dir, store));
   EXPECT_TRUE(daemon.wait_ready()) << daemon.log();
   HttpClient c("127.0.0.1", daemon.port());
   auto r = c.post("/v1/executions", R"({"executor":"noop"})");

@@ -37,8 +37,8 @@ using std::chrono::steady_clock;
 
 // A config with a SQLite store in `dir`, the API on `listen`, and a helper `long` that sleeps
 // for an hour when run (its schedule fires once a year, so only "run now" starts it).
-fs::path write_config(const TempDir& dir, const std::string& listen = "127.0.0.1:0",
-                      const std::string& extra_daemon = "") {
+fs::path service_config(const TempDir& dir, const std::string& listen = "127.0.0.1:0",
+                        const std::string& extra_daemon = "") {
   return dir.write("etc/schedd.toml", std::string(R"([daemon]
 plugin_dir = ")") + SCHEDD_PLUGIN_DIR + R"("
 store = "sqlite:state/schedd.db"
@@ -148,7 +148,7 @@ class SignalTest : public ::testing::TestWithParam<int> {};
 TEST_P(SignalTest, EndsGracefullyOrReloadsAndLeavesNothingRunning) {
   const int sig = GetParam();
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   DaemonProcess d(config);
   ASSERT_TRUE(d.wait_ready()) << d.log();
   const std::string id = start_long_run(d.port());
@@ -182,7 +182,7 @@ TEST_P(SignalTest, EndsGracefullyOrReloadsAndLeavesNothingRunning) {
 // does not take them away: the daemon still reloads on SIGHUP and stops on SIGINT.
 TEST(SignalIgnoredTest, SignalsIgnoredByTheParentStillWork) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   Process p({"/bin/sh", "-c", "trap '' HUP INT QUIT; exec \"$0\" run -c \"$1\"", SCHEDD_BINARY,
              config.string()});
   ASSERT_TRUE(p.wait_for_err("schedd ready", std::chrono::seconds(60))) << p.err();
@@ -203,7 +203,7 @@ class ExecSignalTest : public ::testing::TestWithParam<int> {};
 // terminal).
 TEST_P(ExecSignalTest, EndsTheRunAsCancelled) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   Process p({SCHEDD_BINARY, "exec", "-c", config.string(), "long"});
   ASSERT_TRUE(p.wait_for_err("progress", std::chrono::seconds(30))) << p.err();
   p.signal(GetParam());
@@ -223,7 +223,7 @@ INSTANTIATE_TEST_SUITE_P(Signals, ExecSignalTest,
 TEST(NotifyTest, ReadyAfterTheApiAnswersThenWatchdogReloadAndStopping) {
   TempDir dir;
   const uint16_t port = free_port();
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   NotifyListener listener;
   // At READY=1, at once, on the listener's thread: the API must answer.
   std::atomic<int> status_at_ready{-1};
@@ -279,7 +279,7 @@ TEST(NotifyTest, ReadyAfterTheApiAnswersThenWatchdogReloadAndStopping) {
 // they come back once it turns again.
 TEST(NotifyTest, AWedgedDispatcherStopsTheWatchdogPings) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   NotifyListener listener(/*abstract=*/true);
   DaemonProcess d(
       config, {},
@@ -307,7 +307,7 @@ TEST(NotifyTest, AWedgedDispatcherStopsTheWatchdogPings) {
 // the debug hooks (its default action ends the process, as for any program).
 TEST(NotifyTest, NoSocketNoNotifications) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   DaemonProcess d(config);
   ASSERT_TRUE(d.wait_ready()) << d.log();
   EXPECT_THAT(d.log(), Not(HasSubstr("service notifications")));
@@ -321,7 +321,7 @@ TEST(EnvironmentTest, FlagOverEnvironmentOverFileOnARealDaemon) {
   TempDir dir;
   const uint16_t env_port = free_port();
   const uint16_t flag_port = free_port();
-  auto config = write_config(dir, "127.0.0.1:1");  // never used: both override it
+  auto config = service_config(dir, "127.0.0.1:1");  // never used: both override it
   dir.write("data/.keep", "");
   DaemonProcess d(config, {"--listen", "127.0.0.1:" + std::to_string(flag_port)},
                   {"SCHEDD_LISTEN=127.0.0.1:" + std::to_string(env_port),
@@ -340,7 +340,7 @@ TEST(EnvironmentTest, FlagOverEnvironmentOverFileOnARealDaemon) {
 
 TEST(EnvironmentTest, ConfigFromTheEnvironmentAndPrintEffective) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   auto r =
       run_process({"/usr/bin/env", "SCHEDD_CONFIG=" + config.string(),
                    "SCHEDD_STORE=sqlite:other.db", "SCHEDD_LISTEN=127.0.0.1:7001", SCHEDD_BINARY,
@@ -358,7 +358,7 @@ TEST(EnvironmentTest, ConfigFromTheEnvironmentAndPrintEffective) {
 
 TEST(EnvironmentTest, ABadValueNamesTheVariable) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   auto r = run_process({"/usr/bin/env", "SCHEDD_LISTEN=localhost", "SCHEDD_LOG_LEVEL=loud",
                         SCHEDD_BINARY, "run", "-c", config.string()});
   EXPECT_EQ(r.exit_code, 2);
@@ -384,7 +384,7 @@ std::string doctor_line(const std::string& out, const std::string& check) {
 
 TEST(DoctorTest, AGoodConfigPassesWithOneLineEach) {
   TempDir dir;
-  auto config = write_config(dir, "127.0.0.1:" + std::to_string(free_port()));
+  auto config = service_config(dir, "127.0.0.1:" + std::to_string(free_port()));
   {
     // A store file with its schema, as a daemon leaves it.
     DaemonProcess d(config, {"--listen", "127.0.0.1:0"});
@@ -411,7 +411,7 @@ TEST(DoctorTest, AGoodConfigPassesWithOneLineEach) {
 
 TEST(DoctorTest, ABadPluginDirFailsNamingIt) {
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   auto r = run_process(
       {SCHEDD_BINARY, "doctor", "-c", config.string(), "--plugin-dir", "/nonexistent/plugins"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -432,7 +432,7 @@ TEST(DoctorTest, ABusyListenPortFailsNamingIt) {
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   const std::string listen = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  auto config = write_config(dir, listen);
+  auto config = service_config(dir, listen);
   auto r = run_process({SCHEDD_BINARY, "doctor", "-c", config.string()});
   ::close(fd);
   EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -451,7 +451,7 @@ TEST(DoctorTest, AnUnwritableStoreDirFailsNamingIt) {
     dirs.push_back((dir / "ro").string());
   }
   for (const auto& state : dirs) {
-    auto config = write_config(dir);
+    auto config = service_config(dir);
     auto r = run_process({"/usr/bin/env", "SCHEDD_STORE=sqlite:" + state + "/schedd.db",
                           SCHEDD_BINARY, "doctor", "-c", config.string()});
     EXPECT_EQ(r.exit_code, 1) << r.out;
@@ -465,7 +465,7 @@ TEST(DoctorTest, AnUnwritableStoreDirFailsNamingIt) {
 TEST(DoctorTest, RedisLineNamesVersionAndAof) {
   RedisServer server;
   TempDir dir;
-  auto config = write_config(dir);
+  auto config = service_config(dir);
   auto r = run_process({"/usr/bin/env", "SCHEDD_STORE=" + server.url(), SCHEDD_BINARY, "doctor",
                         "-c", config.string()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;

@@ -18,13 +18,15 @@
 #include "core/control/engine.h"
 #include "core/control/validate.h"
 #include "core/store/memory_store.h"
+#include "tests/testing/instants.h"
 #include "tests/testing/manual_clock.h"
 
 namespace schedd::testing {
 
 using namespace std::chrono_literals;
 
-inline TimePoint at(const std::string& rfc3339) { return *parse_rfc3339(rfc3339); }
+// Where the engine tests' clocks start.
+inline constexpr const char* kStart = "2026-01-01T00:00:30Z";
 
 struct Event {
   std::string kind;  // claim, start, finish, expired, skipped

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "tests/testing/config_errors.h"
 #include "tests/testing/temp_dir.h"
 
 namespace schedd {
@@ -25,11 +26,7 @@ Config load(const fs::path& path) {
   return cfg ? *cfg : Config{};
 }
 
-std::vector<std::string> strings(const std::vector<ConfigError>& errors) {
-  std::vector<std::string> out;
-  for (const auto& e : errors) out.push_back(e.to_string());
-  return out;
-}
+using testing::strings;
 
 TEST(ConfigOverridesTest, EnvironmentVariablesMapToKeys) {
   std::map<std::string, std::string> env = {{"SCHEDD_LISTEN", "127.0.0.1:9"},

@@ -11,6 +11,7 @@
 #include "core/config/toml_limits.h"
 #include "core/daemon/effective_config.h"
 #include "core/schedule/cron.h"
+#include "tests/testing/config_errors.h"
 #include "tests/testing/temp_dir.h"
 
 namespace schedd {
@@ -62,11 +63,7 @@ struct Executors {
   }
 };
 
-std::vector<std::string> strings(const std::vector<ConfigError>& errors) {
-  std::vector<std::string> out;
-  for (const auto& e : errors) out.push_back(e.to_string());
-  return out;
-}
+using testing::strings;
 
 // Phase 1 errors for `text`, read as "x.toml".
 std::vector<std::string> phase1(std::string_view text) {

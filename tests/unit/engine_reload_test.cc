@@ -12,8 +12,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::at;
 using testing::Harness;
-
-const char* kStart = "2026-01-01T00:00:30Z";
+using testing::kStart;
 
 std::vector<Execution> queued_of(Harness& h, const std::string& helper) {
   ExecutionFilter f;

@@ -27,7 +27,7 @@ using testing::at;
 using testing::Event;
 using testing::Harness;
 
-const char* kStart = "2026-01-01T00:00:30Z";
+using testing::kStart;
 
 // A helper due every minute whose runs last until cancelled, with the given overlap policy.
 std::string endless_every_minute(const char* overlap) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/schedule/schedule.h"
+#include "tests/testing/instants.h"
 
 namespace schedd {
 namespace {
@@ -22,11 +23,7 @@ namespace {
 using Gap = DstPolicy::Gap;
 using Overlap = DstPolicy::Overlap;
 
-TimePoint at(const std::string& rfc3339) {
-  auto t = parse_rfc3339(rfc3339);
-  EXPECT_TRUE(t.is_ok()) << t.status().to_string();
-  return t.is_ok() ? *t : TimePoint{};
-}
+using testing::at;
 
 // `spec` is a cron expression, or "daily HH:MM[:SS] [day,day-day]" for a daily schedule.
 Schedule make_schedule(const std::string& spec, const date::time_zone* tz) {

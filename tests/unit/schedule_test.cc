@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <set>
 
+#include "tests/testing/instants.h"
+
 namespace schedd {
 namespace {
 
@@ -15,11 +17,7 @@ using namespace std::chrono_literals;
 
 const date::time_zone* zone(const char* name) { return date::locate_zone(name); }
 
-TimePoint at(const std::string& rfc3339) {
-  auto t = parse_rfc3339(rfc3339);
-  EXPECT_TRUE(t.is_ok()) << t.status().to_string();
-  return t.is_ok() ? *t : TimePoint{};
-}
+using testing::at;
 
 std::vector<std::string> next_n(const Schedule& s, const std::string& from, int n,
                                 const date::time_zone* tz) {
