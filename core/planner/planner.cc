@@ -105,7 +105,8 @@ StatusOr<PlanReport> Planner::plan_locked(const PlannedHelper& h, TimePoint now)
   const TimePoint from = state.planned_until.value_or(now);
 
   // The due instants in the window; those before `now` were missed (downtime).
-  std::vector<TimePoint> dues;
+  std::vector<TimePoint>& dues = dues_;  // reused: one allocation for the round, not per helper
+  dues.clear();
   for (auto t = h.schedule->next_after(from); t && *t <= until; t = h.schedule->next_after(*t)) {
     dues.push_back(*t);
   }

@@ -94,6 +94,7 @@ class Planner {
   const std::chrono::milliseconds lookahead_;
   mutable std::mutex mu_;
   std::map<std::string, PlannedHelper> helpers_;
+  std::vector<TimePoint> dues_;  // plan_locked's due instants, reused between helpers
   std::function<void(const std::string&)> on_stale_;
   std::atomic<uint64_t> rounds_{0};
   std::atomic<uint64_t> failures_{0};

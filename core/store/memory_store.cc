@@ -228,6 +228,9 @@ struct MemoryStore::State {
   std::map<std::string, HelperState, std::less<>> helper_states;
   uint64_t last_seq = 0;
   uint64_t last_fence = 0;
+  // The largest N of a Record id "...@N" ever stored: planned_exists() skips the hash lookup
+  // for a later second, which no Record can be (planning ahead, the usual case).
+  int64_t record_epoch_max = std::numeric_limits<int64_t>::min();
 
   template <std::size_t... I>
   static std::array<HistorySet, sizeof...(I)> make_histories(std::pmr::memory_resource* pool,
@@ -505,6 +508,7 @@ struct MemoryStore::State {
       free_record(r);
       return nullptr;
     }
+    note_record_id(r->exec.id);
     Execution& e = r->exec;
     e.seq = ++last_seq;
     e.created = now;
@@ -645,11 +649,23 @@ struct MemoryStore::State {
 
   // Whether helper `name` has an execution planned at `due` (its id taken), in any state.
   bool planned_exists(const NameState& ns, std::string_view name, TimePoint due) const {
-    fmt::memory_buffer id;
     const int64_t epoch = epoch_seconds(due);
-    fmt::format_to(std::back_inserter(id), "{}@{}", name, epoch);
-    if (by_id.find(std::string_view(id.data(), id.size())) != by_id.end()) return true;
+    if (epoch <= record_epoch_max) {
+      fmt::memory_buffer id;
+      fmt::format_to(std::back_inserter(id), "{}@{}", name, epoch);
+      if (by_id.find(std::string_view(id.data(), id.size())) != by_id.end()) return true;
+    }
     return static_cast<bool>(find_compact(ns, epoch));
+  }
+  // Called for every id that goes into `by_id`: keeps record_epoch_max.
+  void note_record_id(std::string_view id) {
+    const std::size_t at = id.rfind('@');
+    if (at == std::string_view::npos) return;
+    int64_t epoch = 0;
+    auto [end, ec] = std::from_chars(id.data() + at + 1, id.data() + id.size(), epoch);
+    if (ec == std::errc() && end == id.data() + id.size()) {
+      record_epoch_max = std::max(record_epoch_max, epoch);
+    }
   }
 
   // Makes a compact entry a Record in its key's queue (placed if it is the head).
@@ -661,6 +677,7 @@ struct MemoryStore::State {
     erase_entry(run, ref.index);  // may drop the run
     Record* r = new_record(std::move(e));
     by_id.try_emplace(std::string_view(r->exec.id), r);  // a compact id is no Record's
+    note_record_id(r->exec.id);
     r->ids_it = ids.emplace(std::string_view(r->exec.id), r).first;
     r->lane = lane;
     r->key = ks;
@@ -863,8 +880,13 @@ StatusOr<std::size_t> MemoryStore::plan_dues(const HelperState& seen, std::strin
   State::KeyState& ks = st.key_state(spec->key);
   State::Run* run = nullptr;
   std::size_t created = 0;
-  for (TimePoint due : dues) {
-    if (st.plan_one(ns, lane, ks, run, name, spec, due, now, nullptr)) ++created;
+  bool reserved = false;
+  for (std::size_t i = 0; i < dues.size(); ++i) {
+    if (st.plan_one(ns, lane, ks, run, name, spec, dues[i], now, nullptr)) ++created;
+    if (run != nullptr && !reserved) {  // one allocation for the batch, not one per doubling
+      run->entries.reserve(run->entries.size() + dues.size() - i);
+      reserved = true;
+    }
   }
   st.drop_key_if_idle(&ks);
   return created;
@@ -1392,6 +1414,7 @@ Status MemoryStore::restore(std::vector<Execution> executions, std::vector<Helpe
       st.free_record(r);
       return invalid_argument(fmt::format("execution {} stored twice", id));
     }
+    st.note_record_id(r->exec.id);
     const Execution& x = r->exec;
     st.last_seq = std::max(st.last_seq, x.seq);
     st.last_fence = std::max(st.last_fence, x.fence);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -351,6 +352,149 @@ TEST(MemoryStoreCompactTest, RestoreKeepsCompactExecutionsExactly) {
   twice.push_back(before.back());
   MemoryStore c;
   EXPECT_EQ(c.restore(twice, {}).code(), StatusCode::kInvalidArgument);
+}
+
+// Differential: the same random calls on a store whose helpers are kept compact and on one
+// whose helpers have an expiry too far away to matter (full records only) give the same
+// answers, field by field.
+TEST(MemoryStoreCompactTest, RandomCallsAnswerAsFullRecordsDo) {
+  MemoryStore compact;
+  MemoryStore full;
+  constexpr int kHelpers = 6;
+  std::vector<std::shared_ptr<const ExecTemplate>> specs_c;
+  std::vector<std::shared_ptr<const ExecTemplate>> specs_f;
+  const char* keys[] = {"a", "b", "a", "c", "b", "a"};  // some helpers share a key
+  for (int h = 0; h < kHelpers; ++h) {
+    const std::string name = h == 0 ? "h" : "h" + std::to_string(h * 5);  // "h", "h5", "h10"...
+    specs_c.push_back(make_spec(name, {.key = keys[h], .priority = 1 + h % 3}));
+    specs_f.push_back(
+        make_spec(name, {.key = keys[h], .priority = 1 + h % 3, .expiry = 24 * 365 * 10h}));
+  }
+  auto adhoc_c = make_spec("manual", {.key = "a", .origin = ExecOrigin::kAdhoc});
+  auto adhoc_f = make_spec("manual", {.key = "a", .origin = ExecOrigin::kAdhoc});
+  auto same = [](const Execution& a, const Execution& b) {
+    return a.id == b.id && a.spec->name == b.spec->name && a.due == b.due &&
+           a.not_before == b.not_before && a.seq == b.seq && a.attempt == b.attempt &&
+           a.status == b.status && a.fence == b.fence && a.created == b.created &&
+           a.started == b.started && a.finished == b.finished && a.message == b.message &&
+           a.node == b.node;
+  };
+  auto same_all = [&](const std::vector<Execution>& a, const std::vector<Execution>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same(a[i], b[i])) return false;
+    }
+    return true;
+  };
+  std::mt19937 rng(19);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  TimePoint now = kT0;
+  std::vector<std::string> seen_ids;
+  std::vector<Execution> running;
+  std::size_t claimed = 0;
+  for (int step = 0; step < 3000; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const int op = pick(10);
+    if (op == 0) {  // plan a helper's next minutes (some planned before, some not)
+      const int h = pick(kHelpers);
+      std::vector<TimePoint> dues;
+      TimePoint from = now + std::chrono::minutes(pick(20) - 2);
+      for (int i = 0; i < 1 + pick(8); ++i) dues.push_back(from + std::chrono::minutes(i));
+      const std::string& name = specs_c[h]->name;
+      auto a = compact.plan_dues(HelperState{name}, name, specs_c[h], dues, now);
+      auto b = full.plan_dues(HelperState{name}, name, specs_f[h], dues, now);
+      ASSERT_EQ(a.value(), b.value());
+      for (TimePoint d : dues) seen_ids.push_back(planned_id(name, d));
+    } else if (op == 1) {  // submit an ad-hoc execution, sometimes with a planned id
+      const std::string id = pick(3) == 0 && !seen_ids.empty()
+                                 ? seen_ids[pick(static_cast<int>(seen_ids.size()))]
+                                 : "m" + std::to_string(step);
+      const TimePoint due = now + std::chrono::seconds(pick(600));
+      auto a = compact.submit(make_exec(adhoc_c, due, id), now, 1000);
+      auto b = full.submit(make_exec(adhoc_f, due, id), now, 1000);
+      ASSERT_EQ(a.status().code(), b.status().code()) << a.status().message();
+      if (a.is_ok()) {
+        EXPECT_TRUE(same(a->first, b->first));
+        EXPECT_EQ(a->second, b->second);
+      } else {
+        EXPECT_EQ(a.status().message(), b.status().message());
+      }
+      seen_ids.push_back(id);
+    } else if (op <= 4) {  // claim what is due, and complete some of the running
+      now += std::chrono::seconds(pick(90));
+      const std::size_t max = 1 + static_cast<std::size_t>(pick(3));
+      auto a = compact.claim("default", max, now, "n");
+      auto b = full.claim("default", max, now, "n");
+      ASSERT_TRUE(a.is_ok() && b.is_ok());
+      ASSERT_TRUE(same_all(a->claimed, b->claimed));
+      EXPECT_EQ(ids_of(a->skipped), ids_of(b->skipped));
+      claimed += a->claimed.size();
+      for (auto& e : a->claimed) running.push_back(e);
+      while (!running.empty() && pick(3) != 0) {
+        const std::size_t i = static_cast<std::size_t>(pick(static_cast<int>(running.size())));
+        Completion c;
+        c.finished = now;
+        c.status = pick(4) == 0 ? ExecStatus::kFailed : ExecStatus::kSucceeded;
+        Execution after_a;
+        Execution after_b;
+        ASSERT_TRUE(compact.complete(running[i].id, running[i].fence, c, &after_a).is_ok());
+        ASSERT_TRUE(full.complete(running[i].id, running[i].fence, c, &after_b).is_ok());
+        EXPECT_TRUE(same(after_a, after_b));
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    } else if (op == 5 && !seen_ids.empty()) {  // cancel one
+      const std::string& id = seen_ids[pick(static_cast<int>(seen_ids.size()))];
+      auto a = compact.cancel(id, now);
+      auto b = full.cancel(id, now);
+      ASSERT_EQ(a.status().code(), b.status().code());
+      if (a.is_ok()) {
+        EXPECT_TRUE(same(*a, *b));
+      }
+    } else if (op == 6) {  // remove some planned
+      const int h = pick(kHelpers);
+      const TimePoint after =
+          pick(4) == 0 ? TimePoint::min() : now + std::chrono::minutes(pick(15));
+      std::vector<std::string> ra;
+      std::vector<std::string> rb;
+      auto a = compact.remove_planned(specs_c[h]->name, after, &ra);
+      auto b = full.remove_planned(specs_f[h]->name, after, &rb);
+      ASSERT_EQ(a.value(), b.value());
+      EXPECT_EQ(sorted(ra), sorted(rb));
+    } else if (!seen_ids.empty()) {  // reads
+      const std::string& id = seen_ids[pick(static_cast<int>(seen_ids.size()))];
+      auto ga = compact.get(id);
+      auto gb = full.get(id);
+      ASSERT_EQ(ga.has_value(), gb.has_value()) << id;
+      if (ga) {
+        EXPECT_TRUE(same(*ga, *gb)) << id;
+      }
+      EXPECT_EQ(compact.position(id), full.position(id)) << id;
+      for (const char* key : {"a", "b", "c"}) {
+        EXPECT_TRUE(same_all(compact.key_queue(key), full.key_queue(key))) << key;
+      }
+      ExecutionFilter f;
+      f.limit = 1 + static_cast<std::size_t>(pick(40));
+      if (pick(2) == 0) f.after_id = id;
+      if (pick(3) == 0) f.status = ExecStatus::kQueued;
+      if (pick(4) == 0) f.key = "a";
+      if (pick(4) == 0) f.due_after = now + std::chrono::minutes(pick(10));
+      EXPECT_TRUE(same_all(compact.list(f), full.list(f))) << id;
+      f.order = ExecutionFilter::Order::kDue;
+      EXPECT_TRUE(same_all(compact.list(f), full.list(f))) << id;
+      auto ca = compact.counts(now);
+      auto cb = full.counts(now);
+      ASSERT_EQ(ca.size(), cb.size());
+      for (std::size_t i = 0; i < ca.size(); ++i) {
+        EXPECT_EQ(ca[i].queued, cb[i].queued);
+        EXPECT_EQ(ca[i].running, cb[i].running);
+      }
+    }
+  }
+  ExecutionFilter every;
+  every.limit = 100000;
+  EXPECT_TRUE(same_all(compact.list(every), full.list(every)));
+  EXPECT_GT(claimed, 500u);                     // the calls did run things
+  EXPECT_GT(compact.list(every).size(), 500u);  // and left many behind
 }
 
 }  // namespace
