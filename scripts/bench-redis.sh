@@ -12,8 +12,10 @@
 #   BullMQ:  tests/load/bullmq/bench.js (workers in 2 processes sharing concurrency C);
 #   schedd:  `schedd-bench --redis URL --redis-only`, then 2 `schedd run` daemons fed over
 #            HTTP (tests/load/schedd_daemons.js); see the schedd side below.
-# Machine load (uptime) goes to stderr before and after each run. Numbers and how to read
-# them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
+# Machine load (uptime) goes to stderr before and after each run. The LAST line on stdout is
+# the summary: per setup (node, cluster) the median of the same-run ratios schedd / BullMQ
+# (jobs per second), each run's ratio, the jobs each daemon ran and Redis CPU per job. Numbers
+# and how to read them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -155,6 +157,42 @@ schedd_two_daemons() {
   done
 }
 
+# The last line: same-run ratios from the JSON lines of every run (run-N.jsonl).
+summary() {
+  node - "$work" "$runs" <<'JS'
+const fs = require('node:fs');
+const [dir, runs] = [process.argv[2], Number(process.argv[3])];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const per = { node: [], cluster: [] };
+for (let run = 1; run <= runs; ++run) {
+  let lines = [];
+  try {
+    lines = fs.readFileSync(`${dir}/run-${run}.jsonl`, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+  } catch {}
+  const rows = lines.map((l) => JSON.parse(l));
+  const bull = rows.find((r) => r.tool === 'bullmq');
+  for (const r of rows.filter((x) => x.tool === 'schedd' && x.lane_capacity)) {
+    if (!bull || !per[r.lane_capacity]) continue;
+    const split = Object.values(r.jobs_by_node || {}).sort((a, b) => b - a).join('/');
+    per[r.lane_capacity].push({ ratio: r.jobs_per_second / bull.jobs_per_second, split,
+                                cpu: r.redis_cpu_us_per_job });
+  }
+}
+const parts = Object.entries(per).map(([setup, xs]) => {
+  if (xs.length === 0) return `${setup}: no run`;
+  const cpu = xs.filter((x) => x.cpu !== undefined).map((x) => x.cpu);
+  return `${setup} ${median(xs.map((x) => x.ratio)).toFixed(2)}x (runs ` +
+    xs.map((x) => x.ratio.toFixed(2)).join(' ') + `; jobs per daemon ` +
+    xs.map((x) => x.split).join(' ') +
+    (cpu.length ? `; Redis CPU ${median(cpu).toFixed(1)} us/job` : '') + ')';
+});
+console.log(`bench-redis: schedd/BullMQ jobs/s, median of same-run ratios over ${runs} run(s): ` + parts.join(', '));
+JS
+}
+
 for run in $(seq "$runs"); do
   echo "bench-redis: run $run/$runs, before: $(uptime)" >&2
   node tests/load/bullmq/bench.js --redis "$url" --jobs "$jobs" --concurrency "$concurrency" \
@@ -165,3 +203,4 @@ for run in $(seq "$runs"); do
   fi
   echo "bench-redis: run $run/$runs, after: $(uptime)" >&2
 done
+((bullmq_only)) || summary

@@ -201,6 +201,7 @@ void RedisClient::send_batched(const RedisArgv& prefix, RedisArgv args, Done don
         cmd.insert(cmd.end(), std::make_move_iterator(args.begin()),
                    std::make_move_iterator(args.end()));
         last.parts.push_back(std::move(done));
+        requests_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
     }
@@ -218,6 +219,7 @@ void RedisClient::send_batched(const RedisArgv& prefix, RedisArgv args, Done don
 
 bool RedisClient::enqueue_locked(std::shared_ptr<Request> req) {
   if (!connected_.load() || stop_) return false;
+  requests_.fetch_add(1, std::memory_order_relaxed);
   queue_.push_back(std::move(req));
   cv_.notify_one();
   return true;

@@ -102,6 +102,9 @@ class RedisClient {
   void set_on_connect(std::function<void()> fn);
 
   bool connected() const { return connected_.load(); }
+  // How many requests were queued so far (call, call_many, send, send_batched: each once):
+  // equal values before and after something mean nothing was sent in between.
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   std::string last_error() const;
   // Appends the client's metrics (round-trip time, reconnects, connection losses) to `out`
   // in the Prometheus text format (docs/monitoring.md).
@@ -147,6 +150,7 @@ class RedisClient {
   AtomicHistogram round_trip_seconds_;
   std::atomic<uint64_t> reconnects_{0};
   std::atomic<uint64_t> losses_{0};
+  std::atomic<uint64_t> requests_{0};
   std::thread io_;
 };
 

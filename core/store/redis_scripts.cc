@@ -15,6 +15,9 @@ namespace schedd::redis_lua {
 //   P dq            zset: every queued execution, score due, member m (list in due order)
 //   P lanes         set: lane names seen
 //   P lrun          hash: lane -> running count (cluster-wide)
+//   P ln:<lane>     hash: node -> its running count in the lane (fair cluster capacity)
+//   P lw:<lane>     zset: nodes waiting for the lane's cluster capacity, score their latest
+//                   claim (us)
 //   P exp           zset: queued first attempts with an expiry, score due + expiry
 //   P hist:<st>     zset: terminal executions of status code st, score finished (pruning
 //                   per status: [history] retention)
@@ -24,7 +27,7 @@ namespace schedd::redis_lua {
 //   P lease         zset: running executions, score lease deadline
 //   P h:<helper>    hash: helper runtime state: en, ov, pu, pr (priority), ex (expiry ms)
 //   P seq, P fence  counters
-//   P wake, P helper  pub/sub channels
+//   P wake, P helper  pub/sub channels (wake "free\n<node>...": only the nodes named)
 // m = "<seq as 16 hex digits>|<id>": equal scores order by seq.
 // Execution hash fields: id tpl key lane pri org name ov exps expns ma due dus nb nbs att seq
 // st fence cr sa fi msg out node m rr (times: ns strings; *s fields: us scores; rr = 1 on a
@@ -112,27 +115,64 @@ local function finish_queued(h, st, now_ns, now_us, msg)
 end
 -- A batch of completions: lease removals, lane counts and history entries (by status code)
 -- written once at the end (flush).
-local function batch() return {leases = {}, lrun = {}, hist = {}} end
+local function batch() return {leases = {}, lrun = {}, lnode = {}, hist = {}} end
 local function in_chunks(cmd, key, items)
   for j = 1, #items, 1000 do
     redis.call(cmd, key, unpack(items, j, math.min(j + 999, #items)))
+  end
+end
+-- Takes n from a node's running count in a lane; never below 0 (runs claimed by a schedd
+-- that did not count them end without having been counted).
+local function ln_sub(lane, node, n)
+  if redis.call('HINCRBY', P .. 'ln:' .. lane, node, -n) < 0 then
+    redis.call('HSET', P .. 'ln:' .. lane, node, 0)
   end
 end
 local function flush(b)
   in_chunks('ZREM', P .. 'lease', b.leases)
   for st, items in pairs(b.hist) do in_chunks('ZADD', P .. 'hist:' .. st, items) end
   for lane, n in pairs(b.lrun) do redis.call('HINCRBY', P .. 'lrun', lane, -n) end
+  for lane, nodes in pairs(b.lnode) do
+    for node, n in pairs(nodes) do ln_sub(lane, node, n) end
+  end
 end
--- Frees h's key (h: id key lane at least); with a batch b, its lease and lane count go in b.
--- While a key runs its head is in watch (when overlap skip/replace applies to it) or nowhere,
--- so that is all to clear.
+-- A node's running count in a lane (ln:<lane>).
+local function node_running(lane, node)
+  return tonumber(redis.call('HGET', P .. 'ln:' .. lane, node) or '0')
+end
+-- After completions freed capacity in `lanes` (lane -> {completing node -> true}): wakes, in
+-- one PUBLISH "free\n<node>\n...", the daemons waiting for the lane's cluster capacity
+-- (lw:<lane>, written by claim) that run fewer of the lane's executions than a completing
+-- daemon now does. A completing daemon claims its lane again itself; a waiter running as many
+-- is left asleep, so that balanced daemons exchange no wake-ups.
+local function wake_waiters(lanes)
+  local wake = {}
+  for lane, completers in pairs(lanes) do
+    local waiting = redis.call('ZRANGE', P .. 'lw:' .. lane, 0, -1)
+    if #waiting > 0 then
+      local most = 0
+      for node in pairs(completers) do most = math.max(most, node_running(lane, node)) end
+      for _, w in ipairs(waiting) do
+        if not completers[w] and node_running(lane, w) < most then table.insert(wake, w) end
+      end
+    end
+  end
+  if #wake > 0 then redis.call('PUBLISH', P .. 'wake', 'free\n' .. table.concat(wake, '\n')) end
+end
+-- Frees h's key (h: id key lane node at least); with a batch b, its lease and lane counts go
+-- in b. While a key runs its head is in watch (when overlap skip/replace applies to it) or
+-- nowhere, so that is all to clear.
 local function release(h, b)
   redis.call('HDEL', P .. 'run', h.key)
   if b then
     table.insert(b.leases, h.id)
     b.lrun[h.lane] = (b.lrun[h.lane] or 0) + 1
+    local nodes = b.lnode[h.lane] or {}
+    b.lnode[h.lane] = nodes
+    nodes[h.node or ''] = (nodes[h.node or ''] or 0) + 1
   else
     redis.call('HINCRBY', P .. 'lrun', h.lane, -1)
+    ln_sub(h.lane, h.node or '', 1)
     redis.call('ZREM', P .. 'lease', h.id)
   end
   local head = redis.call('ZRANGE', P .. 'q:' .. h.key, 0, 0)[1]
@@ -219,6 +259,22 @@ local function insert(a, i, now_ns)
   enqueue(h)
   return h
 end
+-- What a daemon wakes up for after now_us (us string): {pend nb_ns|false, watch nb_ns|false,
+-- expiry ns|false, {lease id, score}* (up to 64)} (kNextEvent, and claim when it ran dry).
+local function next_events(now_us)
+  local after = '(' .. now_us
+  local function first_nb(z)
+    local m = redis.call('ZRANGEBYSCORE', P .. z, after, '+inf', 'LIMIT', 0, 1)[1]
+    if not m then return false end
+    return redis.call('HGET', ex(idof(m)), 'nb')
+  end
+  local e = redis.call('ZRANGEBYSCORE', P .. 'exp', after, '+inf', 'LIMIT', 0, 1)[1]
+  local expns = false
+  if e then expns = redis.call('HGET', ex(e), 'expns') end
+  local leases = redis.call('ZRANGEBYSCORE', P .. 'lease', after, '+inf', 'WITHSCORES', 'LIMIT',
+                            0, 64)
+  return {first_nb('pend'), first_nb('watch'), expns, leases}
+end
 local function put_templates(a, i)
   local n = tonumber(a[i])
   for j = 1, n do
@@ -277,9 +333,16 @@ redis.call('PUBLISH', P .. 'wake', 'submit')
 return {'ok', full(id), redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1}
 )lua";
 
-// ARGV: P lane max now_ns now_us node lease_us cap (-1: none). Returns {claimed, expired,
-// skipped, replace ids, reaped (as they were)}; claimed executions as the values of CLAIM
-// (kClaimReplyFields first), the others as HGETALL arrays.
+// ARGV: P lane max now_ns now_us node lease_us cap (-1: none) wait_stale_us wait_refresh_us.
+// Returns {claimed, expired, skipped, replace ids, reaped (as they were), next events
+// (next_events) or nil}; claimed executions as the values of CLAIM (kClaimReplyFields
+// first), the others as HGETALL arrays.
+// With a cluster capacity (cap >= 0) the claim is fair: while other daemons wait for the
+// lane's capacity (lw:<lane>, entries not older than wait_stale_us; a waiting daemon's own
+// entry is rewritten once older than wait_refresh_us), this one takes at most its
+// share, ceil(cap / daemons waiting, itself included), counting what it runs (ln:<lane>). A
+// claim that got less than `max` for lack of capacity or share while work is ready registers
+// this node as waiting; complete wakes it when capacity frees (wake_waiters).
 constexpr std::string_view kClaimBody = R"lua(
 local lane, max, now_ns, now_us = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local node, lease_us, cap = ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -317,15 +380,37 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'pend', '-inf', now_us, 'LIM
   redis.call('ZADD', P .. 'ready:' .. v[1] .. ':' .. v[2], v[3], m)
 end
 local n = max
+local lw = P .. 'lw:' .. lane
+local limited, listed, fresh = false, false, false
 if cap >= 0 then
   local running = tonumber(redis.call('HGET', P .. 'lrun', lane) or '0')
-  n = math.min(n, math.max(0, cap - running))
+  local free = math.max(0, cap - running)
+  if free < n then n, limited = free, true end
+  local others = 0
+  local stale, refresh = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local all = redis.call('ZRANGE', lw, 0, -1, 'WITHSCORES')
+  for j = 1, #all, 2 do
+    local at = tonumber(all[j + 1])
+    if all[j] == node then
+      listed, fresh = true, at >= refresh
+    elseif at < stale then
+      redis.call('ZREM', lw, all[j])
+    else
+      others = others + 1
+    end
+  end
+  if others > 0 then
+    local left = math.max(0, math.ceil(cap / (others + 1)) - node_running(lane, node))
+    if left < n then n, limited = left, true end
+  end
 end
 -- Popped by (priority, due, seq); one placed ready by a later clock than this claim's goes
 -- back to pend until its not_before.
 local picked = {}
+local last_pri = 1
 for pri = 1, 5 do
   if n <= 0 then break end
+  last_pri = pri
   local rk = P .. 'ready:' .. lane .. ':' .. pri
   while n > 0 do
     local pop = redis.call('ZPOPMIN', rk, n)
@@ -364,10 +449,32 @@ if #picked > 0 then
   end
   if #leases > 0 then redis.call('ZADD', P .. 'lease', unpack(leases)) end
   redis.call('HINCRBY', P .. 'lrun', lane, tostring(#picked))
+  redis.call('HINCRBY', P .. 'ln:' .. lane, node, tostring(#picked))
+end
+if cap >= 0 then
+  -- Waiting: held back by capacity or share (not by a lack of work) with work still ready.
+  local waiting = false
+  if limited and n <= 0 then
+    for pri = last_pri, 5 do
+      if redis.call('ZCARD', P .. 'ready:' .. lane .. ':' .. pri) > 0 then
+        waiting = true
+        break
+      end
+    end
+  end
+  if waiting then
+    if not fresh then redis.call('ZADD', lw, now_us, node) end
+  elseif listed then
+    redis.call('ZREM', lw, node)
+  end
 end
 apply_overlap()
 if #reaped > 0 then redis.call('PUBLISH', P .. 'wake', 'reaped') end
-return {claimed, expired, skipped, replace, reaped}
+-- A claim that ran out of ready work (or asked for none) answers the next events too: the
+-- dispatcher asks for them next, and this saves it that round trip (RedisStore::next_event).
+local nxt = false
+if max == 0 or (#picked < max and not limited) then nxt = next_events(now_us) end
+return {claimed, expired, skipped, replace, reaped, nxt}
 )lua";
 
 // ARGV: P then, per completion, id fence status retry nb_ns nb_us fi_ns fi_us msg out.
@@ -376,16 +483,20 @@ constexpr std::string_view kCompleteBody = R"lua(
 local out = {}
 local retried = false
 local b = batch()
+local freed = {}  -- lane -> {node -> true}: whose completions freed capacity
 for i = 2, #ARGV, 10 do
   local id = ARGV[i]
-  local v = redis.call('HMGET', ex(id), 'st', 'fence', 'key', 'lane')
+  local v = redis.call('HMGET', ex(id), 'st', 'fence', 'key', 'lane', 'node')
   if not v[1] then
     table.insert(out, {'nf'})
   elseif v[1] ~= '1' or v[2] ~= ARGV[i + 1] then
     table.insert(out, {'stale', tonumber(v[1]), v[2]})
   else
     NOW = tonumber(ARGV[i + 7])
-    release({id = id, key = v[3], lane = v[4]}, b)
+    release({id = id, key = v[3], lane = v[4], node = v[5]}, b)
+    local c = freed[v[4]] or {}
+    freed[v[4]] = c
+    c[v[5] or ''] = true
     if ARGV[i + 3] == '1' then
       redis.call('HSET', ex(id), 'msg', ARGV[i + 8], 'out', ARGV[i + 9])
       requeue(load(id), ARGV[i + 4], ARGV[i + 5])
@@ -402,7 +513,11 @@ for i = 2, #ARGV, 10 do
   end
 end
 flush(b)
-if retried then redis.call('PUBLISH', P .. 'wake', 'retry') end
+if retried then
+  redis.call('PUBLISH', P .. 'wake', 'retry')
+else
+  wake_waiters(freed)
+end
 return out
 )lua";
 
@@ -480,20 +595,9 @@ if #out > 0 then redis.call('PUBLISH', P .. 'wake', 'recover') end
 return out
 )lua";
 
-// ARGV: P now_us. Returns {pend nb_ns|false, watch nb_ns|false, expiry ns|false,
-// {lease id, score}* (up to 64)}.
+// ARGV: P now_us. Returns next_events(now_us).
 constexpr std::string_view kNextEventBody = R"lua(
-local function first_nb(z)
-  local m = redis.call('ZRANGEBYSCORE', P .. z, '(' .. ARGV[2], '+inf', 'LIMIT', 0, 1)[1]
-  if not m then return false end
-  return redis.call('HGET', ex(idof(m)), 'nb')
-end
-local e = redis.call('ZRANGEBYSCORE', P .. 'exp', '(' .. ARGV[2], '+inf', 'LIMIT', 0, 1)[1]
-local expns = false
-if e then expns = redis.call('HGET', ex(e), 'expns') end
-local leases = redis.call('ZRANGEBYSCORE', P .. 'lease', '(' .. ARGV[2], '+inf', 'WITHSCORES',
-                          'LIMIT', 0, 64)
-return {first_nb('pend'), first_nb('watch'), expns, leases}
+return next_events(ARGV[2])
 )lua";
 
 // ARGV: P lease_us [id fence]*. Renews the leases still held; returns the ids no longer held:

@@ -186,6 +186,19 @@ struct RedisStore::Impl {
   bool kick = false;  // the lease thread should run now (a reconnect)
   // Scripts that answered an error other than NOSCRIPT, LOADING or BUSY (/metrics).
   std::atomic<uint64_t> script_errors{0};
+  // Pub/sub deliveries so far (another daemon may have changed what is next).
+  std::atomic<uint64_t> wakes{0};
+  // The next events a claim answered (kClaim), for a next_event() at the same `now` made
+  // while client->requests() and wakes are still as they were right after that claim was
+  // queued (the dispatcher asks right after its claims): saves next_event's round trip.
+  struct NextCache {
+    TimePoint now;
+    uint64_t requests;
+    uint64_t wakes;
+    RedisValue reply;
+  };
+  std::optional<NextCache> next_cache;  // mu
+  std::optional<TimePoint> next_from(const RedisValue& r, TimePoint now);
   std::condition_variable cv;
   std::thread lease_thread;
 
@@ -511,7 +524,21 @@ struct RedisStore::Impl {
     }
   }
 
+  // Whether the lines after the first of `payload` include `node`.
+  static bool names_node(std::string_view payload, std::string_view node) {
+    std::size_t pos = payload.find('\n');
+    while (pos != std::string_view::npos) {
+      const std::size_t end = payload.find('\n', pos + 1);
+      if (payload.substr(pos + 1, end == std::string_view::npos ? end : end - pos - 1) == node) {
+        return true;
+      }
+      pos = end;
+    }
+    return false;
+  }
+
   void on_messages(const std::vector<std::pair<std::string, std::string>>& burst) {
+    wakes.fetch_add(1, std::memory_order_relaxed);
     StoreEvents ev;
     {
       std::lock_guard lock(mu);
@@ -524,6 +551,9 @@ struct RedisStore::Impl {
     for (const auto& [channel, payload] : burst) {
       if (channel == prefix + "helper") {
         helpers.insert(payload);
+      } else if (payload.starts_with("free\n")) {
+        // Capacity freed for the daemons named, one a line (the complete script).
+        wake = wake || names_node(payload, o.node_id);
       } else {
         wake = true;
       }
@@ -710,9 +740,16 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   // The lease runs on this store's clock, as its renewals do, never from a caller's `now`,
   // which may be older than the call.
   const TimePoint lease_deadline = std::max(now, impl_->now()) + impl_->o.lease;
-  auto r = impl_->eval(redis_lua::kClaim,
-                       {std::string(lane), std::to_string(max), ns_str(now), us_str(now),
-                        std::string(node), us_str(lease_deadline), std::to_string(cap)});
+  const uint64_t requests = impl_->client->requests();
+  const uint64_t wakes = impl_->wakes.load();
+  // A daemon waiting for the lane's cluster capacity claims again on each wake, and at least
+  // once per rescan (a lease by default): one not seen for two leases has gone.
+  const TimePoint wait_stale = now - 2 * impl_->o.lease;
+  const TimePoint wait_refresh = now - impl_->o.lease / 2;
+  auto r = impl_->eval(
+      redis_lua::kClaim,
+      {std::string(lane), std::to_string(max), ns_str(now), us_str(now), std::string(node),
+       us_str(lease_deadline), std::to_string(cap), us_str(wait_stale), us_str(wait_refresh)});
   if (!r.is_ok()) return r.status();
   if (Status s = reply_has(*r, 5, "claim"); !s.is_ok()) return s;
   const auto& el = r->elements;
@@ -746,6 +783,11 @@ StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, 
   }
   std::lock_guard lock(impl_->mu);
   for (const auto& e : out.claimed) impl_->held[e.id] = e.fence;
+  // A claim that ran dry answers the next events (kClaim): valid for next_event(now) while
+  // this claim stays the latest request and no wake-up came.
+  if (el.size() >= 6 && el[5].type == RedisValue::Type::kArray) {
+    impl_->next_cache = Impl::NextCache{now, requests + 1, wakes, std::move(r->elements[5])};
+  }
   return out;
 }
 
@@ -812,13 +854,31 @@ Status RedisStore::complete(std::string_view id, uint64_t fence, const Completio
 }
 
 std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
+  {
+    // The answer of this store's latest claim at this `now`, when nothing was sent since.
+    std::lock_guard lock(impl_->mu);
+    auto& c = impl_->next_cache;
+    if (c && c->now == now && c->requests == impl_->client->requests() &&
+        c->wakes == impl_->wakes.load()) {
+      RedisValue v = std::move(c->reply);
+      c.reset();
+      return impl_->next_from(v, now);
+    }
+  }
   auto r = impl_->eval(redis_lua::kNextEvent, {us_str(now)});
   if (!r.is_ok()) return std::nullopt;
-  if (Status s = reply_has(*r, 4, "next_event"); !s.is_ok()) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->next_from(*r, now);
+}
+
+// The earliest of the next events in `r` (next_events in the scripts), the rescan bound and
+// other daemons' leases. mu held.
+std::optional<TimePoint> RedisStore::Impl::next_from(const RedisValue& r, TimePoint now) {
+  if (Status s = reply_has(r, 4, "next_event"); !s.is_ok()) {
     spdlog::warn("{}", s.message());
     return std::nullopt;
   }
-  const auto& el = r->elements;
+  const auto& el = r.elements;
   std::optional<TimePoint> next;
   auto consider = [&](TimePoint t) {
     if (!next || t < *next) next = t;
@@ -828,13 +888,12 @@ std::optional<TimePoint> RedisStore::next_event(TimePoint now) {
       consider(codec::from_ns(parse_i64(el[i].str)));
     }
   }
-  const auto rescan = impl_->o.rescan.value_or(impl_->o.lease);
+  const auto rescan = o.rescan.value_or(o.lease);
   if (rescan.count() > 0) consider(now + rescan);
   // Other daemons' leases: a lapse frees a key. Own leases are renewed, not events.
   const auto& leases = el[3].elements;
-  std::lock_guard lock(impl_->mu);
   for (std::size_t i = 0; i + 1 < leases.size(); i += 2) {
-    if (impl_->held.contains(leases[i].str)) continue;
+    if (held.contains(leases[i].str)) continue;
     consider(TimePoint(std::chrono::microseconds(parse_i64(leases[i + 1].str))));
     break;
   }

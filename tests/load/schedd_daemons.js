@@ -21,7 +21,7 @@
 // stopped with SIGTERM at the end, and killed if this script fails.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
@@ -154,6 +154,17 @@ class Daemon {
   }
 }
 
+// Redis's CPU time so far (used_cpu_user + used_cpu_sys, seconds), or NaN without redis-cli.
+function redisCpuSeconds(url) {
+  try {
+    const info = execFileSync('redis-cli', ['-u', url, 'info', 'cpu'], { encoding: 'utf8' });
+    const get = (name) => Number((new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info) || [])[1]);
+    return get('used_cpu_user') + get('used_cpu_sys');
+  } catch {
+    return NaN;
+  }
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
@@ -192,13 +203,16 @@ async function succeeded(port, prefix) {
 // Waits until the last of them came due (`lastDueMs`), then until nothing is queued or
 // running, then reads them back. Before the last due time nothing is listed: a listing reads
 // every execution of the namespace and would compete with the run being measured.
-async function waitForSucceeded(port, prefix, n, timeoutMs, lastDueMs) {
+// `onDrained` is called once, when nothing is queued or running any more (before listing).
+async function waitForSucceeded(port, prefix, n, timeoutMs, lastDueMs, onDrained) {
   const deadline = Date.now() + timeoutMs;
   const wait = lastDueMs + 100 - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   for (;;) {
     const stats = await request(port, 'GET', '/v1/stats');
     if (stats.queued === 0 && stats.running === 0) {
+      if (onDrained) onDrained();
+      onDrained = null;
       const done = await succeeded(port, prefix);
       if (done.length >= n) return done;
     }
@@ -252,13 +266,20 @@ async function main(args) {
     out.jobs = args.jobs;
     out.submit_per_second = args.jobs / ((Date.now() - s0) / 1000);
     out.submit_late_ms = Math.max(0, Date.now() - t0);
+    // Redis CPU over the run itself: from before T0 until nothing is queued or running.
+    const cpu0 = redisCpuSeconds(args.redis);
+    let cpu1 = NaN;
     const done = await waitForSucceeded(
       daemons[0].port,
       'tp-',
       args.jobs,
       args.timeoutS * 1000 + budgetMs,
       t0,
+      () => (cpu1 = redisCpuSeconds(args.redis)),
     );
+    if (Number.isFinite(cpu1 - cpu0)) {
+      out.redis_cpu_us_per_job = Number((((cpu1 - cpu0) * 1e6) / args.jobs).toFixed(1));
+    }
     const last = Math.max(...done.map((e) => Date.parse(e.finished)));
     out.throughput_seconds = (last - t0) / 1000;
     out.jobs_per_second = args.jobs / out.throughput_seconds;

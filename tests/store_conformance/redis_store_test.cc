@@ -301,6 +301,57 @@ TEST_F(RedisPairTest, LaneCapacityIsClusterWide) {
   EXPECT_EQ(claim(*b_, "b", 5).size(), 1u);
 }
 
+// Issue #19: with a cluster-wide limit, a daemon that completes a run used to claim the
+// capacity it had just freed, so the first daemon to claim did all the work. Now a daemon
+// that waits for capacity gets its share: the one running more claims nothing until the
+// waiter has caught up.
+TEST_F(RedisPairTest, ClusterCapacityIsSharedWithADaemonWaitingForIt) {
+  capacity_["default"] = 4;
+  a_ = open_ok(with(ns_, "a"));
+  b_ = open_ok(with(ns_, "b"));
+  std::vector<Execution> batch;
+  for (int i = 0; i < 20; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
+  plan(*a_, batch);
+  auto on_a = claim(*a_, "a");
+  ASSERT_EQ(on_a.size(), 4u);
+  EXPECT_TRUE(claim(*b_, "b").empty());  // b now waits for capacity
+  Completion c{.status = ExecStatus::kSucceeded, .finished = kT0};
+  ASSERT_TRUE(a_->complete(on_a[0].id, on_a[0].fence, c).is_ok());
+  // a runs 3, over its share of 2 while b waits: the freed place is b's.
+  EXPECT_TRUE(claim(*a_, "a").empty());
+  auto on_b = claim(*b_, "b");
+  EXPECT_EQ(on_b.size(), 1u);
+  ASSERT_TRUE(a_->complete(on_a[1].id, on_a[1].fence, c).is_ok());
+  // 2 and 1 running, 1 free: a is at its share, b below it.
+  EXPECT_TRUE(claim(*a_, "a").empty());
+  EXPECT_EQ(claim(*b_, "b").size(), 1u);
+  ASSERT_TRUE(a_->complete(on_a[2].id, on_a[2].fence, c).is_ok());
+  EXPECT_EQ(claim(*a_, "a").size(), 1u);  // back to its share of 2
+  EXPECT_TRUE(claim(*b_, "b").empty());   // the lane is full: 2 and 2
+  // A daemon that stops waiting (a claim with no free worker) no longer holds the other one
+  // to a share: once b asks for nothing, a may use all that frees.
+  EXPECT_TRUE(claim(*b_, "b", 0).empty());
+  ASSERT_TRUE(a_->complete(on_a[3].id, on_a[3].fence, c).is_ok());
+  ASSERT_TRUE(b_->complete(on_b[0].id, on_b[0].fence, c).is_ok());
+  EXPECT_EQ(claim(*a_, "a").size(), 2u);
+}
+
+// A claim that runs dry answers the next events too, and next_event() at the same instant
+// uses that answer instead of a round trip; anything this store sends in between (here a
+// plan of an earlier execution) makes it ask Redis again.
+TEST_F(RedisPairTest, NextEventAfterAClaimThatRanDrySeesWhatWasPlannedSince) {
+  plan(*a_, {make_exec(make_spec("k1"), kT0 + 10s)});
+  EXPECT_TRUE(claim(*a_, "a").empty());
+  EXPECT_EQ(a_->next_event(kT0), kT0 + 10s);
+  EXPECT_TRUE(claim(*a_, "a").empty());
+  plan(*a_, {make_exec(make_spec("k2"), kT0 + 5s)});
+  EXPECT_EQ(a_->next_event(kT0), kT0 + 5s);
+  // A claim at another instant answers nothing for this one.
+  auto r = a_->claim("default", 10, kT0 + 1s, "a");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(a_->next_event(kT0), kT0 + 5s);
+}
+
 TEST_F(RedisPairTest, APlanFromAStateAnotherDaemonChangedIsAbortedAndStoresNothing) {
   HelperState off{.name = "job", .enabled = false};
   ASSERT_TRUE(a_->put_helper_state(off).is_ok());
@@ -397,6 +448,46 @@ TEST_F(RedisPairTest, SubmissionsAndHelperChangesReachTheOtherDaemon) {
   ASSERT_TRUE(log.wait([&] { return log.helpers.size() >= 2; }));
   std::lock_guard lock(log.mu);
   EXPECT_EQ(log.helpers.size(), 2u);
+}
+
+// A daemon waiting for a lane's cluster capacity is sent a wake-up when another daemon's
+// completion frees some, instead of finding out on its next rescan.
+TEST_F(RedisPairTest, ACompletionThatFreesClusterCapacityWakesTheDaemonWaitingForIt) {
+  capacity_["default"] = 2;
+  a_ = open_ok(with(ns_, "a"));
+  b_ = open_ok(with(ns_, "b"));
+  EventLog log;
+  b_->subscribe(log.events());
+  std::vector<Execution> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
+  plan(*a_, batch);
+  auto on_a = claim(*a_, "a");
+  ASSERT_EQ(on_a.size(), 2u);
+  EXPECT_TRUE(claim(*b_, "b").empty());
+  // Helper changes as fences: the subscription is asynchronous (publish until one is seen),
+  // and b's deliveries come in publication order. Once a second fence is seen, the plan's
+  // wake-up has been delivered and nothing else is on its way.
+  int n = 0;
+  ASSERT_TRUE(log.wait([&] {
+    if (!log.helpers.empty()) return true;
+    log.mu.unlock();
+    EXPECT_TRUE(
+        a_->put_helper_state(HelperState{.name = "fence-" + std::to_string(n++), .enabled = true})
+            .is_ok());
+    std::this_thread::sleep_for(20ms);
+    log.mu.lock();
+    return !log.helpers.empty();
+  }));
+  ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "fence-last", .enabled = true}).is_ok());
+  ASSERT_TRUE(log.wait([&] { return log.helpers.back() == "fence-last"; }));
+  {
+    std::lock_guard lock(log.mu);
+    log.wakes = 0;
+  }
+  Completion c{.status = ExecStatus::kSucceeded, .finished = kT0};
+  ASSERT_TRUE(a_->complete(on_a[0].id, on_a[0].fence, c).is_ok());
+  EXPECT_TRUE(log.wait([&] { return log.wakes > 0; }));
+  EXPECT_EQ(claim(*b_, "b").size(), 1u);
 }
 
 // Executions queued by a schedd without the `dq` index (GET /v1/executions?order=due) are
