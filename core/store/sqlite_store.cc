@@ -113,7 +113,8 @@ class Stmt {
   const std::string& error() const { return error_; }
 
   void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void bind(int i, const std::string& s) {
+  // Bound without a copy: `s` must outlive run().
+  void bind(int i, std::string_view s) {
     sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
   }
   void bind_null(int i) { sqlite3_bind_null(stmt_, i); }
@@ -124,7 +125,7 @@ class Stmt {
       bind_null(i);
     }
   }
-  void bind_text_or_null(int i, const std::string& s) {
+  void bind_text_or_null(int i, std::string_view s) {
     if (s.empty()) {
       bind_null(i);
     } else {
@@ -169,27 +170,135 @@ std::optional<int64_t> column_opt_int(sqlite3_stmt* s, int i) {
 // ---- the queue of changes ---------------------------------------------------------------------
 
 struct SqliteStore::Batch {
-  // The latest change per id: the execution as it now is, or nullopt for a delete. Rows of
-  // different ids are independent, so only the latest change of each needs writing.
-  std::unordered_map<std::string, std::optional<Execution>> rows;
-  std::map<std::string, HelperState> states;
+  // Changes in call order, each a small record appended to flat vectors (no allocation per
+  // change once the vectors have grown; the writer hands its spent batch back for reuse):
+  //   kRow: a whole row (plan, submit, recover), the Execution moved in;
+  //   kState: the columns a claim, completion, expiry, skip or cancel changes (status,
+  //     attempt, fence, not_before, started, finished, node, message, output) of a row
+  //     written before; copied out of the execution, strings into `text`;
+  //   kErase: a row deleted (remove_planned, prune_history), its id in `text`.
+  // The writer keeps only the latest change per id (coalesce()).
+  enum class Kind : uint8_t { kRow, kState, kErase };
+  struct Op {
+    Kind kind;
+    uint32_t index;   // kRow: into rows; kState: into states
+    uint32_t id_len;  // kState, kErase: the id at text[id_off]
+    std::size_t id_off;
+  };
+  struct State {
+    int64_t not_before = 0;
+    int64_t started = 0;   // with has_started
+    int64_t finished = 0;  // with has_finished
+    uint64_t fence = 0;
+    uint32_t attempt = 0;
+    uint8_t status = 0;
+    bool has_started = false;
+    bool has_finished = false;
+    // node, message and output follow the id in `text`, in this order.
+    uint32_t node_len = 0;
+    uint32_t message_len = 0;
+    uint32_t output_len = 0;
+  };
+  std::vector<Op> ops;
+  std::vector<Execution> rows;
+  std::vector<State> states;
+  std::string text;
+  std::map<std::string, HelperState> helper_states;
 
   void put(Execution e) {
-    std::string id = e.id;
-    rows.insert_or_assign(std::move(id), std::move(e));
+    ops.push_back(Op{Kind::kRow, static_cast<uint32_t>(rows.size()), 0, 0});
+    rows.push_back(std::move(e));
   }
-  void erase(std::string id) { rows.insert_or_assign(std::move(id), std::nullopt); }
-  bool empty() const { return rows.empty() && states.empty(); }
-  std::size_t size() const { return rows.size() + states.size(); }
-  // Puts back the changes of an older batch that failed to write, under newer ones.
+  // The changed columns of `e`, whose row was put before (in this batch or an earlier one).
+  void put_state(const Execution& e) {
+    State st;
+    st.not_before = to_ns(e.not_before);
+    st.has_started = e.started.has_value();
+    if (st.has_started) st.started = to_ns(*e.started);
+    st.has_finished = e.finished.has_value();
+    if (st.has_finished) st.finished = to_ns(*e.finished);
+    st.fence = e.fence;
+    st.attempt = e.attempt;
+    st.status = static_cast<uint8_t>(status_code(e.status));
+    st.node_len = static_cast<uint32_t>(e.node.size());
+    st.message_len = static_cast<uint32_t>(e.message.size());
+    st.output_len = static_cast<uint32_t>(e.output.size());
+    ops.push_back(Op{Kind::kState, static_cast<uint32_t>(states.size()),
+                     static_cast<uint32_t>(e.id.size()), text.size()});
+    states.push_back(st);
+    text.append(e.id).append(e.node).append(e.message).append(e.output);
+  }
+  void erase(std::string_view id) {
+    ops.push_back(Op{Kind::kErase, 0, static_cast<uint32_t>(id.size()), text.size()});
+    text.append(id);
+  }
+
+  std::string_view id(const Op& op) const {
+    if (op.kind == Kind::kRow) return rows[op.index].id;
+    return std::string_view(text).substr(op.id_off, op.id_len);
+  }
+  // A kState op's strings.
+  std::string_view node(const Op& op) const {
+    return std::string_view(text).substr(op.id_off + op.id_len, states[op.index].node_len);
+  }
+  std::string_view message(const Op& op) const {
+    const State& st = states[op.index];
+    return std::string_view(text).substr(op.id_off + op.id_len + st.node_len, st.message_len);
+  }
+  std::string_view output(const Op& op) const {
+    const State& st = states[op.index];
+    return std::string_view(text).substr(op.id_off + op.id_len + st.node_len + st.message_len,
+                                         st.output_len);
+  }
+
+  bool empty() const { return ops.empty() && helper_states.empty(); }
+  std::size_t size() const { return ops.size() + helper_states.size(); }
+  // Empty, keeping the vectors' capacity for the next group, up to a group's usual size
+  // (a plan of a million rows should not stay allocated).
+  void clear() {
+    constexpr std::size_t kKeep = 16384;
+    auto reset = [](auto& v, std::size_t keep) {
+      if (v.capacity() > keep) {
+        std::remove_reference_t<decltype(v)>().swap(v);
+      } else {
+        v.clear();
+      }
+    };
+    reset(ops, kKeep);
+    reset(rows, kKeep / 16);
+    reset(states, kKeep);
+    reset(text, kKeep * 32);
+    helper_states.clear();
+  }
+  // Puts back the changes of an older batch that failed to write, before newer ones.
   void merge_older(Batch& older) {
-    for (auto& [id, row] : older.rows) rows.try_emplace(id, std::move(row));
-    for (auto& [name, s] : older.states) states.try_emplace(name, std::move(s));
+    Batch merged;
+    merged.append(std::move(older));
+    merged.append(std::move(*this));
+    *this = std::move(merged);
+  }
+
+ private:
+  void append(Batch&& b) {
+    const std::size_t row_base = rows.size();
+    const std::size_t state_base = states.size();
+    const std::size_t text_base = text.size();
+    for (Op op : b.ops) {
+      if (op.kind == Kind::kRow) op.index += static_cast<uint32_t>(row_base);
+      if (op.kind == Kind::kState) op.index += static_cast<uint32_t>(state_base);
+      if (op.kind != Kind::kRow) op.id_off += text_base;
+      ops.push_back(op);
+    }
+    std::move(b.rows.begin(), b.rows.end(), std::back_inserter(rows));
+    states.insert(states.end(), b.states.begin(), b.states.end());
+    text += b.text;
+    for (auto& [name, st] : b.helper_states) helper_states.insert_or_assign(name, std::move(st));
   }
 };
 
 struct SqliteStore::WriterState {
   Stmt upsert;
+  Stmt update;  // the columns of a Batch::State, numbered as in upsert
   Stmt erase;
   Stmt insert_template;
   Stmt put_state;
@@ -207,6 +316,31 @@ struct SqliteStore::WriterState {
   std::unordered_map<std::string, int64_t> by_shape;  // shape_key -> id
   std::size_t purge_at = 4096;
   int64_t next_template = 1;
+  std::vector<uint32_t> order;  // write(): the batch's changes by id, reused
+  uint64_t written = 0;         // write(): rows and helper states the last write wrote
+  uint64_t missing = 0;         // state changes that found no row (not expected)
+
+  // Binds a state change's columns to `s` (upsert or update, which number them alike).
+  static void bind_state(Stmt& s, const Batch& b, const Batch::Op& op) {
+    const Batch::State& st = b.states[op.index];
+    s.bind(4, st.not_before);
+    s.bind(6, static_cast<int64_t>(st.attempt));
+    s.bind(7, static_cast<int64_t>(st.status));
+    s.bind(8, static_cast<int64_t>(st.fence));
+    if (st.has_started) {
+      s.bind(10, st.started);
+    } else {
+      s.bind_null(10);
+    }
+    if (st.has_finished) {
+      s.bind(11, st.finished);
+    } else {
+      s.bind_null(11);
+    }
+    s.bind_text_or_null(12, b.message(op));
+    s.bind_text_or_null(13, b.output(op));
+    s.bind_text_or_null(14, b.node(op));
+  }
 
   // The template's id, inserting its row when new (within the writer's transaction). With
   // `shape`, the id of the template without its name and params (the row keeps those).
@@ -582,6 +716,10 @@ Status SqliteStore::open_db() {
                   "status, fence, created, started, finished, message, output, node, name, "
                   "params) "
                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+  w.update = Stmt(db_,
+                  "UPDATE executions SET not_before = ?4, attempt = ?6, status = ?7, fence = ?8, "
+                  "started = ?10, finished = ?11, message = ?12, output = ?13, node = ?14 "
+                  "WHERE id = ?1");
   w.erase = Stmt(db_, "DELETE FROM executions WHERE id = ?1");
   w.insert_template = Stmt(db_, "INSERT INTO templates(id, body) VALUES(?1, ?2)");
   w.put_state = Stmt(db_,
@@ -590,8 +728,8 @@ Status SqliteStore::open_db() {
   w.begin = Stmt(db_, "BEGIN IMMEDIATE");
   w.commit = Stmt(db_, "COMMIT");
   w.rollback = Stmt(db_, "ROLLBACK");
-  for (const Stmt* s :
-       {&w.upsert, &w.erase, &w.insert_template, &w.put_state, &w.begin, &w.commit, &w.rollback}) {
+  for (const Stmt* s : {&w.upsert, &w.update, &w.erase, &w.insert_template, &w.put_state, &w.begin,
+                        &w.commit, &w.rollback}) {
     if (s->get() == nullptr) {
       return Status(StatusCode::kUnavailable, fmt::format("{}: {}", where, s->error()));
     }
@@ -781,6 +919,7 @@ SqliteStore::~SqliteStore() {
 
 std::optional<std::string> SqliteStore::write(Batch& batch) {
   WriterState& w = *ws_;
+  w.written = 0;
   if (w.begin.run() != SQLITE_DONE) return "begin: " + sqlite_error(db_);
   std::string error;
   auto fail = [&](std::string what) -> std::optional<std::string> {
@@ -791,41 +930,46 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
     w.by_shape.clear();
     return what;
   };
-  // Sorted by id: neighbouring rows go to neighbouring pages of the primary key's b-tree.
-  std::vector<std::pair<const std::string*, const std::optional<Execution>*>> rows;
-  rows.reserve(batch.rows.size());
-  for (const auto& [id, row] : batch.rows) rows.emplace_back(&id, &row);
-  if (rows.size() > 64) {
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  using Op = Batch::Op;
+  using Kind = Batch::Kind;
+  // Sorted by id (then call order): neighbouring rows go to neighbouring pages of the primary
+  // key's b-tree, and the changes of one id become neighbours, so that only the latest is
+  // written. Small groups keep call order (same-id changes then each get written, in order).
+  std::vector<uint32_t>& order = w.order;
+  order.resize(batch.ops.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (order.size() > 64) {
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      const int c = batch.id(batch.ops[a]).compare(batch.id(batch.ops[b]));
+      return c < 0 || (c == 0 && a < b);
+    });
   }
-  for (const auto& [id, row] : rows) {
-    if (!row->has_value()) {
-      w.erase.bind(1, *id);
-      if (w.erase.run() != SQLITE_DONE) return fail("delete " + *id + ": " + sqlite_error(db_));
-      continue;
-    }
-    const Execution& e = **row;
+  // A whole row; with `st`, its changed columns from that later change instead of its own.
+  auto write_row = [&](const Execution& e, const Op* st) -> bool {
     // A ticket or ad-hoc submission has a template of its own; its row keeps its name and
     // params, and names the shape it shares with its project's other tickets.
     const bool own = e.spec->origin != ExecOrigin::kHelper;
     auto tid = w.template_id(e.spec, own, error);
-    if (!tid) return fail(error);
+    if (!tid) return false;
     Stmt& u = w.upsert;
     u.bind(1, e.id);
     u.bind(2, *tid);
     u.bind(3, to_ns(e.due));
-    u.bind(4, to_ns(e.not_before));
     u.bind(5, static_cast<int64_t>(e.seq));
-    u.bind(6, static_cast<int64_t>(e.attempt));
-    u.bind(7, static_cast<int64_t>(status_code(e.status)));
-    u.bind(8, static_cast<int64_t>(e.fence));
     u.bind(9, to_ns(e.created));
-    u.bind_opt(10, e.started);
-    u.bind_opt(11, e.finished);
-    u.bind_text_or_null(12, e.message);
-    u.bind_text_or_null(13, e.output);
-    u.bind_text_or_null(14, e.node);
+    if (st == nullptr) {
+      u.bind(4, to_ns(e.not_before));
+      u.bind(6, static_cast<int64_t>(e.attempt));
+      u.bind(7, static_cast<int64_t>(status_code(e.status)));
+      u.bind(8, static_cast<int64_t>(e.fence));
+      u.bind_opt(10, e.started);
+      u.bind_opt(11, e.finished);
+      u.bind_text_or_null(12, e.message);
+      u.bind_text_or_null(13, e.output);
+      u.bind_text_or_null(14, e.node);
+    } else {
+      w.bind_state(u, batch, *st);
+    }
     std::string params;  // bound without a copy: lives until run()
     if (own) {
       if (!e.spec->params.empty()) params = params_to_body(e.spec->params);
@@ -835,9 +979,55 @@ std::optional<std::string> SqliteStore::write(Batch& batch) {
       u.bind_null(15);
       u.bind_null(16);
     }
-    if (u.run() != SQLITE_DONE) return fail("write " + e.id + ": " + sqlite_error(db_));
+    if (u.run() != SQLITE_DONE) {
+      error = "write " + e.id + ": " + sqlite_error(db_);
+      return false;
+    }
+    return true;
+  };
+  for (std::size_t i = 0; i < order.size();) {
+    // The changes of one id: [i, j). The latest whole row or delete, and the latest state
+    // change after it, say all there is to write.
+    const std::string_view id = batch.id(batch.ops[order[i]]);
+    std::size_t j = i + 1;
+    while (j < order.size() && batch.id(batch.ops[order[j]]) == id) ++j;
+    const Op* base = nullptr;
+    const Op* st = nullptr;
+    for (std::size_t k = j; k-- > i;) {
+      const Op& op = batch.ops[order[k]];
+      if (op.kind != Kind::kState) {
+        base = &op;
+        break;
+      }
+      if (st == nullptr) st = &op;
+    }
+    i = j;
+    ++w.written;
+    if (base != nullptr && base->kind == Kind::kRow) {
+      if (!write_row(batch.rows[base->index], st)) return fail(error);
+      continue;
+    }
+    if (base != nullptr) {  // kErase; nothing changes a deleted row after it
+      w.erase.bind(1, id);
+      if (w.erase.run() != SQLITE_DONE) {
+        return fail(fmt::format("delete {}: {}", id, sqlite_error(db_)));
+      }
+      continue;
+    }
+    // Only state changes: the row was written by an earlier group.
+    Stmt& u = w.update;
+    u.bind(1, id);
+    w.bind_state(u, batch, *st);
+    if (u.run() != SQLITE_DONE) return fail(fmt::format("write {}: {}", id, sqlite_error(db_)));
+    if (sqlite3_changes(db_) == 0) {
+      // Not expected: every state change follows its row's first write in call order.
+      ++w.missing;
+      spdlog::error("store {}: execution {} changed, but has no row to update ({} so far)",
+                    path_.string(), id, w.missing);
+    }
   }
-  for (const auto& [name, h] : batch.states) {
+  for (const auto& [name, h] : batch.helper_states) {
+    ++w.written;
     Stmt& p = w.put_state;
     p.bind(1, name);
     if (h.enabled) {
@@ -930,6 +1120,7 @@ void SqliteStore::syncer() {
       continue;
     }
     durable_token_ = target;
+    durable_seen_.store(target, std::memory_order_release);
     durable_cv_.notify_all();
     settle_callbacks(lock, target, Status::ok());
   }
@@ -974,7 +1165,7 @@ void SqliteStore::writer() {
     }
     last_commit = std::chrono::steady_clock::now();
     std::unique_ptr<Batch> batch = std::move(pending_);
-    pending_ = std::make_unique<Batch>();
+    pending_ = spare_ ? std::move(spare_) : std::make_unique<Batch>();
     last_size = batch->size();
     const uint64_t token = queued_token_;
     lock.unlock();
@@ -993,10 +1184,13 @@ void SqliteStore::writer() {
       }
     }
 
+    const uint64_t written = ws_->written;
+    if (!error) batch->clear();
     lock.lock();
     if (!error) {
       ++stats_.commits;
-      stats_.rows_written += batch->size();
+      stats_.rows_written += written;
+      spare_ = std::move(batch);
       commit_seconds_.observe(write_took.count());
       if (failing_) {
         spdlog::info("store {}: writing again after: {}", path_.string(), *failing_);
@@ -1007,6 +1201,7 @@ void SqliteStore::writer() {
         sync_cv_.notify_one();
       } else {
         durable_token_ = token;
+        durable_seen_.store(token, std::memory_order_release);
         durable_cv_.notify_all();
         settle_callbacks(lock, token, Status::ok());
       }
@@ -1091,6 +1286,8 @@ void SqliteStore::settle_callbacks(std::unique_lock<std::mutex>& lock, uint64_t 
 // ---- queueing ---------------------------------------------------------------------------------
 
 bool SqliteStore::wait_token(uint64_t token, bool fail_fast) {
+  // Claimed ahead, most runs find their claim on disk already: no lock for them.
+  if (durable_seen_.load(std::memory_order_acquire) >= token) return true;
   std::unique_lock lock(wmu_);
   durable_cv_.wait(lock, [&] {
     return durable_token_ >= token || closed_ ||
@@ -1170,6 +1367,7 @@ StatusOr<std::size_t> SqliteStore::plan(std::vector<Execution> executions, TimeP
   if (!n.is_ok() || created.empty()) return n;
   enqueue([&](Batch& b) {
     b.rows.reserve(b.rows.size() + created.size());
+    b.ops.reserve(b.ops.size() + created.size());
     for (auto& e : created) b.put(std::move(e));
   });
   return n;
@@ -1212,7 +1410,7 @@ StatusOr<ClaimResult> SqliteStore::claim(std::string_view lane, std::size_t max,
   }
   result->durable_token = enqueue([&](Batch& b) {
     for (const auto* list : {&result->claimed, &result->expired, &result->skipped}) {
-      for (const auto& e : *list) b.put(e);
+      for (const auto& e : *list) b.put_state(e);
     }
   });
   return result;
@@ -1222,7 +1420,7 @@ Status SqliteStore::complete(std::string_view id, uint64_t fence, const Completi
   std::lock_guard lock(mu_);
   Execution after;
   Status s = mem_.complete(id, fence, c, &after);
-  if (s.is_ok()) enqueue([&](Batch& b) { b.put(std::move(after)); });
+  if (s.is_ok()) enqueue([&](Batch& b) { b.put_state(after); });
   return s;
 }
 
@@ -1235,7 +1433,7 @@ StatusOr<Execution> SqliteStore::cancel(std::string_view id, TimePoint now) {
     std::lock_guard lock(mu_);
     result = mem_.cancel(id, now);
     if (!result.is_ok()) return result;
-    token = enqueue([&](Batch& b) { b.put(*result); });
+    token = enqueue([&](Batch& b) { b.put_state(*result); });
   }
   if (!wait_token(token, true)) return not_durable(path_);
   return result;
@@ -1252,7 +1450,7 @@ StatusOr<std::size_t> SqliteStore::remove_planned(std::string_view name, TimePoi
     n = mem_.remove_planned(name, due_after, &removed);
     if (!n.is_ok() || removed.empty()) return n;
     token = enqueue([&](Batch& b) {
-      for (auto& id : removed) b.erase(std::move(id));
+      for (const auto& id : removed) b.erase(id);
     });
   }
   if (!wait_token(token, true)) return not_durable(path_);
@@ -1276,7 +1474,7 @@ std::size_t SqliteStore::prune_history(const HistoryCutoffs& cutoffs) {
   std::size_t n = mem_.prune_history(cutoffs, &pruned);
   if (pruned.empty()) return n;
   enqueue([&](Batch& b) {
-    for (auto& id : pruned) b.erase(std::move(id));
+    for (const auto& id : pruned) b.erase(id);
   });
   return n;
 }
@@ -1295,7 +1493,7 @@ Status SqliteStore::put_helper_state(const HelperState& state) {
                       old.priority_override != state.priority_override ||
                       old.expiry_override != state.expiry_override;
     if (Status s = mem_.put_helper_state(state); !s.is_ok()) return s;
-    token = enqueue([&](Batch& b) { b.states.insert_or_assign(state.name, state); });
+    token = enqueue([&](Batch& b) { b.helper_states.insert_or_assign(state.name, state); });
   }
   if (operator_change && !wait_token(token, true)) return not_durable(path_);
   return Status::ok();

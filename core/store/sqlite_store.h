@@ -32,6 +32,7 @@
 // Thread-safety: thread-safe, like every Store.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -149,7 +150,7 @@ class SqliteStore final : public Store {
   const std::filesystem::path& path() const { return path_; }
 
  private:
-  struct Batch;        // changes waiting for the writer, coalesced per id
+  struct Batch;        // changes waiting for the writer, in call order
   struct WriterState;  // prepared statements and the template cache; writer thread only
 
   SqliteStore(std::filesystem::path path, SqliteOptions options);
@@ -212,8 +213,10 @@ class SqliteStore final : public Store {
   std::condition_variable writer_cv_;
   std::condition_variable durable_cv_;
   std::unique_ptr<Batch> pending_;
-  uint64_t queued_token_ = 0;           // the last change queued
-  uint64_t durable_token_ = 0;          // every change up to this one is durable
+  std::unique_ptr<Batch> spare_;  // the writer's last batch, emptied, for reuse as pending_
+  uint64_t queued_token_ = 0;     // the last change queued
+  uint64_t durable_token_ = 0;    // every change up to this one is durable
+  std::atomic<uint64_t> durable_seen_{0};  // durable_token_, for wait_token without wmu_
   uint64_t attempted_token_ = 0;        // the writer has tried to write every change up to this one
   uint64_t committed_token_ = 0;        // kFull: committed up to this one, maybe not yet synced
   bool syncer_exit_ = false;            // kFull: the writer is done; sync what is left and exit

@@ -738,5 +738,99 @@ TEST(SqliteStoreTest, ClosingCallsBackDeferredSubmissionsAfterWritingThem) {
   EXPECT_TRUE(reopened->get("c-49").has_value());
 }
 
+// One group of many changes (issue #19: the writer gets them as flat records in call order and
+// writes only the latest state of each row, sorted by id): plans, claims, expiries, completions
+// that succeed, fail or retry, a second claim of the retried ones, a prune and a re-plan of a
+// pruned id, plus claims and completions of rows written by an earlier group (narrow
+// updates). Read back, every execution is as the memory index had it.
+TEST(SqliteStoreTest, OneGroupOfManyChangesIsWrittenAsTheLatestStateOfEachRow) {
+  TempDir dir;
+  auto path = dir / "schedd.db";
+  SqliteOptions o;
+  // After a commit of two or more changes the writer gathers until 256 changes wait or the
+  // store closes: everything below goes into one group, written when the store closes.
+  o.commit_gather = std::chrono::hours(1);
+  auto fields = [](const Execution& e) {
+    auto ns = [](const std::optional<TimePoint>& t) { return t ? codec::to_ns(*t) : -1; };
+    return fmt::format(
+        "{} {} attempt={} fence={} due={} not_before={} seq={} created={} "
+        "started={} finished={} message='{}' output='{}' node='{}' name={}",
+        e.id, exec_status_name(e.status), e.attempt, e.fence, codec::to_ns(e.due),
+        codec::to_ns(e.not_before), e.seq, codec::to_ns(e.created), ns(e.started), ns(e.finished),
+        e.message, e.output, e.node, e.spec->name);
+  };
+  auto all = [&](Store& store) {
+    ExecutionFilter f;
+    f.limit = 10000;
+    std::vector<std::string> out;
+    for (const auto& e : store.list(f)) out.push_back(fields(e));
+    return out;
+  };
+  std::vector<std::string> before;
+  {
+    auto store = open_ok(path, o);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store
+                    ->plan({make_exec(make_spec("warm1"), at(1s), "warm-1"),
+                            make_exec(make_spec("warm2"), at(1s), "warm-2")},
+                           at(0s))
+                    .is_ok());
+    ASSERT_TRUE(store->flush());
+    const uint64_t commits = store->writer_stats().commits;
+
+    std::vector<Execution> batch;
+    for (int i = 0; i < 40; ++i) {
+      batch.push_back(make_exec(make_spec(fmt::format("h{:02}", i), {.max_attempts = 2}), at(1s)));
+    }
+    for (int i = 0; i < 5; ++i) {
+      batch.push_back(make_exec(make_spec(fmt::format("x{}", i), {.expiry = 1s}), at(1s)));
+    }
+    ASSERT_TRUE(store->plan(std::move(batch), at(0s)).is_ok());
+    auto first = store->claim("default", 100, at(3s), "node-a");
+    ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+    ASSERT_EQ(first->claimed.size(), 42u);
+    ASSERT_EQ(first->expired.size(), 5u);
+    int n = 0;
+    for (const auto& e : first->claimed) {
+      Completion c;
+      c.finished = at(4s);
+      const int kind = n++ % 4;
+      if (kind == 3) continue;  // still running
+      c.status = kind == 0 ? ExecStatus::kSucceeded : ExecStatus::kFailed;
+      c.retry = kind == 1;
+      c.retry_at = at(10s);
+      c.message = fmt::format("{} {}", kind, e.id);
+      c.output = kind == 0 ? "out " + e.id : "";
+      ASSERT_TRUE(store->complete(e.id, e.fence, c).is_ok()) << e.id;
+    }
+    auto second = store->claim("default", 100, at(11s), "node-b");
+    ASSERT_TRUE(second.is_ok()) << second.status().to_string();
+    ASSERT_EQ(second->claimed.size(), 11u);  // the retried ones, attempt 2
+    for (std::size_t i = 0; i < 5; ++i) {
+      const Execution& e = second->claimed[i];
+      Completion c;
+      c.finished = at(12s);
+      c.message = "second " + e.id;
+      ASSERT_TRUE(store->complete(e.id, e.fence, c).is_ok()) << e.id;
+    }
+    // Succeeded ones leave history, and one of them is planned again under its id.
+    HistoryCutoffs cutoffs(TimePoint::min());
+    cutoffs.set(ExecStatus::kSucceeded, at(5s));
+    EXPECT_EQ(store->prune_history(cutoffs), 11u);
+    ASSERT_FALSE(store->get("warm-1").has_value());
+    auto replanned = store->plan({make_exec(make_spec("warm1"), at(1s), "warm-1")}, at(20s));
+    ASSERT_TRUE(replanned.is_ok()) << replanned.status().to_string();
+    EXPECT_EQ(*replanned, 1u);
+
+    EXPECT_EQ(store->writer_stats().commits, commits) << "the changes were not one group";
+    before = all(*store);
+    ASSERT_EQ(before.size(), 2u + 45u - 11u + 1u);
+  }
+  auto store = open_ok(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(all(*store), before);
+  EXPECT_EQ(store->load_report().running, 16u);
+}
+
 }  // namespace
 }  // namespace schedd::testing
