@@ -16,7 +16,9 @@
 #include "core/store/memory_store.h"
 #include "tests/testing/manual_clock.h"
 
-namespace schedd {
+// Its own namespace: in a unity build of schedd_tests this file shares a translation unit
+// with others whose anonymous namespaces have helpers of the same names (spec, ...).
+namespace schedd::dispatch_path_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -280,4 +282,4 @@ TEST_F(DispatchPathTest, LongerRunsAreClaimedOnlyForFreeWorkers) {
 }
 
 }  // namespace
-}  // namespace schedd
+}  // namespace schedd::dispatch_path_test
