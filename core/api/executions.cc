@@ -142,6 +142,7 @@ HttpResponse Api::Impl::executions_bulk(const std::string& body) {
   // Everything is checked before anything is stored.
   std::vector<SubmitRequest> requests;
   std::set<std::string> ids;
+  std::vector<std::pair<std::size_t, std::string>> given;  // (index, id) of items with an id
   const TimePoint now = engine.clock().now();
   std::size_t due_now = 0;
   for (std::size_t i = 0; i < list->size(); ++i) {
@@ -160,26 +161,40 @@ HttpResponse Api::Impl::executions_bulk(const std::string& body) {
         return field_response(
             FieldError{prefix + "id", prefix + "id: \"" + req->id + "\" appears twice"});
       }
-      if (auto existing = engine.store().get(req->id); existing && !is_terminal(existing->status)) {
-        return error_response(409, "already_exists",
-                              fmt::format("{}id: execution {} is already {}", prefix, req->id,
-                                          exec_status_name(existing->status)),
-                              json{{"field", prefix + "id"}});
-      }
+      given.emplace_back(i, req->id);
     }
     if (!req->not_before || *req->not_before <= now) ++due_now;
     requests.push_back(std::move(*req));
+  }
+  // Given ids that are taken, read in one go (one round trip on a remote store).
+  std::vector<std::string> given_ids;
+  for (const auto& [i, id] : given) given_ids.push_back(id);
+  const auto existing = engine.store().get_many(given_ids);
+  for (std::size_t k = 0; k < given.size() && k < existing.size(); ++k) {
+    if (existing[k] && !is_terminal(existing[k]->status)) {
+      const std::string prefix = fmt::format("executions[{}].", given[k].first);
+      return error_response(409, "already_exists",
+                            fmt::format("{}id: execution {} is already {}", prefix, given[k].second,
+                                        exec_status_name(existing[k]->status)),
+                            json{{"field", prefix + "id"}});
+    }
   }
   std::lock_guard lock(bulk_mu);
   if (auto full = bulk_over_capacity(due_now)) return std::move(*full);
   json out = json::array();
   std::vector<std::string> stored;
-  for (auto& req : requests) {
-    auto r = engine.submit(std::move(req));
-    if (!r.is_ok()) return bulk_roll_back(stored, r.status());
+  // All of them in one store call (Store::submit_many); the first that failed undoes the rest.
+  auto results = engine.submit_many(std::move(requests));
+  const StatusOr<SubmitResult>* failed = nullptr;
+  for (const auto& r : results) {
+    if (!r.is_ok()) {
+      if (failed == nullptr) failed = &r;
+      continue;
+    }
     stored.push_back(r->execution.id);
     out.push_back({{"id", r->execution.id}, {"position", r->position}});
   }
+  if (failed != nullptr) return bulk_roll_back(stored, failed->status());
   feed.poke();
   return json_response(201, {{"executions", out}, {"count", out.size()}});
 }

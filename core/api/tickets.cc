@@ -191,9 +191,14 @@ HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::stri
   if (auto full = bulk_over_capacity(due_now)) return std::move(*full);
   json out = json::array();
   std::vector<std::string> stored;
-  for (auto& req : requests) {
-    const std::string id = req.id, ticket = req.name;
-    auto r = engine.submit(std::move(req));
+  std::vector<std::pair<std::string, std::string>> labels;  // (id, ticket) of each request
+  for (const auto& req : requests) labels.emplace_back(req.id, req.name);
+  // All of them in one store call (Store::submit_many), then each answer in order.
+  auto results = engine.submit_many(std::move(requests));
+  std::optional<Status> failed;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& [id, ticket] = labels[i];
+    const auto& r = results[i];
     if (r.is_ok()) {
       stored.push_back(id);
       out.push_back({{"id", id}, {"ticket", ticket}, {"position", r->position}, {"created", true}});
@@ -211,8 +216,9 @@ HttpResponse Api::Impl::tickets_bulk(const std::string& project, const std::stri
                      {"created", false}});
       continue;
     }
-    return bulk_roll_back(stored, r.status());
+    if (!failed) failed = r.status();
   }
+  if (failed) return bulk_roll_back(stored, *failed);
   feed.poke();
   return json_response(201, {{"project", project}, {"tickets", out}, {"count", stored.size()}});
 }

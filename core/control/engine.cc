@@ -396,6 +396,35 @@ StatusOr<SubmitResult> Engine::submit(SubmitRequest req) {
   return SubmitResult{std::move(stored->first), stored->second};
 }
 
+std::vector<StatusOr<SubmitResult>> Engine::submit_many(std::vector<SubmitRequest> requests) {
+  const TimePoint now = clock_.now();
+  std::vector<StatusOr<SubmitResult>> out(requests.size(), internal_error("not submitted"));
+  std::vector<Execution> executions;
+  std::vector<std::size_t> sent;  // index in `requests` of each of `executions`
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto e = prepare(std::move(requests[i]), now);
+    if (!e.is_ok()) {
+      out[i] = e.status();
+      continue;
+    }
+    executions.push_back(std::move(*e));
+    sent.push_back(i);
+  }
+  auto stored = store_.submit_many(std::move(executions), now, config().capacity_queued);
+  std::optional<TimePoint> earliest;
+  for (std::size_t j = 0; j < stored.size() && j < sent.size(); ++j) {
+    if (!stored[j].is_ok()) {
+      out[sent[j]] = stored[j].status();
+      continue;
+    }
+    auto& [e, position] = *stored[j];
+    if (!earliest || e.not_before < *earliest) earliest = e.not_before;
+    out[sent[j]] = SubmitResult{std::move(e), position};
+  }
+  if (earliest) dispatcher_->poke_for(*earliest);
+  return out;
+}
+
 StatusOr<SubmitResult> Engine::submit_deferred(SubmitRequest req,
                                                Store::DurableCallback on_durable) {
   const TimePoint now = clock_.now();

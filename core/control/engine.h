@@ -126,6 +126,9 @@ class Engine {
   StatusOr<ReloadReport> reload(std::shared_ptr<const Config> next,
                                 std::shared_ptr<const PluginHost> plugins);
   StatusOr<SubmitResult> submit(SubmitRequest request);
+  // submit() of each request, in order, the store taking them together (Store::submit_many):
+  // one result per request; a request that fails does not stop the rest.
+  std::vector<StatusOr<SubmitResult>> submit_many(std::vector<SubmitRequest> requests);
   // submit() that returns once the store accepted the execution, before it is durable;
   // `on_durable` says when the acceptance may be acknowledged (Store::submit_deferred).
   StatusOr<SubmitResult> submit_deferred(SubmitRequest request, Store::DurableCallback on_durable);

@@ -52,7 +52,7 @@ local function full(id) return redis.call('HGETALL', ex(id)) end
 -- What claim reads of an execution: the stored part of its reply, then what start() needs.
 -- (Every field read costs: Redis hands each to Lua as a new string.)
 local CLAIM = {'tpl', 'due', 'nb', 'seq', 'att', 'cr', 'msg', 'out', 'key', 'lane', 'exps', 'org',
-               'name', 'nbs'}
+               'name', 'nbs', 'pa'}
 -- Places the head m of a free key: ready when not_before has come, else pend.
 local function put_free(m, lane, pri, dus, nbs)
   if NOW and tonumber(nbs) <= NOW then
@@ -238,24 +238,39 @@ local function queued_due(now_us)
   return n
 end
 -- Inserts a new queued execution from the 16 fields at a[i..i+15] (id tpl key lane pri org name
--- ov exps expns ma due dus nb nbs att); nil when the id exists.
-local function insert(a, i, now_ns)
+-- ov exps expns ma due dus nb nbs att); nil when the id exists. `pa`: its own params (a ticket or
+-- ad-hoc submission stored against a template's shape, docs/redis.md), '' or nil for none.
+-- `fresh`: the caller knows the id is free. Fields that are empty until the execution starts or
+-- ends (sa fi msg out node) are not written: a missing field reads as empty.
+local LANES = {}
+local function insert(a, i, now_ns, pa, fresh)
   local id = a[i]
-  if redis.call('EXISTS', ex(id)) == 1 then return nil end
+  if not fresh and redis.call('EXISTS', ex(id)) == 1 then return nil end
   local seq = redis.call('INCR', P .. 'seq')
   local m = string.format('%016x', seq) .. '|' .. id
   local att = tonumber(a[i + 15])
   if att < 1 then att = 1 end
-  redis.call('HSET', ex(id), 'id', id, 'tpl', a[i + 1], 'key', a[i + 2], 'lane', a[i + 3],
-             'pri', a[i + 4], 'org', a[i + 5], 'name', a[i + 6], 'ov', a[i + 7], 'exps', a[i + 8],
-             'expns', a[i + 9], 'ma', a[i + 10], 'due', a[i + 11], 'dus', a[i + 12],
-             'nb', a[i + 13], 'nbs', a[i + 14], 'att', att, 'seq', seq, 'st', 0, 'fence', 0,
-             'cr', now_ns, 'sa', '', 'fi', '', 'msg', '', 'out', '', 'node', '', 'm', m)
+  if pa and pa ~= '' then
+    redis.call('HSET', ex(id), 'id', id, 'tpl', a[i + 1], 'key', a[i + 2], 'lane', a[i + 3],
+               'pri', a[i + 4], 'org', a[i + 5], 'name', a[i + 6], 'ov', a[i + 7],
+               'exps', a[i + 8], 'expns', a[i + 9], 'ma', a[i + 10], 'due', a[i + 11],
+               'dus', a[i + 12], 'nb', a[i + 13], 'nbs', a[i + 14], 'att', att, 'seq', seq,
+               'st', 0, 'fence', 0, 'cr', now_ns, 'm', m, 'pa', pa)
+  else
+    redis.call('HSET', ex(id), 'id', id, 'tpl', a[i + 1], 'key', a[i + 2], 'lane', a[i + 3],
+               'pri', a[i + 4], 'org', a[i + 5], 'name', a[i + 6], 'ov', a[i + 7],
+               'exps', a[i + 8], 'expns', a[i + 9], 'ma', a[i + 10], 'due', a[i + 11],
+               'dus', a[i + 12], 'nb', a[i + 13], 'nbs', a[i + 14], 'att', att, 'seq', seq,
+               'st', 0, 'fence', 0, 'cr', now_ns, 'm', m)
+  end
   redis.call('ZADD', P .. 'ids', 0, id)
-  redis.call('SADD', P .. 'lanes', a[i + 3])
+  if not LANES[a[i + 3]] then
+    redis.call('SADD', P .. 'lanes', a[i + 3])
+    LANES[a[i + 3]] = true
+  end
   local h = {id = id, key = a[i + 2], lane = a[i + 3], pri = a[i + 4], org = a[i + 5],
              name = a[i + 6], ov = a[i + 7], exps = a[i + 8], ma = tonumber(a[i + 10]),
-             att = att, st = 0, m = m, dus = a[i + 12], nbs = a[i + 14]}
+             att = att, st = 0, m = m, dus = a[i + 12], nbs = a[i + 14], seq = seq}
   enqueue(h)
   return h
 end
@@ -314,23 +329,54 @@ if created > 0 then redis.call('PUBLISH', P .. 'wake', 'plan') end
 return {created}
 )lua";
 
-// ARGV: P now_ns now_us capacity ntpl [tid body]* 16 fields.
+// ARGV: P, then per submission kSubmitArgs values: now_ns now_us capacity tid body (the
+// template's; '' when the caller knows it is stored) pa (its own params, '' for none), the 16
+// fields. Any number of submissions (RedisClient::send_batched merges concurrent ones), each
+// as one submit: one reply per submission, {'ok', seq, position}, {'queued', position},
+// {'running'} or {'full', queued}. One wake-up for the whole call. Queued-and-due executions
+// are counted once, at the call's latest now (never fewer than at a submission's own), and
+// kept up to date as the call adds.
 constexpr std::string_view kSubmitBody = R"lua(
-local now_ns, now_us = ARGV[2], ARGV[3]
-NOW = tonumber(now_us)
-local i = put_templates(ARGV, 5)
-local id = ARGV[i]
-local old = load(id)
-if old and old.st == 0 then
-  return {'queued', redis.call('ZRANK', P .. 'q:' .. old.key, old.m) + 1}
+local out = {}
+local stored = {}
+local latest, latest_us = -1, nil
+for i = 2, #ARGV, 22 do
+  local t = tonumber(ARGV[i + 1])
+  if t > latest then latest, latest_us = t, ARGV[i + 1] end
 end
-if old and old.st == 1 then return {'running'} end
-local queued = queued_due(now_us)
-if queued >= tonumber(ARGV[4]) then return {'full', queued} end
-if old then destroy(id) end
-local h = insert(ARGV, i, now_ns)
-redis.call('PUBLISH', P .. 'wake', 'submit')
-return {'ok', full(id), redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1}
+local queued = nil
+local added = false
+for i = 2, #ARGV, 22 do
+  local now_ns, now_us = ARGV[i], ARGV[i + 1]
+  NOW = tonumber(now_us)
+  local tid = ARGV[i + 3]
+  if ARGV[i + 4] ~= '' and not stored[tid] then
+    redis.call('SET', P .. 't:' .. tid, ARGV[i + 4], 'NX')
+    stored[tid] = true
+  end
+  local f = i + 6
+  local id = ARGV[f]
+  local old = nil
+  if redis.call('EXISTS', ex(id)) == 1 then old = load(id) end
+  if old and old.st == 0 then
+    table.insert(out, {'queued', redis.call('ZRANK', P .. 'q:' .. old.key, old.m) + 1})
+  elseif old and old.st == 1 then
+    table.insert(out, {'running'})
+  else
+    queued = queued or queued_due(latest_us)
+    if queued >= tonumber(ARGV[i + 2]) then
+      table.insert(out, {'full', queued})
+    else
+      if old then destroy(id) end
+      local h = insert(ARGV, f, now_ns, ARGV[i + 5], true)
+      if tonumber(h.nbs) <= latest then queued = queued + 1 end
+      added = true
+      table.insert(out, {'ok', h.seq, redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1})
+    end
+  end
+end
+if added then redis.call('PUBLISH', P .. 'wake', 'submit') end
+return out
 )lua";
 
 // ARGV: P lane max now_ns now_us node lease_us cap (-1: none) wait_stale_us wait_refresh_us.
@@ -437,9 +483,9 @@ if #picked > 0 then
     local f = tostring(fence)
     start({id = v.id, key = v[9], lane = v[10], exps = v[11], org = v[12], name = v[13], m = v.m},
           now_ns, node, f)
-    -- kClaimReplyFields: id tpl due nb seq att st fence cr sa fi msg out node
+    -- kClaimReplyFields: id tpl due nb seq att st fence cr sa fi msg out node name pa
     table.insert(claimed, {v.id, v[1], v[2], v[3], v[4], v[5], '1', f, v[6], now_ns, '', v[7],
-                           v[8], node})
+                           v[8], node, v[13], v[15]})
     table.insert(leases, lease_us)
     table.insert(leases, v.id)
     if #leases >= 1000 then

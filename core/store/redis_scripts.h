@@ -4,6 +4,7 @@
 // stored as strings: Lua numbers print with 14 digits, which would round them.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 namespace schedd::redis_lua {
@@ -12,8 +13,13 @@ extern const std::string_view kPrelude;
 
 // The claim script answers each claimed execution with these hash fields' values, in this order
 // (then a few more the script itself needs; kClaimFields in the prelude lists them all).
-inline constexpr std::string_view kClaimReplyFields[] = {
-    "id", "tpl", "due", "nb", "seq", "att", "st", "fence", "cr", "sa", "fi", "msg", "out", "node"};
+inline constexpr std::string_view kClaimReplyFields[] = {"id",  "tpl",   "due",  "nb", "seq", "att",
+                                                         "st",  "fence", "cr",   "sa", "fi",  "msg",
+                                                         "out", "node",  "name", "pa"};
+
+// Values per submission in the submit script's ARGV (after the prefix): now_ns now_us capacity
+// tid body pa, then the 16 insert fields.
+inline constexpr std::size_t kSubmitArgs = 22;
 
 struct Script {
   const char* name;

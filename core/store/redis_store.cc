@@ -46,6 +46,11 @@ std::string fnv1a_hex(std::string_view s) {
   return fmt::format("{:016x}", h);
 }
 
+// A template id of a shape (docs/redis.md): the template of a ticket or ad-hoc submission
+// without its name and params, which its execution hash keeps ('name', 'pa'). Ids of whole
+// templates are 16 hex digits.
+bool is_shape_id(std::string_view tid) { return tid.starts_with('s'); }
+
 // The value of a string or integer reply as text.
 std::string text(const RedisValue& v) {
   return v.type == RedisValue::Type::kInteger ? std::to_string(v.integer) : v.str;
@@ -91,6 +96,8 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   const Fields fields{hash, names};
   Execution e;
   std::string tid;
+  // A ticket's or ad-hoc submission's own name and params, over the shape it shares.
+  std::string name, pa;
   int st = 0;
   // The first integer field whose value is not an integer, named in the error.
   std::optional<std::string> bad_field;
@@ -135,6 +142,10 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
       e.output = v;
     } else if (f == "node") {
       e.node = v;
+    } else if (f == "name") {
+      name = v;
+    } else if (f == "pa") {
+      pa = v;
     }
     if (bad && !bad_field) {
       bad_field = fmt::format("field {} is not an integer: \"{}\"", f, v.substr(0, 40));
@@ -149,6 +160,19 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   std::shared_ptr<const ExecTemplate> spec = find_template(tid);
   if (!spec) {
     return internal_error(fmt::format("redis: execution {} names unknown template {}", e.id, tid));
+  }
+  if (is_shape_id(tid)) {
+    auto own = std::make_shared<ExecTemplate>(*spec);
+    own->name = std::move(name);
+    if (!pa.empty()) {
+      try {
+        own->params = codec::params_from_body(pa);
+      } catch (const std::exception& ex) {
+        return internal_error(
+            fmt::format("redis: execution {} has malformed params: {}", e.id, ex.what()));
+      }
+    }
+    spec = std::move(own);
   }
   e.spec = std::move(spec);
   return e;
@@ -273,6 +297,64 @@ struct RedisStore::Impl {
     return {tid, body};
   }
 
+  // Shapes of tickets' and ad-hoc submissions' templates: shape_key -> (tid, body).
+  std::unordered_map<std::string, std::pair<std::string, std::string>> by_shape;
+
+  // What a template's shape is told apart by (everything but name and params), as a map key;
+  // never stored (as the SQLite store's).
+  static std::string shape_key(const ExecTemplate& t) {
+    std::string k = fmt::format(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
+        static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
+        t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
+    for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
+    k += t.executor;
+    k += t.key;
+    k += t.lane;
+    return k;
+  }
+
+  // The id and body of the shape of `t` (a ticket's or ad-hoc submission's template): `t`
+  // without its name and params, shared by every submission of that shape; found by its
+  // fields, without encoding it.
+  std::pair<std::string, std::string> shape_of(const ExecTemplate& t) {
+    std::string key = shape_key(t);
+    std::lock_guard lock(mu);
+    if (auto it = by_shape.find(key); it != by_shape.end()) return it->second;
+    auto shape = std::make_shared<ExecTemplate>(t);
+    shape->name.clear();
+    shape->params.clear();
+    std::string body = codec::template_to_body(*shape);
+    std::string tid = "s" + fnv1a_hex(body);
+    templates.try_emplace(tid, std::move(shape));
+    if (by_shape.size() > 100000) by_shape.clear();  // a cache: a miss only encodes again
+    return by_shape.emplace(std::move(key), std::make_pair(tid, std::move(body))).first->second;
+  }
+
+  // Appends one submission's kSubmitArgs values for the submit script.
+  void append_submission(const Execution& e, TimePoint now, std::size_t capacity,
+                         std::vector<std::string>& args) {
+    args.push_back(ns_str(now));
+    args.push_back(us_str(now));
+    args.push_back(std::to_string(capacity));
+    std::string tid;
+    if (e.spec->origin == ExecOrigin::kHelper) {
+      auto [id, body] = template_of(e.spec);
+      tid = id;
+      args.push_back(std::move(id));
+      args.push_back(std::move(body));
+      args.emplace_back();
+    } else {
+      auto [id, body] = shape_of(*e.spec);
+      tid = id;
+      args.push_back(std::move(id));
+      args.push_back(std::move(body));
+      args.push_back(e.spec->params.empty() ? std::string()
+                                            : codec::params_to_body(e.spec->params));
+    }
+    append_fields(e, tid, args);
+  }
+
   // Appends `tid body` pairs for the distinct templates of `executions`, with their count first.
   void append_templates(const std::vector<const Execution*>& executions,
                         std::vector<std::string>& args) {
@@ -289,11 +371,11 @@ struct RedisStore::Impl {
     }
   }
 
-  // The 16 insert fields of an execution (see redis_scripts.cc).
-  void append_fields(const Execution& e, std::vector<std::string>& args) {
+  // The 16 insert fields of an execution stored against template `tid` (redis_scripts.cc).
+  void append_fields(const Execution& e, const std::string& tid, std::vector<std::string>& args) {
     const ExecTemplate& t = *e.spec;
     args.push_back(e.id);
-    args.push_back(template_of(e.spec).first);
+    args.push_back(tid);
     args.push_back(e.key());
     args.push_back(t.lane);
     args.push_back(std::to_string(std::clamp(t.priority, 1, 5)));
@@ -395,6 +477,86 @@ struct RedisStore::Impl {
     std::vector<const RedisValue*> hashes;
     for (const auto& h : *r) hashes.push_back(&h);
     return decode_all(hashes);
+  }
+
+  // ---- submissions ----------------------------------------------------------------------------
+
+  // Runs the submit script for one submission (kSubmitArgs values), merged with the
+  // submissions of other threads queued while a round trip is out (RedisClient::send_batched):
+  // one script call and one wake-up for all of them. Returns this submission's reply.
+  StatusOr<RedisValue> submit_batched(std::vector<std::string> args) {
+    struct Wait {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::optional<StatusOr<RedisValue>> reply;
+    };
+    auto w = std::make_shared<Wait>();
+    client->send_batched({"EVALSHA", shas[redis_lua::kSubmit], "0", prefix}, args,
+                         [w](StatusOr<RedisValue> r) {
+                           std::lock_guard lock(w->mu);
+                           w->reply = std::move(r);
+                           w->cv.notify_one();
+                         });
+    StatusOr<RedisValue> r = [&] {
+      std::unique_lock lock(w->mu);
+      w->cv.wait(lock, [&] { return w->reply.has_value(); });
+      return std::move(*w->reply);
+    }();
+    if (r.is_ok() && r->is_error() && r->str.starts_with("NOSCRIPT")) {
+      // Redis forgot the scripts (a restart): eval() reloads them and runs this one alone.
+      auto again = eval(redis_lua::kSubmit, std::move(args));
+      if (!again.is_ok()) return again.status();
+      if (Status s = reply_has(*again, 1, "submit"); !s.is_ok()) return s;
+      return std::move(again->elements[0]);
+    }
+    if (r.is_ok() && r->is_error()) {
+      if (r->str.starts_with("LOADING") || r->str.starts_with("BUSY")) {
+        return unavailable(fmt::format("redis: {}", r->str));
+      }
+      script_errors.fetch_add(1, std::memory_order_relaxed);
+      return script_error(redis_lua::kScripts[redis_lua::kSubmit].name, *r);
+    }
+    return r;
+  }
+
+  // What the submit script's reply `r` to the submission of `e` at `now` means: the stored
+  // execution (as the script wrote it) and its position, or why it was not stored.
+  static StatusOr<std::pair<Execution, std::size_t>> submitted(Execution e, TimePoint now,
+                                                               std::size_t capacity,
+                                                               const RedisValue& r) {
+    if (Status s = reply_has(r, 1, "submit"); !s.is_ok()) return s;
+    const std::string& tag = r.elements[0].str;
+    if (tag != "ok" && tag != "queued" && tag != "running" && tag != "full") {
+      return internal_error(fmt::format("redis: submit of {} answered \"{}\"", e.id, tag));
+    }
+    if (tag != "running") {
+      if (Status s = reply_has(r, tag == "ok" ? 3 : 2, "submit"); !s.is_ok()) return s;
+    }
+    if (tag == "queued") {
+      return Status(
+          StatusCode::kAlreadyExists,
+          fmt::format("execution {} already queued at position {}", e.id, r.elements[1].integer));
+    }
+    if (tag == "running") {
+      return Status(StatusCode::kAlreadyExists, fmt::format("execution {} already running", e.id));
+    }
+    if (tag == "full") {
+      return Status(
+          StatusCode::kResourceExhausted,
+          fmt::format("queue full: {} queued of capacity {}", r.elements[1].integer, capacity));
+    }
+    // As the script stored it (redis_scripts.cc insert).
+    e.seq = static_cast<uint64_t>(r.elements[1].integer);
+    e.attempt = std::max<uint32_t>(1, e.attempt);
+    e.status = ExecStatus::kQueued;
+    e.fence = 0;
+    e.created = codec::from_ns(codec::to_ns(now));
+    e.started.reset();
+    e.finished.reset();
+    e.message.clear();
+    e.output.clear();
+    e.node.clear();
+    return std::make_pair(std::move(e), static_cast<std::size_t>(r.elements[2].integer));
   }
 
   // ---- leases and replay ----------------------------------------------------------------------
@@ -677,7 +839,7 @@ StatusOr<std::size_t> RedisStore::plan_from(const HelperState& seen,
     for (std::size_t i = begin; i < end; ++i) ptrs.push_back(&executions[i]);
     impl_->append_templates(ptrs, args);
     for (const Execution* e : ptrs) {
-      impl_->append_fields(*e, args);
+      impl_->append_fields(*e, impl_->template_of(e->spec).first, args);
       args.push_back(is_terminal(e->status) ? std::to_string(codec::status_code(e->status)) : "0");
       args.push_back(is_terminal(e->status) ? e->message : "");
     }
@@ -699,36 +861,49 @@ StatusOr<std::pair<Execution, std::size_t>> RedisStore::submit(Execution executi
   if (!execution.spec) {
     return invalid_argument(fmt::format("execution {} has no template", execution.id));
   }
-  std::vector<std::string> args{ns_str(now), us_str(now), std::to_string(capacity_queued)};
-  impl_->append_templates({&execution}, args);
-  impl_->append_fields(execution, args);
-  auto r = impl_->eval(redis_lua::kSubmit, std::move(args));
+  std::vector<std::string> args;
+  args.reserve(redis_lua::kSubmitArgs);
+  impl_->append_submission(execution, now, capacity_queued, args);
+  auto r = impl_->submit_batched(std::move(args));
   if (!r.is_ok()) return r.status();
-  if (Status s = reply_has(*r, 1, "submit"); !s.is_ok()) return s;
-  const std::string& tag = r->elements[0].str;
-  if ((tag == "queued" || tag == "full") && r->elements.size() < 2) {
-    return reply_has(*r, 2, "submit");
+  return Impl::submitted(std::move(execution), now, capacity_queued, *r);
+}
+
+std::vector<StatusOr<std::pair<Execution, std::size_t>>> RedisStore::submit_many(
+    std::vector<Execution> executions, TimePoint now, std::size_t capacity_queued) {
+  std::vector<StatusOr<std::pair<Execution, std::size_t>>> out;
+  out.reserve(executions.size());
+  // One script call per chunk: it holds Redis (every daemon's claims) while it runs, and one of
+  // 1,000 outlasted the 2 s command timeout on a loaded machine (the connection is dropped
+  // and every call on it fails).
+  constexpr std::size_t kSubmitChunk = 250;
+  for (std::size_t begin = 0; begin < executions.size(); begin += kSubmitChunk) {
+    const std::size_t end = std::min(executions.size(), begin + kSubmitChunk);
+    std::vector<std::string> args;
+    std::vector<std::size_t> sent;  // indexes of the executions in this call
+    for (std::size_t i = begin; i < end; ++i) {
+      const Execution& e = executions[i];
+      if (e.id.empty()) {
+        out.push_back(invalid_argument("execution without an id"));
+      } else if (!e.spec) {
+        out.push_back(invalid_argument(fmt::format("execution {} has no template", e.id)));
+      } else {
+        out.push_back(internal_error("not submitted"));  // replaced below
+        sent.push_back(i);
+        impl_->append_submission(e, now, capacity_queued, args);
+      }
+    }
+    if (sent.empty()) continue;
+    auto r = impl_->eval(redis_lua::kSubmit, std::move(args));
+    Status bad = r.is_ok() ? reply_has(*r, sent.size(), "submit") : r.status();
+    for (std::size_t j = 0; j < sent.size(); ++j) {
+      const std::size_t i = sent[j];
+      out[i] = bad.is_ok()
+                   ? Impl::submitted(std::move(executions[i]), now, capacity_queued, r->elements[j])
+                   : StatusOr<std::pair<Execution, std::size_t>>(bad);
+    }
   }
-  if (tag == "queued") {
-    return Status(StatusCode::kAlreadyExists,
-                  fmt::format("execution {} already queued at position {}", execution.id,
-                              r->elements[1].integer));
-  }
-  if (tag == "running") {
-    return Status(StatusCode::kAlreadyExists,
-                  fmt::format("execution {} already running", execution.id));
-  }
-  if (tag == "full") {
-    return Status(StatusCode::kResourceExhausted,
-                  fmt::format("queue full: {} queued of capacity {}", r->elements[1].integer,
-                              capacity_queued));
-  }
-  if (Status s = reply_has(*r, 3, "submit"); !s.is_ok()) return s;
-  auto stored = impl_->decode_all({&r->elements[1]});
-  if (!stored.is_ok()) return stored.status();
-  if (stored->empty()) return internal_error("redis: submitted execution vanished");
-  return std::make_pair(std::move(stored->front()),
-                        static_cast<std::size_t>(r->elements[2].integer));
+  return out;
 }
 
 StatusOr<ClaimResult> RedisStore::claim(std::string_view lane, std::size_t max, TimePoint now,
@@ -935,6 +1110,18 @@ std::optional<Execution> RedisStore::get(std::string_view id) {
   auto r = impl_->fetch({std::string(id)});
   if (!r.is_ok() || r->empty()) return std::nullopt;
   return std::move(r->front());
+}
+
+std::vector<std::optional<Execution>> RedisStore::get_many(const std::vector<std::string>& ids) {
+  std::vector<std::optional<Execution>> out(ids.size());
+  auto r = impl_->fetch(ids);
+  if (!r.is_ok()) return out;
+  std::unordered_map<std::string_view, std::size_t> at;
+  for (std::size_t i = 0; i < r->size(); ++i) at.emplace((*r)[i].id, i);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (auto it = at.find(ids[i]); it != at.end()) out[i] = (*r)[it->second];
+  }
+  return out;
 }
 
 std::vector<Execution> RedisStore::list(const ExecutionFilter& filter) {

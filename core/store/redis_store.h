@@ -88,6 +88,9 @@ class RedisStore final : public Store {
                                   TimePoint now) override;
   StatusOr<std::pair<Execution, std::size_t>> submit(Execution execution, TimePoint now,
                                                      std::size_t capacity_queued) override;
+  // A few script calls (chunks of 250 executions), one wake-up each.
+  std::vector<StatusOr<std::pair<Execution, std::size_t>>> submit_many(
+      std::vector<Execution> executions, TimePoint now, std::size_t capacity_queued) override;
   StatusOr<ClaimResult> claim(std::string_view lane, std::size_t max, TimePoint now,
                               std::string_view node) override;
   Status complete(std::string_view id, uint64_t fence, const Completion& c) override;
@@ -97,6 +100,7 @@ class RedisStore final : public Store {
   StatusOr<Execution> cancel(std::string_view id, TimePoint now) override;
   StatusOr<std::size_t> remove_planned(std::string_view name, TimePoint due_after) override;
   std::optional<Execution> get(std::string_view id) override;
+  std::vector<std::optional<Execution>> get_many(const std::vector<std::string>& ids) override;
   std::vector<Execution> list(const ExecutionFilter& filter) override;
   std::optional<std::size_t> position(std::string_view id) override;
   std::vector<Execution> key_queue(std::string_view key) override;

@@ -19,9 +19,21 @@
 //
 // Prints one JSON object on stdout. `--quick` is the CI smoke run.
 //
+// Redis mode (issue #19): `--redis-server` starts a redis-server of its own (free loopback port,
+// `--appendonly yes --appendfsync always`, data in the temp dir), `--redis URL` uses one that
+// runs; the daemon's store is then Redis (a namespace of its own per run). After the submit
+// phase above (single tickets), a bulk phase posts `--bulk-total` executions in
+// POST /v1/executions/bulk requests of `--bulk-size`, `--bulk-clients` at once (as
+// tests/load/schedd_daemons.js does: ids given, noop, 2099). Each phase reports its rate and
+// what it cost Redis: `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commandstats`
+// (EVALSHA calls) before and after, per acknowledged submission.
+//
 //   build/release/bin/schedd-http-bench [--quick] [--clients 64] [--total 200000]
+//   build/release/bin/schedd-http-bench --redis-server --sse 0 [--schedd OTHER/bin/schedd]
 //
 // Numbers and how to read them: docs/PERFORMANCE.md, "HTTP API (issue #6)".
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -30,10 +42,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,15 +102,118 @@ struct Options {
   bool quick = false;
   bool keep = false;
   std::string driver = "async";
+  std::string redis;          // a running server's URL
+  bool redis_server = false;  // start one of our own
+  std::size_t bulk_total = 100000;
+  std::size_t bulk_size = 1000;
+  std::size_t bulk_clients = 2;
 };
 
-std::string config_text(const Options& o, const TempDir& dir) {
-  return "[daemon]\nplugin_dir = \"" + o.plugin_dir +
-         "\"\nstore = \"sqlite:" + (dir / "state" / "schedd.db").string() + "\"\ndurability = \"" +
-         o.durability +
-         "\"\nlog_level = \"info\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n"
+// ---- Redis mode ----------------------------------------------------------------------------
+
+// The text of `cmd`'s standard output ("" when it cannot run).
+std::string run_output(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+// "HOST PORT" of a redis://[:PASSWORD@]HOST[:PORT][/DB] URL, as redis-cli options.
+std::string cli_target(const std::string& url) {
+  std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+  rest = rest.substr(0, rest.find('/'));
+  if (auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+  const auto colon = rest.find(':');
+  const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "6379" : rest.substr(colon + 1);
+  return "-h " + host + " -p " + port;
+}
+
+// The server's CPU time (used_cpu_sys + used_cpu_user, seconds) and its EVALSHA calls so far.
+struct RedisCost {
+  double cpu_seconds = 0;
+  double evalsha_calls = 0;
+};
+RedisCost redis_cost(const std::string& url) {
+  std::map<std::string, std::string> info;
+  const std::string text = run_output("redis-cli " + cli_target(url) + " INFO all 2>/dev/null");
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (auto colon = line.find(':'); colon != std::string::npos) {
+      info[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+    pos = end + 1;
+  }
+  RedisCost c;
+  c.cpu_seconds =
+      std::atof(info["used_cpu_sys"].c_str()) + std::atof(info["used_cpu_user"].c_str());
+  const std::string& ev = info["cmdstat_evalsha"];  // calls=N,usec=...
+  if (auto p = ev.find("calls="); p != std::string::npos)
+    c.evalsha_calls = std::atof(ev.c_str() + p + 6);
+  return c;
+}
+
+// A redis-server of the bench's own, on a free loopback port, its append-only file fsynced on
+// every write, its data in `dir`. Shut down (SHUTDOWN NOSAVE) on destruction.
+class OwnRedis {
+ public:
+  explicit OwnRedis(const std::filesystem::path& dir) {
+    port_ = free_port();
+    std::filesystem::create_directories(dir);
+    const std::string cmd = "redis-server --port " + std::to_string(port_) +
+                            " --bind 127.0.0.1 --daemonize yes" + " --pidfile " +
+                            (dir / "redis.pid").string() + " --dir " + dir.string() +
+                            " --appendonly yes --appendfsync always --save '' --logfile " +
+                            (dir / "redis.log").string();
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot start: " + cmd);
+    for (int i = 0; i < 200; ++i) {
+      if (run_output("redis-cli -p " + std::to_string(port_) + " PING 2>/dev/null")
+              .starts_with("PONG")) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    throw std::runtime_error("redis-server on port " + std::to_string(port_) + " did not answer");
+  }
+  ~OwnRedis() {
+    (void)std::system(
+        ("redis-cli -p " + std::to_string(port_) + " SHUTDOWN NOSAVE >/dev/null 2>&1").c_str());
+  }
+  OwnRedis(const OwnRedis&) = delete;
+  OwnRedis& operator=(const OwnRedis&) = delete;
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  static int free_port() {
+    net::io_context ioc;
+    tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+  }
+  int port_ = 0;
+};
+
+std::string config_text(const Options& o, const TempDir& dir, const std::string& redis_url) {
+  const std::string store = redis_url.empty()
+                                ? "store = \"sqlite:" + (dir / "state" / "schedd.db").string() +
+                                      "\"\ndurability = \"" + o.durability + "\"\n"
+                                : "store = \"" + redis_url + "\"\n";
+  const std::string redis =
+      redis_url.empty() ? ""
+                        : "\n[redis]\nnamespace = \"bench-" + std::to_string(::getpid()) + "\"\n";
+  return "[daemon]\nplugin_dir = \"" + o.plugin_dir + "\"\n" + store +
+         "log_level = \"info\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n"
          "[capacity]\nqueued = 100000000\n\n[lanes.default]\nworkers = 2\n\n"
-         "[tickets]\nexecutor = \"noop\"\n";
+         "[tickets]\nexecutor = \"noop\"\n" +
+         redis;
 }
 
 struct Sse {
@@ -297,6 +417,52 @@ Submit submit_phase(const Options& o, const DaemonProcess& d) {
   return finish(out, t0, done, sampler, created, errors, lat);
 }
 
+struct Bulk {
+  std::size_t created = 0, errors = 0, requests = 0;
+  double seconds = 0;
+};
+
+// The bulk phase: `--bulk-clients` threads, each with one keep-alive connection, post
+// POST /v1/executions/bulk requests of `--bulk-size` executions until `--bulk-total` are
+// acknowledged or `--seconds` pass.
+Bulk bulk_phase(const Options& o, const DaemonProcess& d) {
+  const std::string nb = o.run ? "" : R"(,"not_before":"2099-01-01T00:00:00Z")";
+  const std::size_t chunks = (o.bulk_total + o.bulk_size - 1) / o.bulk_size;
+  std::atomic<std::size_t> next{0}, created{0}, errors{0}, requests{0};
+  const auto deadline = Clk::now() + std::chrono::duration<double>(o.seconds);
+  const auto t0 = Clk::now();
+  std::vector<std::thread> threads;
+  for (std::size_t c = 0; c < o.bulk_clients; ++c) {
+    threads.emplace_back([&] {
+      HttpClient client("127.0.0.1", d.port());
+      for (std::size_t k = next++; k < chunks && Clk::now() < deadline; k = next++) {
+        std::string body = R"({"executions":[)";
+        const std::size_t end = std::min(o.bulk_total, (k + 1) * o.bulk_size);
+        for (std::size_t n = k * o.bulk_size; n < end; ++n) {
+          if (n > k * o.bulk_size) body += ',';
+          body += R"({"id":"b)" + std::to_string(n) + R"(","executor":"noop","key":"p)" +
+                  std::to_string(n % o.projects) + "\"" + nb + "}";
+        }
+        body += "]}";
+        auto r = client.post("/v1/executions/bulk", body);
+        ++requests;
+        if (r.status == 201) {
+          created += end - k * o.bulk_size;
+        } else if (++errors <= 5) {
+          std::cerr << "bulk: " << r.status << " " << r.body.substr(0, 300) << "\n";
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Bulk out;
+  out.seconds = seconds_since(t0);
+  out.created = created;
+  out.errors = errors;
+  out.requests = requests;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -317,6 +483,14 @@ int main(int argc, char** argv) {
                  "async: every connection on one driver thread; threads: a thread per "
                  "connection (blocking client)")
       ->check(CLI::IsMember({"async", "threads"}));
+  app.add_option("--redis", o.redis, "Redis mode on this running server (redis://HOST:PORT/DB)");
+  app.add_flag("--redis-server", o.redis_server,
+               "Redis mode on a redis-server of its own (appendfsync always)");
+  app.add_option("--bulk-total", o.bulk_total, "Redis mode: executions of the bulk phase");
+  app.add_option("--bulk-size", o.bulk_size, "Redis mode: executions per bulk request")
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--bulk-clients", o.bulk_clients, "Redis mode: bulk requests at once")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--run", o.run, "Tickets due now (noop runs them) instead of in 2099");
   app.add_flag("--keep", o.keep, "Write the daemon's log to $TMPDIR/schedd-http-bench.log");
   app.add_flag("--quick", o.quick, "Smaller run for CI smoke tests");
@@ -325,11 +499,15 @@ int main(int argc, char** argv) {
     o.total = std::min<std::size_t>(o.total, 2000);
     o.sse = std::min<std::size_t>(o.sse, 10);
     o.seconds = std::min(o.seconds, 20.0);
+    o.bulk_total = std::min<std::size_t>(o.bulk_total, 2000);
   }
 
   TempDir dir;
-  auto config = dir.write("schedd.toml", config_text(o, dir));
-  DaemonProcess daemon(config);
+  std::unique_ptr<OwnRedis> own_redis;
+  if (o.redis_server) own_redis = std::make_unique<OwnRedis>(dir / "redis");
+  const std::string redis_url = own_redis ? own_redis->url() : o.redis;
+  auto config = dir.write("schedd.toml", config_text(o, dir, redis_url));
+  DaemonProcess daemon(config, {}, {}, o.schedd);
   if (!daemon.wait_ready()) {
     std::cerr << "schedd did not start:\n" << daemon.log();
     return 1;
@@ -338,7 +516,12 @@ int main(int argc, char** argv) {
   std::cerr << "schedd pid " << daemon.pid() << ", API on 127.0.0.1:" << daemon.port() << "\n";
   const double rss_idle = rss_mb(daemon.pid());
   Sse sse_idle = sse_phase(daemon, o.sse);
+  const RedisCost cost0 = redis_url.empty() ? RedisCost{} : redis_cost(redis_url);
   Submit sub = o.driver == "async" ? submit_phase_async(o, daemon) : submit_phase(o, daemon);
+  const RedisCost cost1 = redis_url.empty() ? RedisCost{} : redis_cost(redis_url);
+  Bulk bulk;
+  if (!redis_url.empty()) bulk = bulk_phase(o, daemon);
+  const RedisCost cost2 = redis_url.empty() ? RedisCost{} : redis_cost(redis_url);
   const double rss_loaded = rss_mb(daemon.pid());
   Sse sse_loaded = sse_phase(daemon, o.sse);
   const std::string log = daemon.log();
@@ -373,8 +556,25 @@ int main(int argc, char** argv) {
   j["rss_after_submit_mb"] = rss_loaded;
   j["sse_clients_rss_mb_after_load"] = sse_loaded.after_mb - sse_loaded.before_mb;
   j["daemon_exit"] = exit_code;
+  if (!redis_url.empty()) {
+    auto per = [](double v, std::size_t n) { return n == 0 ? 0.0 : v / static_cast<double>(n); };
+    j["store"] = "redis";
+    j["redis"] = redis_url;
+    j["redis_cpu_us_per_submit"] = per((cost1.cpu_seconds - cost0.cpu_seconds) * 1e6, sub.created);
+    j["redis_evalsha_per_submit"] = per(cost1.evalsha_calls - cost0.evalsha_calls, sub.created);
+    j["bulk_per_second"] = static_cast<double>(bulk.created) / bulk.seconds;
+    j["bulk_total"] = bulk.created;
+    j["bulk_errors"] = bulk.errors;
+    j["bulk_size"] = o.bulk_size;
+    j["bulk_clients"] = o.bulk_clients;
+    j["bulk_seconds"] = bulk.seconds;
+    j["redis_cpu_us_per_bulk_item"] =
+        per((cost2.cpu_seconds - cost1.cpu_seconds) * 1e6, bulk.created);
+    j["redis_evalsha_per_bulk_item"] = per(cost2.evalsha_calls - cost1.evalsha_calls, bulk.created);
+  }
   std::cout << j.dump() << std::endl;
-  const bool ok = sub.created > 0 && sub.errors == 0 && sse_idle.connected == o.sse &&
+  const bool ok = sub.created > 0 && sub.errors == 0 && bulk.errors == 0 &&
+                  (redis_url.empty() || bulk.created > 0) && sse_idle.connected == o.sse &&
                   sse_loaded.connected == o.sse && exit_code == 0;
   return ok ? 0 : 1;
 }

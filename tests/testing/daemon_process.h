@@ -22,15 +22,16 @@ class DaemonProcess {
  public:
   // `env`: "NAME=VALUE" entries added to the daemon's environment (through env(1), which
   // execs the daemon in place, so pid() is the daemon's).
+  // `binary`: the schedd to run (a benchmark's --schedd, to compare two builds).
   explicit DaemonProcess(const std::filesystem::path& config, std::vector<std::string> extra = {},
-                         std::vector<std::string> env = {}) {
+                         std::vector<std::string> env = {}, std::string binary = SCHEDD_BINARY) {
     started_ = std::chrono::steady_clock::now();
     std::vector<std::string> argv;
     if (!env.empty()) {
       argv.push_back("/usr/bin/env");
       argv.insert(argv.end(), env.begin(), env.end());
     }
-    argv.insert(argv.end(), {SCHEDD_BINARY, "run", "-c", config.string()});
+    argv.insert(argv.end(), {std::move(binary), "run", "-c", config.string()});
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Process>(std::move(argv));
   }
