@@ -1,8 +1,11 @@
 // Encodings shared by the durable stores (SQLite, Redis): status codes, times, templates.
 #include "core/store/codec.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -203,6 +206,18 @@ std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) 
     throw std::runtime_error(std::string("field params: ") + e.what());
   }
   return t;
+}
+
+std::string shape_key(const ExecTemplate& t) {
+  std::string k = fmt::format(
+      "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
+      static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
+      t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
+  for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
+  k += t.executor;
+  k += t.key;
+  k += t.lane;
+  return k;
 }
 
 }  // namespace schedd::codec

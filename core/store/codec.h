@@ -23,5 +23,8 @@ std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body);
 std::string params_to_body(const ParamList& params);
 // Throws as template_from_body.
 ParamList params_from_body(const std::string& body);
+// What a template's shape is told apart by: everything but its name and params, as a map key
+// (never stored). Tickets and ad-hoc submissions of one shape share one stored template.
+std::string shape_key(const ExecTemplate& t);
 
 }  // namespace schedd::codec

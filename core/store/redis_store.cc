@@ -300,25 +300,11 @@ struct RedisStore::Impl {
   // Shapes of tickets' and ad-hoc submissions' templates: shape_key -> (tid, body).
   std::unordered_map<std::string, std::pair<std::string, std::string>> by_shape;
 
-  // What a template's shape is told apart by (everything but name and params), as a map key;
-  // never stored (as the SQLite store's).
-  static std::string shape_key(const ExecTemplate& t) {
-    std::string k = fmt::format(
-        "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
-        static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
-        t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
-    for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
-    k += t.executor;
-    k += t.key;
-    k += t.lane;
-    return k;
-  }
-
   // The id and body of the shape of `t` (a ticket's or ad-hoc submission's template): `t`
   // without its name and params, shared by every submission of that shape; found by its
   // fields, without encoding it.
   std::pair<std::string, std::string> shape_of(const ExecTemplate& t) {
-    std::string key = shape_key(t);
+    std::string key = codec::shape_key(t);
     std::lock_guard lock(mu);
     if (auto it = by_shape.find(key); it != by_shape.end()) return it->second;
     auto shape = std::make_shared<ExecTemplate>(t);

@@ -354,7 +354,7 @@ struct SqliteStore::WriterState {
     std::string body;
     if (shape) {
       // Every ticket is a template object of its own: find its shape without encoding it.
-      key = shape_key(*t);
+      key = codec::shape_key(*t);
       if (auto sh = by_shape.find(key); sh != by_shape.end()) {
         remember(t, sh->second);
         return sh->second;
@@ -395,20 +395,6 @@ struct SqliteStore::WriterState {
       std::erase_if(by_ptr, [](const auto& kv) { return kv.second.ref.expired(); });
       purge_at = std::max<std::size_t>(4096, 2 * by_ptr.size());
     }
-  }
-
-  // What a template's shape row is told apart by (everything but name and params), as a map
-  // key; never stored.
-  static std::string shape_key(const ExecTemplate& t) {
-    std::string k = fmt::format(
-        "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
-        static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
-        t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
-    for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
-    k += t.executor;
-    k += t.key;
-    k += t.lane;
-    return k;
   }
 };
 
