@@ -16,9 +16,7 @@
 #include "core/store/memory_store.h"
 #include "tests/testing/manual_clock.h"
 
-// Its own namespace: in a unity build of schedd_tests this file shares a translation unit
-// with others whose anonymous namespaces have helpers of the same names (spec, ...).
-namespace schedd::dispatch_path_test {
+namespace schedd {
 namespace {
 
 using namespace std::chrono_literals;
@@ -282,4 +280,4 @@ TEST_F(DispatchPathTest, LongerRunsAreClaimedOnlyForFreeWorkers) {
 }
 
 }  // namespace
-}  // namespace schedd::dispatch_path_test
+}  // namespace schedd
