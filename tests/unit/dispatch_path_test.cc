@@ -84,7 +84,7 @@ class RecordingExecutor final : public Executor {
     o.duration = duration_;
     return o;
   }
-  void watch(const Dispatcher* d) { dispatcher_ = d; }  // before the dispatcher starts
+  void watch(const Dispatcher* d) { dispatcher_ = d; }
   std::map<std::string, std::vector<std::string>> order() const {
     std::lock_guard l(mu_);
     return order_;
@@ -140,9 +140,7 @@ class DispatchPathTest : public ::testing::Test {
   ~DispatchPathTest() override {
     if (dispatcher_) dispatcher_->stop(0ms);
   }
-  // `watcher`, if given, watches the dispatcher from before its start.
-  void start(std::vector<LaneSpec> lanes, std::map<std::string, const Executor*> executors,
-             RecordingExecutor* watcher = nullptr) {
+  void start(std::vector<LaneSpec> lanes, std::map<std::string, const Executor*> executors) {
     executors_ = std::move(executors);
     DispatcherOptions o;
     o.lanes = std::move(lanes);
@@ -155,7 +153,6 @@ class DispatchPathTest : public ::testing::Test {
           return it == executors_.end() ? nullptr : it->second;
         },
         o);
-    if (watcher != nullptr) watcher->watch(dispatcher_.get());
     dispatcher_->start();
   }
   void plan(std::vector<Execution> es) { ASSERT_TRUE(store_.plan(std::move(es), kT0).is_ok()); }
@@ -262,7 +259,8 @@ void expect_key_order(const RecordingExecutor& x) {
 TEST_F(DispatchPathTest, TinyRunsAreClaimedAheadInBatchesKeepingKeyOrderAndLaneSize) {
   RecordingExecutor tiny(1us);
   plan(ready_runs("tiny"));
-  start({{"default", 2}}, {{"tiny", &tiny}}, &tiny);
+  start({{"default", 2}}, {{"tiny", &tiny}});
+  tiny.watch(dispatcher_.get());
   ASSERT_TRUE(dispatcher_->wait_idle(20s)) << dispatcher_->debug_state();
   expect_key_order(tiny);
   // After kMinRuns runs the lane claims kTinyAheadPerWorker per worker ahead of its 2 workers.
@@ -273,7 +271,8 @@ TEST_F(DispatchPathTest, TinyRunsAreClaimedAheadInBatchesKeepingKeyOrderAndLaneS
 TEST_F(DispatchPathTest, LongerRunsAreClaimedOnlyForFreeWorkers) {
   RecordingExecutor slow(5ms);  // reported, not slept
   plan(ready_runs("slow"));
-  start({{"default", 2}}, {{"slow", &slow}}, &slow);
+  start({{"default", 2}}, {{"slow", &slow}});
+  slow.watch(dispatcher_.get());
   ASSERT_TRUE(dispatcher_->wait_idle(20s)) << dispatcher_->debug_state();
   expect_key_order(slow);
   EXPECT_LE(slow.max_busy(), 2u);
