@@ -44,8 +44,7 @@ Dispatcher::Dispatcher(Store& store, Planner& planner, Clock& clock, ExecutorLoo
       clock_(clock),
       executors_(std::move(executors)),
       options_(std::move(options)),
-      claim_ahead_(store.claim_ahead()),
-      remote_(store.remote()) {
+      claim_ahead_(store.claim_ahead()) {
   retention_ = options_.history_retention;
   for (const auto& spec : options_.lanes) {
     auto lane = std::make_unique<Lane>();
@@ -428,7 +427,6 @@ void Dispatcher::loop() {
     }
     heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                      std::memory_order_release);
-    loop_turns_.fetch_add(1, std::memory_order_acq_rel);
     poked_ = false;
     loop_idle_ = false;
     const bool prune_now = std::exchange(prune_now_, false);
@@ -511,19 +509,10 @@ void Dispatcher::loop() {
     }
 
     TimePoint wake = next_plan;
+    if (auto ev = store_.next_event(now); ev && *ev > now && *ev < wake) wake = *ev;
     if (next_deadline && *next_deadline < wake) wake = *next_deadline;
-    // The store's next event, read again while workers recorded completions meanwhile (they
-    // set recheck_next_event_ after recording them instead of poking: see
-    // wake_loop_after_completions_locked).
-    std::optional<TimePoint> ev;
+
     lock.lock();
-    do {
-      recheck_next_event_ = false;
-      lock.unlock();
-      ev = store_.next_event(now);
-      lock.lock();
-    } while (recheck_next_event_ && !poked_ && !stopping_);
-    if (ev && *ev > now && *ev < wake) wake = *ev;
     if (poked_ || stopping_ || claimed_any) continue;
     loop_idle_ = true;
     idle_at_ = now;
@@ -540,16 +529,12 @@ void Dispatcher::loop() {
 // submission). Lanes of longer runs claim only for free workers, so that an execution that
 // arrives later with a better priority never waits behind more than the running ones.
 std::size_t Dispatcher::ahead_for(const Lane& lane) const {
+  constexpr uint64_t kMinRuns = 16;
+  constexpr double kShortRunUs = 1000;
   // Out of process, a batch of short runs costs one round trip to a runner.
   constexpr std::size_t kBatchAhead = 128;
-  if (lane.runs < kMinRuns || lane.mean_run_us >= kShortRunUs) return 0;
-  std::size_t ahead = std::max(claim_ahead_, lane.batchable ? kBatchAhead : 0);
-  // Tiny in-process runs on a local store: kTinyAheadPerWorker per worker, so that one claim
-  // call, and one wake-up of a waiting worker, serve many runs. A later execution with a
-  // better priority waits behind at most this many tiny runs (256 x 50 us at worst).
-  if (!lane.batchable && !remote_ && lane.mean_run_us < kTinyRunUs) {
-    ahead = std::max(ahead, std::min(kTinyAheadMax, kTinyAheadPerWorker * lane.spec.workers));
-  }
+  const std::size_t ahead = std::max(claim_ahead_, lane.batchable ? kBatchAhead : 0);
+  if (ahead == 0 || lane.runs < kMinRuns || lane.mean_run_us >= kShortRunUs) return 0;
   return ahead;
 }
 
@@ -594,22 +579,18 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
   lane.busy -= reserved - claimed;
   if (claimed == 0) return 0;
   const auto steady_now = clock_.steady_now();
-  const std::string* executor_name = nullptr;  // the last one looked up, and what it found
-  const Executor* executor = nullptr;
   for (auto& e : result->claimed) {
     // The store claims an id only while it is not running, and a worker takes its attempt
     // out of running_ before recording the completion: the id is not in running_.
-    RunningMap::iterator it = insert_running_locked(e.id);
+    auto [it, inserted] = running_.try_emplace(e.id);
+    assert(inserted);
     Running& r = it->second;
     if (e.spec->timeout) {
       r.deadline = now + std::chrono::duration_cast<TimePoint::duration>(*e.spec->timeout);
       r.timeout_at = steady_now + *e.spec->timeout;
       ++with_deadline_;
     }
-    if (executor_name == nullptr || *executor_name != e.spec->executor) {
-      executor_name = &e.spec->executor;  // the spec outlives this loop
-      executor = executors_(*executor_name);
-    }
+    const Executor* executor = executors_(e.spec->executor);
     r.executor = executor;
     r.in_process = executor != nullptr && executor->isolation() == Isolation::kInProcess;
     r.execution = std::move(e);
@@ -629,34 +610,6 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
   return claimed;
 }
 
-Dispatcher::RunningMap::iterator Dispatcher::insert_running_locked(const std::string& id) {
-  if (spare_.empty()) {
-    auto [it, inserted] = running_.try_emplace(id);
-    assert(inserted);
-    return it;
-  }
-  RunningMap::node_type node = std::move(spare_.back());
-  spare_.pop_back();
-  node.key() = id;  // reuses the key's buffer
-  auto result = running_.insert(std::move(node));
-  assert(result.inserted);
-  return result.position;
-}
-
-void Dispatcher::erase_running_locked(RunningMap::iterator it) {
-  if (spare_.size() >= kSpareRunning) {
-    running_.erase(it);
-    return;
-  }
-  // The node is kept for the next claim, with a fresh Running in it: a claim then allocates
-  // neither the node nor its StopSource.
-  RunningMap::node_type node = running_.extract(it);
-  Running* r = &node.mapped();
-  std::destroy_at(r);
-  std::construct_at(r);
-  spare_.push_back(std::move(node));
-}
-
 void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
   std::unique_lock lock(mu_);
   slot.id = std::this_thread::get_id();
@@ -665,9 +618,6 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     WorkerSlot& slot;
     ~Leave() { slot.left = true; }  // mu_ held: every return happens with the lock taken
   } leave{slot};
-  std::vector<RunningMap::iterator> batch;
-  std::vector<Lane*> others;  // scratch of wake_loop_after_completions_locked
-  std::size_t unchecked = 0;  // completions not yet checked against the loop's wake-up
   while (true) {
     lane.cv.wait(lock, [&] {
       return !lane.queue.empty() || workers_exit_ || lane.live > lane.spec.workers;
@@ -677,7 +627,6 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
       --lane.live;
       lane.exited.push_back(std::this_thread::get_id());
       if (!lane.queue.empty()) lane.cv.notify_one();
-      if (unchecked > 0) poke_locked();  // completions not checked against the loop's wake-up
       idle_cv_.notify_all();
       return;
     }
@@ -687,13 +636,11 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     const Executor* executor = it->second.executor;
     const void* key = executor != nullptr ? executor->batch_key() : nullptr;
     lane.batchable = key != nullptr;
-    batch.clear();
-    batch.push_back(it);
-    bool grouped = false;  // one Executor::run_batch call for the whole batch
+    // Claimed-ahead runs of the same batching executor go with it, in claim order.
+    std::vector<RunningMap::iterator> batch;
     if (key != nullptr && !lane.queue.empty() && lane.mean_run_us < 1000) {
-      // Claimed-ahead runs of the same batching executor go with it, in claim order.
       constexpr std::size_t kMaxBatch = 64;
-      grouped = true;
+      batch.push_back(it);
       while (batch.size() < kMaxBatch && !lane.queue.empty()) {
         const Executor* x = lane.queue.front()->second.executor;
         if (x == nullptr || x->batch_key() != key) break;
@@ -701,29 +648,27 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
         lane.queue.pop_front();
       }
     }
-    // A run with nothing to wait for (no durable claim) starts under this same lock.
-    int begun = -1;  // run_one: -1 begin_run there, 1 started here, 0 not started (shutdown)
-    if (!grouped && it->second.durable_token == 0) begun = begin_run_locked(it->second, false);
     lock.unlock();
     bool written_off = false;
     double run_us = 0;
-    std::size_t ran = batch.size();
-    bool retried = false;  // a completion re-queued its execution
-    if (grouped && batch.size() > 1) {
-      run_us = std::chrono::duration<double, std::micro>(run_batch(batch, retried)).count() /
+    std::size_t ran = 1;
+    if (batch.size() > 1) {
+      ran = batch.size();
+      run_us = std::chrono::duration<double, std::micro>(run_batch(batch)).count() /
                static_cast<double>(ran);
     } else {
-      run_us = std::chrono::duration<double, std::micro>(run_one(it, begun, written_off, retried))
-                   .count();
+      run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
     }
     lock.lock();
     slot.idle_since = clock_.now();
     lane.busy -= ran;
     completing_ -= ran;
+    // The loop recomputes its wake-up (a freed key may have a head due later), and this
+    // worker claims its lane's next execution itself instead of waiting for the loop.
+    poke_locked();
     if (written_off) {
       // The lane already has this worker's replacement: this thread leaves.
       --lane.written_off;
-      poke_locked();
       idle_cv_.notify_all();
       return;
     }
@@ -742,64 +687,7 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
       lock.lock();
       --refilling_;
     }
-    // After this worker's own claim, which took whatever the completions made ready in its
-    // lane: the loop takes another turn only if they can change what it would do.
-    wake_loop_after_completions_locked(lane, retried, lock, others, unchecked);
     idle_cv_.notify_all();
-  }
-}
-
-void Dispatcher::wake_loop_after_completions_locked(const Lane& lane, bool retried,
-                                                    std::unique_lock<std::mutex>& lock,
-                                                    std::vector<Lane*>& others,
-                                                    std::size_t& unchecked) {
-  // A retry is a new event (its not_before).
-  if (retried) {
-    poke_locked();
-    return;
-  }
-  // A freed key's next execution may be ready in a lane other than this worker's: claim for
-  // the other lanes with room here, as the loop would (a store call each, without mu_),
-  // rather than waking the loop for a turn over every lane.
-  others.clear();
-  for (const auto& [name, l] : lanes_) {
-    if (l.get() == &lane || l->paused || draining_) continue;
-    if (l->busy < l->spec.workers + l->written_off) others.push_back(l.get());
-  }
-  if (!others.empty() && !stopping_) {
-    ++refilling_;
-    lock.unlock();
-    const TimePoint now = clock_.now();
-    for (Lane* l : others) claim_for(*l, now, /*housekeeping=*/false);
-    lock.lock();
-    --refilling_;
-  }
-  if (poked_) return;  // it takes another turn anyway
-  if (!loop_idle_) {
-    // In a turn, the loop may have read the store's next event before these completions: it
-    // reads it again before it sleeps (see loop), which costs less than another turn.
-    recheck_next_event_ = true;
-    return;
-  }
-  // A freed key's next execution that is not ready yet may come due before the loop wakes:
-  // ask the store for its next event (one call without mu_) rather than waking the loop. A
-  // worker of tiny runs with more queued asks once per kTinyAheadPerWorker completions, or
-  // when its queue runs dry: the loop learns of such an event at most that many tiny runs
-  // (under a millisecond) late.
-  ++unchecked;
-  if (!lane.queue.empty() && lane.mean_run_us < kTinyRunUs && unchecked < kTinyAheadPerWorker) {
-    return;
-  }
-  unchecked = 0;
-  const TimePoint now = idle_at_;
-  ++refilling_;  // wait_quiet is not quiet until this check is done
-  lock.unlock();
-  const std::optional<TimePoint> next = store_.next_event(now);
-  lock.lock();
-  --refilling_;
-  // A turn the loop took meanwhile began after the completions were recorded: it saw them.
-  if (next && *next < wake_at_ && loop_idle_ && !poked_) {
-    poke_locked();
   }
 }
 
@@ -849,10 +737,6 @@ bool Dispatcher::begin_run(Running& r) {
   // A claim may start only once the store has it on disk (a durable store's group commit).
   bool shutting_down = r.durable_token != 0 && !store_.wait_durable(r.durable_token);
   std::lock_guard g(mu_);
-  return begin_run_locked(r, shutting_down);
-}
-
-bool Dispatcher::begin_run_locked(Running& r, bool shutting_down) {
   shutting_down = shutting_down || workers_exit_;
   if (!shutting_down) r.execution.started = clock_.now();
   if (r.lease_until) guard_cv_.notify_all();  // the lease guard watches started runs
@@ -919,7 +803,7 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
       if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
       log.push_back(std::string(name) + " " + std::string(message));
     }
-    if (dropped > 0) log_dropped(r.execution, dropped);
+    if (dropped > 0) log_dropped(r, dropped);
     auto lvl = level >= 4   ? spdlog::level::err
                : level == 3 ? spdlog::level::warn
                : level <= 1 ? spdlog::level::debug
@@ -928,19 +812,18 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
   };
 }
 
-void Dispatcher::log_dropped(const Execution& e, uint64_t dropped) {
-  spdlog::warn("[{}] {}: {} log lines dropped (more than {} a second)", e.id, e.spec->executor,
-               dropped, RunProgress::kLogRate);
+void Dispatcher::log_dropped(const Running& r, uint64_t dropped) {
+  spdlog::warn("[{}] {}: {} log lines dropped (more than {} a second)", r.execution.id,
+               r.execution.spec->executor, dropped, RunProgress::kLogRate);
 }
 
-std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, int begun, bool& written_off,
-                                             bool& retried) {
+std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
   // `it` stays valid until end_run erases it (see Running). Its execution and deadline are
   // read without mu_: nothing writes them once the attempt is queued for a worker, except
   // `started`, written under mu_.
   Running& r = it->second;
   RunOutcome outcome;
-  if (begun == 0 || (begun < 0 && !begin_run(r))) {
+  if (!begin_run(r)) {
     // Claimed but never started before shutdown: back to the queue.
     outcome.status = RunStatus::kCancelled;
     outcome.message = "not started: daemon shutting down";
@@ -957,12 +840,11 @@ std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, int begun,
       outcome = r.executor->run(req, r.stop);
     }
   }
-  if (end_run(it, outcome, written_off)) retried = true;
+  end_run(it, outcome, written_off);
   return outcome.duration;
 }
 
-std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::iterator>& its,
-                                               bool& retried) {
+std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::iterator>& its) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<RunRequest> requests(its.size());
   std::vector<BatchItem> items;
@@ -975,7 +857,7 @@ std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::ite
       RunOutcome outcome;
       outcome.status = RunStatus::kCancelled;
       outcome.message = "not started: daemon shutting down";
-      if (end_run(its[i], outcome, unused)) retried = true;
+      end_run(its[i], outcome, unused);
       continue;
     }
     for (const auto& o : observers_) {
@@ -989,41 +871,45 @@ std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::ite
     // All share one batching executor (the worker grouped them by batch_key()).
     started.front()->second.executor->run_batch(items, [&](std::size_t i, RunOutcome outcome) {
       bool unused = false;
-      if (end_run(started[i], outcome, unused)) retried = true;
+      end_run(started[i], outcome, unused);
     });
   }
   return std::chrono::steady_clock::now() - t0;
 }
 
-bool Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off) {
+void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off) {
   Running& r = it->second;
-  const TimePoint now = clock_.now();
   uint64_t dropped = 0;
-  bool abandoned = false;
+  {
+    std::lock_guard g(mu_);
+    dropped = r.log_rate.take_dropped();
+  }
+  if (dropped > 0) log_dropped(r, dropped);
+  const TimePoint now = clock_.now();
   Completion c;
   Execution e;
   {
     // Leave running_ before the store re-queues a retry under the same id, which another
     // worker may then claim at once; `completing_` keeps wait_idle honest meanwhile.
     std::lock_guard g(mu_);
-    dropped = r.log_rate.take_dropped();
     written_off = r.written_off;
-    // stop() recorded an abandoned run and gave up on this thread; the process is exiting.
-    abandoned = r.abandoned;
-    if (abandoned) {
-      if (dropped > 0) e = r.execution;  // for the log line below
-    } else {
-      c = finish(r, outcome, now);
-      e = std::move(r.execution);
+    if (r.abandoned) {
+      // stop() recorded it and gave up on this thread; the process is exiting.
+      if (r.deadline) --with_deadline_;
+      if (r.stop_at) --with_stop_;
+      if (r.lease_until) --with_lease_;
+      running_.erase(it);
+      ++completing_;
+      return;
     }
+    c = finish(r, outcome, now);
+    e = std::move(r.execution);
     if (r.deadline) --with_deadline_;
     if (r.stop_at) --with_stop_;
     if (r.lease_until) --with_lease_;
-    erase_running_locked(it);
+    running_.erase(it);
     ++completing_;
   }
-  if (dropped > 0) log_dropped(e, dropped);
-  if (abandoned) return false;
   const std::string& id = e.id;
   // Observers first: once the store has the completion, the key is free and the next
   // execution of it may start on another worker.
@@ -1049,13 +935,6 @@ bool Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, boo
                   std::chrono::duration<double, std::milli>(outcome.duration).count(), tail);
     }
   }
-  return c.retry;
-}
-
-std::optional<TimePoint> Dispatcher::loop_wake_at() const {
-  std::lock_guard g(mu_);
-  if (!loop_idle_ || poked_) return std::nullopt;
-  return wake_at_;
 }
 
 void Dispatcher::wedge_loop_for_test(bool on) {

@@ -1,9 +1,7 @@
 // Dispatcher: claims ready executions from the store and runs them on bounded per-lane worker
 // pools (docs/design.md §1-§4, §10-§12). One loop thread sleeps on the injected Clock until the
 // earliest instant at which something can change (next due, next expiry, next retry, a
-// timeout, the next planning round) or until poked (an API call, or a completion that can move
-// that instant or make work claimable in a lane no worker claims for): it never polls. Workers
-// claim their own lane's next executions themselves, in batches for lanes of tiny runs.
+// timeout, the next planning round) or until poked (a completion, an API call): it never polls.
 //
 // Thread-safety: all public calls are thread-safe. Plugins are called on worker threads with
 // no core lock held.
@@ -194,26 +192,12 @@ class Dispatcher {
   void set_draining(bool on);
   bool draining() const;
   static constexpr std::size_t kMaxWorkers = 1024;
-  // Claim-ahead and workers' own batches (see ahead_for): a lane's runs are "short" under
-  // kShortRunUs on average over its last runs (at least kMinRuns), "tiny" under kTinyRunUs.
-  static constexpr uint64_t kMinRuns = 16;
-  static constexpr double kShortRunUs = 1000;
-  static constexpr double kTinyRunUs = 50;
-  // Claim-ahead of a lane of tiny in-process runs on a local store: this many per worker, at
-  // most kTinyAheadMax.
-  static constexpr std::size_t kTinyAheadPerWorker = 16;
-  static constexpr std::size_t kTinyAheadMax = 256;
   // The steady_clock instant at which the loop last began a turn. A watchdog that poke()s
   // the loop and then sees this move on knows the loop is not wedged (systemd WATCHDOG=1).
   std::chrono::steady_clock::time_point heartbeat() const {
     return std::chrono::steady_clock::time_point(
         std::chrono::steady_clock::duration(heartbeat_.load(std::memory_order_acquire)));
   }
-  // For tests: how many turns the loop has taken, and while it waits, the instant it wakes at
-  // by itself (nullopt while it is taking a turn). A completion wakes it only when it can
-  // change that instant or what the loop would claim.
-  uint64_t loop_turns() const { return loop_turns_.load(std::memory_order_acquire); }
-  std::optional<TimePoint> loop_wake_at() const;
   // For tests only: with `on`, the loop stops at the top of its next turn (no claims, no
   // heartbeat) until called with false or stop(), as a loop wedged in a store call would.
   void wedge_loop_for_test(bool on);
@@ -291,15 +275,6 @@ class Dispatcher {
   };
 
   void loop();
-  // After a worker recorded completions (and claimed for its lane): claims for the other
-  // lanes with room (a freed key's next run may be there) and pokes the loop only when the
-  // completions can change when it wakes: a retry, or a store's next event now before the
-  // loop's wake-up (asked of the store while the loop sleeps; re-read by the loop itself
-  // when it is in a turn). Releases mu_ for the store calls. `others`: scratch; `unchecked`:
-  // the worker's completions since its last check of the store's next event.
-  void wake_loop_after_completions_locked(const Lane& lane, bool retried,
-                                          std::unique_lock<std::mutex>& lock,
-                                          std::vector<Lane*>& others, std::size_t& unchecked);
   // Makes the loop take another turn at once (it recomputes its wake-up); holds mu_.
   void poke_locked();
   // Drops history past its retention at `now` (the loop, without mu_).
@@ -310,10 +285,6 @@ class Dispatcher {
   // (mu_ held). Called by the loop and by the lease guard, which never calls the store.
   void check_leases_locked(TimePoint now, std::optional<TimePoint>& next_deadline);
   void lease_guard();
-  // Adds `id` to running_, in a node of spare_ when there is one (mu_ held).
-  RunningMap::iterator insert_running_locked(const std::string& id);
-  // Takes `it` out of running_, keeping its node in spare_ (mu_ held).
-  void erase_running_locked(RunningMap::iterator it);
   // Starts one more worker thread for `lane` (mu_ held).
   void add_worker_locked(Lane& lane);
   // The lease's hard end of `r` as a CLOCK_MONOTONIC instant for its runner (mu_ held).
@@ -323,23 +294,16 @@ class Dispatcher {
   // Runs one claimed attempt and records it; returns how long the executor ran (not counting
   // the wait for the claim to be durable), for claim-ahead.
   // `written_off` says whether its worker was replaced meanwhile (the thread then leaves).
-  // `retried` is set when the attempt is to be retried.
-  // `begun`: 1 the worker started it already (begin_run_locked), 0 it did not start it
-  // (shutting down), -1 run_one calls begin_run.
-  std::chrono::nanoseconds run_one(RunningMap::iterator it, int begun, bool& written_off,
-                                   bool& retried);
+  std::chrono::nanoseconds run_one(RunningMap::iterator it, bool& written_off);
   // Runs claimed attempts of one batching executor in one batch (Executor::run_batch).
   // Returns how long the batch took.
-  std::chrono::nanoseconds run_batch(const std::vector<RunningMap::iterator>& its, bool& retried);
+  std::chrono::nanoseconds run_batch(const std::vector<RunningMap::iterator>& its);
   // The parts of run_one: start (false: shutting down, not started), the request, the end.
   bool begin_run(Running& r);
-  // The part under mu_; `shutting_down`: the durable wait failed.
-  bool begin_run_locked(Running& r, bool shutting_down);
   void fill_request(Running& r, RunRequest& req);
   // Logs that `dropped` of r's log lines went over RunProgress::kLogRate.
-  void log_dropped(const Execution& e, uint64_t dropped);
-  // Returns whether the attempt is to be retried.
-  bool end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off);
+  void log_dropped(const Running& r, uint64_t dropped);
+  void end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
   // Claims up to the lane's free workers at `now` and queues them for its workers. Called by
@@ -357,15 +321,11 @@ class Dispatcher {
   DispatcherOptions options_;
   std::vector<DispatchObserver> observers_;
   const std::size_t claim_ahead_;  // the store's Store::claim_ahead()
-  const bool remote_;              // the store's Store::remote()
 
   mutable std::mutex mu_;
   std::condition_variable loop_cv_;  // the loop waits here (through clock_)
   std::condition_variable idle_cv_;
   bool poked_ = false;
-  // Workers recorded completions while the loop was in a turn: it reads the store's next
-  // event again before it sleeps.
-  bool recheck_next_event_ = false;
   bool stopping_ = false;      // no more claims
   bool workers_exit_ = false;  // workers leave when their queue is empty
   bool draining_ = false;      // set_draining: no claims on any lane
@@ -374,10 +334,7 @@ class Dispatcher {
   TimePoint wake_at_{};  // while loop_idle_: when the loop wakes by itself
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
   RunningMap running_;
-  RunningMap empty_running_;  // never filled: iterated instead of running_ (see loop)
-  // Nodes of running_ taken out, with a fresh Running each, for the next claims.
-  std::vector<RunningMap::node_type> spare_;
-  static constexpr std::size_t kSpareRunning = 512;
+  RunningMap empty_running_;       // never filled: iterated instead of running_ (see loop)
   std::size_t with_deadline_ = 0;  // entries of running_ with a deadline
   std::size_t with_stop_ = 0;      // entries of running_ with a stop request
   std::size_t with_lease_ = 0;     // entries of running_ with a lease
@@ -394,7 +351,6 @@ class Dispatcher {
   bool prune_now_ = false;      // set_history_retention: the loop prunes on its next turn
   bool wedged_ = false;         // wedge_loop_for_test; guarded by mu_
   std::atomic<std::chrono::steady_clock::rep> heartbeat_{0};  // see heartbeat()
-  std::atomic<uint64_t> loop_turns_{0};                       // see loop_turns()
 };
 
 }  // namespace schedd
