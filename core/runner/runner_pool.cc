@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <functional>
@@ -161,6 +162,11 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
   const RunnerLimits limits = settings.limits;
   const bool root = geteuid() == 0;
   const int child_data = data[1], child_control = control[1];
+  // For a kernel without close_range (before 5.9): close() every descriptor below the limit.
+  rlimit nofile{};
+  const int max_fd = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+                         ? static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20))
+                         : 1 << 16;
 
   pid_t pid = Spawner::instance().run([&]() -> pid_t {
     pid_t p = fork();
@@ -192,6 +198,13 @@ StatusOr<std::unique_ptr<RunnerProcess>> RunnerProcess::start(const RunnerSettin
     int c = fcntl(child_control, F_DUPFD_CLOEXEC, 10);
     if (d < 0 || c < 0 || dup2(d, 3) < 0 || dup2(c, 4) < 0) _exit(127);
     if (devnull >= 0) dup2(devnull, 0);
+    // Nothing else of the daemon's goes with it: a descriptor opened without FD_CLOEXEC (an
+    // accepted API connection, a store's socket) would outlive the daemon's close of it in
+    // the runner, and a client reusing that kept-alive connection would wait on a socket
+    // nobody reads.
+    if (close_range(5, ~0U, 0) != 0) {
+      for (int fd = 5; fd < max_fd; ++fd) close(fd);
+    }
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   });

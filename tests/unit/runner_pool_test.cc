@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -315,6 +316,40 @@ TEST(RunnerPoolTest, StartReadsTheHelloOfAGoodPlugin) {
   runner.reset();
   EXPECT_TRUE(reaped(pid));
   EXPECT_TRUE(live_in_session(pid).empty());
+}
+
+// The daemon's descriptors opened without FD_CLOEXEC (asio's accepted API connections, say)
+// do not go with a runner: a kept-alive HTTP connection the daemon closed stayed open in its
+// runners, and a client that reused it waited for an answer nobody would write.
+TEST(RunnerPoolTest, ARunnerHoldsNoDescriptorOfTheDaemonOtherThanItsSockets) {
+  int leak[2];
+  ASSERT_EQ(pipe(leak), 0);  // no O_CLOEXEC, as an inheritable descriptor of the daemon
+  // Above 4, where the runner's own sockets go (a descriptor there is replaced anyway).
+  const int high = fcntl(leak[0], F_DUPFD, 100);
+  ASSERT_GE(high, 100);
+  struct stat st {};
+  ASSERT_EQ(fstat(high, &st), 0);
+  const std::string pipe_name = "pipe:[" + std::to_string(st.st_ino) + "]";
+  auto started = RunnerProcess::start(settings_for(fixture("fx_good")));
+  close(high);
+  close(leak[0]);
+  close(leak[1]);
+  ASSERT_TRUE(started.is_ok()) << started.status().message();
+  const pid_t pid = (*started)->pid();
+  std::vector<std::string> targets;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    targets.push_back(entry.path().filename().string() + " -> " +
+                      std::filesystem::read_symlink(entry.path(), ec).string());
+  }
+  ASSERT_FALSE(targets.empty());
+  using ::testing::Contains;
+  using ::testing::StartsWith;
+  for (const auto& t : targets) EXPECT_THAT(t, ::testing::Not(::testing::HasSubstr(pipe_name)));
+  // Its own sockets to the daemon are still there, on 3 and 4.
+  EXPECT_THAT(targets, Contains(StartsWith("3 -> socket:")));
+  EXPECT_THAT(targets, Contains(StartsWith("4 -> socket:")));
 }
 
 TEST(RunnerPoolTest, RunsEchoAndEveryOutcomeOnOneWarmRunner) {
