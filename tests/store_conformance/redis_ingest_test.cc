@@ -29,16 +29,20 @@ RedisServer& server() {
 
 class RedisIngestTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> n{0};
-    ns_ = "ingest" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  // A store on this test's namespace as daemon `node_id`: no lease lapses, no rescans.
+  RedisOptions options(const std::string& node_id) const {
     RedisOptions o;
     o.address.port = server().port();
     o.ns = ns_;
-    o.node_id = "node-1";
+    o.node_id = node_id;
     o.lease = std::chrono::hours(24);
     o.rescan = 0ms;
-    auto s = RedisStore::open(std::move(o));
+    return o;
+  }
+  void SetUp() override {
+    static std::atomic<int> n{0};
+    ns_ = "ingest" + std::to_string(getpid()) + "-" + std::to_string(n++);
+    auto s = RedisStore::open(options("node-1"));
     ASSERT_TRUE(s.is_ok()) << s.status().to_string();
     store_ = std::move(s).value();
     RedisConnectOptions co;
@@ -223,13 +227,7 @@ TEST_F(RedisIngestTest, AnExecutionInTheShapeBeforeReadsAndRuns) {
   run({"HDEL", key("e:proj/old"), "pa"});
   run({"HSET", key("e:proj/old"), "name", "not-the-template's"});  // read from the template
   // A fresh store: no template cached.
-  RedisOptions o;
-  o.address.port = server().port();
-  o.ns = ns_;
-  o.node_id = "node-2";
-  o.lease = std::chrono::hours(24);
-  o.rescan = 0ms;
-  auto fresh = RedisStore::open(std::move(o));
+  auto fresh = RedisStore::open(options("node-2"));
   ASSERT_TRUE(fresh.is_ok()) << fresh.status().to_string();
   auto got = (*fresh)->get("proj/old");
   ASSERT_TRUE(got.has_value());
