@@ -1,12 +1,14 @@
 // A seeded randomized simulation of a day: hundreds of helpers and a stream of tickets with
 // random schedules, durations (timeouts on the manual clock), priorities, keys, lanes,
 // failures, cancels, enables, disables and updates. After every simulated minute it checks
-// the invariants of docs/design.md §1-§11. Reproduce a failure with SCHEDD_SIM_SEED=<seed>.
+// the invariants of docs/design.md §1-§11, for three seeds. Reproduce a failure with
+// SCHEDD_SIM_SEED=<seed>.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -143,10 +145,24 @@ class Auditor {
   std::size_t expirations_ = 0;
 };
 
-uint64_t seed_from_env() {
-  if (const char* s = std::getenv("SCHEDD_SIM_SEED")) return std::strtoull(s, nullptr, 10);
-  return 20261123;
-}
+// Each run of the suite plays three random days. The seeds other than the first are ones
+// that caught dispatcher races the first did not (issue #19's reverted dispatch path: a ready
+// head left waiting at minute 6 with seed 1, claimed-ahead runs waiting behind long runs with
+// seed 4). SCHEDD_SIM_SEED=<seed> plays that one day instead.
+class EngineSimulationTest : public ::testing::TestWithParam<uint64_t> {
+ protected:
+  // The seed of this instance, or nullopt when SCHEDD_SIM_SEED names another day.
+  std::optional<uint64_t> seed() const {
+    if (const char* s = std::getenv("SCHEDD_SIM_SEED")) {
+      if (GetParam() != kSeeds[0]) return std::nullopt;
+      return std::strtoull(s, nullptr, 10);
+    }
+    return GetParam();
+  }
+
+ public:
+  static constexpr uint64_t kSeeds[] = {20261123, 1, 4};
+};
 
 std::string random_schedule(std::mt19937_64& rng) {
   switch (rng() % 4) {
@@ -163,9 +179,10 @@ std::string random_schedule(std::mt19937_64& rng) {
   }
 }
 
-TEST(EngineSimulationTest, RandomDayKeepsEveryInvariant) {
+TEST_P(EngineSimulationTest, RandomDayKeepsEveryInvariant) {
   spdlog::set_level(spdlog::level::warn);
-  const uint64_t seed = seed_from_env();
+  if (!seed()) GTEST_SKIP() << "SCHEDD_SIM_SEED plays one day, in the first instance";
+  const uint64_t seed = *this->seed();
   SCOPED_TRACE("SCHEDD_SIM_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
 
@@ -379,6 +396,12 @@ workers = 1
   RecordProperty("refused", static_cast<int>(refused));
   RecordProperty("terminal", static_cast<int>(terminal));
 }
+
+INSTANTIATE_TEST_SUITE_P(EngineSimulation, EngineSimulationTest,
+                         ::testing::ValuesIn(EngineSimulationTest::kSeeds),
+                         [](const ::testing::TestParamInfo<uint64_t>& info) {
+                           return "seed" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace schedd
