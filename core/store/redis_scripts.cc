@@ -427,12 +427,11 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'pend', '-inf', now_us, 'LIM
 end
 local n = max
 local lw = P .. 'lw:' .. lane
-local limited, listed, fresh = false, false, false
+local limited, listed, fresh, others = false, false, false, 0
 if cap >= 0 then
   local running = tonumber(redis.call('HGET', P .. 'lrun', lane) or '0')
   local free = math.max(0, cap - running)
   if free < n then n, limited = free, true end
-  local others = 0
   local stale, refresh = tonumber(ARGV[9]), tonumber(ARGV[10])
   local all = redis.call('ZRANGE', lw, 0, -1, 'WITHSCORES')
   for j = 1, #all, 2 do
@@ -510,7 +509,10 @@ if cap >= 0 then
   end
   if waiting then
     if not fresh then redis.call('ZADD', lw, now_us, node) end
-  elseif listed then
+  elseif listed and (max > 0 or node_running(lane, node) >= math.ceil(cap / (others + 1))) then
+    -- A claim for nothing stops the wait only of a daemon at its share (its workers are
+    -- busy). One below it asks for nothing while a claim of its own holds its free workers:
+    -- it still waits, or the others would take its share meanwhile.
     redis.call('ZREM', lw, node)
   end
 end

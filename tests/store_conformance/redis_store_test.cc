@@ -336,6 +336,27 @@ TEST_F(RedisPairTest, ClusterCapacityIsSharedWithADaemonWaitingForIt) {
   EXPECT_EQ(claim(*a_, "a").size(), 2u);
 }
 
+// A daemon below its share whose claim asks for nothing still waits: its dispatcher's
+// housekeeping claim asks for nothing while another claim of the daemon's own holds the lane's
+// free workers. Before, that claim took the daemon off the waiting list, the other daemon's
+// share was no longer capped, and one daemon ran 89 % of 30,000 jobs in the 2-daemon benchmark.
+TEST_F(RedisPairTest, AWaitingDaemonBelowItsShareKeepsWaitingThroughAClaimForNothing) {
+  capacity_["default"] = 4;
+  a_ = open_ok(with(ns_, "a"));
+  b_ = open_ok(with(ns_, "b"));
+  std::vector<Execution> batch;
+  for (int i = 0; i < 20; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
+  plan(*a_, batch);
+  auto on_a = claim(*a_, "a");
+  ASSERT_EQ(on_a.size(), 4u);
+  EXPECT_TRUE(claim(*b_, "b").empty());     // b waits
+  EXPECT_TRUE(claim(*b_, "b", 0).empty());  // b runs 0, below its share of 2: still waits
+  Completion c{.status = ExecStatus::kSucceeded, .finished = kT0};
+  ASSERT_TRUE(a_->complete(on_a[0].id, on_a[0].fence, c).is_ok());
+  EXPECT_TRUE(claim(*a_, "a").empty());  // a runs 3, over its share while b waits
+  EXPECT_EQ(claim(*b_, "b").size(), 1u);
+}
+
 // A claim that runs dry answers the next events too, and next_event() at the same instant
 // uses that answer instead of a round trip; anything this store sends in between (here a
 // plan of an earlier execution) makes it ask Redis again.
