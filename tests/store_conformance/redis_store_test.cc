@@ -66,6 +66,19 @@ class RedisPairTest : public ::testing::Test {
     b_ = open_ok(with(ns_, "b"));
     ASSERT_TRUE(a_ && b_);
   }
+  // Both daemons reopened with a cluster-wide capacity of 4 on the default lane, 20 ready
+  // executions on 20 keys, and a claiming all 4 of them: what it claimed.
+  std::vector<Execution> a_holding_cluster_capacity_of_4() {
+    capacity_["default"] = 4;
+    a_ = open_ok(with(ns_, "a"));
+    b_ = open_ok(with(ns_, "b"));
+    std::vector<Execution> batch;
+    for (int i = 0; i < 20; ++i) {
+      batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
+    }
+    plan(*a_, batch);
+    return claim(*a_, "a");
+  }
   RedisOptions with(const std::string& ns, const std::string& node) {
     RedisOptions o = options_for(shared_server(), ns);
     o.node_id = node;
@@ -306,13 +319,7 @@ TEST_F(RedisPairTest, LaneCapacityIsClusterWide) {
 // that waits for capacity gets its share: the one running more claims nothing until the
 // waiter has caught up.
 TEST_F(RedisPairTest, ClusterCapacityIsSharedWithADaemonWaitingForIt) {
-  capacity_["default"] = 4;
-  a_ = open_ok(with(ns_, "a"));
-  b_ = open_ok(with(ns_, "b"));
-  std::vector<Execution> batch;
-  for (int i = 0; i < 20; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
-  plan(*a_, batch);
-  auto on_a = claim(*a_, "a");
+  const auto on_a = a_holding_cluster_capacity_of_4();
   ASSERT_EQ(on_a.size(), 4u);
   EXPECT_TRUE(claim(*b_, "b").empty());  // b now waits for capacity
   Completion c{.status = ExecStatus::kSucceeded, .finished = kT0};
@@ -341,13 +348,7 @@ TEST_F(RedisPairTest, ClusterCapacityIsSharedWithADaemonWaitingForIt) {
 // free workers. Before, that claim took the daemon off the waiting list, the other daemon's
 // share was no longer capped, and one daemon ran 89 % of 30,000 jobs in the 2-daemon benchmark.
 TEST_F(RedisPairTest, AWaitingDaemonBelowItsShareKeepsWaitingThroughAClaimForNothing) {
-  capacity_["default"] = 4;
-  a_ = open_ok(with(ns_, "a"));
-  b_ = open_ok(with(ns_, "b"));
-  std::vector<Execution> batch;
-  for (int i = 0; i < 20; ++i) batch.push_back(make_exec(make_spec("k" + std::to_string(i)), kT0));
-  plan(*a_, batch);
-  auto on_a = claim(*a_, "a");
+  const auto on_a = a_holding_cluster_capacity_of_4();
   ASSERT_EQ(on_a.size(), 4u);
   EXPECT_TRUE(claim(*b_, "b").empty());     // b waits
   EXPECT_TRUE(claim(*b_, "b", 0).empty());  // b runs 0, below its share of 2: still waits
