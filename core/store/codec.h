@@ -25,6 +25,8 @@ std::string params_to_body(const ParamList& params);
 ParamList params_from_body(const std::string& body);
 // What a template's shape is told apart by: everything but its name and params, as a map key
 // (never stored). Tickets and ad-hoc submissions of one shape share one stored template.
-std::string shape_key(const ExecTemplate& t);
+// Without `with_key`, the key does not tell shapes apart either (the Redis store keeps each
+// execution's key in its hash, so one shape serves every project).
+std::string shape_key(const ExecTemplate& t, bool with_key = true);
 
 }  // namespace schedd::codec

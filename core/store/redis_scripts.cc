@@ -28,7 +28,9 @@ namespace schedd::redis_lua {
 //   P h:<helper>    hash: helper runtime state: en, ov, pu, pr (priority), ex (expiry ms)
 //   P seq, P fence  counters
 //   P wake, P helper  pub/sub channels (wake "free\n<node>...": only the nodes named)
-// m = "<seq as 16 hex digits>|<id>": equal scores order by seq.
+// m = "<seq as 16 hex digits><sep><id>": equal scores order by seq. sep is ':' for an
+// execution that overlap skip/replace never applies to (not a first attempt with overlap skip
+// or replace), '|' for the others and for every execution written before that mark.
 // Execution hash fields: id tpl key lane pri org name ov exps expns ma due dus nb nbs att seq
 // st fence cr sa fi msg out node m rr (times: ns strings; *s fields: us scores; rr = 1 on a
 // running execution once overlap = replace was reported for it).
@@ -73,28 +75,35 @@ local function watches(key, h)
   local r = redis.call('HMGET', ex(rid), 'name', 'rr')
   return r[1] == h.name and (h.ov == '1' or r[2] ~= '1')
 end
-local function place_head(key)
-  local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
-  if not head then return end
-  local h = load(idof(head))
-  if redis.call('HEXISTS', P .. 'run', key) == 0 then
-    put_free(head, h.lane, h.pri, h.dus, h.nbs)
-  elseif watches(key, h) then
-    redis.call('ZADD', P .. 'watch', h.nbs, head)
+-- Places h (fields as load() gives them), the head of its key: ready or pend when the key is
+-- free, watched when a run of the key holds it and overlap skip/replace applies to it.
+local function place(h)
+  if redis.call('HEXISTS', P .. 'run', h.key) == 0 then
+    put_free(h.m, h.lane, h.pri, h.dus, h.nbs)
+  elseif watches(h.key, h) then
+    redis.call('ZADD', P .. 'watch', h.nbs, h.m)
   end
 end
+local function place_head(key)
+  local head = redis.call('ZRANGE', P .. 'q:' .. key, 0, 0)[1]
+  if head then place(load(idof(head))) end
+end
+-- Queues h; returns its rank in its key's queue (0: the head). A new head takes the place of
+-- the one it displaced, from the fields h already has.
 local function enqueue(h)
   local q = P .. 'q:' .. h.key
-  local old = redis.call('ZRANGE', q, 0, 0)[1]
   redis.call('ZADD', q, h.dus, h.m)
-  if redis.call('ZRANGE', q, 0, 0)[1] == h.m then
+  local rank = redis.call('ZRANK', q, h.m)
+  if rank == 0 then
+    local old = redis.call('ZRANGE', q, 1, 1)[1]
     if old then unplace(old, load(idof(old))) end
-    place_head(h.key)
+    place(h)
   end
   redis.call('ZADD', P .. 'due:' .. h.lane, h.nbs, h.id)
   redis.call('ZADD', P .. 'dq', h.dus, h.m)
   if h.att == 1 and h.exps ~= '' then redis.call('ZADD', P .. 'exp', h.exps, h.id) end
   if h.org == '1' then redis.call('SADD', P .. 'pl:' .. h.name, h.id) end
+  return rank
 end
 local function dequeue(h)
   local q = P .. 'q:' .. h.key
@@ -193,6 +202,8 @@ local function finish_released(h, st, fi_ns, fi_us)
   redis.call('HSET', ex(h.id), 'st', st, 'fi', fi_ns)
   redis.call('ZADD', P .. 'hist:' .. st, fi_us, h.id)
 end
+-- Set when start() watches a head: a decision on it may be due at once (claim).
+local WATCHED = false
 -- Starts h (fields as strings), just popped from its ready set: the head of a free key, in
 -- no other placement. Its lease and the lane's running count are the caller's.
 local function start(h, now_ns, node, fence)
@@ -204,11 +215,13 @@ local function start(h, now_ns, node, fence)
   if h.exps ~= '' then redis.call('ZREM', P .. 'exp', h.id) end
   if h.org == '1' then redis.call('SREM', P .. 'pl:' .. h.name, h.id) end
   local nxt = redis.call('ZRANGE', q, 0, 0)[1]
-  if nxt then
-    -- The next head waits for the key; it is watched when overlap skip/replace applies to it.
+  if nxt and string.byte(nxt, 17) ~= 58 then
+    -- The next head waits for the key; it is watched when overlap skip/replace applies to it
+    -- (never to one whose m has ':' after its seq: not a first attempt of skip or replace).
     local v = redis.call('HMGET', ex(idof(nxt)), 'att', 'ov', 'name', 'nbs')
     if v[1] == '1' and (v[2] == '1' or v[2] == '2') and v[3] == h.name then
       redis.call('ZADD', P .. 'watch', v[4], nxt)
+      WATCHED = true
     end
   end
   redis.call('HSET', ex(h.id), 'st', '1', 'sa', now_ns, 'fence', fence, 'node', node)
@@ -243,13 +256,30 @@ end
 -- `fresh`: the caller knows the id is free. Fields that are empty until the execution starts or
 -- ends (sa fi msg out node) are not written: a missing field reads as empty.
 local LANES = {}
+-- Sequence numbers: reserve(n) takes n from P seq in one INCRBY for the inserts that follow
+-- (a block left unused leaves a gap, which orders nothing differently); without a reserved
+-- one, an insert takes its own.
+local SEQ, SEQ_END = 1, 0
+local function reserve(n)
+  if n <= SEQ_END - SEQ + 1 then return end
+  SEQ_END = redis.call('INCRBY', P .. 'seq', n)
+  SEQ = SEQ_END - n + 1
+end
+local function next_seq()
+  if SEQ > SEQ_END then return redis.call('INCR', P .. 'seq') end
+  SEQ = SEQ + 1
+  return SEQ - 1
+end
 local function insert(a, i, now_ns, pa, fresh)
   local id = a[i]
   if not fresh and redis.call('EXISTS', ex(id)) == 1 then return nil end
-  local seq = redis.call('INCR', P .. 'seq')
-  local m = string.format('%016x', seq) .. '|' .. id
+  local seq = next_seq()
   local att = tonumber(a[i + 15])
   if att < 1 then att = 1 end
+  -- ':' marks an execution that overlap skip/replace never applies to (see start()).
+  local sep = ':'
+  if att == 1 and (a[i + 7] == '1' or a[i + 7] == '2') then sep = '|' end
+  local m = string.format('%016x', seq) .. sep .. id
   if pa and pa ~= '' then
     redis.call('HSET', ex(id), 'id', id, 'tpl', a[i + 1], 'key', a[i + 2], 'lane', a[i + 3],
                'pri', a[i + 4], 'org', a[i + 5], 'name', a[i + 6], 'ov', a[i + 7],
@@ -271,7 +301,7 @@ local function insert(a, i, now_ns, pa, fresh)
   local h = {id = id, key = a[i + 2], lane = a[i + 3], pri = a[i + 4], org = a[i + 5],
              name = a[i + 6], ov = a[i + 7], exps = a[i + 8], ma = tonumber(a[i + 10]),
              att = att, st = 0, m = m, dus = a[i + 12], nbs = a[i + 14], seq = seq}
-  enqueue(h)
+  h.rank = enqueue(h)
   return h
 end
 -- What a daemon wakes up for after now_us (us string): {pend nb_ns|false, watch nb_ns|false,
@@ -316,6 +346,7 @@ if ARGV[4] ~= '' then
 end
 local i = put_templates(ARGV, 10)
 local created = 0
+reserve(math.floor((#ARGV - i + 1) / 18))
 while i <= #ARGV do
   local h = insert(ARGV, i, now_ns)
   if h then
@@ -368,10 +399,11 @@ for i = 2, #ARGV, 22 do
       table.insert(out, {'full', queued})
     else
       if old then destroy(id) end
+      reserve(math.floor((#ARGV - i + 1) / 22))
       local h = insert(ARGV, f, now_ns, ARGV[i + 5], true)
       if tonumber(h.nbs) <= latest then queued = queued + 1 end
       added = true
-      table.insert(out, {'ok', h.seq, redis.call('ZRANK', P .. 'q:' .. h.key, h.m) + 1})
+      table.insert(out, {'ok', h.seq, h.rank + 1})
     end
   end
 end
@@ -482,9 +514,9 @@ if #picked > 0 then
     local f = tostring(fence)
     start({id = v.id, key = v[9], lane = v[10], exps = v[11], org = v[12], name = v[13], m = v.m},
           now_ns, node, f)
-    -- kClaimReplyFields: id tpl due nb seq att st fence cr sa fi msg out node name pa
+    -- kClaimReplyFields: id tpl due nb seq att st fence cr sa fi msg out node name pa key
     table.insert(claimed, {v.id, v[1], v[2], v[3], v[4], v[5], '1', f, v[6], now_ns, '', v[7],
-                           v[8], node, v[13], v[15]})
+                           v[8], node, v[13], v[15], v[9]})
     table.insert(leases, lease_us)
     table.insert(leases, v.id)
     if #leases >= 1000 then
@@ -516,7 +548,8 @@ if cap >= 0 then
     redis.call('ZREM', lw, node)
   end
 end
-apply_overlap()
+-- The runs just started may have put their keys' next heads in watch.
+if WATCHED then apply_overlap() end
 if #reaped > 0 then redis.call('PUBLISH', P .. 'wake', 'reaped') end
 -- A claim that ran out of ready work (or asked for none) answers the next events too: the
 -- dispatcher asks for them next, and this saves it that round trip (RedisStore::next_event).
@@ -534,7 +567,7 @@ local b = batch()
 local freed = {}  -- lane -> {node -> true}: whose completions freed capacity
 for i = 2, #ARGV, 10 do
   local id = ARGV[i]
-  local v = redis.call('HMGET', ex(id), 'st', 'fence', 'key', 'lane', 'node')
+  local v = redis.call('HMGET', ex(id), 'st', 'fence', 'key', 'lane', 'node', 'att')
   if not v[1] then
     table.insert(out, {'nf'})
   elseif v[1] ~= '1' or v[2] ~= ARGV[i + 1] then
@@ -550,8 +583,13 @@ for i = 2, #ARGV, 10 do
       requeue(load(id), ARGV[i + 4], ARGV[i + 5])
       retried = true
     else
-      redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6], 'msg', ARGV[i + 8],
-                 'out', ARGV[i + 9])
+      if ARGV[i + 8] == '' and ARGV[i + 9] == '' and v[6] == '1' then
+        -- A first attempt has no message or output yet: an empty one need not be written.
+        redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6])
+      else
+        redis.call('HSET', ex(id), 'st', ARGV[i + 2], 'fi', ARGV[i + 6], 'msg', ARGV[i + 8],
+                   'out', ARGV[i + 9])
+      end
       local hist = b.hist[ARGV[i + 2]] or {}
       b.hist[ARGV[i + 2]] = hist
       table.insert(hist, ARGV[i + 7])

@@ -98,6 +98,8 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   std::string tid;
   // A ticket's or ad-hoc submission's own name and params, over the shape it shares.
   std::string name, pa;
+  // The key, from the hash: a shape written since shapes left it out has none of its own.
+  std::string key;
   int st = 0;
   // The first integer field whose value is not an integer, named in the error.
   std::optional<std::string> bad_field;
@@ -144,6 +146,8 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
       e.node = v;
     } else if (f == "name") {
       name = v;
+    } else if (f == "key") {
+      key = v;
     } else if (f == "pa") {
       pa = v;
     }
@@ -164,6 +168,7 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   if (is_shape_id(tid)) {
     auto own = std::make_shared<ExecTemplate>(*spec);
     own->name = std::move(name);
+    if (!key.empty()) own->key = std::move(key);
     if (!pa.empty()) {
       try {
         own->params = codec::params_from_body(pa);
@@ -304,12 +309,13 @@ struct RedisStore::Impl {
   // without its name and params, shared by every submission of that shape; found by its
   // fields, without encoding it.
   std::pair<std::string, std::string> shape_of(const ExecTemplate& t) {
-    std::string key = codec::shape_key(t);
+    std::string key = codec::shape_key(t, /*with_key=*/false);
     std::lock_guard lock(mu);
     if (auto it = by_shape.find(key); it != by_shape.end()) return it->second;
     auto shape = std::make_shared<ExecTemplate>(t);
     shape->name.clear();
     shape->params.clear();
+    shape->key.clear();  // each execution's hash has it ('key')
     std::string body = codec::template_to_body(*shape);
     std::string tid = "s" + fnv1a_hex(body);
     templates.try_emplace(tid, std::move(shape));

@@ -214,6 +214,45 @@ TEST_F(RedisIngestTest, TicketsOfAProjectShareOneTemplateAndKeepTheirNameAndPara
   EXPECT_EQ(c->claimed[0].spec->params[0].second, ParamValue::string("one"));
 }
 
+// A shape has no key: tickets of many projects share one template, and each execution reads,
+// lists and claims with its own key (from its hash), on a daemon that has cached nothing.
+// A shape written before shapes left the key out (its body has one) reads as before.
+TEST_F(RedisIngestTest, TicketsOfDifferentProjectsShareOneShapeAndKeepTheirOwnKeys) {
+  std::vector<Execution> batch;
+  for (const char* project : {"alpha", "beta", "gamma"}) {
+    batch.push_back(ticket(project, "build", project, kT0));
+  }
+  const long long sets = calls("set");
+  for (const auto& r : store_->submit_many(batch, kT0, 100)) ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(run({"KEYS", key("t:*")}).elements.size(), 1u);
+  EXPECT_EQ(calls("set") - sets, 1);  // one template stored for the three
+  // The shape written before: the same template with gamma's key in its body.
+  auto old_shape = std::make_shared<ExecTemplate>(*batch[2].spec);
+  old_shape->name.clear();
+  old_shape->params.clear();
+  run({"SET", key("t:s00000000000000bb"), codec::template_to_body(*old_shape)});
+  run({"HSET", key("e:gamma/build"), "tpl", "s00000000000000bb"});
+  auto fresh = RedisStore::open(options("node-2"));
+  ASSERT_TRUE(fresh.is_ok()) << fresh.status().to_string();
+  for (const char* project : {"alpha", "beta", "gamma"}) {
+    auto e = (*fresh)->get(std::string(project) + "/build");
+    ASSERT_TRUE(e.has_value()) << project;
+    EXPECT_EQ(e->spec->key, project);
+    EXPECT_EQ(e->spec->name, "build");
+    ExecutionFilter f;
+    f.key = project;
+    EXPECT_EQ(ids_of((*fresh)->list(f)), std::vector<std::string>{std::string(project) + "/build"});
+  }
+  auto c = (*fresh)->claim("default", 3, kT0, "node-2");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  ASSERT_EQ(c->claimed.size(), 3u);
+  for (const auto& e : c->claimed) {
+    EXPECT_EQ(e.spec->key + "/build", e.id);
+    ASSERT_EQ(e.spec->params.size(), 1u);
+    EXPECT_EQ(e.spec->params[0].second, ParamValue::string(e.spec->key));
+  }
+}
+
 // An execution written by a schedd before template shapes (a whole template of its own, every
 // field written) reads, lists, claims and completes as before.
 TEST_F(RedisIngestTest, AnExecutionInTheShapeBeforeReadsAndRuns) {

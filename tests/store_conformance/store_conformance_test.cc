@@ -312,6 +312,28 @@ TEST_P(StoreConformanceTest, CompleteWithAStaleFenceFailsAndChangesNothing) {
   EXPECT_EQ(store().complete("nope", 1, done).code(), StatusCode::kNotFound);
 }
 
+// The message and output are the last attempt's: a retry that succeeds without either reads
+// with neither, not with the failed attempt's.
+TEST_P(StoreConformanceTest, ALaterAttemptWithoutAMessageClearsTheFailedAttemptsMessage) {
+  plan({make_exec(make_spec("job", {.max_attempts = 3}), at(0s))});
+  auto first = claim("default", 1, at(1s));
+  ASSERT_EQ(first.claimed.size(), 1u);
+  retry(first.claimed[0], at(2s), at(3s));
+  EXPECT_EQ(store().get("job@1767225600")->message, "boom");
+  auto second = claim("default", 1, at(3s));
+  ASSERT_EQ(second.claimed.size(), 1u);
+  Completion done;
+  done.status = ExecStatus::kSucceeded;
+  done.finished = at(4s);
+  ASSERT_TRUE(store().complete(second.claimed[0].id, second.claimed[0].fence, done).is_ok());
+  auto e = store().get("job@1767225600");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, ExecStatus::kSucceeded);
+  EXPECT_EQ(e->attempt, 2u);
+  EXPECT_EQ(e->message, "");
+  EXPECT_EQ(e->output, "");
+}
+
 TEST_P(StoreConformanceTest, RetryKeepsKeyOrderAndIncrementsAttempt) {
   auto spec = make_spec("job", {.max_attempts = 3});
   plan({make_exec(spec, at(0s)), make_exec(spec, at(10s))});
