@@ -13,9 +13,9 @@ extern const std::string_view kPrelude;
 
 // The claim script answers each claimed execution with these hash fields' values, in this order
 // (then a few more the script itself needs; kClaimFields in the prelude lists them all).
-inline constexpr std::string_view kClaimReplyFields[] = {
-    "id", "tpl", "due", "nb", "seq", "att", "st", "fence", "cr", "sa", "fi", "msg", "out", "node",
-    "name", "pa", "key"};
+inline constexpr std::string_view kClaimReplyFields[] = {"id",  "tpl",   "due",  "nb", "seq", "att",
+                                                         "st",  "fence", "cr",   "sa", "fi",  "msg",
+                                                         "out", "node",  "name", "pa", "key"};
 
 // Values per submission in the submit script's ARGV (after the prefix): now_ns now_us capacity
 // tid body pa, then the 16 insert fields.
