@@ -958,6 +958,24 @@ TEST_P(StoreConformanceTest, RecoverInterruptsRunningAndRequeuesPerRetryPolicy) 
 
 // ---- list ---------------------------------------------------------------------------------
 
+// get_many answers each id in order: the execution, or nothing for an id that is not stored.
+TEST_P(StoreConformanceTest, GetManyAnswersEachIdInOrder) {
+  plan({make_exec(make_spec("a"), at(0s)), make_exec(make_spec("b"), at(0s))});
+  auto some = store().get_many({"b@1767225600", "nope", "a@1767225600"});
+  ASSERT_EQ(some.size(), 3u);
+  ASSERT_TRUE(some[0].has_value());
+  EXPECT_EQ(some[0]->id, "b@1767225600");
+  EXPECT_FALSE(some[1].has_value());
+  ASSERT_TRUE(some[2].has_value());
+  EXPECT_EQ(some[2]->id, "a@1767225600");
+  EXPECT_EQ(some[2]->status, ExecStatus::kQueued);
+  auto none = store().get_many({"nope", "nor-this"});
+  ASSERT_EQ(none.size(), 2u);
+  EXPECT_FALSE(none[0].has_value());
+  EXPECT_FALSE(none[1].has_value());
+  EXPECT_TRUE(store().get_many({}).empty());
+}
+
 TEST_P(StoreConformanceTest, ListFiltersAndPagesInIdOrder) {
   plan({
       make_exec(make_spec("a", {.key = "k1", .lane = "x"}), at(0s)),
