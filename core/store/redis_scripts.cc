@@ -490,8 +490,8 @@ for pri = 1, 5 do
   last_pri = pri
   local rk = P .. 'ready:' .. lane .. ':' .. pri
   while n > 0 do
+    local asked = n
     local pop = redis.call('ZPOPMIN', rk, n)
-    if #pop == 0 then break end
     for j = 1, #pop, 2 do
       local id = idof(pop[j])
       local v = redis.call('HMGET', ex(id), unpack(CLAIM))
@@ -504,6 +504,9 @@ for pri = 1, 5 do
         n = n - 1
       end
     end
+    -- Fewer than asked for: the set is empty now (a pop that ran into later not_befores
+    -- asks again for what it put back in pend).
+    if #pop < 2 * asked then break end
   end
 end
 if #picked > 0 then
@@ -532,12 +535,10 @@ if cap >= 0 then
   -- Waiting: held back by capacity or share (not by a lack of work) with work still ready.
   local waiting = false
   if limited and n <= 0 then
-    for pri = last_pri, 5 do
-      if redis.call('ZCARD', P .. 'ready:' .. lane .. ':' .. pri) > 0 then
-        waiting = true
-        break
-      end
-    end
+    -- One EXISTS for the priorities not yet emptied (an empty zset does not exist).
+    local sets = {}
+    for pri = last_pri, 5 do table.insert(sets, P .. 'ready:' .. lane .. ':' .. pri) end
+    waiting = redis.call('EXISTS', unpack(sets)) > 0
   end
   if waiting then
     if not fresh then redis.call('ZADD', lw, now_us, node) end
