@@ -208,15 +208,14 @@ std::shared_ptr<const ExecTemplate> template_from_body(const std::string& body) 
   return t;
 }
 
-std::string shape_key(const ExecTemplate& t, bool with_key) {
-  const std::string_view key = with_key ? std::string_view(t.key) : std::string_view();
+std::string shape_key(const ExecTemplate& t) {
   std::string k = fmt::format(
       "{}|{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<int>(t.origin), t.priority, t.max_attempts,
       static_cast<int>(t.overlap), t.expiry ? t.expiry->count() : -1,
-      t.timeout ? t.timeout->count() : -1, t.executor.size(), key.size(), t.lane.size());
+      t.timeout ? t.timeout->count() : -1, t.executor.size(), t.key.size(), t.lane.size());
   for (auto d : t.retry_delays) fmt::format_to(std::back_inserter(k), "{},", d.count());
   k += t.executor;
-  k += key;
+  k += t.key;
   k += t.lane;
   return k;
 }

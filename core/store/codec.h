@@ -25,8 +25,6 @@ std::string params_to_body(const ParamList& params);
 ParamList params_from_body(const std::string& body);
 // What a template's shape is told apart by: everything but its name and params, as a map key
 // (never stored). Tickets and ad-hoc submissions of one shape share one stored template.
-// Without `with_key`, the key does not tell shapes apart either (the Redis store keeps each
-// execution's key in its hash, so one shape serves every project).
-std::string shape_key(const ExecTemplate& t, bool with_key = true);
+std::string shape_key(const ExecTemplate& t);
 
 }  // namespace schedd::codec

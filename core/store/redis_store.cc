@@ -98,7 +98,7 @@ StatusOr<Execution> decode_execution(const RedisValue& hash,
   std::string tid;
   // A ticket's or ad-hoc submission's own name and params, over the shape it shares.
   std::string name, pa;
-  // The key, from the hash: a shape written since shapes left it out has none of its own.
+  // The key, from the hash: it wins over a shape's (the same, or none in a shape without one).
   std::string key;
   int st = 0;
   // The first integer field whose value is not an integer, named in the error.
@@ -308,14 +308,16 @@ struct RedisStore::Impl {
   // The id and body of the shape of `t` (a ticket's or ad-hoc submission's template): `t`
   // without its name and params, shared by every submission of that shape; found by its
   // fields, without encoding it.
+  // The shape keeps the key, although each execution's hash has it ('key') and decoding takes
+  // it from there: a schedd before 2026-12-07 takes it from the shape, and a rolling upgrade
+  // runs both (docs/redis.md). A later version can leave it out, one shape for every project.
   std::pair<std::string, std::string> shape_of(const ExecTemplate& t) {
-    std::string key = codec::shape_key(t, /*with_key=*/false);
+    std::string key = codec::shape_key(t);
     std::lock_guard lock(mu);
     if (auto it = by_shape.find(key); it != by_shape.end()) return it->second;
     auto shape = std::make_shared<ExecTemplate>(t);
     shape->name.clear();
     shape->params.clear();
-    shape->key.clear();  // each execution's hash has it ('key')
     std::string body = codec::template_to_body(*shape);
     std::string tid = "s" + fnv1a_hex(body);
     templates.try_emplace(tid, std::move(shape));
