@@ -12,7 +12,9 @@
 #   BullMQ:  tests/load/bullmq/bench.js (workers in 2 processes sharing concurrency C);
 #   schedd:  `schedd-bench --redis URL --redis-only`, then 2 `schedd run` daemons fed over
 #            HTTP (tests/load/schedd_daemons.js); see the schedd side below.
-# Machine load (uptime) goes to stderr before and after each run. The LAST line on stdout is
+# Machine load (uptime) goes to stderr before and after each run. Each side starts from a
+# compacted AOF, and stderr says after it how many AOF rewrites ran during it and what Redis's
+# latency monitor saw (fork, fsync and command stalls over 5 ms). The LAST line on stdout is
 # the summary: per setup (node, cluster) the median of the same-run ratios schedd / BullMQ
 # (jobs per second), each run's ratio, the jobs each daemon ran and Redis CPU per job. Numbers
 # and how to read them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
@@ -38,7 +40,7 @@ while (($#)); do
     --appendfsync) appendfsync=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --bullmq-only) bullmq_only=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-redis: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -193,13 +195,42 @@ console.log(`bench-redis: schedd/BullMQ jobs/s, median of same-run ratios over $
 JS
 }
 
+# Every side starts from a compacted AOF: BGREWRITEAOF, then wait for it to end. Otherwise
+# a side meets whatever AOF the sides before it left, and an automatic rewrite (a fork, and
+# fsyncs stalled behind the child's writes) lands in its measurement or not by chance.
+# After each side, stderr says how many rewrites ran during it and what Redis's latency
+# monitor saw (events over 5 ms: fork, aof-fsync-always, command).
+redis_info() { redis-cli -p "$port" info persistence | tr -d '\r' | sed -n "s/^$1://p"; }
+compact_aof() {
+  redis-cli -p "$port" bgrewriteaof >/dev/null 2>&1 || true
+  for _ in $(seq 600); do
+    [[ $(redis_info aof_rewrite_in_progress) == 0 && $(redis_info aof_rewrite_scheduled) == 0 ]] && break
+    sleep 0.1
+  done
+  rewrites_before=$(redis_info aof_rewrites)
+  redis-cli -p "$port" latency reset >/dev/null
+}
+side_report() {
+  local latency
+  latency=$(redis-cli -p "$port" --no-raw latency latest | tr '\n' ' ' | tr -s ' ')
+  echo "bench-redis: $1: $(($(redis_info aof_rewrites) - rewrites_before)) AOF rewrite(s);" \
+    "latency events (name, at, latest ms, max ms): ${latency:-none}" >&2
+}
+redis-cli -p "$port" config set latency-monitor-threshold 5 >/dev/null
+
 for run in $(seq "$runs"); do
   echo "bench-redis: run $run/$runs, before: $(uptime)" >&2
+  compact_aof
   node tests/load/bullmq/bench.js --redis "$url" --jobs "$jobs" --concurrency "$concurrency" \
     --processes 2 --lag-jobs "$lag_jobs" --lag-span-ms "$lag_span_ms" | tee "$work/run-$run.jsonl"
+  side_report "BullMQ"
   if ((!bullmq_only)); then
+    compact_aof
     schedd_bench
+    side_report "schedd-bench --redis"
+    compact_aof
     schedd_two_daemons
+    side_report "2 daemons"
   fi
   echo "bench-redis: run $run/$runs, after: $(uptime)" >&2
 done
