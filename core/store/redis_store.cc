@@ -307,10 +307,10 @@ struct RedisStore::Impl {
 
   // The id and body of the shape of `t` (a ticket's or ad-hoc submission's template): `t`
   // without its name and params, shared by every submission of that shape; found by its
-  // fields, without encoding it.
-  // The shape keeps the key, although each execution's hash has it ('key') and decoding takes
-  // it from there: a schedd before 2026-12-07 takes it from the shape, and a rolling upgrade
-  // runs both (docs/redis.md). A later version can leave it out, one shape for every project.
+  // fields, without encoding it. It keeps the key, although each execution's hash has it
+  // ('key') and decoding takes it from there: a schedd before 2026-12-07 takes it from the
+  // shape, and a rolling upgrade runs both (docs/redis.md). A later version can leave it
+  // out, one shape for every project.
   std::pair<std::string, std::string> shape_of(const ExecTemplate& t) {
     std::string key = codec::shape_key(t);
     std::lock_guard lock(mu);
@@ -334,12 +334,10 @@ struct RedisStore::Impl {
     args.push_back(ns_str(now));
     args.push_back(us_str(now));
     args.push_back(std::to_string(capacity));
-    std::string tid;
-    auto [id, body] =
+    auto [tid, body] =
         e.spec->origin == ExecOrigin::kHelper ? template_of(e.spec) : shape_of(*e.spec);
-    tid = id;
     if (bodies != nullptr && !bodies->insert(tid).second) body.clear();
-    args.push_back(std::move(id));
+    args.push_back(tid);
     args.push_back(std::move(body));
     if (e.spec->origin == ExecOrigin::kHelper || e.spec->params.empty()) {
       args.emplace_back();
