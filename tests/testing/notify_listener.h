@@ -1,10 +1,16 @@
 // NotifyListener: the service manager's end of sd_notify(3) for tests. Binds a datagram
 // AF_UNIX socket (a path in a private temp dir, or an abstract name) and records every
 // message with the steady_clock instant it arrived, on a thread of its own. Thread-safe.
+//
+// "Arrived" is when the kernel queued the datagram on the socket (SO_TIMESTAMPNS), not when
+// the receiving thread got to it: on a loaded machine that thread can be late by more than a
+// watchdog interval, and a message sent before some event in the daemon must not count as
+// arriving after it.
 #pragma once
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -13,6 +19,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -64,6 +71,12 @@ class NotifyListener {
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
       ::close(fd_);
       throw std::runtime_error("NotifyListener: bind " + name_ + ": " + std::strerror(errno));
+    }
+    const int on = 1;
+    if (::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) {
+      ::close(fd_);
+      throw std::runtime_error(std::string("NotifyListener: SO_TIMESTAMPNS: ") +
+                               std::strerror(errno));
     }
     thread_ = std::thread([this] { receive(); });
   }
@@ -121,10 +134,16 @@ class NotifyListener {
     while (!exit_) {
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0) continue;
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      iovec iov{buf, sizeof buf};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      ssize_t n = ::recvmsg(fd_, &msg, 0);
       if (n < 0) continue;
-      NotifyMessage m{std::string(buf, static_cast<std::size_t>(n)),
-                      std::chrono::steady_clock::now()};
+      NotifyMessage m{std::string(buf, static_cast<std::size_t>(n)), queued_at(msg)};
       std::function<void(const NotifyMessage&)> hook;
       {
         std::lock_guard lock(mu_);
@@ -135,6 +154,24 @@ class NotifyListener {
       messages_.push_back(std::move(m));
       cv_.notify_all();
     }
+  }
+
+  // The steady_clock instant the kernel queued the message (its CLOCK_REALTIME stamp, moved
+  // by how long ago that was); now when the stamp is missing.
+  static std::chrono::steady_clock::time_point queued_at(msghdr& msg) {
+    const auto now = std::chrono::steady_clock::now();
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+      timespec stamp{};
+      std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+      const auto queued = std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::seconds(stamp.tv_sec) + std::chrono::nanoseconds(stamp.tv_nsec)));
+      const auto ago = std::chrono::system_clock::now() - queued;
+      if (ago < std::chrono::system_clock::duration::zero()) return now;
+      return now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(ago);
+    }
+    return now;
   }
 
   TempDir dir_;
