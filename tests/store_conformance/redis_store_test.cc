@@ -443,6 +443,21 @@ struct EventLog {
     std::unique_lock lock(mu);
     return cv.wait_for(lock, 10s, pred);
   }
+  // A subscription is asynchronous, and what is published before it is in place is lost:
+  // calls `publish` (without the lock) again every 50 ms until `seen` holds, for up to 10 s.
+  template <typename Publish, typename Pred>
+  bool publish_until(Publish publish, Pred seen) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::unique_lock lock(mu);
+    while (!seen()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      lock.unlock();
+      publish();
+      lock.lock();
+      cv.wait_for(lock, 50ms, seen);
+    }
+    return true;
+  }
 };
 
 TEST_F(RedisPairTest, SubmissionsAndHelperChangesReachTheOtherDaemon) {
@@ -450,17 +465,14 @@ TEST_F(RedisPairTest, SubmissionsAndHelperChangesReachTheOtherDaemon) {
   b_->subscribe(log.events());
   // The subscription is asynchronous: publish until it is seen.
   int n = 0;
-  ASSERT_TRUE(log.wait([&] {
-    if (log.wakes > 0) return true;
-    log.mu.unlock();
-    auto r = a_->submit(
-        make_exec(make_spec("t", {.origin = ExecOrigin::kTicket}), kT0, "t-" + std::to_string(n++)),
-        kT0, 1000);
-    EXPECT_TRUE(r.is_ok());
-    std::this_thread::sleep_for(20ms);
-    log.mu.lock();
-    return log.wakes > 0;
-  }));
+  ASSERT_TRUE(log.publish_until(
+      [&] {
+        auto r = a_->submit(make_exec(make_spec("t", {.origin = ExecOrigin::kTicket}), kT0,
+                                      "t-" + std::to_string(n++)),
+                            kT0, 1000);
+        EXPECT_TRUE(r.is_ok());
+      },
+      [&] { return log.wakes > 0; }));
   ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "nightly", .enabled = false}).is_ok());
   ASSERT_TRUE(log.wait([&] { return !log.helpers.empty(); }));
   EXPECT_EQ(log.helpers.front(), "nightly");
@@ -490,16 +502,13 @@ TEST_F(RedisPairTest, ACompletionThatFreesClusterCapacityWakesTheDaemonWaitingFo
   // and b's deliveries come in publication order. Once a second fence is seen, the plan's
   // wake-up has been delivered and nothing else is on its way.
   int n = 0;
-  ASSERT_TRUE(log.wait([&] {
-    if (!log.helpers.empty()) return true;
-    log.mu.unlock();
-    EXPECT_TRUE(
-        a_->put_helper_state(HelperState{.name = "fence-" + std::to_string(n++), .enabled = true})
-            .is_ok());
-    std::this_thread::sleep_for(20ms);
-    log.mu.lock();
-    return !log.helpers.empty();
-  }));
+  ASSERT_TRUE(log.publish_until(
+      [&] {
+        EXPECT_TRUE(a_->put_helper_state(
+                          HelperState{.name = "fence-" + std::to_string(n++), .enabled = true})
+                        .is_ok());
+      },
+      [&] { return !log.helpers.empty(); }));
   ASSERT_TRUE(a_->put_helper_state(HelperState{.name = "fence-last", .enabled = true}).is_ok());
   ASSERT_TRUE(log.wait([&] { return log.helpers.back() == "fence-last"; }));
   {
