@@ -846,22 +846,25 @@ TEST(RunnerPoolTest, MovingTheHardDeadlineLaterExtendsTheRun) {
   auto& runner = *started;
   const auto t0 = Clock::now();
   const int64_t t0_ns = monotonic_ns();
-  std::atomic<int64_t> hard{t0_ns + 400'000'000};
+  // Seconds apart, not a few hundred ms: a stall of the shared machine between the steps
+  // below must not make the move come after the first deadline, nor the look at the run after
+  // the second.
+  std::atomic<int64_t> hard{t0_ns + 1'000'000'000};
   RunRequest req = request_with({});
   req.hard_deadline_ns = &hard;
   StopSource stop;
   auto run = std::async(std::launch::async, [&] { return runner->run(req, "fx_spin", stop); });
-  // Well before the first deadline, move it to 1.2 s.
+  // Well before the first deadline, move it to 2.5 s.
   ASSERT_EQ(run.wait_until(t0 + 150ms), std::future_status::timeout);
-  hard.store(t0_ns + 1'200'000'000);
+  hard.store(t0_ns + 2'500'000'000);
   stop.wake();
   // Past the first deadline and the daemon's 100 ms after it, with room: still running.
-  EXPECT_EQ(run.wait_until(t0 + 800ms), std::future_status::timeout)
+  EXPECT_EQ(run.wait_until(t0 + 1600ms), std::future_status::timeout)
       << "the run ended at its first deadline";
   RunOutcome out = run.get();
   const int64_t took = ms_since(t0);
-  EXPECT_GE(took, 1190);
-  EXPECT_LT(took, 4000);
+  EXPECT_GE(took, 2490);
+  EXPECT_LT(took, 5500);
   EXPECT_EQ(out.status, RunStatus::kFailed);
   EXPECT_NE(out.message.find("hard deadline"), std::string::npos) << out.message;
   EXPECT_TRUE(reaped(runner->pid()));
