@@ -81,7 +81,7 @@ class RedisStore final : public Store {
   RedisStore& operator=(const RedisStore&) = delete;
 
   // Executions planned per script call (plan, plan_from).
-  static constexpr std::size_t kPlanChunk = 1000;
+  static constexpr std::size_t kPlanChunk = 250;
 
   StatusOr<std::size_t> plan(std::vector<Execution> executions, TimePoint now) override;
   StatusOr<std::size_t> plan_from(const HelperState& seen, std::vector<Execution> executions,
