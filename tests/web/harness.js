@@ -59,7 +59,14 @@ export async function openPage(browser, { width = 1280, height = 800 } = {}) {
   await page.setViewport({ width, height });
   page.setDefaultTimeout(15000);
   const problems = [];
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()} ${JSON.stringify(m.location())}`); });
+  // Chrome's console line for an HTTP error ("Failed to load resource: the server responded
+  // with a status of N") repeats the response recorded below, and may come after the page
+  // already acted on that response: a test that expects an error and drops it from the list
+  // would find the line arriving later. The response's own entry is what counts.
+  page.on("console", (m) => {
+    if (m.type() !== "error" || /^Failed to load resource: the server responded with a status of \d+/.test(m.text())) return;
+    problems.push(`console: ${m.text()} ${JSON.stringify(m.location())}`);
+  });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("requestfailed", (r) => problems.push(`requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
   page.on("response", (r) => { if (r.status() >= 400) problems.push(`http ${r.status()}: ${r.request().method()} ${r.url()}`); });
