@@ -231,6 +231,11 @@ std::string Dispatcher::debug_state() const {
   return out;
 }
 
+uint64_t Dispatcher::idle_wakeups() const {
+  std::lock_guard g(mu_);
+  return idle_wakeups_;
+}
+
 std::optional<RunProgress> Dispatcher::progress(const std::string& id) const {
   std::lock_guard lock(mu_);
   auto it = running_.find(id);
@@ -602,11 +607,10 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
     }
     lane.queue.push_back(it);
   }
-  if (claimed == 1) {
-    lane.cv.notify_one();
-  } else {
-    lane.cv.notify_all();
-  }
+  // One worker is woken; a worker that takes work from the queue and leaves some wakes the
+  // next (worker()). Waking them all made every idle worker of the lane take the lock for
+  // nothing when one worker takes a whole batch of a batching executor's runs.
+  lane.cv.notify_one();
   return claimed;
 }
 
@@ -619,8 +623,11 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     ~Leave() { slot.left = true; }  // mu_ held: every return happens with the lock taken
   } leave{slot};
   while (true) {
+    bool woken = false;  // the predicate's first call is before any wait
     lane.cv.wait(lock, [&] {
-      return !lane.queue.empty() || workers_exit_ || lane.live > lane.spec.workers;
+      const bool go = !lane.queue.empty() || workers_exit_ || lane.live > lane.spec.workers;
+      if (!go && std::exchange(woken, true)) ++idle_wakeups_;
+      return go;
     });
     if (lane.live > lane.spec.workers && !workers_exit_) {
       // Scaled down: this worker leaves; another one takes what is queued.
@@ -648,6 +655,8 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
         lane.queue.pop_front();
       }
     }
+    // More left than this worker takes: the next idle worker takes it (claim_for woke one).
+    if (!lane.queue.empty()) lane.cv.notify_one();
     lock.unlock();
     bool written_off = false;
     double run_us = 0;

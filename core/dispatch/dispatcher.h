@@ -209,6 +209,9 @@ class Dispatcher {
   std::optional<RunProgress> progress(const std::string& id) const;
   // One line of internal state, for diagnostics (tests, status).
   std::string debug_state() const;
+  // Times a worker woke and found nothing to take (tests, diagnostics): a claim wakes one
+  // worker, and a worker that leaves work behind wakes the next.
+  uint64_t idle_wakeups() const;
   const DispatcherOptions& options() const { return options_; }
 
  private:
@@ -342,6 +345,7 @@ class Dispatcher {
   // Workers that recorded a completion and are about to claim their lane's next execution
   // (between giving back their slot and reserving it again): wait_quiet is not quiet meanwhile.
   std::size_t refilling_ = 0;
+  uint64_t idle_wakeups_ = 0;         // guarded by mu_; see idle_wakeups()
   std::condition_variable guard_cv_;  // the lease guard waits here (through clock_)
   bool guard_exit_ = false;
   std::thread loop_thread_;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +120,34 @@ class RecordingExecutor final : public Executor {
   mutable bool overlapped_ = false;
   mutable std::set<std::string> running_keys_;
   mutable std::map<std::string, std::vector<std::string>> order_;
+};
+
+// Ends each run at once; its runs may share a batch (as an out-of-process plugin's do), and
+// it records the size of each batch.
+class BatchingExecutor final : public Executor {
+ public:
+  Isolation isolation() const override { return Isolation::kInProcess; }
+  RunOutcome run(const RunRequest&, StopSource&) const override {
+    RunOutcome o;
+    o.status = RunStatus::kSucceeded;
+    return o;
+  }
+  void run_batch(std::span<BatchItem> items, const BatchDone& done) const override {
+    {
+      std::lock_guard l(mu_);
+      batches_.push_back(items.size());
+    }
+    for (std::size_t i = 0; i < items.size(); ++i) done(i, run(*items[i].request, *items[i].stop));
+  }
+  const void* batch_key() const override { return this; }
+  std::vector<std::size_t> batches() const {
+    std::lock_guard l(mu_);
+    return batches_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::vector<std::size_t> batches_;
 };
 
 const TimePoint kT0 = *parse_rfc3339("2026-12-07T12:00:00Z");
@@ -265,6 +294,44 @@ void expect_key_order(const RecordingExecutor& x) {
   }
   EXPECT_FALSE(x.overlapped());
   EXPECT_LE(x.max_running(), 2);  // the lane's size
+}
+
+// A claim of several runs wakes one idle worker, not all of them: here that worker takes the
+// four runs as one batch, and the three other idle workers sleep on (before, each woke, took
+// the dispatcher's lock and found the queue empty).
+TEST_F(DispatchPathTest, AClaimTakenAsOneBatchWakesOneWorker) {
+  BatchingExecutor batching;
+  start({{"default", 4}}, {{"batching", &batching}});
+  ASSERT_TRUE(dispatcher_->wait_idle(10s)) << dispatcher_->debug_state();
+  const uint64_t before = dispatcher_->idle_wakeups();
+  plan({exec("a@1", spec("batching", "a"), kT0), exec("b@1", spec("batching", "b"), kT0),
+        exec("c@1", spec("batching", "c"), kT0), exec("d@1", spec("batching", "d"), kT0)});
+  dispatcher_->poke();
+  ASSERT_TRUE(dispatcher_->wait_idle(10s)) << dispatcher_->debug_state();
+  for (const char* id : {"a@1", "b@1", "c@1", "d@1"}) {
+    EXPECT_EQ(status(id), ExecStatus::kSucceeded) << id;
+  }
+  EXPECT_EQ(batching.batches(), std::vector<std::size_t>{4});
+  // At most one: a condition variable may wake a thread spuriously.
+  EXPECT_LE(dispatcher_->idle_wakeups() - before, 1u);
+}
+
+// Runs that do not batch still start on as many workers at once as there are runs: the one
+// woken worker takes one and wakes the next while runs are left.
+TEST_F(DispatchPathTest, AClaimOfRunsThatDoNotBatchStartsThemAllAtOnce) {
+  GateExecutor gate(RunStatus::kSucceeded);
+  start({{"default", 4}}, {{"gate", &gate}});
+  ASSERT_TRUE(dispatcher_->wait_idle(10s)) << dispatcher_->debug_state();
+  plan({exec("a@1", spec("gate", "a"), kT0), exec("b@1", spec("gate", "b"), kT0),
+        exec("c@1", spec("gate", "c"), kT0), exec("d@1", spec("gate", "d"), kT0)});
+  dispatcher_->poke();
+  // Each run waits for the gate: all four are in at once only if four workers took them.
+  EXPECT_TRUE(gate.wait_entered(4)) << dispatcher_->debug_state();
+  gate.open();
+  ASSERT_TRUE(dispatcher_->wait_idle(10s)) << dispatcher_->debug_state();
+  for (const char* id : {"a@1", "b@1", "c@1", "d@1"}) {
+    EXPECT_EQ(status(id), ExecStatus::kSucceeded) << id;
+  }
 }
 
 TEST_F(DispatchPathTest, LongerRunsAreClaimedOnlyForFreeWorkers) {
