@@ -229,7 +229,10 @@ struct Round {
 // What the daemons' configs may vary in.
 struct Settings {
   std::string isolation = "process";
-  std::string lease = "2s";
+  // Its margin (a fifth) leaves 600 ms between a run's hard deadline, where its runner or
+  // daemon ends it, and the lease's end; 400 ms (a 2 s lease) is within a stall of the
+  // shared CI machine, which once made a runner end its run after the lease.
+  std::string lease = "3s";
   std::string command_timeout = "2s";  // [redis]; the default
   std::string kill_grace = "5s";       // [daemon]; the default
 };
@@ -529,9 +532,7 @@ executor = "record"
   // The in-process partition tests: daemons with in-process runs, a 3 s lease and a
   // command_timeout of 6 s (twice the lease); T1 of `key` for 8 s (ignoring its stop request
   // or not) and, with `then_t2`, T2 behind it. Waits for T1 to start in process, then cuts its
-  // daemon off. The 3 s lease, as in the rounds: its margin (a fifth) leaves 600 ms between the
-  // run's hard deadline, where the daemon ends itself or its run, and the lease's end; 400 ms
-  // (a 2 s lease) is within a stall of the shared CI machine.
+  // daemon off.
   struct InProcessCut {
     std::string t1;
     Record first;
@@ -543,7 +544,6 @@ executor = "record"
                               InProcessCut& c) {
     Settings settings;
     settings.isolation = "inprocess";
-    settings.lease = "3s";
     settings.command_timeout = "6s";
     ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, settings));
     c.t1 = key + ":T1";
@@ -599,10 +599,8 @@ executor = "record"
   std::vector<int64_t> deaths_;  // when killed runners were seen dead (mono)
 };
 
-// These two use a 3 s lease, whose margin (a fifth) leaves the runner 600 ms to end its run
-// before the lease does: with 2 s (400 ms) a stall of the shared CI machine once made it late.
 TEST_F(ClusterLeaseTest, PausedDaemonsRunIsEndedByItsRunnerBeforeAnotherTakesTheKey) {
-  ASSERT_NO_FATAL_FAILURE(start(Cut::kPause, Settings{.lease = "3s"}));
+  ASSERT_NO_FATAL_FAILURE(start(Cut::kPause));
   // Let back while the other daemon still runs T1, after it finished, and again.
   const std::array<Round, 3> rounds = {Round{6s, 5s}, Round{3s, 8s}, Round{6s, 5s}};
   for (std::size_t i = 0; i < rounds.size(); ++i) {
@@ -612,7 +610,7 @@ TEST_F(ClusterLeaseTest, PausedDaemonsRunIsEndedByItsRunnerBeforeAnotherTakesThe
 }
 
 TEST_F(ClusterLeaseTest, PartitionedDaemonsRunEndsBeforeAnotherTakesTheKey) {
-  ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition, Settings{.lease = "3s"}));
+  ASSERT_NO_FATAL_FAILURE(start(Cut::kPartition));
   // Healed after the other daemon finished T1, while it still runs T1, and again.
   const std::array<Round, 3> rounds = {Round{6s, 11s}, Round{8s, 4s}, Round{6s, 11s}};
   for (std::size_t i = 0; i < rounds.size(); ++i) {
@@ -731,7 +729,6 @@ TEST_F(ClusterLeaseTest, PartitionedDaemonStopsItsInProcessRunBeforeAnotherTakes
 // woken to claim (a submission).
 TEST_F(ClusterLeaseTest, LateRenewalFromADeadConnectionNeverShortensALease) {
   Settings settings;
-  settings.lease = "3s";
   // Recovers from a stuck call well within the lease, with no stop asked meanwhile.
   settings.command_timeout = "500ms";
   settings.kill_grace = "200ms";
