@@ -279,6 +279,10 @@ workers = 3
   // As runs end, the lane shrinks to one: one run at a time.
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(h.engine().cancel(ids[i]).status().code() == StatusCode::kFailedPrecondition);
+  // The count passes through 1 while the three stop (3, 2, 1, 0, then the fourth starts), so
+  // wait for the three ends and the fourth start before counting what runs.
+  h.wait_events("finish", 3);
+  h.wait_starts(4);
   h.wait_running(1);
   wait_threads(h, "default", 1);
   h.quiet();
