@@ -65,7 +65,7 @@ HttpResponse Api::Impl::reload() {
 json Api::Impl::drain_json() {
   const bool draining = engine.dispatcher().draining();
   const std::size_t running = engine.dispatcher().running();
-  return {{"draining", draining}, {"running", running}, {"drained", draining && running == 0}};
+  return {{"draining", draining}, {"running", running}, {"drained", engine.dispatcher().drained()}};
 }
 
 HttpResponse Api::Impl::drain(bool on) {

@@ -531,7 +531,9 @@ std::string status_line(Engine& engine, const std::string& listen) {
                          lane.workers, lane.paused ? " paused" : "");
   }
   std::string line = fmt::format("running {}, queued {} (lanes {}); ", running, queued, lanes);
-  if (engine.dispatcher().draining()) line += running == 0 ? "drained; " : "draining; ";
+  if (engine.dispatcher().draining()) {
+    line += engine.dispatcher().drained() ? "drained; " : "draining; ";
+  }
   const Status health = engine.store().health();
   line += health.is_ok() ? "store ok" : "store: " + health.message();
   const auto since = std::chrono::steady_clock::now() - engine.dispatcher().heartbeat();

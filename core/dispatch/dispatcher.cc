@@ -248,6 +248,13 @@ std::size_t Dispatcher::running() const {
   return running_.size();
 }
 
+bool Dispatcher::drained() const {
+  std::lock_guard lock(mu_);
+  if (!draining_ || !running_.empty() || completing_ > 0) return false;
+  return std::all_of(lanes_.begin(), lanes_.end(),
+                     [](const auto& l) { return l.second->busy == 0; });
+}
+
 std::vector<Dispatcher::LaneStatus> Dispatcher::lanes() const {
   std::lock_guard lock(mu_);
   std::vector<LaneStatus> out;

@@ -144,6 +144,9 @@ class Dispatcher {
                   const std::function<bool(const Execution&)>& keeps_running);
 
   std::size_t running() const;
+  // Draining, and nothing runs or is being claimed: a claim that reserved its workers just
+  // before the drain began still starts its runs, so running() == 0 alone is not enough.
+  bool drained() const;
 
   // Lanes at run time (docs/operations.md "Scale, pause and drain"). A lane's `workers` is
   // its size: claims never exceed it. Scaling down lets running executions finish; the

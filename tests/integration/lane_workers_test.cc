@@ -134,7 +134,9 @@ TEST(LaneWorkersTest, ShowsRunsInProcessAndOutOfProcessAndIdleWorkers) {
     const Json p = WorkersDaemon::running(v, "prog-1");
     return p.is_object() && p["execution"]["progress"].is_object() &&
            p["execution"]["runner"].is_object() &&
-           WorkersDaemon::running(v, "acme:T-1").is_object();
+           WorkersDaemon::running(v, "acme:T-1").is_object() &&
+           // the ticket shows once begun; its first progress report comes a moment later
+           WorkersDaemon::running(v, "acme:T-1")["execution"]["progress"].is_object();
   });
   EXPECT_EQ(view.value("busy", 0), 2) << view.dump(2);
   EXPECT_EQ(count_state(view, "running"), 2);

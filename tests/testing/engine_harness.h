@@ -90,9 +90,12 @@ class Harness {
     }
     return true;
   }
-  // Waits (real time, bounded) until `n` executions are running.
+  // Waits (real time, bounded) until `n` executions are running, and then until the engine
+  // is quiet, so that a count passing through `n` (runs stopping while others start) is not
+  // taken for where it settles.
   void wait_running(std::size_t n) {
     wait_for([&] { return engine_->dispatcher().running() == n; });
+    quiet();
     ASSERT_EQ(engine_->dispatcher().running(), n);
   }
 

@@ -344,6 +344,7 @@ TEST(EngineTest, AStopCancelBetweenClaimAndHandOverStopsTheRun) {
   canceller.join();
   ASSERT_TRUE(cancel);
   EXPECT_EQ(cancel->status().code(), StatusCode::kFailedPrecondition);
+  h.idle();  // observers hear of the end before the store records it
   EXPECT_EQ(h.store().get("gap")->status, ExecStatus::kCancelled);
 }
 
