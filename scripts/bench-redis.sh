@@ -4,7 +4,7 @@
 #
 #   scripts/bench-redis.sh [--runs N] [--jobs N] [--concurrency C] [--lag-jobs N]
 #                          [--lag-span-ms MS] [--appendfsync always|everysec|no]
-#                          [--build DIR] [--bullmq-only]
+#                          [--build DIR] [--bullmq-only] [--trace-fsync]
 #
 # Starts ONE redis-server on a free loopback port (AOF on, fsync as --appendfsync, default
 # "always" like the test harness), installs BullMQ with npm in tests/load/bullmq (pinned by
@@ -18,6 +18,10 @@
 # the summary: per setup (node, cluster) the median of the same-run ratios schedd / BullMQ
 # (jobs per second), each run's ratio, the jobs each daemon ran and Redis CPU per job. Numbers
 # and how to read them: docs/PERFORMANCE.md. Everything it starts is stopped on exit, by pid.
+# --trace-fsync (root, or perf_event_paranoid <= 1): `perf trace` times every fdatasync of
+# redis-server during each side, and stderr says after the side how many there were, their
+# median and p90, and the share of the side's time Redis spent in them (appendfsync always:
+# no reply to a write leaves before the fsync of the event-loop turn that ran it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -30,6 +34,7 @@ lag_span_ms=5000
 appendfsync=always
 build=build/release
 bullmq_only=0
+trace_fsync=0
 while (($#)); do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -40,7 +45,8 @@ while (($#)); do
     --appendfsync) appendfsync=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --bullmq-only) bullmq_only=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --trace-fsync) trace_fsync=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench-redis: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +56,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+if ((trace_fsync)) && ! command -v perf >/dev/null; then need+=(linux-perf); fi
 if ((${#need[@]})); then
   echo "bench-redis: installing ${need[*]}" >&2
   SUDO=""
@@ -156,6 +163,10 @@ schedd_two_daemons() {
       --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
       --lag-span-ms "$lag_span_ms" $setup | tee -a "$work/run-$run.jsonl" ||
       echo "bench-redis: 2 daemons ($setup) failed (exit $?); see above" >&2
+    if ((trace_fsync)); then
+      fsync_report "2 daemons ($setup)"
+      fsync_trace_start
+    fi
   done
 }
 
@@ -209,10 +220,39 @@ compact_aof() {
   done
   rewrites_before=$(redis_info aof_rewrites)
   redis-cli -p "$port" latency reset >/dev/null
+  fsync_trace_start
+}
+fsync_trace_start() {
+  if ((trace_fsync)); then
+    perf trace -e fdatasync -p "$redis_pid" -o "$work/fsync.txt" 2>/dev/null &
+    trace_pid=$!
+    sleep 1  # perf trace attaches
+  fi
+}
+# fdatasync calls in the trace: count, median and p90 ms, share of the traced time in them.
+fsync_report() {
+  ((trace_fsync)) || return 0
+  kill -INT "$trace_pid" 2>/dev/null || true
+  wait "$trace_pid" 2>/dev/null || true
+  echo "bench-redis: $1: fsync: $(node - "$work/fsync.txt" <<'JS'
+const lines = require('node:fs').readFileSync(process.argv[2], 'utf8').split('\n');
+const at = [], ms = [];
+for (const l of lines) {
+  const m = /^\s*([0-9.]+) \(\s*([0-9.]+) ms\): .*fdatasync\(/.exec(l);
+  if (m) { at.push(Number(m[1])); ms.push(Number(m[2])); }
+}
+if (ms.length === 0) { console.log('no fdatasync traced'); process.exit(0); }
+const sorted = [...ms].sort((a, b) => a - b), q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+const span = Math.max(1, at[at.length - 1] - at[0]), sum = ms.reduce((a, b) => a + b, 0);
+console.log(`${ms.length} fdatasync, median ${q(0.5).toFixed(3)} ms, p90 ${q(0.9).toFixed(3)} ms, ` +
+            `${(100 * sum / span).toFixed(0)}% of ${(span / 1000).toFixed(1)} s in them`);
+JS
+)" >&2
 }
 side_report() {
   local latency
   latency=$(redis-cli -p "$port" --no-raw latency latest | tr '\n' ' ' | tr -s ' ')
+  fsync_report "$1"
   echo "bench-redis: $1: $(($(redis_info aof_rewrites) - rewrites_before)) AOF rewrite(s);" \
     "latency events (name, at, latest ms, max ms): ${latency:-none}" >&2
 }
