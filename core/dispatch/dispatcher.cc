@@ -551,21 +551,24 @@ std::size_t Dispatcher::ahead_for(const Lane& lane) const {
 }
 
 std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) {
+  std::unique_lock lock(mu_);
+  return claim_for_locked(lane, now, housekeeping, lock);
+}
+
+std::size_t Dispatcher::claim_for_locked(Lane& lane, TimePoint now, bool housekeeping,
+                                         std::unique_lock<std::mutex>& lock) {
   const std::string& name = lane.spec.name;
-  std::size_t reserved = 0;
-  {
-    // Reserve the free workers first, so that the loop and workers claiming at the same
-    // time never exceed the lane's size.
-    std::lock_guard g(mu_);
-    if (stopping_) return 0;
-    const std::size_t limit =
-        lane.paused || draining_ ? 0 : lane.spec.workers + lane.written_off + ahead_for(lane);
-    reserved = limit - std::min(limit, lane.busy);
-    lane.busy += reserved;
-  }
+  // Reserve the free workers first, so that the loop and workers claiming at the same time
+  // never exceed the lane's size.
+  if (stopping_) return 0;
+  const std::size_t limit =
+      lane.paused || draining_ ? 0 : lane.spec.workers + lane.written_off + ahead_for(lane);
+  const std::size_t reserved = limit - std::min(limit, lane.busy);
+  lane.busy += reserved;
   // A full lane still gets a claim of 0 from the loop: expiry and skip/replace decisions
   // are due on time even when no worker is free.
   if (reserved == 0 && !housekeeping) return 0;
+  lock.unlock();
   auto result = store_.claim(name, reserved, now, options_.node_id);
   std::size_t claimed = result.is_ok() ? result->claimed.size() : 0;
   if (!result.is_ok()) {
@@ -587,7 +590,7 @@ std::size_t Dispatcher::claim_for(Lane& lane, TimePoint now, bool housekeeping) 
       }
     }
   }
-  std::lock_guard g(mu_);
+  lock.lock();
   lane.busy -= reserved - claimed;
   if (claimed == 0) return 0;
   const auto steady_now = clock_.steady_now();
@@ -664,6 +667,12 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     }
     // More left than this worker takes: the next idle worker takes it (claim_for woke one).
     if (!lane.queue.empty()) lane.cv.notify_one();
+    // A run with no durable write to wait for starts under the lock that took it: one lock
+    // round trip less per run.
+    std::optional<bool> begun;
+    if (batch.size() <= 1 && it->second.durable_token == 0) {
+      begun = begin_run_locked(it->second, false);
+    }
     lock.unlock();
     bool written_off = false;
     double run_us = 0;
@@ -673,7 +682,7 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
       run_us = std::chrono::duration<double, std::micro>(run_batch(batch)).count() /
                static_cast<double>(ran);
     } else {
-      run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off)).count();
+      run_us = std::chrono::duration<double, std::micro>(run_one(it, written_off, begun)).count();
     }
     lock.lock();
     slot.idle_since = clock_.now();
@@ -698,9 +707,7 @@ void Dispatcher::worker(Lane& lane, WorkerSlot& slot) {
     // test moved the clock on.
     if (lane.queue.size() <= ahead_for(lane) / 2 && !stopping_) {
       ++refilling_;
-      lock.unlock();
-      claim_for(lane, clock_.now(), /*housekeeping=*/false);
-      lock.lock();
+      claim_for_locked(lane, clock_.now(), /*housekeeping=*/false, lock);
       --refilling_;
     }
     idle_cv_.notify_all();
@@ -753,6 +760,10 @@ bool Dispatcher::begin_run(Running& r) {
   // A claim may start only once the store has it on disk (a durable store's group commit).
   bool shutting_down = r.durable_token != 0 && !store_.wait_durable(r.durable_token);
   std::lock_guard g(mu_);
+  return begin_run_locked(r, shutting_down);
+}
+
+bool Dispatcher::begin_run_locked(Running& r, bool shutting_down) {
   shutting_down = shutting_down || workers_exit_;
   if (!shutting_down) r.execution.started = clock_.now();
   if (r.lease_until) guard_cv_.notify_all();  // the lease guard watches started runs
@@ -819,7 +830,7 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
       if (log.size() >= RunProgress::kLogLines) log.erase(log.begin());
       log.push_back(std::string(name) + " " + std::string(message));
     }
-    if (dropped > 0) log_dropped(r, dropped);
+    if (dropped > 0) log_dropped(r.execution, dropped);
     auto lvl = level >= 4   ? spdlog::level::err
                : level == 3 ? spdlog::level::warn
                : level <= 1 ? spdlog::level::debug
@@ -828,18 +839,19 @@ void Dispatcher::fill_request(Running& r, RunRequest& req) {
   };
 }
 
-void Dispatcher::log_dropped(const Running& r, uint64_t dropped) {
-  spdlog::warn("[{}] {}: {} log lines dropped (more than {} a second)", r.execution.id,
-               r.execution.spec->executor, dropped, RunProgress::kLogRate);
+void Dispatcher::log_dropped(const Execution& e, uint64_t dropped) {
+  spdlog::warn("[{}] {}: {} log lines dropped (more than {} a second)", e.id, e.spec->executor,
+               dropped, RunProgress::kLogRate);
 }
 
-std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off) {
+std::chrono::nanoseconds Dispatcher::run_one(RunningMap::iterator it, bool& written_off,
+                                             std::optional<bool> begun) {
   // `it` stays valid until end_run erases it (see Running). Its execution and deadline are
   // read without mu_: nothing writes them once the attempt is queued for a worker, except
   // `started`, written under mu_.
   Running& r = it->second;
   RunOutcome outcome;
-  if (!begin_run(r)) {
+  if (!(begun ? *begun : begin_run(r))) {
     // Claimed but never started before shutdown: back to the queue.
     outcome.status = RunStatus::kCancelled;
     outcome.message = "not started: daemon shutting down";
@@ -896,11 +908,6 @@ std::chrono::nanoseconds Dispatcher::run_batch(const std::vector<RunningMap::ite
 void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off) {
   Running& r = it->second;
   uint64_t dropped = 0;
-  {
-    std::lock_guard g(mu_);
-    dropped = r.log_rate.take_dropped();
-  }
-  if (dropped > 0) log_dropped(r, dropped);
   const TimePoint now = clock_.now();
   Completion c;
   Execution e;
@@ -908,6 +915,7 @@ void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, boo
     // Leave running_ before the store re-queues a retry under the same id, which another
     // worker may then claim at once; `completing_` keeps wait_idle honest meanwhile.
     std::lock_guard g(mu_);
+    dropped = r.log_rate.take_dropped();
     written_off = r.written_off;
     if (r.abandoned) {
       // stop() recorded it and gave up on this thread; the process is exiting.
@@ -926,6 +934,7 @@ void Dispatcher::end_run(RunningMap::iterator it, const RunOutcome& outcome, boo
     running_.erase(it);
     ++completing_;
   }
+  if (dropped > 0) log_dropped(e, dropped);
   const std::string& id = e.id;
   // Observers first: once the store has the completion, the key is free and the next
   // execution of it may start on another worker.

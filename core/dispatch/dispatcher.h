@@ -300,15 +300,18 @@ class Dispatcher {
   // Runs one claimed attempt and records it; returns how long the executor ran (not counting
   // the wait for the claim to be durable), for claim-ahead.
   // `written_off` says whether its worker was replaced meanwhile (the thread then leaves).
-  std::chrono::nanoseconds run_one(RunningMap::iterator it, bool& written_off);
+  // `begun`: the worker already started it under mu_ (begin_run_locked's answer).
+  std::chrono::nanoseconds run_one(RunningMap::iterator it, bool& written_off,
+                                   std::optional<bool> begun = std::nullopt);
   // Runs claimed attempts of one batching executor in one batch (Executor::run_batch).
   // Returns how long the batch took.
   std::chrono::nanoseconds run_batch(const std::vector<RunningMap::iterator>& its);
   // The parts of run_one: start (false: shutting down, not started), the request, the end.
   bool begin_run(Running& r);
+  bool begin_run_locked(Running& r, bool shutting_down);  // mu_ held
   void fill_request(Running& r, RunRequest& req);
   // Logs that `dropped` of r's log lines went over RunProgress::kLogRate.
-  void log_dropped(const Running& r, uint64_t dropped);
+  void log_dropped(const Execution& e, uint64_t dropped);
   void end_run(RunningMap::iterator it, const RunOutcome& outcome, bool& written_off);
   Completion finish(const Running& r, const RunOutcome& outcome, TimePoint now) const;
   void log_claim_result(const ClaimResult& r);
@@ -317,6 +320,9 @@ class Dispatcher {
   // `housekeeping` a full lane still calls the store (max 0) so that expiries and overlap
   // decisions happen on time.
   std::size_t claim_for(Lane& lane, TimePoint now, bool housekeeping);
+  // claim_for with mu_ held by `lock` on entry and on return (released for the store call).
+  std::size_t claim_for_locked(Lane& lane, TimePoint now, bool housekeeping,
+                               std::unique_lock<std::mutex>& lock);
   // How many claims the lane may hold beyond its workers (mu_ held).
   std::size_t ahead_for(const Lane& lane) const;
 
