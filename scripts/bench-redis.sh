@@ -35,6 +35,7 @@ appendfsync=always
 build=build/release
 bullmq_only=0
 trace_fsync=0
+trace_pid=""
 while (($#)); do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -158,15 +159,13 @@ schedd_two_daemons() {
   # processes of concurrency C/2 each run.
   local setup
   for setup in "--lane-capacity cluster" "--lane-capacity node --claim-ahead 256"; do
+    [[ -n $trace_pid ]] || fsync_trace_start  # the first setup's trace began with compact_aof
     # shellcheck disable=SC2086
     node tests/load/schedd_daemons.js --schedd "$schedd" --plugin-dir "$ROOT/$build/plugins" \
       --redis "$url" --jobs "$jobs" --concurrency "$concurrency" --lag-jobs "$lag_jobs" \
       --lag-span-ms "$lag_span_ms" $setup | tee -a "$work/run-$run.jsonl" ||
       echo "bench-redis: 2 daemons ($setup) failed (exit $?); see above" >&2
-    if ((trace_fsync)); then
-      fsync_report "2 daemons ($setup)"
-      fsync_trace_start
-    fi
+    fsync_report "2 daemons ($setup)"
   done
 }
 
@@ -230,10 +229,12 @@ fsync_trace_start() {
   fi
 }
 # fdatasync calls in the trace: count, median and p90 ms, share of the traced time in them.
+# Ends the trace; nothing when none is running (the 2-daemon side reports per setup).
 fsync_report() {
-  ((trace_fsync)) || return 0
+  [[ -n $trace_pid ]] || return 0
   kill -INT "$trace_pid" 2>/dev/null || true
   wait "$trace_pid" 2>/dev/null || true
+  trace_pid=""
   echo "bench-redis: $1: fsync: $(node - "$work/fsync.txt" <<'JS'
 const lines = require('node:fs').readFileSync(process.argv[2], 'utf8').split('\n');
 const at = [], ms = [];
